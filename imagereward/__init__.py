@@ -1,0 +1,25 @@
+"""ImageReward, re-implemented: the same scores as the original `image-reward` package, batched and fast.
+
+    import imagereward as RM
+    model = RM.load("ImageReward-v1.0")
+    rewards = model.score("<prompt>", ["a.png", "b.png"])
+
+Paper: Xu et al., "ImageReward: Learning and Evaluating Human Preferences for Text-to-Image Generation",
+arXiv 2304.05977. Original code: https://github.com/THUDM/ImageReward (PyPI `image-reward`).
+"""
+
+from .errors import CheckpointError, ImageLoadError, ImageRewardError, WeightsUnavailableError
+from .factory import load
+from .pretrained import available_models
+from .reward import ImageReward
+
+__all__ = [
+    "available_models",
+    "load",
+    "ImageReward",
+    "ImageRewardError",
+    "CheckpointError",
+    "ImageLoadError",
+    "WeightsUnavailableError",
+]
+__version__ = "0.1.0"

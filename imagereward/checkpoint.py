@@ -1,0 +1,136 @@
+"""Reading an ImageReward checkpoint and loading it strictly into `ImageRewardModel`.
+
+Loading is four visible steps (see `imagereward.load`): resolve -> `read_state_dict` ->
+`convert_state_dict` -> `load_converted`. The original's checkpoint is a plain `torch.save(state_dict)`
+keyed `blip.visual_encoder.*`, `blip.text_encoder.*`, `blip.{vision,text}_proj.*` and
+`mlp.layers.{0,2,4,6,7}.*` (indices skip the Dropouts between its Linears).
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from .errors import CheckpointError
+
+# Prefix swaps from the original's keys to this package's modules, applied in order, first match wins.
+KEY_SWAPS: tuple[tuple[str, str], ...] = (
+    ("blip.visual_encoder.", "visual_encoder."),
+    ("blip.text_encoder.", "text_encoder."),
+    ("mlp.layers.0.", "head.0."),
+    ("mlp.layers.2.", "head.1."),
+    ("mlp.layers.4.", "head.2."),
+    ("mlp.layers.6.", "head.3."),
+    ("mlp.layers.7.", "head.4."),
+)
+
+# Keys of the original checkpoint that scoring never uses, dropped on purpose: the contrastive
+# projections of BLIP pre-training, and a buffer that the text encoder rebuilds itself.
+IGNORED_KEYS: frozenset[str] = frozenset(
+    {
+        "blip.vision_proj.weight",
+        "blip.vision_proj.bias",
+        "blip.text_proj.weight",
+        "blip.text_proj.bias",
+        "blip.text_encoder.embeddings.position_ids",
+    }
+)
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Reads a checkpoint safely: `.safetensors`, or a torch file with `weights_only=True`, memory-mapped
+    when the file allows it. A `{"state_dict": ...}` or `{"model": ...}` wrapper is unwrapped.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: the file is truncated, corrupt or not a state dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = _torch_load(path)
+    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+        raise CheckpointError(
+            f"could not read checkpoint {path} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            "the file may be truncated or corrupt: delete it and download it again"
+        ) from e
+    for wrapper in ("state_dict", "model"):
+        if isinstance(state, Mapping) and wrapper in state and isinstance(state[wrapper], Mapping):
+            state = state[wrapper]
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} does not hold a state dict of tensors")
+    return dict(state)
+
+
+def _torch_load(path: Path) -> Mapping[str, torch.Tensor]:
+    if zipfile.is_zipfile(path):  # the current torch format can be memory-mapped
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def convert_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Renames the original's keys onto this package's modules and drops `IGNORED_KEYS`.
+
+    Pure: tensors are passed through untouched. A key that matches no swap is kept as it is, so that the
+    strict load names it as unexpected.
+    """
+    converted: dict[str, torch.Tensor] = {}
+    for key, tensor in state.items():
+        if key in IGNORED_KEYS:
+            continue
+        for old, new in KEY_SWAPS:
+            if key.startswith(old):
+                key = new + key[len(old):]
+                break
+        converted[key] = tensor
+    return converted
+
+
+def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """Compares converted keys and shapes with the model's, key by key, before anything is copied.
+
+    Raises:
+        CheckpointError: naming missing, unexpected and mis-shaped keys.
+    """
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mis_shaped = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing keys {_short(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys {_short(unexpected)}")
+    if mis_shaped:
+        problems.append(f"mis-shaped weights {_short(mis_shaped)}")
+    if problems:
+        raise CheckpointError(
+            "checkpoint does not match the model architecture: " + "; ".join(problems)
+            + ". Check that med_config.json (and vision_config.json) belong to this checkpoint."
+        )
+
+
+def _short(items: list[str], limit: int = 8) -> str:
+    shown = ", ".join(items[:limit])
+    return f"[{shown}{f', … {len(items) - limit} more' if len(items) > limit else ''}]"
+
+
+def load_converted(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """Checks, then loads strictly, assigning the checkpoint's tensors (no copy for a model built on the
+    meta device)."""
+    check_state_dict(model, state)
+    model.load_state_dict(state, strict=True, assign=True)

@@ -1,0 +1,113 @@
+"""`load`: resolve (hub or local) -> read -> convert keys -> strict load, on the meta device first so
+that the checkpoint's tensors are assigned, not copied."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from .checkpoint import convert_state_dict, load_converted, read_state_dict
+from .config import ModelConfig, read_json, text_config_from_med, vision_config_from_dict
+from .pretrained import resolve
+from .reward import ImageReward
+
+ConfigSource = str | Path | Mapping[str, Any] | None
+
+_DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+}
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """`None` picks CUDA when available, else the CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from e
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """`None` is float32 on the CPU (exact mode) and float16 on CUDA."""
+    if dtype is None:
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        if dtype not in _DTYPES.values():
+            raise ValueError(f"unsupported dtype {dtype}; use one of {sorted(_DTYPES)}")
+        return dtype
+    if dtype not in _DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(_DTYPES)}")
+    return _DTYPES[dtype]
+
+
+def build_config(med_config: ConfigSource, vision_config: ConfigSource) -> ModelConfig:
+    """The architecture from the text (med_config) and vision parts; a missing part takes the published
+    ImageReward-v1.0 values (BERT-base, ViT-L/16), as the original falls back to the published med_config."""
+    config = ModelConfig()
+    if med_config is not None:
+        config = ModelConfig(vision=config.vision, text=text_config_from_med(read_json(med_config, "med_config")))
+    if vision_config is not None:
+        config = ModelConfig(vision=vision_config_from_dict(read_json(vision_config, "vision_config")), text=config.text)
+    return config
+
+
+def load(
+    name_or_path: str | Path = "ImageReward-v1.0",
+    device: str | torch.device | None = None,
+    download_root: str | Path | None = None,
+    med_config: ConfigSource = None,
+    vision_config: ConfigSource = None,
+    dtype: str | torch.dtype | None = None,
+) -> ImageReward:
+    """Loads an ImageReward model, a drop-in for the original's `ImageReward.load`.
+
+    Args:
+        name_or_path: a name from `available_models()` (downloaded from the Hugging Face hub), a checkpoint
+            file (`.pt` or `.safetensors`), or a folder laid out like the hub repo.
+        device: where to run; default CUDA when available, else the CPU.
+        download_root: put downloaded files in this folder instead of the Hugging Face cache.
+        med_config: the text encoder's config (path or dict); default the one beside the checkpoint.
+        vision_config: the image encoder's config (path or dict); default the one beside the checkpoint,
+            else ViT-L/16.
+        dtype: compute dtype of the encoders; default float32 on the CPU (the original's numbers) and
+            float16 on CUDA. The head always runs in float32.
+
+    Returns:
+        The model in eval mode, on `device`.
+
+    Raises:
+        ValueError: unknown name, device or dtype.
+        FileNotFoundError: a path that does not exist, or a folder without a checkpoint.
+        imagereward.WeightsUnavailableError: the download failed and nothing is cached.
+        imagereward.CheckpointError: a corrupt checkpoint, or one whose keys or shapes do not fit.
+    """
+    target_device = resolve_device(device)
+    target_dtype = resolve_dtype(dtype, target_device)
+    files = resolve(name_or_path, download_root)
+    config = build_config(
+        med_config if med_config is not None else files.med_config,
+        vision_config if vision_config is not None else files.vision_config,
+    )
+    state = convert_state_dict(read_state_dict(files.weights))
+    with torch.device("meta"):
+        model = ImageReward(config, name=str(name_or_path))
+    load_converted(model, state)
+    _rebuild_buffers(model)
+    model.visual_encoder.to(target_dtype)
+    model.text_encoder.to(target_dtype)
+    model.head.to(torch.float32)
+    return model.to(target_device).eval()
+
+
+def _rebuild_buffers(model: ImageReward) -> None:
+    """Buffers that are not in the checkpoint are still on the meta device after loading: rebuild them."""
+    embeddings = model.text_encoder.embeddings
+    positions = model.config.text.max_position_embeddings
+    embeddings.position_ids = torch.arange(positions).expand((1, -1))
+    left = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    assert not left, f"tensors left on the meta device: {left}"

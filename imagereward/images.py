@@ -1,0 +1,141 @@
+"""Reading images and the original's preprocessing, to the bit.
+
+The original (`ImageReward.py` `_transform`) is torchvision's `Resize(224, BICUBIC)`, `CenterCrop(224)`,
+`convert("RGB")`, `ToTensor()`, `Normalize(CLIP mean, std)` on a PIL image. Its quirks are kept:
+the resize runs *before* the RGB conversion (so palette and bilevel images resize with NEAREST and
+RGBA premultiplied), the long side is truncated with `int()`, the crop offset uses `round()` (halves to
+even), and EXIF orientation is ignored.
+
+The work is split in two so that the expensive half can run in threads and the cheap half on the GPU:
+`to_pixels` (decode, resize, crop -> uint8 (3, 224, 224)) and `normalize` (uint8 -> float).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .config import IMAGE_MEAN, IMAGE_STD
+from .errors import ImageLoadError
+
+ImageInput = Union[Image.Image, str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, io.IOBase]
+
+# Images above this many pixels are refused as possible decompression bombs (Pillow's own limit).
+MAX_IMAGE_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+
+
+def describe(image: Any, index: int | None = None) -> str:
+    """A short name for an input, for messages: its path, or its type and position."""
+    if isinstance(image, (str, os.PathLike)):
+        return str(image)
+    name = getattr(image, "filename", None) or getattr(image, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    where = f" #{index}" if index is not None else ""
+    return f"{type(image).__name__} input{where}"
+
+
+def open_image(image: ImageInput, name: str | None = None) -> Image.Image:
+    """Opens any supported input as a PIL image without converting it (the original converts later).
+
+    Args:
+        image: a PIL image, a path (str or Path), encoded bytes, a binary file object, or a numpy array
+            (H, W), (H, W, 3) or (H, W, 4) of uint8.
+        name: how to name the input in errors; defaults to `describe(image)`.
+
+    Raises:
+        ImageLoadError: the input is missing, not an image, corrupt, too large or of an unsupported type.
+    """
+    name = name or describe(image)
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, np.ndarray):
+        return _from_array(image, name)
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        if not path.is_file():
+            raise ImageLoadError(name, "file not found" if not path.exists() else "not a file")
+        source: Any = path
+    elif isinstance(image, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(bytes(image))
+    elif hasattr(image, "read"):
+        source = image
+    else:
+        raise ImageLoadError(
+            name, f"unsupported input type {type(image).__name__}; pass a PIL image, a path, bytes, a file object or a numpy array"
+        )
+    try:
+        opened = Image.open(source)
+        if opened.width * opened.height > MAX_IMAGE_PIXELS:
+            raise ImageLoadError(
+                name, f"image of {opened.width}x{opened.height} pixels is over the limit of {MAX_IMAGE_PIXELS:,} pixels; scale it down first"
+            )
+        opened.load()
+    except ImageLoadError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise ImageLoadError(name, f"image is too large ({e}); scale it down first") from e
+    except UnidentifiedImageError as e:
+        raise ImageLoadError(name, "not an image file Pillow can read (PNG, JPEG, WEBP, GIF, BMP, TIFF…)") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageLoadError(name, f"the image is truncated or corrupt ({e})") from e
+    return opened
+
+
+def _from_array(array: np.ndarray, name: str) -> Image.Image:
+    if array.dtype != np.uint8 or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
+        raise ImageLoadError(
+            name, f"numpy array of shape {array.shape} and dtype {array.dtype}; expected uint8 (H, W), (H, W, 3) or (H, W, 4)"
+        )
+    return Image.fromarray(array)
+
+
+def resized_size(width: int, height: int, size: int = 224) -> tuple[int, int]:
+    """torchvision's `Resize(size)`: the shorter side becomes `size`, the longer is scaled and truncated."""
+    short, long = (width, height) if width <= height else (height, width)
+    new_long = int(size * long / short)
+    return (size, new_long) if width <= height else (new_long, size)
+
+
+def to_pixels(image: Image.Image, size: int = 224) -> torch.Tensor:
+    """Resize (bicubic), centre-crop and convert to RGB as the original does -> uint8 (3, size, size)."""
+    new_size = resized_size(image.width, image.height, size)
+    if new_size != image.size:
+        image = image.resize(new_size, Image.BICUBIC)
+    top = int(round((image.height - size) / 2.0))
+    left = int(round((image.width - size) / 2.0))
+    image = image.crop((left, top, left + size, top + size)).convert("RGB")
+    return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous()  # (3, H, W)
+
+
+_MEAN = torch.tensor(IMAGE_MEAN, dtype=torch.float32).view(-1, 1, 1)
+_STD = torch.tensor(IMAGE_STD, dtype=torch.float32).view(-1, 1, 1)
+
+
+def normalize(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 (..., 3, H, W) -> float32, `ToTensor` then `Normalize` with the same float32 arithmetic."""
+    x = pixels.to(torch.float32).div(255)
+    return x.sub(_MEAN.to(x.device)).div(_STD.to(x.device))
+
+
+def preprocess(image: Image.Image, size: int = 224) -> torch.Tensor:
+    """The original's `model.preprocess(pil_image)` -> float32 (3, size, size)."""
+    return normalize(to_pixels(image, size))
+
+
+def load_pixels(image: ImageInput, name: str | None = None, size: int = 224) -> torch.Tensor:
+    """Opens and preprocesses one input to uint8 pixels; any failure is an `ImageLoadError` naming it."""
+    name = name or describe(image)
+    opened = open_image(image, name)
+    try:
+        return to_pixels(opened, size)
+    except (OSError, ValueError) as e:
+        raise ImageLoadError(name, f"the image could not be decoded ({e})") from e

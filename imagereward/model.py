@@ -1,0 +1,143 @@
+"""The ImageReward network: BLIP's ViT image encoder, BLIP's BERT text encoder with cross-attention
+to the image, and the original's five-Linear head.
+
+Re-implements `ImageReward/ImageReward.py` and `models/BLIP/{vit,med}.py` of the original
+`image-reward` 1.5 package (Xu et al., "ImageReward", arXiv 2304.05977) on timm and transformers,
+batched and with fused attention. The forward pass comes in parts, as timm's `forward_features` /
+`forward_head`: `encode_images` -> `encode_text` -> `forward_head`.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from timm.models.vision_transformer import VisionTransformer
+from torch import nn
+from transformers import BlipTextConfig, BlipTextModel
+from transformers.models.blip.modeling_blip_text import BlipTextSelfAttention
+
+from .config import HEAD_WIDTHS, ModelConfig, VisionConfig
+
+
+def build_vision_encoder(cfg: VisionConfig) -> VisionTransformer:
+    """BLIP's ViT as a timm model: class token, qkv bias, exact GELU, no head, final LayerNorm kept."""
+    return VisionTransformer(
+        img_size=cfg.image_size,
+        patch_size=cfg.patch_size,
+        embed_dim=cfg.width,
+        depth=cfg.depth,
+        num_heads=cfg.heads,
+        mlp_ratio=cfg.mlp_ratio,
+        qkv_bias=True,
+        class_token=True,
+        global_pool="",
+        num_classes=0,
+        norm_layer=partial(nn.LayerNorm, eps=cfg.layer_norm_eps),
+    )
+
+
+class SdpaTextSelfAttention(BlipTextSelfAttention):
+    """transformers' BLIP text attention (same parameters) computed with `scaled_dot_product_attention`.
+
+    Only the encoder use is supported: no KV cache, no attention maps. The mask is the additive 4-D mask
+    that `BlipTextModel` builds (0 where attended, a large negative number on padding).
+    """
+
+    def forward(  # type: ignore[override]
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        **kwargs: object,
+    ) -> tuple[torch.Tensor, None]:
+        is_cross = encoder_hidden_states is not None
+        source = encoder_hidden_states if is_cross else hidden_states
+        mask = encoder_attention_mask if is_cross else attention_mask
+        batch, length = hidden_states.shape[:2]
+        heads, head_dim = self.num_attention_heads, self.attention_head_size
+
+        def split(x: torch.Tensor) -> torch.Tensor:  # (B, L, H*D) -> (B, H, L, D)
+            return x.view(x.shape[0], x.shape[1], heads, head_dim).transpose(1, 2)
+
+        q, k, v = split(self.query(hidden_states)), split(self.key(source)), split(self.value(source))
+        if mask is not None and mask.dtype != torch.bool:
+            mask = mask.to(q.dtype)
+        context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return context.transpose(1, 2).reshape(batch, length, self.all_head_size), None
+
+
+def build_text_encoder(cfg: ModelConfig) -> BlipTextModel:
+    """BLIP's BERT: word + position embeddings (no token types), self-attention, cross-attention whose
+    keys and values take the ViT width, no pooler. Built with cross-attention layers (``is_decoder``) and
+    always called as an encoder (bidirectional self-attention), as the original calls it."""
+    t = cfg.text
+    config = BlipTextConfig(
+        vocab_size=t.vocab_size,
+        hidden_size=t.hidden_size,
+        encoder_hidden_size=cfg.vision.width,
+        intermediate_size=t.intermediate_size,
+        num_hidden_layers=t.num_hidden_layers,
+        num_attention_heads=t.num_attention_heads,
+        max_position_embeddings=t.max_position_embeddings,
+        hidden_act=t.hidden_act,
+        layer_norm_eps=t.layer_norm_eps,
+        pad_token_id=t.pad_token_id,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        is_decoder=True,
+    )
+    config._attn_implementation = "eager"
+    encoder = BlipTextModel(config, add_pooling_layer=False)
+    for module in encoder.modules():
+        if type(module) is BlipTextSelfAttention:
+            module.__class__ = SdpaTextSelfAttention
+    return encoder
+
+
+def build_head(input_size: int) -> nn.Sequential:
+    """The original `MLP`: five Linear layers and no activation (its ReLUs are commented out)."""
+    widths = (input_size, *HEAD_WIDTHS)
+    return nn.Sequential(*(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:])))
+
+
+class ImageRewardModel(nn.Module):
+    """The network alone. `imagereward.ImageReward` adds tokenizing, preprocessing and the scoring API."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.visual_encoder = build_vision_encoder(config.vision)
+        self.text_encoder = build_text_encoder(config)
+        self.head = build_head(config.head_input_size)
+
+    def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(B, 3, 224, 224) normalised pixels -> every ViT token after the final norm, (B, 197, width)."""
+        return self.visual_encoder.forward_features(pixel_values)
+
+    def encode_text(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_embeds: torch.Tensor
+    ) -> torch.Tensor:
+        """Prompt tokens (B, 35) attending to image tokens (B, 197, width) -> CLS feature (B, hidden)."""
+        out = self.text_encoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            encoder_hidden_states=image_embeds,
+            is_decoder=False,
+            return_dict=True,
+        )
+        return out.last_hidden_state[:, 0, :]
+
+    def forward_head(self, text_features: torch.Tensor) -> torch.Tensor:
+        """CLS features (B, hidden) -> normalised rewards (B,), computed in float32 as the original does."""
+        head_dtype = self.head[0].weight.dtype
+        raw = self.head(text_features.to(head_dtype)).squeeze(-1).float()  # (B,)
+        return (raw - self.config.reward_mean) / self.config.reward_std
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor
+    ) -> torch.Tensor:
+        image_embeds = self.encode_images(pixel_values)
+        return self.forward_head(self.encode_text(input_ids, attention_mask, image_embeds))
