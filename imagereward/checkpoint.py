@@ -59,17 +59,29 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             state = load_file(str(path))
         else:
             state = _torch_load(path)
-    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
-        raise CheckpointError(
-            f"could not read checkpoint {path} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-            "the file may be truncated or corrupt: delete it and download it again"
-        ) from e
+    except pickle.UnpicklingError as e:
+        if "weights_only" in str(e) or "Weights only" in str(e):
+            raise CheckpointError(
+                f"{path} holds Python objects besides tensors, which are not loaded for safety; "
+                "save a plain state dict (torch.save(model.state_dict())) or a .safetensors file"
+            ) from e
+        raise _unreadable(path, e) from e
+    except Exception as e:  # torch.load fails in many ways on a damaged file (IndexError, KeyError, …)
+        raise _unreadable(path, e) from e
     for wrapper in ("state_dict", "model"):
         if isinstance(state, Mapping) and wrapper in state and isinstance(state[wrapper], Mapping):
             state = state[wrapper]
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path} does not hold a state dict of tensors")
     return dict(state)
+
+
+def _unreadable(path: Path, error: Exception) -> CheckpointError:
+    detail = str(error).splitlines()[0] if str(error) else ""
+    return CheckpointError(
+        f"could not read checkpoint {path} ({type(error).__name__}: {detail}); "
+        "the file may be truncated or corrupt: delete it and download it again"
+    )
 
 
 def _torch_load(path: Path) -> Mapping[str, torch.Tensor]:

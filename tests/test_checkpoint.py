@@ -1,0 +1,148 @@
+"""Reading, converting and strictly loading checkpoints, including the real full-size layout."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import imagereward
+from conftest import EXPECTED, PARITY, image_path
+from imagereward.checkpoint import IGNORED_KEYS, convert_state_dict, load_converted, read_state_dict
+from imagereward.config import ModelConfig, text_config_from_med
+from imagereward.model import ImageRewardModel
+
+FULL_LAYOUT = json.loads((PARITY / "full_state_dict_keys.json").read_text())
+_DTYPES = {"float32": torch.float32, "int64": torch.int64}
+
+
+def full_size_state_dict() -> dict[str, torch.Tensor]:
+    """Exactly the keys, shapes and dtypes of the real ImageReward.pt, as meta tensors (no memory)."""
+    return {e["key"]: torch.empty(e["shape"], dtype=_DTYPES[e["dtype"]], device="meta") for e in FULL_LAYOUT}
+
+
+def full_size_model() -> ImageRewardModel:
+    med = json.loads((PARITY / "med_config.full.json").read_text())
+    with torch.device("meta"):
+        return ImageRewardModel(ModelConfig(text=text_config_from_med(med)))
+
+
+def test_full_size_layout_loads_strictly() -> None:
+    model = full_size_model()
+    load_converted(model, convert_state_dict(full_size_state_dict()))
+    n_params = sum(p.numel() for p in model.parameters())
+    ignored = sum(torch.Size(e["shape"]).numel() for e in FULL_LAYOUT if e["key"] in IGNORED_KEYS)
+    assert n_params == sum(torch.Size(e["shape"]).numel() for e in FULL_LAYOUT) - ignored
+
+
+def test_default_config_is_the_published_architecture() -> None:
+    med = json.loads((PARITY / "med_config.full.json").read_text())
+    assert ModelConfig() == ModelConfig(text=text_config_from_med(med))
+
+
+@pytest.mark.parametrize("key", ["blip.visual_encoder.blocks.23.attn.qkv.weight",
+                                 "blip.text_encoder.encoder.layer.11.crossattention.self.key.weight",
+                                 "mlp.layers.7.bias"])
+def test_missing_key_is_named(key: str) -> None:
+    state = full_size_state_dict()
+    del state[key]
+    with pytest.raises(imagereward.CheckpointError, match="missing keys") as info:
+        load_converted(full_size_model(), convert_state_dict(state))
+    assert convert_state_dict({key: torch.empty(0)}).popitem()[0] in str(info.value)
+
+
+def test_wrong_shape_is_named() -> None:
+    state = full_size_state_dict()
+    state["blip.text_encoder.encoder.layer.0.crossattention.self.key.weight"] = torch.empty(768, 768, device="meta")
+    with pytest.raises(imagereward.CheckpointError, match=r"text_encoder\.encoder\.layer\.0\.crossattention\.self\.key\.weight"):
+        load_converted(full_size_model(), convert_state_dict(state))
+
+
+def test_unexpected_key_is_an_error() -> None:
+    state = full_size_state_dict()
+    state["blip.itm_head.weight"] = torch.empty(2, 768, device="meta")
+    with pytest.raises(imagereward.CheckpointError, match=r"unexpected keys \[blip\.itm_head\.weight\]"):
+        load_converted(full_size_model(), convert_state_dict(state))
+
+
+def test_convert_state_dict_swaps_and_drops() -> None:
+    t = torch.zeros(1)
+    out = convert_state_dict({
+        "blip.visual_encoder.cls_token": t,
+        "blip.text_encoder.encoder.layer.0.attention.self.query.weight": t,
+        "mlp.layers.0.weight": t, "mlp.layers.2.bias": t, "mlp.layers.4.weight": t,
+        "mlp.layers.6.weight": t, "mlp.layers.7.bias": t,
+        "blip.vision_proj.weight": t, "blip.text_proj.bias": t, "blip.text_encoder.embeddings.position_ids": t,
+    })
+    assert list(out) == ["visual_encoder.cls_token", "text_encoder.encoder.layer.0.attention.self.query.weight",
+                         "head.0.weight", "head.1.bias", "head.2.weight", "head.3.weight", "head.4.bias"]
+    assert all(v is t for v in out.values())
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    data = (PARITY / "ImageReward.pt").read_bytes()
+    (tmp_path / "ImageReward.pt").write_bytes(data[: len(data) // 2])
+    shutil.copy(PARITY / "med_config.json", tmp_path)
+    with pytest.raises(imagereward.CheckpointError, match="truncated or corrupt"):
+        imagereward.load(str(tmp_path), device="cpu")
+
+
+def test_not_a_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "ImageReward.pt").write_bytes(b"this is not a checkpoint")
+    with pytest.raises(imagereward.CheckpointError, match="truncated or corrupt"):
+        read_state_dict(tmp_path / "ImageReward.pt")
+
+
+def test_safetensors_checkpoint_gives_the_same_scores(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = torch.load(PARITY / "ImageReward.pt", weights_only=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "ImageReward.safetensors"))
+    for name in ("med_config.json", "vision_config.json"):
+        shutil.copy(PARITY / name, tmp_path)
+    model = imagereward.load(str(tmp_path), device="cpu")
+    case = EXPECTED["scores"][0]
+    name = EXPECTED["images"][0]
+    assert abs(model.score(case["prompt"], image_path(name)) - case["scores"][name]) <= 1e-4
+
+
+def test_checkpoint_file_with_configs_passed_explicitly() -> None:
+    model = imagereward.load(PARITY / "ImageReward.pt", device="cpu",
+                             med_config=PARITY / "med_config.json", vision_config=PARITY / "vision_config.json")
+    assert model.config.vision.width == 128 and model.config.text.hidden_size == 64
+
+
+def test_wrong_med_config_names_the_mismatch(tmp_path: Path) -> None:
+    shutil.copy(PARITY / "ImageReward.pt", tmp_path)
+    (tmp_path / "med_config.json").write_text((PARITY / "med_config.full.json").read_text())
+    shutil.copy(PARITY / "vision_config.json", tmp_path)
+    with pytest.raises(imagereward.CheckpointError, match="mis-shaped weights .*med_config.json"):
+        imagereward.load(str(tmp_path), device="cpu")
+
+
+def test_unknown_name_lists_available_models() -> None:
+    with pytest.raises(ValueError, match=r"unknown model 'ImageReward-v9'.*available models: \['ImageReward-v1.0'"):
+        imagereward.load("ImageReward-v9")
+
+
+def test_folder_without_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="expected ImageReward.pt"):
+        imagereward.load(str(tmp_path))
+
+
+@pytest.mark.parametrize("kwargs, match", [({"dtype": "fp8"}, "unknown dtype 'fp8'; use one of"),
+                                           ({"device": "gpu"}, "unknown device 'gpu'; use 'cpu'")])
+def test_bad_device_or_dtype_names_valid_choices(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        imagereward.load(str(PARITY), **kwargs)
+
+
+def test_loading_leaves_no_meta_tensors_and_keeps_head_float32() -> None:
+    model = imagereward.load(str(PARITY), device="cpu", dtype="bf16")
+    assert model.dtype == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in model.head.parameters())
+    assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()])
+    assert not model.training

@@ -1,0 +1,72 @@
+"""The hub path, offline: a Hugging Face cache laid out as the hub lays it out, HF_HUB_OFFLINE=1, and a
+test-only registry entry that points at the tiny model. Run in a subprocess so that huggingface_hub reads
+HF_HOME and HF_HUB_OFFLINE from the environment at import, as it does for users."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import PARITY
+
+REPO_ID = "test-org/tiny-imagereward"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+SCRIPT = f"""
+import sys, imagereward
+from imagereward.pretrained import PretrainedWeights, register
+register("tiny-test", PretrainedWeights(repo_id="{REPO_ID}"))
+try:
+    model = imagereward.load("tiny-test", device="cpu", vision_config=sys.argv[1])
+except imagereward.WeightsUnavailableError as e:
+    print("UNAVAILABLE:", e)
+    sys.exit(3)
+print("LOADED", model.score(sys.argv[2], sys.argv[3]))
+"""
+
+
+def fill_hub_cache(hf_home: Path) -> None:
+    repo = hf_home / "hub" / ("models--" + REPO_ID.replace("/", "--"))
+    snapshot = repo / "snapshots" / COMMIT
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(COMMIT)
+    for name in ("ImageReward.pt", "med_config.json"):
+        shutil.copy(PARITY / name, snapshot / name)
+
+
+def run_offline(hf_home: Path, expected: dict) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    env.pop("HF_HUB_CACHE", None)
+    case = expected["scores"][0]
+    image = PARITY / "images" / expected["images"][0]
+    return subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(PARITY / "vision_config.json"), case["prompt"], str(image)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_registry_name_resolves_through_the_offline_cache(tmp_path: Path, expected: dict) -> None:
+    fill_hub_cache(tmp_path)
+    result = run_offline(tmp_path, expected)
+    assert result.returncode == 0, result.stdout + result.stderr
+    score = float(result.stdout.split("LOADED")[1])
+    assert abs(score - expected["scores"][0]["scores"][expected["images"][0]]) <= 1e-4
+
+
+def test_empty_cache_offline_says_what_to_do(tmp_path: Path, expected: dict) -> None:
+    result = run_offline(tmp_path, expected)
+    assert result.returncode == 3, result.stdout + result.stderr
+    message = result.stdout
+    assert "ImageReward.pt" in message and REPO_ID in message
+    assert "imagereward.load('/path/to/folder')" in message and "HF_HUB_OFFLINE=1" in message
+
+
+def test_real_registry_entry_points_at_the_published_repo() -> None:
+    from imagereward.pretrained import _REGISTRY
+
+    spec = _REGISTRY["ImageReward-v1.0"]
+    assert (spec.repo_id, spec.weights_file, spec.med_config_file) == ("THUDM/ImageReward", "ImageReward.pt", "med_config.json")

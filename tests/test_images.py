@@ -1,0 +1,90 @@
+"""Image inputs of every supported kind, and an error naming the input for every bad one."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import imagereward.images as images
+from conftest import IMAGE_NAMES, image_path
+from imagereward import ImageLoadError
+
+NAME = IMAGE_NAMES[1]
+
+
+def reference_pixels() -> torch.Tensor:
+    return images.load_pixels(image_path(NAME))
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: str(p),
+    lambda p: Path(p),
+    lambda p: p.read_bytes(),
+    lambda p: bytearray(p.read_bytes()),
+    lambda p: io.BytesIO(p.read_bytes()),
+    lambda p: Image.open(p),
+], ids=["str", "Path", "bytes", "bytearray", "file", "PIL"])
+def test_every_input_kind_gives_the_same_pixels(make) -> None:
+    assert torch.equal(images.load_pixels(make(image_path(NAME))), reference_pixels())
+
+
+def test_numpy_array_input_matches_pil() -> None:
+    array = np.asarray(Image.open(image_path(NAME)).convert("RGB"))
+    assert torch.equal(images.load_pixels(array), reference_pixels())
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ImageLoadError, match="nope.png: file not found"):
+        images.load_pixels(tmp_path / "nope.png")
+
+
+def test_not_an_image(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("hello")
+    with pytest.raises(ImageLoadError, match="notes.txt: not an image file"):
+        images.load_pixels(path)
+
+
+def test_truncated_image(tmp_path: Path) -> None:
+    data = image_path("01_rgb_structured_512.png").read_bytes()
+    path = tmp_path / "cut.png"
+    path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(ImageLoadError, match="cut.png: the image is truncated or corrupt"):
+        images.load_pixels(path)
+
+
+def test_decompression_bomb_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 100 * 100)
+    path = tmp_path / "big.png"
+    Image.new("RGB", (101, 100)).save(path)
+    with pytest.raises(ImageLoadError, match=r"big.png: image of 101x100 pixels is over the limit"):
+        images.load_pixels(path)
+
+
+@pytest.mark.parametrize("value, match", [
+    (42, "unsupported input type int"),
+    (np.zeros((4, 4, 3), dtype=np.float32), r"numpy array of shape \(4, 4, 3\) and dtype float32"),
+    (np.zeros((4, 4, 2), dtype=np.uint8), r"expected uint8 \(H, W\), \(H, W, 3\) or \(H, W, 4\)"),
+])
+def test_unsupported_inputs(value, match: str) -> None:
+    with pytest.raises(ImageLoadError, match=match):
+        images.load_pixels(value)
+
+
+@pytest.mark.parametrize("size, expected", [((640, 480), (298, 224)), ((300, 700), (224, 522)),
+                                            ((7, 5), (313, 224)), ((224, 224), (224, 224))])
+def test_resized_size_truncates_the_long_side(size, expected) -> None:
+    assert images.resized_size(*size) == expected
+
+
+def test_exif_orientation_is_ignored_like_the_original() -> None:
+    name = "12_exif_orientation6_398x300.jpg"
+    with Image.open(image_path(name)) as image:
+        assert image.getexif().get(0x0112) == 6
+        plain = images.to_pixels(image)
+    assert plain.shape == (3, 224, 224)
