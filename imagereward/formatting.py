@@ -1,0 +1,69 @@
+"""Turning a `Ranking` into what people read: gallery captions, table rows, chart data, status and warnings.
+Plain Python values, so that the app stays a thin layer of wiring and these stay testable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import MAX_PROMPT_TOKENS
+from .ranking import Ranking
+
+
+def caption(rank: int, score: float) -> str:
+    """Gallery caption, e.g. `#1 · 1.23`."""
+    return f"#{rank} · {score:.2f}"
+
+
+def gallery_items(ranking: Ranking) -> list[tuple[Any, str]]:
+    """(image, caption) pairs best first, for `gr.Gallery`."""
+    return [(item.source, caption(item.rank, item.score)) for item in ranking.ranked]
+
+
+def table_rows(ranking: Ranking) -> list[list[Any]]:
+    """Rows of (rank, image name, score rounded to 4 decimals), best first."""
+    return [[item.rank, item.name, round(item.score, 4)] for item in ranking.ranked]
+
+
+def api_rows(ranking: Ranking) -> list[dict[str, Any]]:
+    """The API's JSON rows: `{"rank", "name", "score"}`, best first, scores unrounded."""
+    return [{"rank": item.rank, "name": item.name, "score": item.score} for item in ranking.ranked]
+
+
+def chart_rows(ranking: Ranking) -> dict[str, list[Any]]:
+    """Columns for a bar chart: one bar per image labelled `#rank name`, best first."""
+    return {
+        "image": [f"#{item.rank} {item.name}" for item in ranking.ranked],
+        "score": [round(item.score, 4) for item in ranking.ranked],
+    }
+
+
+def status_line(ranking: Ranking, model_label: str) -> str:
+    """E.g. `Scored 8 images with ImageReward-v1.0 on cuda (float16) in 45 ms.`"""
+    n = len(ranking.ranked)
+    took = f"{ranking.seconds * 1000:.0f} ms" if ranking.seconds < 10 else f"{ranking.seconds:.1f} s"
+    skipped = f" Skipped {len(ranking.failures)} unreadable." if ranking.failures else ""
+    return f"Scored {n} image{'s' if n != 1 else ''} with {model_label} in {took}.{skipped}"
+
+
+def warnings_for(ranking: Ranking) -> list[str]:
+    """Sentences for the person: images that were skipped, a prompt longer than the model reads."""
+    messages = []
+    if ranking.failures:
+        names = "; ".join(f"{f.name} ({f.reason})" for f in ranking.failures)
+        messages.append(
+            f"{len(ranking.failures)} image{'s' if len(ranking.failures) != 1 else ''} could not be read "
+            f"and {'were' if len(ranking.failures) != 1 else 'was'} skipped: {names}. The others are ranked."
+        )
+    if ranking.prompt_truncated:
+        messages.append(
+            f"The prompt is {ranking.prompt_tokens} tokens long; the model reads only the first "
+            f"{MAX_PROMPT_TOKENS}, so the rest did not count."
+        )
+    return messages
+
+
+def too_many_images(given: int, limit: int) -> str:
+    return (
+        f"Only the first {limit} of {given} images were scored: the limit is {limit} per request "
+        "(IMAGEREWARD_MAX_IMAGES). Score the rest in another run."
+    )
