@@ -108,6 +108,19 @@ def convert_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Ten
     return converted
 
 
+def to_original_layout(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The inverse of `convert_state_dict` for this package's keys: the original checkpoint's naming,
+    so that a state dict saved from `ImageRewardModel` loads into the original package."""
+    out: dict[str, torch.Tensor] = {}
+    for key, tensor in state.items():
+        for old, new in KEY_SWAPS:
+            if key.startswith(new):
+                key = old + key[len(new):]
+                break
+        out[key] = tensor
+    return out
+
+
 def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:
     """Compares converted keys and shapes with the model's, key by key, before anything is copied.
 

@@ -10,6 +10,7 @@ import torch
 
 from .checkpoint import convert_state_dict, load_converted, read_state_dict
 from .config import ModelConfig, read_json, text_config_from_med, vision_config_from_dict
+from .kernels import use_onednn_linears
 from .pretrained import resolve
 from .reward import ImageReward
 
@@ -101,6 +102,8 @@ def load(
     model.visual_encoder.to(target_dtype)
     model.text_encoder.to(target_dtype)
     model.head.to(torch.float32)
+    use_onednn_linears(model.visual_encoder)
+    use_onednn_linears(model.text_encoder)
     return model.to(target_device).eval()
 
 

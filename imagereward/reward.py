@@ -119,8 +119,11 @@ class ImageReward(ImageRewardModel):
         """Rewards (N,) float32 on the CPU for uint8 pixels (each (3, 224, 224)) and one tokenized prompt."""
         embeds = self.image_embeddings(pixels)  # (N, 197, width)
         n = embeds.shape[0]
-        input_ids = tokens["input_ids"].to(self.device).expand(n, -1)
-        attention_mask = tokens["attention_mask"].to(self.device).expand(n, -1)
+        # Padding is masked out of every attention, so the CLS feature does not depend on it: run only
+        # as many positions as the prompt has tokens (exact, and up to 3x less text-encoder work).
+        length = int(tokens["attention_mask"].sum(dim=-1).max())
+        input_ids = tokens["input_ids"][:, :length].to(self.device).expand(n, -1)
+        attention_mask = tokens["attention_mask"][:, :length].to(self.device).expand(n, -1)
         features = self.encode_text(input_ids, attention_mask, embeds)  # (N, hidden)
         return self.forward_head(features).cpu()
 

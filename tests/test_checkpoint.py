@@ -146,3 +146,11 @@ def test_loading_leaves_no_meta_tensors_and_keeps_head_float32() -> None:
     assert all(p.dtype == torch.float32 for p in model.head.parameters())
     assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()])
     assert not model.training
+
+
+def test_original_layout_round_trip() -> None:
+    from imagereward.checkpoint import to_original_layout
+
+    original = torch.load(PARITY / "ImageReward.pt", weights_only=True)
+    kept = {k: v for k, v in original.items() if k not in IGNORED_KEYS}
+    assert to_original_layout(convert_state_dict(original)) == kept

@@ -1,0 +1,66 @@
+"""Times the ORIGINAL image-reward 1.5 package; run with the reference env's Python (../shared/reference).
+
+    $REFENV/bin/python benchmarks/_original_worker.py --reference ../shared/reference --checkpoint DIR \
+        --images a.png b.png ... --sizes 4 16 --repeat 3
+
+Loads with the original's own `ImageReward.load(path, device="cpu", med_config=...)` and scores with its own
+`inference_rank` under `torch.no_grad()`, as its README does. The only patch is the reference harness's
+tokenizer source (the BERT vocab read from disk instead of the hub). Prints one JSON object.
+"""
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+
+def rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reference", required=True)
+    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--images", nargs="+", required=True)
+    ap.add_argument("--sizes", nargs="+", type=int, default=[4, 16])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--prompt", default="a painting of an ocean with clouds and birds, day time, low depth field effect")
+    args = ap.parse_args()
+    sys.dont_write_bytecode = True
+    sys.path.insert(0, os.path.abspath(args.reference))
+    import _refcommon as C
+
+    RM = C.import_imagereward()
+    C.patch_tokenizer_source(C.VOCAB_PATH)
+    import torch
+
+    base_rss = rss_mb()
+    t0 = time.perf_counter()
+    model = RM.load(os.path.join(args.checkpoint, "ImageReward.pt"), device="cpu",
+                    med_config=os.path.join(args.checkpoint, "med_config.json"))
+    load_s = time.perf_counter() - t0
+    load_rss = rss_mb()
+    with torch.no_grad():
+        model.score(args.prompt, args.images[0])
+    first_score_s = time.perf_counter() - t0
+    out = {"impl": "original", "dtype": "float32", "load_seconds": load_s, "load_to_first_score_seconds": first_score_s,
+           "rss_before_load_mb": base_rss, "peak_rss_after_load_mb": load_rss, "threads": torch.get_num_threads(),
+           "runs": {}}
+    for n in args.sizes:
+        paths = [args.images[i % len(args.images)] for i in range(n)]
+        times, rewards = [], None
+        with torch.no_grad():
+            model.inference_rank(args.prompt, paths)  # warm-up
+            for _ in range(args.repeat):
+                t = time.perf_counter()
+                _, rewards = model.inference_rank(args.prompt, paths)
+                times.append(time.perf_counter() - t)
+        out["runs"][str(n)] = {"seconds": min(times), "all_seconds": times, "rewards": rewards}
+    out["peak_rss_mb"] = rss_mb()
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

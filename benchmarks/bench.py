@@ -1,0 +1,209 @@
+"""CPU benchmark: this package against the original `image-reward` 1.5, same weights and inputs, one run.
+
+    python benchmarks/bench.py                      # full-size model, 4 and 16 images, fp32 and bf16
+    python benchmarks/bench.py --sizes 4 --repeat 1 # quicker
+
+What it does:
+1. Builds a full-size ImageReward (ViT-L/16 + BERT-base) with seeded random weights and saves it once, in
+   the original checkpoint layout, as `ImageReward.pt` + `med_config.json` (default
+   ~/.cache/imagereward-bench/), so that both implementations load the same file.
+2. Times the original (if its env from ../shared/reference is built: `bash ../shared/reference/setup_refenv.sh`)
+   and this package, each in a fresh process: load to first score, peak resident memory, and
+   `inference_rank` throughput for each size (images decoded and preprocessed from the parity fixture files,
+   min of --repeat runs after a warm-up). This package also in bfloat16, and the embedding cache on a repeat.
+3. Half-precision accuracy on the parity fixtures (the tiny model): bfloat16 vs float32 rewards.
+Prints a table and one JSON object (also written to --json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PARITY = ROOT / "tests" / "fixtures" / "parity"
+PROMPT = "a painting of an ocean with clouds and birds, day time, low depth field effect"
+OTHER_PROMPT = "a cute corgi puppy wearing sunglasses, sitting on a wooden porch at sunset"
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def fixture_images() -> list[str]:
+    return sorted(str(p) for p in (PARITY / "images").iterdir())
+
+
+def make_checkpoint(folder: Path, seed: int = 0) -> Path:
+    """A full-size checkpoint with random weights in the original's exact layout (1.8 GB, made once)."""
+    import torch
+
+    from imagereward.checkpoint import to_original_layout
+    from imagereward.config import ModelConfig
+    from imagereward.model import ImageRewardModel
+
+    weights = folder / "ImageReward.pt"
+    if weights.is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    model = ImageRewardModel(ModelConfig())
+    state = to_original_layout(model.state_dict())
+    state["blip.vision_proj.weight"] = torch.randn(256, 1024) * 0.02
+    state["blip.vision_proj.bias"] = torch.zeros(256)
+    state["blip.text_proj.weight"] = torch.randn(256, 768) * 0.02
+    state["blip.text_proj.bias"] = torch.zeros(256)
+    state["blip.text_encoder.embeddings.position_ids"] = torch.arange(512).expand((1, -1)).clone()
+    torch.save(state, folder / "ImageReward.pt.tmp")
+    os.replace(folder / "ImageReward.pt.tmp", weights)
+    (folder / "med_config.json").write_text((PARITY / "med_config.full.json").read_text())
+    return folder
+
+
+def worker_ours(args: argparse.Namespace) -> dict:
+    """Runs in its own process: load, first score, throughput, cache repeat."""
+    import torch
+
+    import imagereward
+
+    images = fixture_images()
+    base = rss_mb()
+    t0 = time.perf_counter()
+    model = imagereward.load(args.checkpoint, device="cpu", dtype=args.dtype)
+    load_s = time.perf_counter() - t0
+    load_rss = rss_mb()
+    model.score(PROMPT, images[0])
+    out = {"impl": "ours", "dtype": args.dtype, "load_seconds": load_s,
+           "load_to_first_score_seconds": time.perf_counter() - t0, "rss_before_load_mb": base,
+           "peak_rss_after_load_mb": load_rss, "threads": torch.get_num_threads(), "runs": {}}
+    model.embedding_cache.resize(0)  # throughput without the cache: every run encodes every image
+    for n in args.sizes:
+        paths = [images[i % len(images)] for i in range(n)]
+        model.inference_rank(PROMPT, paths)
+        times, rewards = [], None
+        for _ in range(args.repeat):
+            t = time.perf_counter()
+            _, rewards = model.inference_rank(PROMPT, paths)
+            times.append(time.perf_counter() - t)
+        out["runs"][str(n)] = {"seconds": min(times), "all_seconds": times, "rewards": rewards}
+    model.embedding_cache.resize(256)
+    paths = images[: max(args.sizes)]
+    t = time.perf_counter()
+    model.rewards(PROMPT, paths)
+    cold = time.perf_counter() - t
+    t = time.perf_counter()
+    model.rewards(OTHER_PROMPT, paths)
+    warm = time.perf_counter() - t
+    out["cache"] = {"n_images": len(paths), "cold_seconds": cold, "repeat_seconds": warm, "speedup": cold / warm}
+    out["peak_rss_mb"] = rss_mb()
+    return out
+
+
+def half_precision_accuracy() -> dict:
+    """bfloat16 vs float32 on the parity fixtures (CPU): reward error, and rankings where fp32 gaps > 0.05."""
+    import numpy as np
+
+    import imagereward
+
+    expected = json.loads((PARITY / "expected.json").read_text())
+    paths = [str(PARITY / "images" / n) for n in expected["images"]]
+    exact = imagereward.load(str(PARITY), device="cpu")
+    half = imagereward.load(str(PARITY), device="cpu", dtype="bf16")
+    worst, order_ok = 0.0, True
+    for prompt in expected["prompts"]:
+        a = np.array(exact.rewards(prompt, paths))
+        b = np.array(half.rewards(prompt, paths))
+        worst = max(worst, float(np.abs(a - b).max()))
+        for i in range(len(a)):
+            for j in range(len(a)):
+                if a[i] - a[j] > 0.05 and not b[i] > b[j]:
+                    order_ok = False
+    return {"dtype": "bfloat16", "max_abs_reward_error": worst, "same_order_where_fp32_gap_gt_0.05": order_ok}
+
+
+def run_json(cmd: list[str]) -> dict:
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])}… failed:\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--checkpoint", default=str(Path.home() / ".cache" / "imagereward-bench"))
+    ap.add_argument("--sizes", nargs="+", type=int, default=[4, 16])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--dtype", default="fp32")
+    ap.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], help="this package's dtypes to time")
+    ap.add_argument("--refenv", default=os.environ.get("REFENV", str(Path.home() / ".cache" / "imagereward-refenv")))
+    ap.add_argument("--reference", default=str(ROOT.parent / "shared" / "reference"))
+    ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "cpu.json"))
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker_ours(args)))
+        return
+
+    ckpt = make_checkpoint(Path(args.checkpoint))
+    size_mb = (ckpt / "ImageReward.pt").stat().st_size / 2**20
+    common = ["--checkpoint", str(ckpt), "--sizes", *map(str, args.sizes), "--repeat", str(args.repeat)]
+    results = []
+    ref_python = Path(args.refenv) / "bin" / "python"
+    if ref_python.is_file() and Path(args.reference, "_refcommon.py").is_file():
+        print("timing the original …", file=sys.stderr)
+        results.append(run_json([str(ref_python), "benchmarks/_original_worker.py", "--reference", args.reference,
+                                 "--images", *fixture_images(), "--prompt", PROMPT, *common]))
+    else:
+        print(f"original's env not found at {args.refenv}: timing this package only", file=sys.stderr)
+    for dtype in args.dtypes:
+        print(f"timing this package, {dtype} …", file=sys.stderr)
+        results.append(run_json([sys.executable, __file__, "--worker", "--dtype", dtype, *common]))
+    accuracy = half_precision_accuracy()
+
+    original = next((r for r in results if r["impl"] == "original"), None)
+    report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.processor() or platform.machine()}, "
+              f"{os.cpu_count()} cores", "cpu_model": _cpu_model(), "checkpoint_mb": size_mb,
+              "results": results, "half_precision": accuracy}
+    print(f"\nCPU: {report['cpu_model']}, {os.cpu_count()} cores; checkpoint {size_mb:.0f} MiB; min of {args.repeat} runs\n")
+    print(f"{'impl':9} {'dtype':6} {'N':>3} {'img/s':>7} {'s/img':>7} {'vs orig':>8} {'max|Δ| vs orig':>15}")
+    for r in results:
+        for n, run in r["runs"].items():
+            ratio = delta = ""
+            if original:
+                ratio = f"{original['runs'][n]['seconds'] / run['seconds']:.2f}x"
+                delta = f"{max(abs(a - b) for a, b in zip(run['rewards'], original['runs'][n]['rewards'])):.1e}"
+            print(f"{r['impl']:9} {r['dtype']:6} {n:>3} {int(n) / run['seconds']:7.2f} {run['seconds'] / int(n):7.3f} {ratio:>8} {delta:>15}")
+    print(f"\n{'impl':9} {'dtype':6} {'load→1st score':>15} {'peak RSS after load':>20} {'peak RSS':>9}")
+    for r in results:
+        print(f"{r['impl']:9} {r['dtype']:6} {r['load_to_first_score_seconds']:14.2f}s "
+              f"{r['peak_rss_after_load_mb']:17.0f} MB {r['peak_rss_mb']:6.0f} MB")
+    for r in results:
+        if "cache" in r:
+            c = r["cache"]
+            print(f"cache ({r['dtype']}): {c['n_images']} images, first prompt {c['cold_seconds']:.2f}s, "
+                  f"another prompt {c['repeat_seconds']:.3f}s: {c['speedup']:.0f}x")
+    print(f"half precision on the parity fixtures: {accuracy}")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(report, indent=1))
+    print(json.dumps(report))
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    main()
