@@ -8,17 +8,7 @@ IMAGEREWARD_MAX_IMAGES (see README.md).
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-import gradio as gr
-import pandas as pd
-
-from imagereward import formatting
-from imagereward.ranking import InputError, Ranking
-from imagereward.serving import Settings, load_for_serving, rank_request, read_examples, warm_up
-
-try:  # ZeroGPU on Hugging Face Spaces; a no-op decorator anywhere else
+try:  # ZeroGPU on Hugging Face Spaces (imported before torch, as it asks); a no-op decorator anywhere else
     import spaces
 
     gpu = spaces.GPU
@@ -29,7 +19,20 @@ except ImportError:
         return fn
 
 
+import dataclasses  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import gradio as gr  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from imagereward import formatting  # noqa: E402
+from imagereward.ranking import InputError, Ranking  # noqa: E402
+from imagereward.serving import Settings, load_for_serving, rank_request, read_examples, warm_up  # noqa: E402
+
 SETTINGS = Settings.from_env()
+if spaces is not None and SETTINGS.device is None:  # ZeroGPU: the model goes to the GPU at start-up
+    SETTINGS = dataclasses.replace(SETTINGS, device="cuda")
 LOADED = load_for_serving(SETTINGS)
 if LOADED.model is not None and spaces is None:
     warm_up(LOADED.model)

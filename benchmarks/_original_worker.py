@@ -10,13 +10,17 @@ tokenizer source (the BERT vocab read from disk instead of the hub). Prints one 
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 
 
-def rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def rss_mb(field="VmHWM"):
+    """Peak (VmHWM) or current (VmRSS) resident memory, MiB; unlike ru_maxrss not inherited across exec."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    raise RuntimeError(field + " not in /proc/self/status")
 
 
 def main():
@@ -36,7 +40,7 @@ def main():
     C.patch_tokenizer_source(C.VOCAB_PATH)
     import torch
 
-    base_rss = rss_mb()
+    base_rss = rss_mb("VmRSS")
     t0 = time.perf_counter()
     model = RM.load(os.path.join(args.checkpoint, "ImageReward.pt"), device="cpu",
                     med_config=os.path.join(args.checkpoint, "med_config.json"))

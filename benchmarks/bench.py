@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -33,8 +32,13 @@ PROMPT = "a painting of an ocean with clouds and birds, day time, low depth fiel
 OTHER_PROMPT = "a cute corgi puppy wearing sunglasses, sitting on a wooden porch at sunset"
 
 
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def rss_mb(field: str = "VmHWM") -> float:
+    """Peak (VmHWM) or current (VmRSS) resident memory of this process, MiB. Unlike ru_maxrss, VmHWM is
+    not inherited from the parent across exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024.0
+    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def fixture_images() -> list[str]:
@@ -74,7 +78,7 @@ def worker_ours(args: argparse.Namespace) -> dict:
     import imagereward
 
     images = fixture_images()
-    base = rss_mb()
+    base = rss_mb("VmRSS")
     t0 = time.perf_counter()
     model = imagereward.load(args.checkpoint, device="cpu", dtype=args.dtype)
     load_s = time.perf_counter() - t0
@@ -180,10 +184,17 @@ def main() -> None:
                 ratio = f"{original['runs'][n]['seconds'] / run['seconds']:.2f}x"
                 delta = f"{max(abs(a - b) for a, b in zip(run['rewards'], original['runs'][n]['rewards'])):.1e}"
             print(f"{r['impl']:9} {r['dtype']:6} {n:>3} {int(n) / run['seconds']:7.2f} {run['seconds'] / int(n):7.3f} {ratio:>8} {delta:>15}")
-    print(f"\n{'impl':9} {'dtype':6} {'load→1st score':>15} {'peak RSS after load':>20} {'peak RSS':>9}")
+    print(f"\n{'impl':9} {'dtype':6} {'load→1st score':>15} {'RSS before':>11} {'peak in load':>13} "
+          f"{'load adds':>10} {'peak overall':>13}")
     for r in results:
-        print(f"{r['impl']:9} {r['dtype']:6} {r['load_to_first_score_seconds']:14.2f}s "
-              f"{r['peak_rss_after_load_mb']:17.0f} MB {r['peak_rss_mb']:6.0f} MB")
+        added = r["peak_rss_after_load_mb"] - r["rss_before_load_mb"]
+        r["load_adds_mb"], r["load_adds_vs_checkpoint"] = added, added / size_mb
+        print(f"{r['impl']:9} {r['dtype']:6} {r['load_to_first_score_seconds']:14.2f}s {r['rss_before_load_mb']:8.0f} MB "
+              f"{r['peak_rss_after_load_mb']:10.0f} MB {added / size_mb:9.2f}x {r['peak_rss_mb']:10.0f} MB")
+    if original:
+        for r in results[1:]:
+            r["load_speedup"] = original["load_to_first_score_seconds"] / r["load_to_first_score_seconds"]
+            print(f"load to first score, {r['dtype']}: {r['load_speedup']:.1f}x faster than the original")
     for r in results:
         if "cache" in r:
             c = r["cache"]

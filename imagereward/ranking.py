@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .config import MAX_PROMPT_TOKENS
 from .errors import ImageLoadError
@@ -40,7 +40,12 @@ class Ranking:
 
 
 class InputError(ValueError):
-    """Input that cannot be scored at all (no prompt, no readable image); the message says what to do."""
+    """Input that cannot be scored at all (no prompt, no readable image); the message says what to do.
+    `failures` lists the images that could not be read, if that was the reason."""
+
+    def __init__(self, message: str, failures: Sequence[ImageLoadError] = ()) -> None:
+        super().__init__(message)
+        self.failures = list(failures)
 
 
 def display_name(image: ImageInput, index: int) -> str:
@@ -56,6 +61,7 @@ def rank_images(
     images: Sequence[ImageInput],
     names: Sequence[str] | None = None,
     batch_size: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Ranking:
     """Scores `images` for `prompt` and sorts them best first; unreadable images become `failures`.
 
@@ -68,13 +74,13 @@ def rank_images(
         raise InputError("Add at least one image to score.")
     names = list(names) if names is not None else [display_name(img, i) for i, img in enumerate(images)]
     start = time.perf_counter()
-    results = model.try_rewards(prompt, images, batch_size=batch_size, names=names)
+    results = model.try_rewards(prompt, images, batch_size=batch_size, names=names, progress=progress)
     seconds = time.perf_counter() - start
     failures = [r for r in results if isinstance(r, ImageLoadError)]
     scored = [(i, r) for i, r in enumerate(results) if not isinstance(r, ImageLoadError)]
     if not scored:
         reasons = "; ".join(str(f) for f in failures)
-        raise InputError(f"None of the images could be read ({reasons}). Upload PNG, JPEG, WEBP or GIF files.")
+        raise InputError(f"None of the images could be read ({reasons}). Use PNG, JPEG, WEBP or GIF files.", failures)
     ranks = ranks_from_rewards([r for _, r in scored])
     ranked = sorted(
         (RankedImage(rank, names[i], float(r), images[i]) for (i, r), rank in zip(scored, ranks)),

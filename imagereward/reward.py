@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Iterator, NamedTuple, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 import torch
 from PIL import Image
@@ -96,10 +96,10 @@ class ImageReward(ImageRewardModel):
 
     def try_rewards(
         self, prompt: str, images: Sequence[ImageInput], batch_size: int | None = None,
-        names: Sequence[str] | None = None,
+        names: Sequence[str] | None = None, progress: Callable[[int], None] | None = None,
     ) -> list[float | ImageLoadError]:
         """Like `rewards`, but an unreadable image gives its `ImageLoadError` in its place and the others
-        are still scored."""
+        are still scored. `progress(n)` is called after each batch with the number of images it held."""
         if isinstance(prompt, (list, tuple)):
             raise TypeError("score one prompt at a time: `prompt` must be a string")
         if names is None:
@@ -110,6 +110,8 @@ class ImageReward(ImageRewardModel):
             good = [d for d in chunk if isinstance(d, Decoded)]
             scores = iter(self.rewards_from_pixels(tokens, good).tolist()) if good else iter(())
             results.extend(next(scores) if isinstance(d, Decoded) else d for d in chunk)
+            if progress is not None:
+                progress(len(chunk))
         return results
 
     @torch.inference_mode()

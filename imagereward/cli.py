@@ -1,0 +1,221 @@
+"""Command line: `imagereward score` ranks images for a prompt; `imagereward eval` reproduces the paper's
+Table 2 (preference accuracy on the 466-prompt test set). Also `python -m imagereward ...`."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence, TextIO
+
+from tqdm import tqdm
+
+from . import evaluation
+from .errors import ImageLoadError, ImageRewardError
+from .images import IMAGE_EXTENSIONS
+from .ranking import InputError, Ranking, rank_images
+
+FORMATS = ("table", "json", "jsonl", "csv")
+
+
+@dataclass
+class Group:
+    """One prompt and its images, as given on the command line or on one line of --prompts-file."""
+
+    prompt: str
+    images: list[str]
+    missing: list[ImageLoadError] = field(default_factory=list)
+
+
+def collect_images(sources: Sequence[str], base: Path | None = None) -> tuple[list[str], list[ImageLoadError]]:
+    """Expands folders (recursively, sorted) to their image files; files are kept whatever their extension.
+    Paths that do not exist are returned as errors."""
+    found: list[str] = []
+    missing: list[ImageLoadError] = []
+    for source in sources:
+        path = Path(source).expanduser()
+        if base is not None and not path.is_absolute():
+            path = base / path
+        if path.is_dir():
+            found.extend(str(p) for p in sorted(path.rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        elif path.exists():
+            found.append(str(path))
+        else:
+            missing.append(ImageLoadError(str(path), "file not found"))
+    return found, missing
+
+
+def read_prompts_file(path: Path) -> list[Group]:
+    """JSONL, one `{"prompt": ..., "images": [files or folders]}` per line; relative paths are taken from
+    the file's own folder."""
+    groups = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            prompt, sources = entry["prompt"], entry["images"]
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise InputError(f"{path}:{number}: expected {{\"prompt\": ..., \"images\": [...]}} ({e})") from e
+        images, missing = collect_images(sources, base=path.parent)
+        groups.append(Group(prompt, images, missing))
+    return groups
+
+
+def rows_of(prompt: str, ranking: Ranking) -> list[dict[str, Any]]:
+    return [{"prompt": prompt, "rank": r.rank, "path": r.name, "score": r.score} for r in ranking.ranked]
+
+
+def write_results(results: list[tuple[Group, Ranking | None, list[ImageLoadError]]], fmt: str, out: TextIO) -> None:
+    """Writes every group's rows best first in `fmt` (see FORMATS)."""
+    if fmt == "json":
+        payload = [{"prompt": g.prompt, "results": rows_of(g.prompt, r) if r else [],
+                    "errors": [{"path": e.name, "reason": e.reason} for e in errors]} for g, r, errors in results]
+        json.dump(payload, out, indent=1, ensure_ascii=False)
+        out.write("\n")
+    elif fmt == "jsonl":
+        for group, ranking, _ in results:
+            for row in rows_of(group.prompt, ranking) if ranking else []:
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    elif fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=["prompt", "rank", "path", "score"], lineterminator="\n")
+        writer.writeheader()
+        for group, ranking, _ in results:
+            writer.writerows(rows_of(group.prompt, ranking) if ranking else [])
+    else:
+        for k, (group, ranking, _) in enumerate(results):
+            if len(results) > 1:
+                out.write(("\n" if k else "") + f"prompt: {group.prompt}\n")
+            out.write(f"{'rank':>4}  {'score':>8}  path\n")
+            for r in ranking.ranked if ranking else []:
+                out.write(f"{r.rank:>4}  {r.score:>8.4f}  {r.name}\n")
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    if args.prompts_file:
+        groups = read_prompts_file(Path(args.prompts_file))
+    else:
+        if args.prompt is None or not args.images:
+            raise InputError("give --prompt and at least one image or folder, or --prompts-file")
+        images, missing = collect_images(args.images)
+        groups = [Group(args.prompt, images, missing)]
+    model = _load(args)
+    total = sum(len(g.images) for g in groups)
+    bar = tqdm(total=total, unit="img", file=sys.stderr, disable=args.quiet or not sys.stderr.isatty() or total < 2)
+    results = []
+    for group in groups:
+        errors = list(group.missing)
+        ranking = None
+        try:
+            ranking = rank_images(model, group.prompt, group.images, names=group.images,
+                                  batch_size=args.batch_size, progress=bar.update)
+            errors += ranking.failures
+        except InputError as e:
+            errors += e.failures
+            if not e.failures:
+                print(f"imagereward: prompt {group.prompt!r}: {e}", file=sys.stderr)
+        for error in errors:
+            print(f"imagereward: skipped {error.name}: {error.reason}", file=sys.stderr)
+        results.append((group, ranking, errors))
+    bar.close()
+    if args.output:
+        with open(args.output, "w", encoding="utf-8", newline="") as f:
+            write_results(results, args.format, f)
+    else:
+        write_results(results, args.format, sys.stdout)
+    return 0 if any(r for _, r, _ in results) else 1
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    data = Path(args.data_dir)
+    if args.download:
+        test_json, images_dir = evaluation.download_test_set(data)
+    else:
+        test_json = Path(args.test_json) if args.test_json else data / "test.json"
+        images_dir = Path(args.images_dir) if args.images_dir else data / "test_images"
+    items = evaluation.read_test_set(test_json)
+    if not images_dir.is_dir():
+        raise InputError(f"images folder not found: {images_dir} (use --images-dir, or --download when online)")
+    out_dir = Path(args.output_dir) if args.output_dir else test_json.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = []
+    for name in args.scorers:
+        if name not in evaluation.SCORERS:
+            raise InputError(f"unknown scorer {name!r}; available: {evaluation.available_scorers()}")
+        kwargs = {"device": args.device, "dtype": args.dtype}
+        if name == "ImageReward-v1.0":
+            kwargs["model"] = args.model
+        scorer = evaluation.SCORERS[name](**kwargs)
+        bar = tqdm(total=len(items), desc=name, unit="prompt", file=sys.stderr,
+                   disable=args.quiet or not sys.stderr.isatty())
+        try:
+            results = evaluation.evaluate(scorer, items, images_dir, progress=bar.update)
+        except ImageLoadError as e:
+            raise InputError(f"{e}; every image of the test set must be readable (check --images-dir)") from e
+        finally:
+            bar.close()
+        target = out_dir / f"test_{name}.json"
+        target.write_text(json.dumps(results, indent=4, ensure_ascii=False), encoding="utf-8")
+        accuracy = evaluation.pairwise_accuracy([i["ranking"] for i in items], [r["rewards"] for r in results])
+        table.append((name, accuracy, target))
+    print(f"{'scorer':>16}  {'accuracy':>8}  {'paper':>6}  results")
+    for name, accuracy, target in table:
+        paper = evaluation.PAPER_ACCURACY.get(name)
+        print(f"{name:>16}  {100 * accuracy:7.2f}%  {f'{paper:.2f}%' if paper else '':>6}  {target}")
+    return 0
+
+
+def _load(args: argparse.Namespace):
+    from .factory import load
+
+    return load(args.model, device=args.device, dtype=args.dtype)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imagereward", description="Score images by human preference (ImageReward).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def model_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", default="ImageReward-v1.0", help="registry name, or a checkpoint file or folder")
+        p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA if available)")
+        p.add_argument("--dtype", default=None, choices=["fp32", "fp16", "bf16"], help="default fp32 on CPU, fp16 on CUDA")
+        p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    score = sub.add_parser("score", help="rank images (files or folders) for a prompt")
+    score.add_argument("images", nargs="*", help="image files or folders (walked recursively)")
+    score.add_argument("--prompt", "-p", help="the prompt the images were generated from")
+    score.add_argument("--prompts-file", help='JSONL of {"prompt": ..., "images": [...]}, many groups in one model load')
+    score.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default 32)")
+    score.add_argument("--format", "-f", choices=FORMATS, default="table")
+    score.add_argument("--output", "-o", help="write results here instead of standard output")
+    model_options(score)
+    score.set_defaults(func=cmd_score)
+
+    ev = sub.add_parser("eval", help="the paper's Table 2: pairwise preference accuracy on the test set")
+    ev.add_argument("--data-dir", default="data", help="holds test.json and test_images/ (default: data)")
+    ev.add_argument("--test-json", help="the test set in the original's test.json format")
+    ev.add_argument("--images-dir", help="folder the test set's image paths are relative to")
+    ev.add_argument("--output-dir", help="where test_<scorer>.json go (default: beside test.json)")
+    ev.add_argument("--scorers", nargs="+", default=["ImageReward-v1.0"],
+                    help=f"scorers to evaluate; available: {', '.join(evaluation.available_scorers())}")
+    ev.add_argument("--download", action="store_true", help="fetch test.json and test_images.zip first (needs network)")
+    model_options(ev)
+    ev.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (InputError, ImageRewardError, FileNotFoundError, ValueError, OSError) as e:
+        print(f"imagereward: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""The paper's Table 2 protocol (the original's `test.py`): rank each prompt's generations with a scorer,
+then count pairwise agreement with the human ranking.
+
+Counting follows the original's `acc()` exactly: for every pair (i, j) of one prompt's images, a pair whose
+human ranks are equal is skipped; otherwise it counts, and it is right only when the rewards order the two
+strictly the way people did (equal rewards count as wrong; a NaN reward makes the original's comparisons all
+false, so that pair is not counted either). Ranks are 1 for the best.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+# Where the test set is published: test.json in the original's GitHub repository, the images on the hub.
+TEST_JSON_URL = "https://raw.githubusercontent.com/THUDM/ImageReward/main/data/test.json"
+TEST_IMAGES_REPO = "THUDM/ImageReward"
+TEST_IMAGES_FILE = "test_images.zip"
+
+# The paper's Table 2 (preference accuracy on this test set), for the printed comparison.
+PAPER_ACCURACY = {"ImageReward-v1.0": 65.14, "BLIP": 57.76, "Aesthetic": 57.35, "CLIP": 54.82}
+
+
+@dataclass(frozen=True)
+class PairCounts:
+    correct: int
+    total: int
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.total if self.total else float("nan")
+
+
+def pairwise_counts(human_ranking: Sequence[float], rewards: Sequence[float]) -> PairCounts:
+    """Pairs of one prompt's images on which the rewards agree with the human ranking (see module doc)."""
+    if len(human_ranking) != len(rewards):
+        raise ValueError(f"{len(human_ranking)} human ranks but {len(rewards)} rewards")
+    correct = total = 0
+    n = len(human_ranking)
+    for i in range(n):
+        for j in range(i + 1, n):
+            if human_ranking[i] == human_ranking[j] or _is_nan(rewards[i]) or _is_nan(rewards[j]):
+                continue  # tied people, or a NaN reward: the original's comparisons count neither
+            total += 1
+            people_prefer_i = human_ranking[i] < human_ranking[j]
+            if (rewards[i] > rewards[j]) if people_prefer_i else (rewards[i] < rewards[j]):
+                correct += 1
+    return PairCounts(correct, total)
+
+
+def _is_nan(value: float) -> bool:
+    return value != value
+
+
+def pairwise_accuracy(human_rankings: Iterable[Sequence[float]], rewards: Iterable[Sequence[float]]) -> float:
+    """The original's `acc()`: correct pairs over counted pairs, pooled over all prompts."""
+    correct = total = 0
+    for ranking, reward in zip(human_rankings, rewards, strict=True):
+        counts = pairwise_counts(ranking, reward)
+        correct += counts.correct
+        total += counts.total
+    return correct / total if total else float("nan")
+
+
+class Scorer(Protocol):
+    def inference_rank(self, prompt: str, generations_list: Sequence[Any]) -> tuple[list[int], list[float]]: ...
+
+
+ScorerFactory = Callable[..., Scorer]
+
+
+def _imagereward_scorer(model: str = "ImageReward-v1.0", **kwargs: Any) -> Scorer:
+    from .factory import load
+
+    return load(model, **kwargs)
+
+
+# Scorers by name; baseline scorers (CLIP, BLIP, Aesthetic) register here with `register_scorer`.
+SCORERS: dict[str, ScorerFactory] = {"ImageReward-v1.0": _imagereward_scorer}
+
+
+def register_scorer(name: str, factory: ScorerFactory) -> None:
+    SCORERS[name] = factory
+
+
+def available_scorers() -> list[str]:
+    return list(SCORERS)
+
+
+def read_test_set(path: str | Path) -> list[dict[str, Any]]:
+    """The original's `test.json`: a list of {id, prompt, generations, ranking}."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"test set not found: {path} (use --download, or pass --test-json)")
+    items = json.loads(path.read_text(encoding="utf-8"))
+    for k, item in enumerate(items):
+        missing = {"id", "prompt", "generations", "ranking"} - set(item)
+        if missing:
+            raise ValueError(f"{path}: item {k} lacks {sorted(missing)}; expected the original's test.json format")
+        if len(item["generations"]) != len(item["ranking"]):
+            raise ValueError(f"{path}: item {item['id']} has {len(item['generations'])} images but "
+                             f"{len(item['ranking'])} ranks")
+    return items
+
+
+def evaluate(
+    scorer: Scorer, items: Sequence[dict[str, Any]], images_dir: str | Path,
+    progress: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Ranks every item's generations; returns rows in the original's `test_<model>.json` format."""
+    images_dir = Path(images_dir)
+    results = []
+    for item in items:
+        paths = [str(images_dir / g) for g in item["generations"]]
+        ranking, rewards = scorer.inference_rank(item["prompt"], paths)
+        results.append({"id": item["id"], "prompt": item["prompt"], "ranking": ranking, "rewards": rewards})
+        if progress:
+            progress(1)
+    return results
+
+
+def download_test_set(folder: str | Path) -> tuple[Path, Path]:
+    """Fetches test.json (GitHub) and test_images.zip (hub repo THUDM/ImageReward) into `folder` and
+    unpacks the images. Needs network access; already present files are kept.
+
+    Returns:
+        (path of test.json, folder of the images).
+    """
+    import urllib.request
+
+    from huggingface_hub import hf_hub_download
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    test_json = folder / "test.json"
+    if not test_json.is_file():
+        with urllib.request.urlopen(TEST_JSON_URL, timeout=60) as response:
+            test_json.write_bytes(response.read())
+    images = folder / "test_images"
+    if not images.is_dir():
+        archive = hf_hub_download(TEST_IMAGES_REPO, TEST_IMAGES_FILE, local_dir=str(folder))
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(folder)
+    return test_json, images

@@ -1,0 +1,113 @@
+"""`imagereward score`: folders, a corrupt file among good ones, every output format parsed back."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import EXPECTED, PARITY
+from imagereward import cli
+
+CASE = EXPECTED["rank"][0]
+NAMES = CASE["images"][:6]
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    images = tmp_path / "gens"
+    (images / "sub").mkdir(parents=True)
+    for k, name in enumerate(NAMES):
+        shutil.copy(PARITY / "images" / name, images / ("sub" if k % 2 else ".") / name)
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (images / "notes.txt").write_text("not an image, and not an image extension: ignored")
+    return images
+
+
+def expected_rows() -> list[tuple[str, float]]:
+    rewards = dict(zip(CASE["images"], CASE["rewards"]))
+    return sorted(((n, rewards[n]) for n in NAMES), key=lambda r: -r[1])
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    code = cli.main(["score", "--model", str(PARITY), "--device", "cpu", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def parse(fmt: str, text: str) -> list[dict]:
+    if fmt == "json":
+        (group,) = json.loads(text)
+        return group["results"]
+    if fmt == "jsonl":
+        return [json.loads(line) for line in text.splitlines()]
+    if fmt == "csv":
+        return [{**row, "rank": int(row["rank"]), "score": float(row["score"])} for row in csv.DictReader(io.StringIO(text))]
+    lines = text.splitlines()[1:]
+    return [{"rank": int(r), "score": float(s), "path": p} for r, s, p in (line.split(None, 2) for line in lines)]
+
+
+@pytest.mark.parametrize("fmt", cli.FORMATS)
+def test_folder_scored_in_every_format(folder: Path, fmt: str, capsys: pytest.CaptureFixture) -> None:
+    code, out, err = run(["--prompt", CASE["prompt"], str(folder), "--format", fmt], capsys)
+    assert code == 0
+    assert f"skipped {folder / 'broken.png'}: " in err and "notes.txt" not in out + err
+    rows = parse(fmt, out)
+    assert [r["rank"] for r in rows] == list(range(1, len(NAMES) + 1))
+    for row, (name, reward) in zip(rows, expected_rows()):
+        assert Path(row["path"]).name == name
+        assert abs(row["score"] - reward) <= (1e-4 if fmt != "table" else 1e-4 + 5e-5)
+    if fmt in ("json", "jsonl", "csv"):
+        assert all(r["prompt"] == CASE["prompt"] for r in rows)
+    if fmt == "json":
+        assert json.loads(out)[0]["errors"][0]["path"].endswith("broken.png")
+
+
+def test_output_file(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    target = tmp_path / "out.csv"
+    code, out, _ = run(["-p", CASE["prompt"], str(folder), "-f", "csv", "-o", str(target)], capsys)
+    assert code == 0 and out == ""
+    assert len(parse("csv", target.read_text())) == len(NAMES)
+
+
+def test_nothing_scorable_exits_non_zero(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"nope")
+    code, _, err = run(["-p", "a cat", str(bad), str(tmp_path / "missing.png")], capsys)
+    assert code == 1
+    assert f"skipped {bad}: not an image file" in err and "missing.png: file not found" in err
+
+
+def test_prompts_file_scores_many_groups(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    other = EXPECTED["rank"][1]
+    lines = [{"prompt": CASE["prompt"], "images": ["gens"]},
+             {"prompt": other["prompt"], "images": [f"gens/{NAMES[0]}", f"gens/sub/{NAMES[1]}"]}]
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    code, out, _ = run(["--prompts-file", str(prompts), "-f", "jsonl"], capsys)
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["prompt"] for r in rows] == [CASE["prompt"]] * len(NAMES) + [other["prompt"]] * 2
+    rewards = dict(zip(other["images"], other["rewards"]))
+    for row in rows[len(NAMES):]:
+        assert abs(row["score"] - rewards[Path(row["path"]).name]) <= 1e-4
+
+
+def test_unknown_model_is_a_clear_error(folder: Path, capsys: pytest.CaptureFixture) -> None:
+    code = cli.main(["score", "-p", "x", str(folder), "--model", "ImageReward-v9"])
+    assert code == 2
+    assert "available models: ['ImageReward-v1.0']" in capsys.readouterr().err
+
+
+def test_python_dash_m_entry_point(folder: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "imagereward", "score", "-p", CASE["prompt"], str(folder),
+                             "--model", str(PARITY), "--device", "cpu", "-f", "json", "-q"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)[0]["results"]) == len(NAMES)

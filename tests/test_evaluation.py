@@ -1,0 +1,125 @@
+"""Table 2's accuracy: hand-worked cases, agreement with the original's acc() rule on random rankings with
+ties on both sides, and `imagereward eval` end to end on a small test set in the original's format."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import EXPECTED, PARITY
+from imagereward import cli
+from imagereward.evaluation import pairwise_accuracy, pairwise_counts
+
+
+@pytest.mark.parametrize("human, rewards, correct, total", [
+    ([1, 2, 3], [3.0, 2.0, 1.0], 3, 3),          # all pairs agree
+    ([1, 2, 3], [1.0, 2.0, 3.0], 0, 3),          # all reversed
+    ([1, 1, 2], [0.5, 0.2, 0.1], 2, 2),          # tied people: pair (0, 1) not counted
+    ([1, 2], [0.3, 0.3], 0, 1),                  # tied rewards count as wrong
+    ([2, 1], [0.3, 0.3], 0, 1),
+    ([1, 2, 5, 3], [0.9, 0.1, 0.2, 0.5], 4, 6),  # ranks need not be contiguous
+    ([1, 1, 1], [0.1, 0.2, 0.3], 0, 0),          # nothing to compare
+    ([1, 2], [math.nan, 0.0], 0, 0),             # a NaN reward: the original counts neither way
+])
+def test_hand_worked_cases(human, rewards, correct, total) -> None:
+    counts = pairwise_counts(human, rewards)
+    assert (counts.correct, counts.total) == (correct, total)
+
+
+def test_pooled_over_prompts_not_averaged() -> None:
+    assert pairwise_accuracy([[1, 2], [1, 2, 3]], [[1.0, 0.0], [1.0, 2.0, 3.0]]) == pytest.approx(1 / 4)
+
+
+def original_acc(score_sample: list[dict], target_sample: list[dict]) -> float:
+    """The branch structure of the original test.py's acc(), restated: for i < j, when people rank i below
+    j, the pair counts and is right iff reward_i < reward_j (>= counts as wrong); when people rank i above
+    j, right iff reward_i > reward_j (<= wrong); equal human ranks add nothing."""
+    total = right = 0.0
+    for human_item, model_item in zip(score_sample, target_sample):
+        ranks, rewards = human_item["ranking"], model_item["rewards"]
+        for i in range(len(ranks)):
+            for j in range(i + 1, len(ranks)):
+                if ranks[i] > ranks[j]:
+                    if rewards[i] >= rewards[j]:
+                        total += 1
+                    elif rewards[i] < rewards[j]:
+                        total += 1
+                        right += 1
+                elif ranks[i] < ranks[j]:
+                    if rewards[i] > rewards[j]:
+                        total += 1
+                        right += 1
+                    elif rewards[i] <= rewards[j]:
+                        total += 1
+    return right / total
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_agrees_with_the_original_rule_on_random_rankings(seed: int) -> None:
+    rng = random.Random(seed)
+    humans, models = [], []
+    for _ in range(rng.randint(1, 30)):
+        n = rng.randint(2, 9)
+        humans.append({"ranking": [rng.randint(1, 4) for _ in range(n)]})           # ties among people
+        models.append({"rewards": [rng.choice([-1.0, 0.0, 0.5, 1.0]) for _ in range(n)]})  # ties in rewards
+    if all(len(set(h["ranking"])) == 1 for h in humans):
+        humans[0]["ranking"][0] = 5
+    want = original_acc(humans, models)
+    got = pairwise_accuracy([h["ranking"] for h in humans], [m["rewards"] for m in models])
+    assert got == want
+
+
+def make_test_set(folder: Path) -> tuple[Path, list[dict]]:
+    """Three prompts over the parity images, in the original's test.json layout (images under part-*/)."""
+    items = []
+    for k, case in enumerate(EXPECTED["rank"][:3]):
+        names = case["images"][k : k + 5]
+        generations = []
+        for name in names:
+            rel = f"part-00000{k}/images/{name}"
+            (folder / "test_images" / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(PARITY / "images" / name, folder / "test_images" / rel)
+            generations.append(rel)
+        ranking = [1, 2, 2, 4, 3]  # a human tie included
+        items.append({"id": f"00000{k}-0001", "prompt": case["prompt"], "generations": generations, "ranking": ranking})
+    test_json = folder / "test.json"
+    test_json.write_text(json.dumps(items, ensure_ascii=False))
+    return test_json, items
+
+
+def test_eval_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    test_json, items = make_test_set(tmp_path)
+    code = cli.main(["eval", "--data-dir", str(tmp_path), "--model", str(PARITY), "--device", "cpu", "--quiet"])
+    assert code == 0
+    out = json.loads((tmp_path / "test_ImageReward-v1.0.json").read_text())
+    assert [set(r) for r in out] == [{"id", "prompt", "ranking", "rewards"}] * 3
+    want_rewards = []
+    for k, (item, row) in enumerate(zip(items, out)):
+        case = EXPECTED["rank"][k]
+        want = case["rewards"][k : k + 5]
+        want_rewards.append(want)
+        assert row["id"] == item["id"] and row["prompt"] == item["prompt"]
+        assert max(abs(a - b) for a, b in zip(row["rewards"], want)) <= 1e-4
+        assert sorted(row["ranking"]) == [1, 2, 3, 4, 5]
+    accuracy = pairwise_accuracy([i["ranking"] for i in items], want_rewards)
+    assert f"{100 * accuracy:7.2f}%" in capsys.readouterr().out
+
+
+def test_eval_missing_image_is_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    test_json, items = make_test_set(tmp_path)
+    missing = tmp_path / "test_images" / items[1]["generations"][2]
+    missing.unlink()
+    code = cli.main(["eval", "--data-dir", str(tmp_path), "--model", str(PARITY), "--device", "cpu", "--quiet"])
+    assert code == 2
+    assert f"{missing}: file not found" in capsys.readouterr().err
+
+
+def test_eval_unknown_scorer_lists_the_available(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    make_test_set(tmp_path)
+    assert cli.main(["eval", "--data-dir", str(tmp_path), "--scorers", "CLIP"]) == 2
+    assert "unknown scorer 'CLIP'; available: ['ImageReward-v1.0']" in capsys.readouterr().err
