@@ -146,6 +146,7 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--files", type=int, default=2048, help="512x512 files for the end-to-end run")
     ap.add_argument("--peak-tflops", type=float, default=None, help="the card's dense fp16/bf16 matrix rate")
+    ap.add_argument("--compile", action="store_true", help="torch.compile both encoders first (slow to start)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes, for checking the script on a CPU")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "gpu.json"))
     args = ap.parse_args()
@@ -157,6 +158,10 @@ def main() -> None:
     report: dict = {"date": time.strftime("%Y-%m-%d"), "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                     "torch": torch.__version__, "dtype": str(dtype), "model_only": {}}
     model = build_model(device, dtype, config)
+    if args.compile:
+        model.visual_encoder.compile()
+        model.text_encoder.compile()
+        report["compiled"] = True
     for batch in args.batches:
         rate = model_only(model, batch, args.iters)
         report["model_only"][str(batch)] = {"images_per_s": rate,

@@ -114,8 +114,11 @@ class ImageRewardModel(nn.Module):
         self.head = build_head(config.head_input_size)
 
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """(B, 3, 224, 224) normalised pixels -> every ViT token after the final norm, (B, 197, width)."""
-        return self.visual_encoder.forward_features(pixel_values)
+        """(B, 3, 224, 224) normalised pixels -> every ViT token after the final norm, (B, 197, width).
+
+        Calls the module itself (with no pooling and no head, timm's `forward` is `forward_features`), so
+        that `visual_encoder.compile()` takes effect."""
+        return self.visual_encoder(pixel_values)
 
     def encode_text(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_embeds: torch.Tensor
