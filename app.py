@@ -94,23 +94,50 @@ with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
     gr.Markdown(model_banner(), elem_id="model-status")
     with gr.Row():
         with gr.Column(scale=1):
-            prompt = gr.Textbox(label="Prompt", placeholder="the prompt the images were generated from",
-                                lines=2, elem_id="prompt")
-            images = gr.Gallery(label="Images (drop, pick or paste)", type="filepath", interactive=True,
-                                columns=4, height=320, elem_id="images")
+            prompt = gr.Textbox(
+                label="Prompt", placeholder="the prompt the images were generated from", lines=2, elem_id="prompt"
+            )
+            images = gr.Gallery(
+                label="Images (drop, pick or paste)",
+                type="filepath",
+                interactive=True,
+                columns=4,
+                height=320,
+                elem_id="images",
+            )
             score_btn = gr.Button("Score and rank", variant="primary", elem_id="score-btn")
         with gr.Column(scale=1):
-            ranked = gr.Gallery(label="Ranked, best first", columns=4, height=320, interactive=False,
-                                elem_id="ranked")
+            ranked = gr.Gallery(label="Ranked, best first", columns=4, height=320, interactive=False, elem_id="ranked")
             status = gr.Markdown(elem_id="status")
     with gr.Row():
-        table = gr.Dataframe(headers=["rank", "image", "score"], datatype=["number", "str", "number"],
-                             interactive=False, label="Scores", elem_id="table")
-        chart = gr.BarPlot(x="image", y="score", sort="-y", label="Scores", elem_id="chart",
-                           x_title="image", y_title="score", x_label_angle=-40)
+        table = gr.Dataframe(
+            headers=["rank", "image", "score"],
+            datatype=["number", "str", "number"],
+            interactive=False,
+            label="Scores",
+            elem_id="table",
+        )
+        chart = gr.BarPlot(
+            x="image",
+            y="score",
+            sort="-y",
+            label="Scores",
+            elem_id="chart",
+            x_title="image",
+            y_title="score",
+            x_label_angle=-40,
+        )
     outputs = [ranked, table, chart, status]
-    gr.Examples(read_examples(EXAMPLES_DIR), inputs=[prompt, images], outputs=outputs, fn=score_ui,
-                run_on_click=True, cache_examples=False, elem_id="examples", api_visibility="private")
+    gr.Examples(
+        read_examples(EXAMPLES_DIR),
+        inputs=[prompt, images],
+        outputs=outputs,
+        fn=score_ui,
+        run_on_click=True,
+        cache_examples=False,
+        elem_id="examples",
+        api_visibility="private",
+    )
     gr.Markdown(ABOUT, elem_id="about")
 
     score_btn.click(score_ui, [prompt, images], outputs, api_visibility="private")

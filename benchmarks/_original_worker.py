@@ -7,6 +7,7 @@ Loads with the original's own `ImageReward.load(path, device="cpu", med_config=.
 `inference_rank` under `torch.no_grad()`, as its README does. The only patch is the reference harness's
 tokenizer source (the BERT vocab read from disk instead of the hub). Prints one JSON object.
 """
+
 import argparse
 import json
 import os
@@ -30,7 +31,9 @@ def main():
     ap.add_argument("--images", nargs="+", required=True)
     ap.add_argument("--sizes", nargs="+", type=int, default=[4, 16])
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--prompt", default="a painting of an ocean with clouds and birds, day time, low depth field effect")
+    ap.add_argument(
+        "--prompt", default="a painting of an ocean with clouds and birds, day time, low depth field effect"
+    )
     args = ap.parse_args()
     sys.dont_write_bytecode = True
     sys.path.insert(0, os.path.abspath(args.reference))
@@ -42,16 +45,26 @@ def main():
 
     base_rss = rss_mb("VmRSS")
     t0 = time.perf_counter()
-    model = RM.load(os.path.join(args.checkpoint, "ImageReward.pt"), device="cpu",
-                    med_config=os.path.join(args.checkpoint, "med_config.json"))
+    model = RM.load(
+        os.path.join(args.checkpoint, "ImageReward.pt"),
+        device="cpu",
+        med_config=os.path.join(args.checkpoint, "med_config.json"),
+    )
     load_s = time.perf_counter() - t0
     load_rss = rss_mb()
     with torch.no_grad():
         model.score(args.prompt, args.images[0])
     first_score_s = time.perf_counter() - t0
-    out = {"impl": "original", "dtype": "float32", "load_seconds": load_s, "load_to_first_score_seconds": first_score_s,
-           "rss_before_load_mb": base_rss, "peak_rss_after_load_mb": load_rss, "threads": torch.get_num_threads(),
-           "runs": {}}
+    out = {
+        "impl": "original",
+        "dtype": "float32",
+        "load_seconds": load_s,
+        "load_to_first_score_seconds": first_score_s,
+        "rss_before_load_mb": base_rss,
+        "peak_rss_after_load_mb": load_rss,
+        "threads": torch.get_num_threads(),
+        "runs": {},
+    }
     for n in args.sizes:
         paths = [args.images[i % len(args.images)] for i in range(n)]
         times, rewards = [], None

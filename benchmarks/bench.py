@@ -84,9 +84,16 @@ def worker_ours(args: argparse.Namespace) -> dict:
     load_s = time.perf_counter() - t0
     load_rss = rss_mb()
     model.score(PROMPT, images[0])
-    out = {"impl": "ours", "dtype": args.dtype, "load_seconds": load_s,
-           "load_to_first_score_seconds": time.perf_counter() - t0, "rss_before_load_mb": base,
-           "peak_rss_after_load_mb": load_rss, "threads": torch.get_num_threads(), "runs": {}}
+    out = {
+        "impl": "ours",
+        "dtype": args.dtype,
+        "load_seconds": load_s,
+        "load_to_first_score_seconds": time.perf_counter() - t0,
+        "rss_before_load_mb": base,
+        "peak_rss_after_load_mb": load_rss,
+        "threads": torch.get_num_threads(),
+        "runs": {},
+    }
     model.embedding_cache.resize(0)  # throughput without the cache: every run encodes every image
     for n in args.sizes:
         paths = [images[i % len(images)] for i in range(n)]
@@ -110,8 +117,9 @@ def worker_ours(args: argparse.Namespace) -> dict:
     return out
 
 
-def half_precision_accuracy() -> dict:
-    """bfloat16 vs float32 on the parity fixtures (CPU): reward error, and rankings where fp32 gaps > 0.05."""
+def half_precision_accuracy(dtypes: tuple[str, ...] = ("bf16", "fp16")) -> list[dict]:
+    """Half precision vs float32 on the parity fixtures (CPU): reward error, and whether every pair that
+    float32 separates by more than 0.05 keeps its order."""
     import numpy as np
 
     import imagereward
@@ -119,17 +127,17 @@ def half_precision_accuracy() -> dict:
     expected = json.loads((PARITY / "expected.json").read_text())
     paths = [str(PARITY / "images" / n) for n in expected["images"]]
     exact = imagereward.load(str(PARITY), device="cpu")
-    half = imagereward.load(str(PARITY), device="cpu", dtype="bf16")
-    worst, order_ok = 0.0, True
-    for prompt in expected["prompts"]:
-        a = np.array(exact.rewards(prompt, paths))
-        b = np.array(half.rewards(prompt, paths))
-        worst = max(worst, float(np.abs(a - b).max()))
-        for i in range(len(a)):
-            for j in range(len(a)):
-                if a[i] - a[j] > 0.05 and not b[i] > b[j]:
-                    order_ok = False
-    return {"dtype": "bfloat16", "max_abs_reward_error": worst, "same_order_where_fp32_gap_gt_0.05": order_ok}
+    reference = {prompt: np.array(exact.rewards(prompt, paths)) for prompt in expected["prompts"]}
+    report = []
+    for dtype in dtypes:
+        half = imagereward.load(str(PARITY), device="cpu", dtype=dtype)
+        worst, order_ok = 0.0, True
+        for prompt, a in reference.items():
+            b = np.array(half.rewards(prompt, paths))
+            worst = max(worst, float(np.abs(a - b).max()))
+            order_ok &= all(b[i] > b[j] for i in range(len(a)) for j in range(len(a)) if a[i] - a[j] > 0.05)
+        report.append({"dtype": dtype, "max_abs_reward_error": worst, "same_order_where_fp32_gap_gt_0.05": bool(order_ok)})
+    return report
 
 
 def run_json(cmd: list[str]) -> dict:
@@ -142,6 +150,7 @@ def run_json(cmd: list[str]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--accuracy-only", action="store_true", help="only the half-precision check on the fixtures")
     ap.add_argument("--checkpoint", default=str(Path.home() / ".cache" / "imagereward-bench"))
     ap.add_argument("--sizes", nargs="+", type=int, default=[4, 16])
     ap.add_argument("--repeat", type=int, default=3)
@@ -151,6 +160,9 @@ def main() -> None:
     ap.add_argument("--reference", default=str(ROOT.parent / "shared" / "reference"))
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "cpu.json"))
     args = ap.parse_args()
+    if args.accuracy_only:
+        print(json.dumps(half_precision_accuracy()))
+        return
     if args.worker:
         print(json.dumps(worker_ours(args)))
         return
@@ -162,8 +174,21 @@ def main() -> None:
     ref_python = Path(args.refenv) / "bin" / "python"
     if ref_python.is_file() and Path(args.reference, "_refcommon.py").is_file():
         print("timing the original …", file=sys.stderr)
-        results.append(run_json([str(ref_python), "benchmarks/_original_worker.py", "--reference", args.reference,
-                                 "--images", *fixture_images(), "--prompt", PROMPT, *common]))
+        results.append(
+            run_json(
+                [
+                    str(ref_python),
+                    "benchmarks/_original_worker.py",
+                    "--reference",
+                    args.reference,
+                    "--images",
+                    *fixture_images(),
+                    "--prompt",
+                    PROMPT,
+                    *common,
+                ]
+            )
+        )
     else:
         print(f"original's env not found at {args.refenv}: timing this package only", file=sys.stderr)
     for dtype in args.dtypes:
@@ -172,10 +197,17 @@ def main() -> None:
     accuracy = half_precision_accuracy()
 
     original = next((r for r in results if r["impl"] == "original"), None)
-    report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.processor() or platform.machine()}, "
-              f"{os.cpu_count()} cores", "cpu_model": _cpu_model(), "checkpoint_mb": size_mb,
-              "results": results, "half_precision": accuracy}
-    print(f"\nCPU: {report['cpu_model']}, {os.cpu_count()} cores; checkpoint {size_mb:.0f} MiB; min of {args.repeat} runs\n")
+    report = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "cpu_model": _cpu_model(),
+        "checkpoint_mb": size_mb,
+        "results": results,
+        "half_precision": accuracy,
+    }
+    print(
+        f"\nCPU: {report['cpu_model']}, {os.cpu_count()} cores; checkpoint {size_mb:.0f} MiB; min of {args.repeat} runs\n"
+    )
     print(f"{'impl':9} {'dtype':6} {'N':>3} {'img/s':>7} {'s/img':>7} {'vs orig':>8} {'max|Δ| vs orig':>15}")
     for r in results:
         for n, run in r["runs"].items():
@@ -183,14 +215,20 @@ def main() -> None:
             if original:
                 ratio = f"{original['runs'][n]['seconds'] / run['seconds']:.2f}x"
                 delta = f"{max(abs(a - b) for a, b in zip(run['rewards'], original['runs'][n]['rewards'])):.1e}"
-            print(f"{r['impl']:9} {r['dtype']:6} {n:>3} {int(n) / run['seconds']:7.2f} {run['seconds'] / int(n):7.3f} {ratio:>8} {delta:>15}")
-    print(f"\n{'impl':9} {'dtype':6} {'load→1st score':>15} {'RSS before':>11} {'peak in load':>13} "
-          f"{'load adds':>10} {'peak overall':>13}")
+            print(
+                f"{r['impl']:9} {r['dtype']:6} {n:>3} {int(n) / run['seconds']:7.2f} {run['seconds'] / int(n):7.3f} {ratio:>8} {delta:>15}"
+            )
+    print(
+        f"\n{'impl':9} {'dtype':6} {'load→1st score':>15} {'RSS before':>11} {'peak in load':>13} "
+        f"{'load adds':>10} {'peak overall':>13}"
+    )
     for r in results:
         added = r["peak_rss_after_load_mb"] - r["rss_before_load_mb"]
         r["load_adds_mb"], r["load_adds_vs_checkpoint"] = added, added / size_mb
-        print(f"{r['impl']:9} {r['dtype']:6} {r['load_to_first_score_seconds']:14.2f}s {r['rss_before_load_mb']:8.0f} MB "
-              f"{r['peak_rss_after_load_mb']:10.0f} MB {added / size_mb:9.2f}x {r['peak_rss_mb']:10.0f} MB")
+        print(
+            f"{r['impl']:9} {r['dtype']:6} {r['load_to_first_score_seconds']:14.2f}s {r['rss_before_load_mb']:8.0f} MB "
+            f"{r['peak_rss_after_load_mb']:10.0f} MB {added / size_mb:9.2f}x {r['peak_rss_mb']:10.0f} MB"
+        )
     if original:
         for r in results[1:]:
             r["load_speedup"] = original["load_to_first_score_seconds"] / r["load_to_first_score_seconds"]
@@ -198,9 +236,12 @@ def main() -> None:
     for r in results:
         if "cache" in r:
             c = r["cache"]
-            print(f"cache ({r['dtype']}): {c['n_images']} images, first prompt {c['cold_seconds']:.2f}s, "
-                  f"another prompt {c['repeat_seconds']:.3f}s: {c['speedup']:.0f}x")
-    print(f"half precision on the parity fixtures: {accuracy}")
+            print(
+                f"cache ({r['dtype']}): {c['n_images']} images, first prompt {c['cold_seconds']:.2f}s, "
+                f"another prompt {c['repeat_seconds']:.3f}s: {c['speedup']:.0f}x"
+            )
+    for entry in accuracy:
+        print(f"half precision on the parity fixtures: {entry}")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=1))
     print(json.dumps(report))

@@ -66,7 +66,10 @@ def model_only(model: ImageReward, batch: int, iters: int) -> float:
     pixels = torch.randint(0, 256, (batch, 3, 224, 224), dtype=torch.uint8, device=device)
     tokens = {k: v.to(device) for k, v in tokenize(PROMPT).items()}
     length = int(tokens["attention_mask"].sum())
-    ids, mask = tokens["input_ids"][:, :length].expand(batch, -1), tokens["attention_mask"][:, :length].expand(batch, -1)
+    ids, mask = (
+        tokens["input_ids"][:, :length].expand(batch, -1),
+        tokens["attention_mask"][:, :length].expand(batch, -1),
+    )
 
     @torch.inference_mode()
     def step() -> torch.Tensor:
@@ -134,8 +137,11 @@ def parity_accuracy(device: torch.device, dtype: torch.dtype) -> dict:
         a, b = np.array(exact.rewards(prompt, paths)), np.array(half.rewards(prompt, paths))
         worst = max(worst, float(np.abs(a - b).max()))
         order_ok &= all(b[i] > b[j] for i in range(len(a)) for j in range(len(a)) if a[i] - a[j] > 0.05)
-    return {"dtype": str(dtype).replace("torch.", ""), "max_abs_reward_error": worst,
-            "same_order_where_fp32_gap_gt_0.05": bool(order_ok)}
+    return {
+        "dtype": str(dtype).replace("torch.", ""),
+        "max_abs_reward_error": worst,
+        "same_order_where_fp32_gap_gt_0.05": bool(order_ok),
+    }
 
 
 def main() -> None:
@@ -155,8 +161,13 @@ def main() -> None:
     config = ModelConfig()
     if args.quick:
         args.batches, args.iters, args.files = [2, 4], 1, 8
-    report: dict = {"date": time.strftime("%Y-%m-%d"), "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                    "torch": torch.__version__, "dtype": str(dtype), "model_only": {}}
+    report: dict = {
+        "date": time.strftime("%Y-%m-%d"),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+        "dtype": str(dtype),
+        "model_only": {},
+    }
     model = build_model(device, dtype, config)
     if args.compile:
         model.visual_encoder.compile()
@@ -164,9 +175,11 @@ def main() -> None:
         report["compiled"] = True
     for batch in args.batches:
         rate = model_only(model, batch, args.iters)
-        report["model_only"][str(batch)] = {"images_per_s": rate,
-                                           "tflops": rate * GFLOP_PER_IMAGE / 1000,
-                                           "share_of_peak": rate * GFLOP_PER_IMAGE / 1000 / args.peak_tflops if args.peak_tflops else None}
+        report["model_only"][str(batch)] = {
+            "images_per_s": rate,
+            "tflops": rate * GFLOP_PER_IMAGE / 1000,
+            "share_of_peak": rate * GFLOP_PER_IMAGE / 1000 / args.peak_tflops if args.peak_tflops else None,
+        }
     report["memory_gib_at_batch_64"] = memory_at(model, 64 if not args.quick else 2)
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_images(Path(tmp), args.files)
@@ -178,7 +191,9 @@ def main() -> None:
     for batch, r in report["model_only"].items():
         share = f", {100 * r['share_of_peak']:.0f}% of peak" if r["share_of_peak"] else ""
         print(f"model alone, batch {batch:>4}: {r['images_per_s']:8.1f} images/s ({r['tflops']:.0f} TFLOP/s{share})")
-    print(f"end to end from files: {report['end_to_end_images_per_s']:.1f} images/s ({report['workers']} decode threads)")
+    print(
+        f"end to end from files: {report['end_to_end_images_per_s']:.1f} images/s ({report['workers']} decode threads)"
+    )
     print(f"8-image request: {report['request_8_images_ms']:.1f} ms (median)")
     if report["memory_gib_at_batch_64"] is not None:
         print(f"GPU memory at batch 64: {report['memory_gib_at_batch_64']:.2f} GiB")

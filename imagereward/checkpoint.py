@@ -102,7 +102,7 @@ def convert_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Ten
             continue
         for old, new in KEY_SWAPS:
             if key.startswith(old):
-                key = new + key[len(old):]
+                key = new + key[len(old) :]
                 break
         converted[key] = tensor
     return converted
@@ -115,7 +115,7 @@ def to_original_layout(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Ten
     for key, tensor in state.items():
         for old, new in KEY_SWAPS:
             if key.startswith(new):
-                key = old + key[len(new):]
+                key = old + key[len(new) :]
                 break
         out[key] = tensor
     return out
@@ -144,7 +144,8 @@ def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) 
         problems.append(f"mis-shaped weights {_short(mis_shaped)}")
     if problems:
         raise CheckpointError(
-            "checkpoint does not match the model architecture: " + "; ".join(problems)
+            "checkpoint does not match the model architecture: "
+            + "; ".join(problems)
             + ". Check that med_config.json (and vision_config.json) belong to this checkpoint."
         )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import sys
 from dataclasses import dataclass, field
@@ -41,7 +40,9 @@ def collect_images(sources: Sequence[str], base: Path | None = None) -> tuple[li
         if base is not None and not path.is_absolute():
             path = base / path
         if path.is_dir():
-            found.extend(str(p) for p in sorted(path.rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            found.extend(
+                str(p) for p in sorted(path.rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+            )
         elif path.exists():
             found.append(str(path))
         else:
@@ -60,7 +61,7 @@ def read_prompts_file(path: Path) -> list[Group]:
             entry = json.loads(line)
             prompt, sources = entry["prompt"], entry["images"]
         except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise InputError(f"{path}:{number}: expected {{\"prompt\": ..., \"images\": [...]}} ({e})") from e
+            raise InputError(f'{path}:{number}: expected {{"prompt": ..., "images": [...]}} ({e})') from e
         images, missing = collect_images(sources, base=path.parent)
         groups.append(Group(prompt, images, missing))
     return groups
@@ -73,8 +74,14 @@ def rows_of(prompt: str, ranking: Ranking) -> list[dict[str, Any]]:
 def write_results(results: list[tuple[Group, Ranking | None, list[ImageLoadError]]], fmt: str, out: TextIO) -> None:
     """Writes every group's rows best first in `fmt` (see FORMATS)."""
     if fmt == "json":
-        payload = [{"prompt": g.prompt, "results": rows_of(g.prompt, r) if r else [],
-                    "errors": [{"path": e.name, "reason": e.reason} for e in errors]} for g, r, errors in results]
+        payload = [
+            {
+                "prompt": g.prompt,
+                "results": rows_of(g.prompt, r) if r else [],
+                "errors": [{"path": e.name, "reason": e.reason} for e in errors],
+            }
+            for g, r, errors in results
+        ]
         json.dump(payload, out, indent=1, ensure_ascii=False)
         out.write("\n")
     elif fmt == "jsonl":
@@ -111,8 +118,9 @@ def cmd_score(args: argparse.Namespace) -> int:
         errors = list(group.missing)
         ranking = None
         try:
-            ranking = rank_images(model, group.prompt, group.images, names=group.images,
-                                  batch_size=args.batch_size, progress=bar.update)
+            ranking = rank_images(
+                model, group.prompt, group.images, names=group.images, batch_size=args.batch_size, progress=bar.update
+            )
             errors += ranking.failures
         except InputError as e:
             errors += e.failures
@@ -150,8 +158,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if name == "ImageReward-v1.0":
             kwargs["model"] = args.model
         scorer = evaluation.SCORERS[name](**kwargs)
-        bar = tqdm(total=len(items), desc=name, unit="prompt", file=sys.stderr,
-                   disable=args.quiet or not sys.stderr.isatty())
+        bar = tqdm(
+            total=len(items), desc=name, unit="prompt", file=sys.stderr, disable=args.quiet or not sys.stderr.isatty()
+        )
         try:
             results = evaluation.evaluate(scorer, items, images_dir, progress=bar.update)
         except ImageLoadError as e:
@@ -182,13 +191,17 @@ def build_parser() -> argparse.ArgumentParser:
     def model_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", default="ImageReward-v1.0", help="registry name, or a checkpoint file or folder")
         p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA if available)")
-        p.add_argument("--dtype", default=None, choices=["fp32", "fp16", "bf16"], help="default fp32 on CPU, fp16 on CUDA")
+        p.add_argument(
+            "--dtype", default=None, choices=["fp32", "fp16", "bf16"], help="default fp32 on CPU, fp16 on CUDA"
+        )
         p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     score = sub.add_parser("score", help="rank images (files or folders) for a prompt")
     score.add_argument("images", nargs="*", help="image files or folders (walked recursively)")
     score.add_argument("--prompt", "-p", help="the prompt the images were generated from")
-    score.add_argument("--prompts-file", help='JSONL of {"prompt": ..., "images": [...]}, many groups in one model load')
+    score.add_argument(
+        "--prompts-file", help='JSONL of {"prompt": ..., "images": [...]}, many groups in one model load'
+    )
     score.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default 32)")
     score.add_argument("--format", "-f", choices=FORMATS, default="table")
     score.add_argument("--output", "-o", help="write results here instead of standard output")
@@ -200,8 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--test-json", help="the test set in the original's test.json format")
     ev.add_argument("--images-dir", help="folder the test set's image paths are relative to")
     ev.add_argument("--output-dir", help="where test_<scorer>.json go (default: beside test.json)")
-    ev.add_argument("--scorers", nargs="+", default=["ImageReward-v1.0"],
-                    help=f"scorers to evaluate; available: {', '.join(evaluation.available_scorers())}")
+    ev.add_argument(
+        "--scorers",
+        nargs="+",
+        default=["ImageReward-v1.0"],
+        help=f"scorers to evaluate; available: {', '.join(evaluation.available_scorers())}",
+    )
     ev.add_argument("--download", action="store_true", help="fetch test.json and test_images.zip first (needs network)")
     model_options(ev)
     ev.set_defaults(func=cmd_eval)

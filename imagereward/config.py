@@ -100,7 +100,9 @@ def text_config_from_med(med: Mapping[str, Any]) -> TextConfig:
 def vision_config_from_dict(values: Mapping[str, Any]) -> VisionConfig:
     unknown = sorted(set(values) - {f.name for f in fields(VisionConfig)})
     if unknown:
-        raise ValueError(f"vision_config has unknown keys {unknown}; valid keys: {[f.name for f in fields(VisionConfig)]}")
+        raise ValueError(
+            f"vision_config has unknown keys {unknown}; valid keys: {[f.name for f in fields(VisionConfig)]}"
+        )
     return VisionConfig(**values)
 
 

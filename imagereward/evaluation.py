@@ -101,13 +101,16 @@ def read_test_set(path: str | Path) -> list[dict[str, Any]]:
         if missing:
             raise ValueError(f"{path}: item {k} lacks {sorted(missing)}; expected the original's test.json format")
         if len(item["generations"]) != len(item["ranking"]):
-            raise ValueError(f"{path}: item {item['id']} has {len(item['generations'])} images but "
-                             f"{len(item['ranking'])} ranks")
+            raise ValueError(
+                f"{path}: item {item['id']} has {len(item['generations'])} images but {len(item['ranking'])} ranks"
+            )
     return items
 
 
 def evaluate(
-    scorer: Scorer, items: Sequence[dict[str, Any]], images_dir: str | Path,
+    scorer: Scorer,
+    items: Sequence[dict[str, Any]],
+    images_dir: str | Path,
     progress: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Ranks every item's generations; returns rows in the original's `test_<model>.json` format."""

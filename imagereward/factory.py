@@ -17,9 +17,14 @@ from .reward import ImageReward
 ConfigSource = str | Path | Mapping[str, Any] | None
 
 _DTYPES = {
-    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
-    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
-    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "half": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
 }
 
 
@@ -53,7 +58,9 @@ def build_config(med_config: ConfigSource, vision_config: ConfigSource) -> Model
     if med_config is not None:
         config = ModelConfig(vision=config.vision, text=text_config_from_med(read_json(med_config, "med_config")))
     if vision_config is not None:
-        config = ModelConfig(vision=vision_config_from_dict(read_json(vision_config, "vision_config")), text=config.text)
+        config = ModelConfig(
+            vision=vision_config_from_dict(read_json(vision_config, "vision_config")), text=config.text
+        )
     return config
 
 

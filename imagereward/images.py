@@ -70,13 +70,15 @@ def open_image(image: ImageInput, name: str | None = None) -> Image.Image:
         source = image
     else:
         raise ImageLoadError(
-            name, f"unsupported input type {type(image).__name__}; pass a PIL image, a path, bytes, a file object or a numpy array"
+            name,
+            f"unsupported input type {type(image).__name__}; pass a PIL image, a path, bytes, a file object or a numpy array",
         )
     try:
         opened = Image.open(source)
         if opened.width * opened.height > MAX_IMAGE_PIXELS:
             raise ImageLoadError(
-                name, f"image of {opened.width}x{opened.height} pixels is over the limit of {MAX_IMAGE_PIXELS:,} pixels; scale it down first"
+                name,
+                f"image of {opened.width}x{opened.height} pixels is over the limit of {MAX_IMAGE_PIXELS:,} pixels; scale it down first",
             )
         opened.load()
     except ImageLoadError:
@@ -93,7 +95,8 @@ def open_image(image: ImageInput, name: str | None = None) -> Image.Image:
 def _from_array(array: np.ndarray, name: str) -> Image.Image:
     if array.dtype != np.uint8 or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
         raise ImageLoadError(
-            name, f"numpy array of shape {array.shape} and dtype {array.dtype}; expected uint8 (H, W), (H, W, 3) or (H, W, 4)"
+            name,
+            f"numpy array of shape {array.shape} and dtype {array.dtype}; expected uint8 (H, W), (H, W, 3) or (H, W, 4)",
         )
     return Image.fromarray(array)
 

@@ -24,7 +24,12 @@ class OneDnnLinear(nn.Linear):
     """`nn.Linear` (same parameters, same state dict) that runs on oneDNN for CPU float32/bfloat16."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu" or x.dtype not in _ONEDNN_DTYPES or x.dtype != self.weight.dtype or torch.is_grad_enabled():
+        if (
+            x.device.type != "cpu"
+            or x.dtype not in _ONEDNN_DTYPES
+            or x.dtype != self.weight.dtype
+            or torch.is_grad_enabled()
+        ):
             return F.linear(x, self.weight, self.bias)
         flat = x.reshape(-1, x.shape[-1])
         out = torch.ops.mkldnn._linear_pointwise(flat, self.weight, self.bias, "none", [], "")

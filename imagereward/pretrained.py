@@ -66,7 +66,9 @@ def resolve(name_or_path: str | Path, download_root: str | Path | None = None) -
     if path.is_dir():
         return _resolve_folder(path)
     if path.is_file():
-        return ResolvedFiles(path, _optional(path.parent / "med_config.json"), _optional(path.parent / "vision_config.json"))
+        return ResolvedFiles(
+            path, _optional(path.parent / "med_config.json"), _optional(path.parent / "vision_config.json")
+        )
     raise ValueError(
         f"unknown model {str(name_or_path)!r}: not a registry name nor an existing file or folder; "
         f"available models: {available_models()}"
@@ -102,8 +104,11 @@ def _download(name: str, spec: PretrainedWeights, download_root: str | Path | No
     for filename in (spec.weights_file, spec.med_config_file):
         try:
             paths.append(
-                Path(hf_hub_download(spec.repo_id, filename, revision=spec.revision, local_dir=local_dir,
-                                     library_name="imagereward"))
+                Path(
+                    hf_hub_download(
+                        spec.repo_id, filename, revision=spec.revision, local_dir=local_dir, library_name="imagereward"
+                    )
+                )
             )
         except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
             raise WeightsUnavailableError(

@@ -95,8 +95,12 @@ class ImageReward(ImageRewardModel):
         return [float(r) for r in results]
 
     def try_rewards(
-        self, prompt: str, images: Sequence[ImageInput], batch_size: int | None = None,
-        names: Sequence[str] | None = None, progress: Callable[[int], None] | None = None,
+        self,
+        prompt: str,
+        images: Sequence[ImageInput],
+        batch_size: int | None = None,
+        names: Sequence[str] | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> list[float | ImageLoadError]:
         """Like `rewards`, but an unreadable image gives its `ImageLoadError` in its place and the others
         are still scored. `progress(n)` is called after each batch with the number of images it held."""

@@ -92,7 +92,9 @@ def gallery_paths(value: Sequence[Any] | None) -> list[str]:
     return paths
 
 
-def rank_request(model: ImageReward, prompt: str, images: Sequence[Any] | None, max_images: int) -> tuple[Ranking, list[str]]:
+def rank_request(
+    model: ImageReward, prompt: str, images: Sequence[Any] | None, max_images: int
+) -> tuple[Ranking, list[str]]:
     """Ranks one request's images (at most `max_images`) and lists the warnings to show.
 
     Raises:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import EXPECTED, IMAGE_NAMES, image_path
+from conftest import EXPECTED, image_path
 from imagereward import ImageLoadError
 from imagereward.reward import ranks_from_rewards
 

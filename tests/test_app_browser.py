@@ -14,8 +14,16 @@ from appserver import running_app
 from conftest import EXPECTED, PARITY, image_path
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TIMEOUT_MS = 60_000
 
 if not Path(CHROMIUM).exists():
@@ -23,8 +31,11 @@ if not Path(CHROMIUM).exists():
         raise RuntimeError("Chromium is required for the browser tests in CI: apt-get install chromium")
     pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
 
-sync_api = pytest.importorskip("playwright.sync_api") if not os.environ.get("CI") else __import__(
-    "playwright.sync_api", fromlist=["sync_playwright"])
+sync_api = (
+    pytest.importorskip("playwright.sync_api")
+    if not os.environ.get("CI")
+    else __import__("playwright.sync_api", fromlist=["sync_playwright"])
+)
 
 
 sync_api.expect.set_options(timeout=TIMEOUT_MS)
@@ -40,8 +51,9 @@ def browser():
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory):
-    with running_app(tmp_path_factory.mktemp("browser"), IMAGEREWARD_MODEL=str(PARITY),
-                     IMAGEREWARD_MAX_IMAGES="12") as url:
+    with running_app(
+        tmp_path_factory.mktemp("browser"), IMAGEREWARD_MODEL=str(PARITY), IMAGEREWARD_MAX_IMAGES="12"
+    ) as url:
         yield url
 
 
@@ -98,6 +110,18 @@ def test_a_bad_file_is_named_and_the_good_ones_ranked(page, tmp_path: Path) -> N
     assert len(captions(page, 2)) == 2
     text = toast_text(page)
     assert "not_really.png" in text and "could not be read" in text
+
+
+def test_a_huge_image_is_refused_by_name(page, tmp_path: Path) -> None:
+    from PIL import Image
+
+    huge = tmp_path / "huge_90mpx.png"
+    Image.new("1", (10_000, 9_000)).save(huge)  # 90 million pixels, a few kB on disk
+    case = EXPECTED["rank"][0]
+    upload_and_score(page, case["prompt"], [huge, image_path(case["images"][0])])
+    assert len(captions(page, 1)) == 1
+    text = toast_text(page)
+    assert "huge_90mpx.png" in text and "over the limit" in text
 
 
 def test_an_empty_prompt_is_a_readable_error(page) -> None:

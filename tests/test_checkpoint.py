@@ -43,9 +43,14 @@ def test_default_config_is_the_published_architecture() -> None:
     assert ModelConfig() == ModelConfig(text=text_config_from_med(med))
 
 
-@pytest.mark.parametrize("key", ["blip.visual_encoder.blocks.23.attn.qkv.weight",
-                                 "blip.text_encoder.encoder.layer.11.crossattention.self.key.weight",
-                                 "mlp.layers.7.bias"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "blip.visual_encoder.blocks.23.attn.qkv.weight",
+        "blip.text_encoder.encoder.layer.11.crossattention.self.key.weight",
+        "mlp.layers.7.bias",
+    ],
+)
 def test_missing_key_is_named(key: str) -> None:
     state = full_size_state_dict()
     del state[key]
@@ -57,7 +62,9 @@ def test_missing_key_is_named(key: str) -> None:
 def test_wrong_shape_is_named() -> None:
     state = full_size_state_dict()
     state["blip.text_encoder.encoder.layer.0.crossattention.self.key.weight"] = torch.empty(768, 768, device="meta")
-    with pytest.raises(imagereward.CheckpointError, match=r"text_encoder\.encoder\.layer\.0\.crossattention\.self\.key\.weight"):
+    with pytest.raises(
+        imagereward.CheckpointError, match=r"text_encoder\.encoder\.layer\.0\.crossattention\.self\.key\.weight"
+    ):
         load_converted(full_size_model(), convert_state_dict(state))
 
 
@@ -70,15 +77,29 @@ def test_unexpected_key_is_an_error() -> None:
 
 def test_convert_state_dict_swaps_and_drops() -> None:
     t = torch.zeros(1)
-    out = convert_state_dict({
-        "blip.visual_encoder.cls_token": t,
-        "blip.text_encoder.encoder.layer.0.attention.self.query.weight": t,
-        "mlp.layers.0.weight": t, "mlp.layers.2.bias": t, "mlp.layers.4.weight": t,
-        "mlp.layers.6.weight": t, "mlp.layers.7.bias": t,
-        "blip.vision_proj.weight": t, "blip.text_proj.bias": t, "blip.text_encoder.embeddings.position_ids": t,
-    })
-    assert list(out) == ["visual_encoder.cls_token", "text_encoder.encoder.layer.0.attention.self.query.weight",
-                         "head.0.weight", "head.1.bias", "head.2.weight", "head.3.weight", "head.4.bias"]
+    out = convert_state_dict(
+        {
+            "blip.visual_encoder.cls_token": t,
+            "blip.text_encoder.encoder.layer.0.attention.self.query.weight": t,
+            "mlp.layers.0.weight": t,
+            "mlp.layers.2.bias": t,
+            "mlp.layers.4.weight": t,
+            "mlp.layers.6.weight": t,
+            "mlp.layers.7.bias": t,
+            "blip.vision_proj.weight": t,
+            "blip.text_proj.bias": t,
+            "blip.text_encoder.embeddings.position_ids": t,
+        }
+    )
+    assert list(out) == [
+        "visual_encoder.cls_token",
+        "text_encoder.encoder.layer.0.attention.self.query.weight",
+        "head.0.weight",
+        "head.1.bias",
+        "head.2.weight",
+        "head.3.weight",
+        "head.4.bias",
+    ]
     assert all(v is t for v in out.values())
 
 
@@ -110,8 +131,12 @@ def test_safetensors_checkpoint_gives_the_same_scores(tmp_path: Path) -> None:
 
 
 def test_checkpoint_file_with_configs_passed_explicitly() -> None:
-    model = imagereward.load(PARITY / "ImageReward.pt", device="cpu",
-                             med_config=PARITY / "med_config.json", vision_config=PARITY / "vision_config.json")
+    model = imagereward.load(
+        PARITY / "ImageReward.pt",
+        device="cpu",
+        med_config=PARITY / "med_config.json",
+        vision_config=PARITY / "vision_config.json",
+    )
     assert model.config.vision.width == 128 and model.config.text.hidden_size == 64
 
 
@@ -133,8 +158,10 @@ def test_folder_without_checkpoint(tmp_path: Path) -> None:
         imagereward.load(str(tmp_path))
 
 
-@pytest.mark.parametrize("kwargs, match", [({"dtype": "fp8"}, "unknown dtype 'fp8'; use one of"),
-                                           ({"device": "gpu"}, "unknown device 'gpu'; use 'cpu'")])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"dtype": "fp8"}, "unknown dtype 'fp8'; use one of"), ({"device": "gpu"}, "unknown device 'gpu'; use 'cpu'")],
+)
 def test_bad_device_or_dtype_names_valid_choices(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         imagereward.load(str(PARITY), **kwargs)

@@ -48,7 +48,9 @@ def parse(fmt: str, text: str) -> list[dict]:
     if fmt == "jsonl":
         return [json.loads(line) for line in text.splitlines()]
     if fmt == "csv":
-        return [{**row, "rank": int(row["rank"]), "score": float(row["score"])} for row in csv.DictReader(io.StringIO(text))]
+        return [
+            {**row, "rank": int(row["rank"]), "score": float(row["score"])} for row in csv.DictReader(io.StringIO(text))
+        ]
     lines = text.splitlines()[1:]
     return [{"rank": int(r), "score": float(s), "path": p} for r, s, p in (line.split(None, 2) for line in lines)]
 
@@ -86,8 +88,10 @@ def test_nothing_scorable_exits_non_zero(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_prompts_file_scores_many_groups(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     other = EXPECTED["rank"][1]
-    lines = [{"prompt": CASE["prompt"], "images": ["gens"]},
-             {"prompt": other["prompt"], "images": [f"gens/{NAMES[0]}", f"gens/sub/{NAMES[1]}"]}]
+    lines = [
+        {"prompt": CASE["prompt"], "images": ["gens"]},
+        {"prompt": other["prompt"], "images": [f"gens/{NAMES[0]}", f"gens/sub/{NAMES[1]}"]},
+    ]
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     code, out, _ = run(["--prompts-file", str(prompts), "-f", "jsonl"], capsys)
@@ -95,7 +99,7 @@ def test_prompts_file_scores_many_groups(folder: Path, tmp_path: Path, capsys: p
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["prompt"] for r in rows] == [CASE["prompt"]] * len(NAMES) + [other["prompt"]] * 2
     rewards = dict(zip(other["images"], other["rewards"]))
-    for row in rows[len(NAMES):]:
+    for row in rows[len(NAMES) :]:
         assert abs(row["score"] - rewards[Path(row["path"]).name]) <= 1e-4
 
 
@@ -106,8 +110,26 @@ def test_unknown_model_is_a_clear_error(folder: Path, capsys: pytest.CaptureFixt
 
 
 def test_python_dash_m_entry_point(folder: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "imagereward", "score", "-p", CASE["prompt"], str(folder),
-                             "--model", str(PARITY), "--device", "cpu", "-f", "json", "-q"],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "imagereward",
+            "score",
+            "-p",
+            CASE["prompt"],
+            str(folder),
+            "--model",
+            str(PARITY),
+            "--device",
+            "cpu",
+            "-f",
+            "json",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout)[0]["results"]) == len(NAMES)

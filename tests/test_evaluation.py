@@ -16,16 +16,19 @@ from imagereward import cli
 from imagereward.evaluation import pairwise_accuracy, pairwise_counts
 
 
-@pytest.mark.parametrize("human, rewards, correct, total", [
-    ([1, 2, 3], [3.0, 2.0, 1.0], 3, 3),          # all pairs agree
-    ([1, 2, 3], [1.0, 2.0, 3.0], 0, 3),          # all reversed
-    ([1, 1, 2], [0.5, 0.2, 0.1], 2, 2),          # tied people: pair (0, 1) not counted
-    ([1, 2], [0.3, 0.3], 0, 1),                  # tied rewards count as wrong
-    ([2, 1], [0.3, 0.3], 0, 1),
-    ([1, 2, 5, 3], [0.9, 0.1, 0.2, 0.5], 4, 6),  # ranks need not be contiguous
-    ([1, 1, 1], [0.1, 0.2, 0.3], 0, 0),          # nothing to compare
-    ([1, 2], [math.nan, 0.0], 0, 0),             # a NaN reward: the original counts neither way
-])
+@pytest.mark.parametrize(
+    "human, rewards, correct, total",
+    [
+        ([1, 2, 3], [3.0, 2.0, 1.0], 3, 3),  # all pairs agree
+        ([1, 2, 3], [1.0, 2.0, 3.0], 0, 3),  # all reversed
+        ([1, 1, 2], [0.5, 0.2, 0.1], 2, 2),  # tied people: pair (0, 1) not counted
+        ([1, 2], [0.3, 0.3], 0, 1),  # tied rewards count as wrong
+        ([2, 1], [0.3, 0.3], 0, 1),
+        ([1, 2, 5, 3], [0.9, 0.1, 0.2, 0.5], 4, 6),  # ranks need not be contiguous
+        ([1, 1, 1], [0.1, 0.2, 0.3], 0, 0),  # nothing to compare
+        ([1, 2], [math.nan, 0.0], 0, 0),  # a NaN reward: the original counts neither way
+    ],
+)
 def test_hand_worked_cases(human, rewards, correct, total) -> None:
     counts = pairwise_counts(human, rewards)
     assert (counts.correct, counts.total) == (correct, total)
@@ -65,7 +68,7 @@ def test_agrees_with_the_original_rule_on_random_rankings(seed: int) -> None:
     humans, models = [], []
     for _ in range(rng.randint(1, 30)):
         n = rng.randint(2, 9)
-        humans.append({"ranking": [rng.randint(1, 4) for _ in range(n)]})           # ties among people
+        humans.append({"ranking": [rng.randint(1, 4) for _ in range(n)]})  # ties among people
         models.append({"rewards": [rng.choice([-1.0, 0.0, 0.5, 1.0]) for _ in range(n)]})  # ties in rewards
     if all(len(set(h["ranking"])) == 1 for h in humans):
         humans[0]["ranking"][0] = 5

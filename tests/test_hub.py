@@ -45,7 +45,10 @@ def run_offline(hf_home: Path, expected: dict) -> subprocess.CompletedProcess:
     image = PARITY / "images" / expected["images"][0]
     return subprocess.run(
         [sys.executable, "-c", SCRIPT, str(PARITY / "vision_config.json"), case["prompt"], str(image)],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -69,4 +72,8 @@ def test_real_registry_entry_points_at_the_published_repo() -> None:
     from imagereward.pretrained import _REGISTRY
 
     spec = _REGISTRY["ImageReward-v1.0"]
-    assert (spec.repo_id, spec.weights_file, spec.med_config_file) == ("THUDM/ImageReward", "ImageReward.pt", "med_config.json")
+    assert (spec.repo_id, spec.weights_file, spec.med_config_file) == (
+        "THUDM/ImageReward",
+        "ImageReward.pt",
+        "med_config.json",
+    )

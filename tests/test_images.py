@@ -21,14 +21,18 @@ def reference_pixels() -> torch.Tensor:
     return images.load_pixels(image_path(NAME))
 
 
-@pytest.mark.parametrize("make", [
-    lambda p: str(p),
-    lambda p: Path(p),
-    lambda p: p.read_bytes(),
-    lambda p: bytearray(p.read_bytes()),
-    lambda p: io.BytesIO(p.read_bytes()),
-    lambda p: Image.open(p),
-], ids=["str", "Path", "bytes", "bytearray", "file", "PIL"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: str(p),
+        lambda p: Path(p),
+        lambda p: p.read_bytes(),
+        lambda p: bytearray(p.read_bytes()),
+        lambda p: io.BytesIO(p.read_bytes()),
+        lambda p: Image.open(p),
+    ],
+    ids=["str", "Path", "bytes", "bytearray", "file", "PIL"],
+)
 def test_every_input_kind_gives_the_same_pixels(make) -> None:
     assert torch.equal(images.load_pixels(make(image_path(NAME))), reference_pixels())
 
@@ -66,18 +70,23 @@ def test_decompression_bomb_is_refused(tmp_path: Path, monkeypatch: pytest.Monke
         images.load_pixels(path)
 
 
-@pytest.mark.parametrize("value, match", [
-    (42, "unsupported input type int"),
-    (np.zeros((4, 4, 3), dtype=np.float32), r"numpy array of shape \(4, 4, 3\) and dtype float32"),
-    (np.zeros((4, 4, 2), dtype=np.uint8), r"expected uint8 \(H, W\), \(H, W, 3\) or \(H, W, 4\)"),
-])
+@pytest.mark.parametrize(
+    "value, match",
+    [
+        (42, "unsupported input type int"),
+        (np.zeros((4, 4, 3), dtype=np.float32), r"numpy array of shape \(4, 4, 3\) and dtype float32"),
+        (np.zeros((4, 4, 2), dtype=np.uint8), r"expected uint8 \(H, W\), \(H, W, 3\) or \(H, W, 4\)"),
+    ],
+)
 def test_unsupported_inputs(value, match: str) -> None:
     with pytest.raises(ImageLoadError, match=match):
         images.load_pixels(value)
 
 
-@pytest.mark.parametrize("size, expected", [((640, 480), (298, 224)), ((300, 700), (224, 522)),
-                                            ((7, 5), (313, 224)), ((224, 224), (224, 224))])
+@pytest.mark.parametrize(
+    "size, expected",
+    [((640, 480), (298, 224)), ((300, 700), (224, 522)), ((7, 5), (313, 224)), ((224, 224), (224, 224))],
+)
 def test_resized_size_truncates_the_long_side(size, expected) -> None:
     assert images.resized_size(*size) == expected
 

@@ -39,7 +39,8 @@ def test_padding_trim_keeps_the_cls_feature(tiny_model) -> None:
     length = int(tokens["attention_mask"].sum())
     with torch.inference_mode():
         full = tiny_model.encode_text(tokens["input_ids"].expand(2, -1), tokens["attention_mask"].expand(2, -1), embeds)
-        trimmed = tiny_model.encode_text(tokens["input_ids"][:, :length].expand(2, -1),
-                                         tokens["attention_mask"][:, :length].expand(2, -1), embeds)
+        trimmed = tiny_model.encode_text(
+            tokens["input_ids"][:, :length].expand(2, -1), tokens["attention_mask"][:, :length].expand(2, -1), embeds
+        )
     assert length < 35
     torch.testing.assert_close(trimmed, full, rtol=0, atol=1e-5)
