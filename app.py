@@ -101,6 +101,7 @@ with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
                 label="Images (drop, pick or paste)",
                 type="filepath",
                 interactive=True,
+                sources=["upload", "clipboard"],
                 columns=4,
                 height=320,
                 elem_id="images",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Mapping
 
 import torch
+from safetensors.torch import load_file as load_safetensors
 
 from .errors import CheckpointError
 
@@ -54,9 +55,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
+            state = load_safetensors(str(path))
         else:
             state = _torch_load(path)
     except pickle.UnpicklingError as e:

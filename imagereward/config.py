@@ -63,13 +63,22 @@ class TextConfig:
 
 
 @dataclass(frozen=True)
+class HeadConfig:
+    """The original's MLP head on the text CLS feature, and the normalisation of its output."""
+
+    widths: tuple[int, ...] = HEAD_WIDTHS
+    reward_mean: float = REWARD_MEAN
+    reward_std: float = REWARD_STD
+
+
+@dataclass(frozen=True)
 class ModelConfig:
-    """The whole reward model: image encoder, text encoder, head and the reward normalisation."""
+    """The whole reward model: image encoder, text encoder and head. The head reads the text CLS feature,
+    so its input size is the text width."""
 
     vision: VisionConfig = field(default_factory=VisionConfig)
     text: TextConfig = field(default_factory=TextConfig)
-    reward_mean: float = REWARD_MEAN
-    reward_std: float = REWARD_STD
+    head: HeadConfig = field(default_factory=HeadConfig)
 
     @property
     def head_input_size(self) -> int:

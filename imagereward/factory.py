@@ -3,6 +3,7 @@ that the checkpoint's tensors are assigned, not copied."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -56,11 +57,9 @@ def build_config(med_config: ConfigSource, vision_config: ConfigSource) -> Model
     ImageReward-v1.0 values (BERT-base, ViT-L/16), as the original falls back to the published med_config."""
     config = ModelConfig()
     if med_config is not None:
-        config = ModelConfig(vision=config.vision, text=text_config_from_med(read_json(med_config, "med_config")))
+        config = dataclasses.replace(config, text=text_config_from_med(read_json(med_config, "med_config")))
     if vision_config is not None:
-        config = ModelConfig(
-            vision=vision_config_from_dict(read_json(vision_config, "vision_config")), text=config.text
-        )
+        config = dataclasses.replace(config, vision=vision_config_from_dict(read_json(vision_config, "vision_config")))
     return config
 
 

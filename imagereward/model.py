@@ -18,7 +18,7 @@ from torch import nn
 from transformers import BlipTextConfig, BlipTextModel
 from transformers.models.blip.modeling_blip_text import BlipTextSelfAttention
 
-from .config import HEAD_WIDTHS, ModelConfig, VisionConfig
+from .config import HeadConfig, ModelConfig, VisionConfig
 
 
 def build_vision_encoder(cfg: VisionConfig) -> VisionTransformer:
@@ -97,9 +97,9 @@ def build_text_encoder(cfg: ModelConfig) -> BlipTextModel:
     return encoder
 
 
-def build_head(input_size: int) -> nn.Sequential:
+def build_head(cfg: HeadConfig, input_size: int) -> nn.Sequential:
     """The original `MLP`: five Linear layers and no activation (its ReLUs are commented out)."""
-    widths = (input_size, *HEAD_WIDTHS)
+    widths = (input_size, *cfg.widths)
     return nn.Sequential(*(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:])))
 
 
@@ -111,7 +111,7 @@ class ImageRewardModel(nn.Module):
         self.config = config
         self.visual_encoder = build_vision_encoder(config.vision)
         self.text_encoder = build_text_encoder(config)
-        self.head = build_head(config.head_input_size)
+        self.head = build_head(config.head, config.head_input_size)
 
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """(B, 3, 224, 224) normalised pixels -> every ViT token after the final norm, (B, 197, width).
@@ -137,7 +137,7 @@ class ImageRewardModel(nn.Module):
         """CLS features (B, hidden) -> normalised rewards (B,), computed in float32 as the original does."""
         head_dtype = self.head[0].weight.dtype
         raw = self.head(text_features.to(head_dtype)).squeeze(-1).float()  # (B,)
-        return (raw - self.config.reward_mean) / self.config.reward_std
+        return (raw - self.config.head.reward_mean) / self.config.head.reward_std
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor

@@ -113,7 +113,7 @@ def _download(name: str, spec: PretrainedWeights, download_root: str | Path | No
         except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
             raise WeightsUnavailableError(
                 f"could not get {filename} of {name} from the Hugging Face hub repo {spec.repo_id} "
-                f"({type(e).__name__}), and it is not in the local cache. To work offline, either copy "
+                f"({type(e).__name__}: no network, or the hub could not be reached), and it is not in the local cache. To work offline, either copy "
                 f"{spec.weights_file} and {spec.med_config_file} into a folder and load that folder "
                 f"(imagereward.load('/path/to/folder')), or fill the Hugging Face cache on a machine with network "
                 f"(`hf download {spec.repo_id} {spec.weights_file} {spec.med_config_file}`) and set HF_HUB_OFFLINE=1."

@@ -41,6 +41,10 @@ def test_full_size_layout_loads_strictly() -> None:
 def test_default_config_is_the_published_architecture() -> None:
     med = json.loads((PARITY / "med_config.full.json").read_text())
     assert ModelConfig() == ModelConfig(text=text_config_from_med(med))
+    fixture = json.loads((PARITY / "config.json").read_text())
+    head = ModelConfig().head
+    assert (head.reward_mean, head.reward_std) == (fixture["reward_mean"], fixture["reward_std"])
+    assert ModelConfig().vision.layer_norm_eps == fixture["vision"]["layer_norm_eps"] == 1e-6
 
 
 @pytest.mark.parametrize(

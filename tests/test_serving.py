@@ -46,7 +46,9 @@ def test_too_many_images_are_cut_with_a_warning(tiny_model) -> None:
 
 
 def test_gallery_values_of_every_shape() -> None:
-    assert gallery_paths([("a.png", None), ["b.png", "cap"], "c.png", {"path": "d.png"}, {"image": {"path": "e.png"}}]) == [
+    assert gallery_paths(
+        [("a.png", None), ["b.png", "cap"], "c.png", {"path": "d.png"}, {"image": {"path": "e.png"}}]
+    ) == [
         "a.png",
         "b.png",
         "c.png",
@@ -73,7 +75,11 @@ def test_formatting_of_a_ranking(tiny_model, tmp_path: Path) -> None:
     assert formatting.caption(1, 1.234) == "#1 · 1.23" and formatting.caption(2, -0.005) == "#2 · -0.01"
     assert formatting.table_rows(ranking)[0][:2] == [1, ranking.ranked[0].name]
     assert formatting.chart_rows(ranking)["image"][0] == f"#1 {ranking.ranked[0].name}"
-    assert formatting.api_rows(ranking)[0] == {"rank": 1, "name": ranking.ranked[0].name, "score": ranking.ranked[0].score}
+    assert formatting.api_rows(ranking)[0] == {
+        "rank": 1,
+        "name": ranking.ranked[0].name,
+        "score": ranking.ranked[0].score,
+    }
     notes = formatting.warnings_for(ranking)
     assert any("bad.png (not an image file" in n for n in notes)
     assert any("reads only the first 35" in n for n in notes)
