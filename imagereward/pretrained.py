@@ -113,9 +113,19 @@ def _download(name: str, spec: PretrainedWeights, download_root: str | Path | No
         except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
             raise WeightsUnavailableError(
                 f"could not get {filename} of {name} from the Hugging Face hub repo {spec.repo_id} "
-                f"({type(e).__name__}: no network, or the hub could not be reached), and it is not in the local cache. To work offline, either copy "
+                f"({_why(e)}), and it is not in the local cache. To work offline, either copy "
                 f"{spec.weights_file} and {spec.med_config_file} into a folder and load that folder "
                 f"(imagereward.load('/path/to/folder')), or fill the Hugging Face cache on a machine with network "
                 f"(`hf download {spec.repo_id} {spec.weights_file} {spec.med_config_file}`) and set HF_HUB_OFFLINE=1."
             ) from e
     return ResolvedFiles(paths[0], paths[1], None)
+
+
+def _why(error: Exception) -> str:
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    if isinstance(error, LocalEntryNotFoundError):
+        return "offline mode is on, or the hub could not be reached"
+    if isinstance(error, HfHubHTTPError):
+        return f"the hub answered: {str(error).splitlines()[0]}"
+    return f"{type(error).__name__}: {error}"
