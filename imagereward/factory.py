@@ -70,6 +70,8 @@ def load(
     med_config: ConfigSource = None,
     vision_config: ConfigSource = None,
     dtype: str | torch.dtype | None = None,
+    *,
+    name: str | None = None,
 ) -> ImageReward:
     """Loads an ImageReward model, a drop-in for the original's `ImageReward.load`.
 
@@ -83,6 +85,7 @@ def load(
             else ViT-L/16.
         dtype: compute dtype of the encoders; default float32 on the CPU (the original's numbers) and
             float16 on CUDA. The head always runs in float32.
+        name: the original's name for `name_or_path`, accepted so that `load(name=...)` keeps working.
 
     Returns:
         The model in eval mode, on `device`.
@@ -93,6 +96,8 @@ def load(
         imagereward.WeightsUnavailableError: the download failed and nothing is cached.
         imagereward.CheckpointError: a corrupt checkpoint, or one whose keys or shapes do not fit.
     """
+    if name is not None:
+        name_or_path = name
     target_device = resolve_device(device)
     target_dtype = resolve_dtype(dtype, target_device)
     files = resolve(name_or_path, download_root)

@@ -185,3 +185,8 @@ def test_original_layout_round_trip() -> None:
     original = torch.load(PARITY / "ImageReward.pt", weights_only=True)
     kept = {k: v for k, v in original.items() if k not in IGNORED_KEYS}
     assert to_original_layout(convert_state_dict(original)) == kept
+
+
+def test_original_keyword_name_still_works() -> None:
+    model = imagereward.load(name=str(PARITY), device="cpu")
+    assert model.config.vision.width == 128
