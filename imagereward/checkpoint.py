@@ -8,7 +8,11 @@ keyed `blip.visual_encoder.*`, `blip.text_encoder.*`, `blip.{vision,text}_proj.*
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import mmap
 import pickle
+import sys
 import zipfile
 from pathlib import Path
 from typing import Mapping
@@ -83,10 +87,14 @@ def _unreadable(path: Path, error: Exception) -> CheckpointError:
     )
 
 
+def is_memory_mapped(path: str | Path) -> bool:
+    """Whether `read_state_dict` memory-maps this file (torch's zip format) rather than reading it."""
+    path = Path(path)
+    return path.suffix != ".safetensors" and zipfile.is_zipfile(path)
+
+
 def _torch_load(path: Path) -> Mapping[str, torch.Tensor]:
-    if zipfile.is_zipfile(path):  # the current torch format can be memory-mapped
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=is_memory_mapped(path))
 
 
 def convert_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -159,3 +167,31 @@ def load_converted(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) ->
     meta device)."""
     check_state_dict(model, state)
     model.load_state_dict(state, strict=True, assign=True)
+
+
+_PAGE = mmap.PAGESIZE
+_MADV_DONTNEED = 4
+
+
+def release_pages(tensor: torch.Tensor) -> None:
+    """Drops the resident pages under a CPU tensor that is no longer needed, on Linux.
+
+    Only for tensors memory-mapped from a checkpoint (`is_memory_mapped`), which are never written: their
+    pages are clean copies of the file, so dropping them loses nothing, and reading them again faults them
+    back in from the file. (On ordinary memory the same call would zero the pages.) Only whole pages inside
+    the tensor are dropped. Anywhere but Linux, a no-op.
+    """
+    if sys.platform != "linux" or tensor.device.type != "cpu" or tensor.numel() == 0:
+        return
+    start = tensor.data_ptr()
+    end = start + tensor.numel() * tensor.element_size()
+    first, last = -(-start // _PAGE) * _PAGE, end // _PAGE * _PAGE
+    if last > first:
+        _libc().madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), _MADV_DONTNEED)
+
+
+@functools.lru_cache(maxsize=1)
+def _libc() -> ctypes.CDLL:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    return libc

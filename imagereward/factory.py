@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 import torch
 
-from .checkpoint import convert_state_dict, load_converted, read_state_dict
+from .checkpoint import convert_state_dict, is_memory_mapped, load_converted, read_state_dict, release_pages
 from .config import ModelConfig, read_json, text_config_from_med, vision_config_from_dict
 from .kernels import use_onednn_linears
 from .pretrained import resolve
@@ -109,13 +109,30 @@ def load(
     with torch.device("meta"):
         model = ImageReward(config, name=str(name_or_path))
     load_converted(model, state)
+    del state
     _rebuild_buffers(model)
-    model.visual_encoder.to(target_dtype)
-    model.text_encoder.to(target_dtype)
-    model.head.to(torch.float32)
+    _place(model, target_device, target_dtype, release=is_memory_mapped(files.weights))
     use_onednn_linears(model.visual_encoder)
     use_onednn_linears(model.text_encoder)
-    return model.to(target_device).eval()
+    return model.eval()
+
+
+def _place(model: ImageReward, device: torch.device, dtype: torch.dtype, release: bool) -> None:
+    """Moves and casts the weights one tensor at a time (the head stays float32). With `release` (weights
+    memory-mapped from the checkpoint), a tensor that needed a copy gives its original's pages back at once,
+    so that loading never holds the whole checkpoint and its converted copy together."""
+    head = {id(p) for p in model.head.parameters()}
+    for module in model.modules():
+        for name, param in list(module._parameters.items()):
+            if param is None:
+                continue
+            placed = param.detach().to(device=device, dtype=torch.float32 if id(param) in head else dtype)
+            if placed.data_ptr() == param.data_ptr():
+                continue
+            module._parameters[name] = torch.nn.Parameter(placed, requires_grad=param.requires_grad)
+            if release:
+                release_pages(param)
+    model.to(device)  # buffers
 
 
 def _rebuild_buffers(model: ImageReward) -> None:

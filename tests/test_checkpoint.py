@@ -190,3 +190,25 @@ def test_original_layout_round_trip() -> None:
 def test_original_keyword_name_still_works() -> None:
     model = imagereward.load(name=str(PARITY), device="cpu")
     assert model.config.vision.width == 128
+
+
+def test_released_pages_of_a_mapped_checkpoint_read_back_unchanged(tmp_path: Path) -> None:
+    from imagereward.checkpoint import is_memory_mapped, release_pages
+
+    big = {"w": torch.arange(1 << 20, dtype=torch.float32).reshape(1024, 1024)}
+    torch.save(big, tmp_path / "big.pt")
+    assert is_memory_mapped(tmp_path / "big.pt")
+    state = read_state_dict(tmp_path / "big.pt")
+    before = state["w"].clone()
+    release_pages(state["w"])
+    assert torch.equal(state["w"], before)
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+def test_half_precision_loading_keeps_the_weights(dtype: str) -> None:
+    model = imagereward.load(str(PARITY), device="cpu", dtype=dtype)
+    original = torch.load(PARITY / "ImageReward.pt", weights_only=True)
+    ours = model.state_dict()
+    for key, value in convert_state_dict(original).items():
+        want = value.to(torch.float32 if key.startswith("head.") else ours[key].dtype)
+        assert torch.equal(ours[key], want), key
