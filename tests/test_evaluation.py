@@ -126,3 +126,43 @@ def test_eval_unknown_scorer_lists_the_available(tmp_path: Path, capsys: pytest.
     make_test_set(tmp_path)
     assert cli.main(["eval", "--data-dir", str(tmp_path), "--scorers", "CLIP"]) == 2
     assert "unknown scorer 'CLIP'; available: ['ImageReward-v1.0']" in capsys.readouterr().err
+
+
+def test_download_fetches_both_parts_and_unpacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--download with the network replaced: test.json from its URL, test_images.zip from the hub repo."""
+    import io
+    import urllib.request
+    import zipfile
+
+    import huggingface_hub
+
+    from imagereward import evaluation
+
+    source = tmp_path / "source"
+    source.mkdir()
+    _, items = make_test_set(source)
+    archive = tmp_path / "test_images.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted((source / "test_images").rglob("*.*")):
+            zf.write(path, path.relative_to(source).as_posix())
+    calls = []
+
+    def fake_urlopen(url, timeout=None):
+        calls.append(url)
+        return io.BytesIO((source / "test.json").read_bytes())
+
+    def fake_hf_hub_download(repo_id, filename, local_dir=None, **kwargs):
+        calls.append((repo_id, filename))
+        target = Path(local_dir) / filename
+        target.write_bytes(archive.read_bytes())
+        return str(target)
+
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_hf_hub_download)
+    data = tmp_path / "data"
+    test_json, images = evaluation.download_test_set(data)
+    assert calls == [evaluation.TEST_JSON_URL, ("THUDM/ImageReward", "test_images.zip")]
+    assert evaluation.read_test_set(test_json) == items
+    assert all((images / g).is_file() for item in items for g in item["generations"])
+    evaluation.download_test_set(data)  # a second call finds everything and fetches nothing
+    assert len(calls) == 2
