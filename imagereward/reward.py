@@ -147,9 +147,11 @@ class ImageReward(ImageRewardModel):
                 batch = batch.pin_memory()
             batch = batch.to(self.device, non_blocking=True)
             embeds = self.encode_images(imgs.normalize(batch).to(self.dtype))
+            caching = self.embedding_cache.max_entries > 0
             for j, i in enumerate(missing):
                 found[i] = embeds[j]
-                self.embedding_cache.put(keys[i], embeds[j].clone() if len(missing) > 1 else embeds[j])
+                if caching:  # a clone, so that one cached image does not keep its whole batch alive
+                    self.embedding_cache.put(keys[i], embeds[j].clone() if len(missing) > 1 else embeds[j])
         return torch.stack(found)  # type: ignore[arg-type]
 
     def load_pixels(self, image: ImageInput, name: str | None = None) -> torch.Tensor:
