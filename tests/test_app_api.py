@@ -47,3 +47,15 @@ def test_score_endpoint_rejects_an_empty_prompt(client: Client) -> None:
 
 def test_only_the_score_endpoint_is_public(client: Client) -> None:
     assert list(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == ["/score"]
+
+
+def test_concurrent_requests_each_get_their_own_ranking(client: Client) -> None:
+    cases = [c for c in EXPECTED["rank"] if c["prompt"].strip()][:4]
+    jobs = [
+        client.submit(c["prompt"], gallery([image_path(n) for n in c["images"][:4]]), api_name="/score") for c in cases
+    ]
+    for case, job in zip(cases, jobs):
+        rows = job.result(timeout=120)
+        rewards = dict(zip(case["images"], case["rewards"]))
+        assert len(rows) == 4
+        assert all(abs(r["score"] - rewards[r["name"]]) <= 1e-4 for r in rows)
