@@ -103,29 +103,22 @@ def convert_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Ten
     Pure: tensors are passed through untouched. A key that matches no swap is kept as it is, so that the
     strict load names it as unexpected.
     """
-    converted: dict[str, torch.Tensor] = {}
-    for key, tensor in state.items():
-        if key in IGNORED_KEYS:
-            continue
-        for old, new in KEY_SWAPS:
-            if key.startswith(old):
-                key = new + key[len(old) :]
-                break
-        converted[key] = tensor
-    return converted
+    return {_swap_prefix(key, KEY_SWAPS): tensor for key, tensor in state.items() if key not in IGNORED_KEYS}
 
 
 def to_original_layout(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The inverse of `convert_state_dict` for this package's keys: the original checkpoint's naming,
     so that a state dict saved from `ImageRewardModel` loads into the original package."""
-    out: dict[str, torch.Tensor] = {}
-    for key, tensor in state.items():
-        for old, new in KEY_SWAPS:
-            if key.startswith(new):
-                key = old + key[len(new) :]
-                break
-        out[key] = tensor
-    return out
+    inverse = tuple((new, old) for old, new in KEY_SWAPS)
+    return {_swap_prefix(key, inverse): tensor for key, tensor in state.items()}
+
+
+def _swap_prefix(key: str, swaps: tuple[tuple[str, str], ...]) -> str:
+    """The key with its first matching prefix replaced, or unchanged when none matches."""
+    for old, new in swaps:
+        if key.startswith(old):
+            return new + key[len(old) :]
+    return key
 
 
 def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:

@@ -105,7 +105,7 @@ def rank_request(
     if len(paths) > max_images:
         notes.append(formatting.too_many_images(len(paths), max_images))
         paths = paths[:max_images]
-    ranking = rank_images(model, prompt, paths, names=[Path(p).name for p in paths])
+    ranking = rank_images(model, prompt, paths)  # images are named by their file names
     return ranking, notes + formatting.warnings_for(ranking)
 
 
