@@ -29,6 +29,7 @@ class OneDnnLinear(nn.Linear):
             or x.dtype not in _ONEDNN_DTYPES
             or x.dtype != self.weight.dtype
             or torch.is_grad_enabled()
+            or torch.compiler.is_compiling()  # inductor picks its own (oneDNN) kernel for F.linear
         ):
             return F.linear(x, self.weight, self.bias)
         flat = x.reshape(-1, x.shape[-1])

@@ -44,3 +44,19 @@ def test_padding_trim_keeps_the_cls_feature(tiny_model) -> None:
         )
     assert length < 35
     torch.testing.assert_close(trimmed, full, rtol=0, atol=1e-5)
+
+
+@pytest.mark.skipif(not onednn_available(), reason="this PyTorch build has no oneDNN")
+def test_compiled_encoders_give_the_eager_rewards(parity_dir, expected) -> None:
+    """`torch.compile` traces through `OneDnnLinear` (to F.linear, which inductor lowers itself)."""
+    import imagereward
+
+    paths = [str(parity_dir / "images" / name) for name in expected["images"][:4]]
+    prompt = expected["prompts"][0]
+    model = imagereward.load(str(parity_dir), device="cpu")
+    model.embedding_cache.resize(0)
+    eager = model.rewards(prompt, paths)
+    model.visual_encoder.compile()
+    model.text_encoder.compile()
+    compiled = model.rewards(prompt, paths)
+    torch.testing.assert_close(torch.tensor(compiled), torch.tensor(eager), rtol=0, atol=1e-4)
