@@ -1,7 +1,10 @@
 """Times the ORIGINAL image-reward 1.5 package; run with the reference env's Python (../shared/reference).
 
     $REFENV/bin/python benchmarks/_original_worker.py --reference ../shared/reference --checkpoint DIR \
-        --images a.png b.png ... --sizes 4 16 --repeat 3
+        --images a.png b.png ... --sizes 4 16 --repeat 3 [--device cuda]
+
+On a GPU machine without the reference env, `bench_gpu.py --original SITE` runs it with the machine's Python and
+SITE (from benchmarks/gpu_kit.sh) first on its path.
 
 Loads with the original's own `ImageReward.load(path, device="cpu", med_config=...)` and scores with its own
 `inference_rank` under `torch.no_grad()`, as its README does. The only patch is the reference harness's
@@ -32,6 +35,12 @@ def main():
     ap.add_argument("--sizes", nargs="+", type=int, default=[4, 16])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument(
+        "--native-torchvision",
+        action="store_true",
+        help="import torchvision as installed (where it matches torch) before the harness's workaround",
+    )
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the original scores one image at a time, fp32)")
+    ap.add_argument(
         "--prompt", default="a painting of an ocean with clouds and birds, day time, low depth field effect"
     )
     args = ap.parse_args()
@@ -39,6 +48,8 @@ def main():
     sys.path.insert(0, os.path.abspath(args.reference))
     import _refcommon as C
 
+    if args.native_torchvision:
+        import torchvision  # noqa: F401
     RM = C.import_imagereward()
     C.patch_tokenizer_source(C.VOCAB_PATH)
     import torch
@@ -47,7 +58,7 @@ def main():
     t0 = time.perf_counter()
     model = RM.load(
         os.path.join(args.checkpoint, "ImageReward.pt"),
-        device="cpu",
+        device=args.device,
         med_config=os.path.join(args.checkpoint, "med_config.json"),
     )
     load_s = time.perf_counter() - t0
@@ -76,6 +87,9 @@ def main():
                 times.append(time.perf_counter() - t)
         out["runs"][str(n)] = {"seconds": min(times), "all_seconds": times, "rewards": rewards}
     out["peak_rss_mb"] = rss_mb()
+    if args.device.startswith("cuda"):
+        out["device"] = torch.cuda.get_device_name(args.device)
+        out["peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated(args.device) / 2**30
     print(json.dumps(out))
 
 

@@ -136,12 +136,15 @@ def half_precision_accuracy(dtypes: tuple[str, ...] = ("bf16", "fp16")) -> list[
             b = np.array(half.rewards(prompt, paths))
             worst = max(worst, float(np.abs(a - b).max()))
             order_ok &= all(b[i] > b[j] for i in range(len(a)) for j in range(len(a)) if a[i] - a[j] > 0.05)
-        report.append({"dtype": dtype, "max_abs_reward_error": worst, "same_order_where_fp32_gap_gt_0.05": bool(order_ok)})
+        report.append(
+            {"dtype": dtype, "max_abs_reward_error": worst, "same_order_where_fp32_gap_gt_0.05": bool(order_ok)}
+        )
     return report
 
 
-def run_json(cmd: list[str]) -> dict:
-    result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+def run_json(cmd: list[str], env: dict[str, str] | None = None) -> dict:
+    """Runs `cmd` from the repository root and parses the JSON object on the last line of its output."""
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:3])}… failed:\n{result.stderr[-4000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
