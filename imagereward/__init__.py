@@ -8,7 +8,13 @@ Paper: Xu et al., "ImageReward: Learning and Evaluating Human Preferences for Te
 arXiv 2304.05977. Original code: https://github.com/THUDM/ImageReward (PyPI `image-reward`).
 """
 
-from .errors import CheckpointError, ImageLoadError, ImageRewardError, WeightsUnavailableError
+from .errors import (
+    CheckpointError,
+    ImageLoadError,
+    ImageRewardError,
+    NonFiniteRewardError,
+    WeightsUnavailableError,
+)
 from .factory import load
 from .pretrained import available_models
 from .reward import ImageReward
@@ -20,6 +26,7 @@ __all__ = [
     "ImageRewardError",
     "CheckpointError",
     "ImageLoadError",
+    "NonFiniteRewardError",
     "WeightsUnavailableError",
 ]
 __version__ = "0.1.0"

@@ -16,9 +16,15 @@ class WeightsUnavailableError(ImageRewardError, OSError):
 
 
 class ImageLoadError(ImageRewardError, ValueError):
-    """One input image that could not be read; `name` says which, `reason` why."""
+    """One input image that could not be read (or, as `NonFiniteRewardError`, scored); `name` says which,
+    `reason` why."""
 
     def __init__(self, name: str, reason: str) -> None:
         super().__init__(f"{name}: {reason}")
         self.name = name
         self.reason = reason
+
+
+class NonFiniteRewardError(ImageLoadError):
+    """An image whose reward came out as inf or NaN (half precision overflowed on it). Treated like an
+    unreadable image: named, left out, the other images still scored."""

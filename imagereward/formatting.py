@@ -41,7 +41,7 @@ def status_line(ranking: Ranking, model_label: str) -> str:
     """E.g. `Scored 8 images with ImageReward-v1.0 on cuda (float16) in 45 ms.`"""
     n = len(ranking.ranked)
     took = f"{ranking.seconds * 1000:.0f} ms" if ranking.seconds < 10 else f"{ranking.seconds:.1f} s"
-    skipped = f" Skipped {len(ranking.failures)} unreadable." if ranking.failures else ""
+    skipped = f" Skipped {len(ranking.failures)} that could not be scored." if ranking.failures else ""
     return f"Scored {n} image{'s' if n != 1 else ''} with {model_label} in {took}.{skipped}"
 
 
@@ -51,7 +51,7 @@ def warnings_for(ranking: Ranking) -> list[str]:
     if ranking.failures:
         names = "; ".join(f"{f.name} ({f.reason})" for f in ranking.failures)
         messages.append(
-            f"{len(ranking.failures)} image{'s' if len(ranking.failures) != 1 else ''} could not be read "
+            f"{len(ranking.failures)} image{'s' if len(ranking.failures) != 1 else ''} could not be scored "
             f"and {'were' if len(ranking.failures) != 1 else 'was'} skipped: {names}. The others are ranked."
         )
     if ranking.prompt_truncated:

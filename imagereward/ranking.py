@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .config import MAX_PROMPT_TOKENS
-from .errors import ImageLoadError
+from .errors import ImageLoadError, NonFiniteRewardError
 from .images import ImageInput, describe
 from .reward import ImageReward, ranks_from_rewards
 from .tokenizer import count_tokens
@@ -27,7 +27,7 @@ class RankedImage:
 
 @dataclass(frozen=True)
 class Ranking:
-    """Scored images best first, the inputs that could not be read, and how long scoring took."""
+    """Scored images best first, the inputs that could not be read or scored, and how long scoring took."""
 
     ranked: list[RankedImage]
     failures: list[ImageLoadError] = field(default_factory=list)
@@ -41,7 +41,7 @@ class Ranking:
 
 class InputError(ValueError):
     """Input that cannot be scored at all (no prompt, no readable image); the message says what to do.
-    `failures` lists the images that could not be read, if that was the reason."""
+    `failures` lists the images that could not be read or scored, if that was the reason."""
 
     def __init__(self, message: str, failures: Sequence[ImageLoadError] = ()) -> None:
         super().__init__(message)
@@ -63,10 +63,11 @@ def rank_images(
     batch_size: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Ranking:
-    """Scores `images` for `prompt` and sorts them best first; unreadable images become `failures`.
+    """Scores `images` for `prompt` and sorts them best first; images that could not be read or scored
+    become `failures`.
 
     Raises:
-        InputError: the prompt is empty, there are no images, or none of them could be read.
+        InputError: the prompt is empty, there are no images, or none of them could be read or scored.
     """
     if not isinstance(prompt, str) or not prompt.strip():
         raise InputError("Type a prompt first: the score says how well each image fits the prompt.")
@@ -80,6 +81,8 @@ def rank_images(
     scored = [(i, r) for i, r in enumerate(results) if not isinstance(r, ImageLoadError)]
     if not scored:
         reasons = "; ".join(str(f) for f in failures)
+        if all(isinstance(f, NonFiniteRewardError) for f in failures):
+            raise InputError(f"None of the images could be scored ({reasons}).", failures)
         raise InputError(f"None of the images could be read ({reasons}). Use PNG, JPEG, WEBP or GIF files.", failures)
     ranks = ranks_from_rewards([r for _, r in scored])
     ranked = sorted(

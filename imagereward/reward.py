@@ -5,6 +5,7 @@ and image embeddings cached by content.
 
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Iterator, NamedTuple, Sequence
@@ -15,7 +16,7 @@ from PIL import Image
 from . import images as imgs
 from .cache import EmbeddingCache, content_key
 from .config import ModelConfig
-from .errors import ImageLoadError
+from .errors import ImageLoadError, NonFiniteRewardError
 from .images import ImageInput
 from .model import ImageRewardModel
 from .tokenizer import tokenize
@@ -103,7 +104,8 @@ class ImageReward(ImageRewardModel):
         progress: Callable[[int], None] | None = None,
     ) -> list[float | ImageLoadError]:
         """Like `rewards`, but an unreadable image gives its `ImageLoadError` in its place and the others
-        are still scored. `progress(n)` is called after each batch with the number of images it held."""
+        are still scored; so does an image whose reward is not finite (`NonFiniteRewardError`: half precision
+        overflowed). `progress(n)` is called after each batch with the number of images it held."""
         if isinstance(prompt, (list, tuple)):
             raise TypeError("score one prompt at a time: `prompt` must be a string")
         if names is None:
@@ -113,10 +115,23 @@ class ImageReward(ImageRewardModel):
         for chunk in self._decoded_chunks(images, names, batch_size or self.batch_size):
             good = [d for d in chunk if isinstance(d, Decoded)]
             scores = iter(self.rewards_from_pixels(tokens, good).tolist()) if good else iter(())
-            results.extend(next(scores) if isinstance(d, Decoded) else d for d in chunk)
+            for item in chunk:
+                results.append(self._finite(next(scores), names[len(results)]) if isinstance(item, Decoded) else item)
             if progress is not None:
                 progress(len(chunk))
         return results
+
+    def _finite(self, reward: float, name: str) -> float | NonFiniteRewardError:
+        if math.isfinite(reward):
+            return reward
+        dtype = str(self.dtype).removeprefix("torch.")
+        if self.dtype == torch.float32:
+            return NonFiniteRewardError(name, "its reward is not a finite number; the weights may hold inf or NaN")
+        return NonFiniteRewardError(
+            name,
+            f"its reward is not a finite number in {dtype} (half precision overflowed on this image); "
+            "load the model with dtype='fp32' (or 'bf16') to score it",
+        )
 
     @torch.inference_mode()
     def rewards_from_pixels(

@@ -9,8 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
+import imagereward
 from conftest import EXPECTED, image_path
-from imagereward import ImageLoadError
+from imagereward import ImageLoadError, NonFiniteRewardError
+from imagereward.ranking import InputError, rank_images
 from imagereward.reward import ranks_from_rewards
 
 CASE = EXPECTED["rank"][0]
@@ -92,3 +94,33 @@ def test_half_precision_stays_close(parity_dir) -> None:
     model = imagereward.load(str(parity_dir), device="cpu", dtype=torch.bfloat16)
     rewards = model.rewards(CASE["prompt"], PATHS)
     assert np.abs(np.array(rewards) - CASE["rewards"]).max() < 0.1
+
+
+def test_non_finite_reward_is_named_and_the_others_kept(parity_dir, monkeypatch) -> None:
+    model = imagereward.load(str(parity_dir), device="cpu", dtype="fp16")
+    real = model.rewards_from_pixels
+
+    def one_nan(tokens, pixels):  # the second image of the batch overflows
+        out = real(tokens, pixels).clone()
+        out[1] = float("nan")
+        return out
+
+    monkeypatch.setattr(model, "rewards_from_pixels", one_nan)
+    results = model.try_rewards(CASE["prompt"], PATHS[:3], names=["a.png", "b.png", "c.png"])
+    assert isinstance(results[1], NonFiniteRewardError) and results[1].name == "b.png"
+    assert "float16" in str(results[1]) and "dtype='fp32'" in str(results[1])
+    np.testing.assert_allclose([results[0], results[2]], [CASE["rewards"][0], CASE["rewards"][2]], atol=0.02)
+    with pytest.raises(NonFiniteRewardError, match=Path(PATHS[1]).name):
+        model.rewards(CASE["prompt"], PATHS[:3], batch_size=3)
+
+
+def test_float16_overflow_gives_non_finite_errors_not_nan_rewards(parity_dir) -> None:
+    model = imagereward.load(str(parity_dir), device="cpu", dtype="fp16")
+    with torch.no_grad():
+        model.visual_encoder.patch_embed.proj.weight.mul_(1e8)  # beyond float16's 65504: inf from the first layer
+    results = model.try_rewards(CASE["prompt"], PATHS[:2])
+    assert all(isinstance(r, NonFiniteRewardError) for r in results), results
+    assert "float16" in str(results[0])
+    with pytest.raises(InputError, match="None of the images could be scored") as caught:
+        rank_images(model, CASE["prompt"], PATHS[:2])
+    assert "PNG" not in str(caught.value) and len(caught.value.failures) == 2

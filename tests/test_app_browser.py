@@ -109,7 +109,7 @@ def test_a_bad_file_is_named_and_the_good_ones_ranked(page, tmp_path: Path) -> N
     upload_and_score(page, case["prompt"], [image_path(case["images"][0]), bad, image_path(case["images"][1])])
     assert len(captions(page, 2)) == 2
     text = toast_text(page)
-    assert "not_really.png" in text and "could not be read" in text
+    assert "not_really.png" in text and "could not be scored" in text
 
 
 def test_a_huge_image_is_refused_by_name(page, tmp_path: Path) -> None:
