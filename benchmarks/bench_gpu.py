@@ -257,7 +257,11 @@ def main() -> None:
         compare = paths[: args.compare]
         if args.original:
             stage("the original")
-            report["original"] = run_original(args, checkpoint, compare, sizes)
+            try:
+                report["original"] = run_original(args, checkpoint, compare, sizes)
+            except (RuntimeError, ValueError, IndexError) as e:  # keep this package's figures from the same call
+                report["original_error"] = str(e)
+                print(f"the original could not be timed:\n{e}", file=sys.stderr)
             save()
 
         stage(f"this package, {dtype}")
@@ -318,6 +322,8 @@ def print_report(report: dict, args: argparse.Namespace) -> None:
     if "card_matmul_tflops" in report:
         print(f"the card's 8192^3 matrix product: {report['card_matmul_tflops']:.0f} TFLOP/s")
     original = report.get("original")
+    if "original_error" in report:
+        print("the original could not be timed: see original_error in the JSON report")
     rows = [("original", "float32", original)] if original else []
     rows += [("this package", report["dtype"].replace("torch.", ""), report["ours"])]
     if "ours_fp32" in report:
