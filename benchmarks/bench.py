@@ -142,6 +142,16 @@ def half_precision_accuracy(dtypes: tuple[str, ...] = ("bf16", "fp16")) -> list[
     return report
 
 
+def versus(run: dict, original: dict | None, n: str) -> tuple[str, str]:
+    """Table cells for one timed run of `n` images: speed ratio to the original's run of the same images, and
+    the largest reward difference from it (both empty without the original)."""
+    if not original:
+        return "", ""
+    theirs = original["runs"][n]
+    delta = max(abs(a - b) for a, b in zip(run["rewards"], theirs["rewards"]))
+    return f"{theirs['seconds'] / run['seconds']:.2f}x", f"{delta:.1e}"
+
+
 def run_json(cmd: list[str], env: dict[str, str] | None = None) -> dict:
     """Runs `cmd` from the repository root and parses the JSON object on the last line of its output."""
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
@@ -214,10 +224,7 @@ def main() -> None:
     print(f"{'impl':9} {'dtype':6} {'N':>3} {'img/s':>7} {'s/img':>7} {'vs orig':>8} {'max|Δ| vs orig':>15}")
     for r in results:
         for n, run in r["runs"].items():
-            ratio = delta = ""
-            if original:
-                ratio = f"{original['runs'][n]['seconds'] / run['seconds']:.2f}x"
-                delta = f"{max(abs(a - b) for a, b in zip(run['rewards'], original['runs'][n]['rewards'])):.1e}"
+            ratio, delta = versus(run, original, n)
             print(
                 f"{r['impl']:9} {r['dtype']:6} {n:>3} {int(n) / run['seconds']:7.2f} {run['seconds'] / int(n):7.3f} {ratio:>8} {delta:>15}"
             )

@@ -46,7 +46,7 @@ from imagereward.reward import ImageReward  # noqa: E402
 from imagereward.tokenizer import tokenize  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench import make_checkpoint, run_json  # noqa: E402
+from bench import make_checkpoint, run_json, versus  # noqa: E402
 
 PARITY = ROOT / "tests" / "fixtures" / "parity"
 PROMPT = "a painting of an ocean with clouds and birds, day time, low depth field effect"
@@ -203,10 +203,6 @@ def run_original(args: argparse.Namespace, checkpoint: Path, paths: list[str], s
     return run_json(cmd, env=env)
 
 
-def max_diff(a: list[float], b: list[float]) -> float:
-    return float(np.abs(np.array(a) - np.array(b)).max())
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda")
@@ -331,10 +327,7 @@ def print_report(report: dict, args: argparse.Namespace) -> None:
     print(f"{'impl':13} {'dtype':8} {'N':>4} {'img/s':>8} {'vs orig':>8} {'max|Δ| vs orig':>15} {'load→1st score':>15}")
     for impl, dtype, result in rows:
         for n, run in result["runs"].items():
-            ratio = delta = ""
-            if original:
-                ratio = f"{original['runs'][n]['seconds'] / run['seconds']:.2f}x"
-                delta = f"{max_diff(run['rewards'], original['runs'][n]['rewards']):.1e}"
+            ratio, delta = versus(run, original, n)
             print(
                 f"{impl:13} {dtype:8} {n:>4} {int(n) / run['seconds']:8.1f} {ratio:>8} {delta:>15} "
                 f"{result['load_to_first_score_seconds']:14.2f}s"
