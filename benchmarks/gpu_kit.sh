@@ -20,10 +20,6 @@ REFERENCE="${REFERENCE:-$ROOT/../shared/reference}"
 PYTHON="${PYTHON:-python3}"
 
 [ -f "$REFERENCE/_refcommon.py" ] || { echo "reference harness not found at $REFERENCE (set REFERENCE=...)"; exit 1; }
-if [ "$KIT" = "$ROOT/.gpukit" ] && [ -d "$ROOT/.git" ]; then
-  mkdir -p "$ROOT/.git/info"
-  grep -qx '/.gpukit/' "$ROOT/.git/info/exclude" 2>/dev/null || echo '/.gpukit/' >> "$ROOT/.git/info/exclude"
-fi
 rm -rf "$KIT"
 mkdir -p "$KIT/wheels" "$KIT/ours" "$KIT/reference" "$KIT/parity"
 
