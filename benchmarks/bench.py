@@ -71,6 +71,19 @@ def make_checkpoint(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+def timed_rank(model, paths: list[str], repeat: int) -> dict:
+    """`inference_rank` on `paths` as the original is timed: min of `repeat` runs after a warm-up, with the
+    embedding cache off (every run encodes every image)."""
+    model.embedding_cache.resize(0)
+    model.inference_rank(PROMPT, paths)
+    times, rewards = [], []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        _, rewards = model.inference_rank(PROMPT, paths)
+        times.append(time.perf_counter() - t)
+    return {"seconds": min(times), "all_seconds": times, "rewards": rewards}
+
+
 def worker_ours(args: argparse.Namespace) -> dict:
     """Runs in its own process: load, first score, throughput, cache repeat."""
     import torch
@@ -94,16 +107,8 @@ def worker_ours(args: argparse.Namespace) -> dict:
         "threads": torch.get_num_threads(),
         "runs": {},
     }
-    model.embedding_cache.resize(0)  # throughput without the cache: every run encodes every image
     for n in args.sizes:
-        paths = [images[i % len(images)] for i in range(n)]
-        model.inference_rank(PROMPT, paths)
-        times, rewards = [], None
-        for _ in range(args.repeat):
-            t = time.perf_counter()
-            _, rewards = model.inference_rank(PROMPT, paths)
-            times.append(time.perf_counter() - t)
-        out["runs"][str(n)] = {"seconds": min(times), "all_seconds": times, "rewards": rewards}
+        out["runs"][str(n)] = timed_rank(model, [images[i % len(images)] for i in range(n)], args.repeat)
     model.embedding_cache.resize(256)
     paths = images[: max(args.sizes)]
     t = time.perf_counter()
@@ -117,9 +122,9 @@ def worker_ours(args: argparse.Namespace) -> dict:
     return out
 
 
-def half_precision_accuracy(dtypes: tuple[str, ...] = ("bf16", "fp16")) -> list[dict]:
-    """Half precision vs float32 on the parity fixtures (CPU): reward error, and whether every pair that
-    float32 separates by more than 0.05 keeps its order."""
+def half_precision_accuracy(dtypes: tuple[str, ...] = ("bf16", "fp16"), device: str = "cpu") -> list[dict]:
+    """Half precision on `device` vs float32 on the CPU, on the parity fixtures: reward error, and whether
+    every pair that float32 separates by more than 0.05 keeps its order."""
     import numpy as np
 
     import imagereward
@@ -130,7 +135,7 @@ def half_precision_accuracy(dtypes: tuple[str, ...] = ("bf16", "fp16")) -> list[
     reference = {prompt: np.array(exact.rewards(prompt, paths)) for prompt in expected["prompts"]}
     report = []
     for dtype in dtypes:
-        half = imagereward.load(str(PARITY), device="cpu", dtype=dtype)
+        half = imagereward.load(str(PARITY), device=device, dtype=dtype)
         worst, order_ok = 0.0, True
         for prompt, a in reference.items():
             b = np.array(half.rewards(prompt, paths))

@@ -46,10 +46,16 @@ from imagereward.reward import ImageReward  # noqa: E402
 from imagereward.tokenizer import tokenize  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench import make_checkpoint, run_json, versus  # noqa: E402
+from bench import (  # noqa: E402
+    PROMPT,
+    fixture_images,
+    half_precision_accuracy,
+    make_checkpoint,
+    run_json,
+    timed_rank,
+    versus,
+)
 
-PARITY = ROOT / "tests" / "fixtures" / "parity"
-PROMPT = "a painting of an ocean with clouds and birds, day time, low depth field effect"
 GFLOP_PER_IMAGE = 137.0
 
 
@@ -140,42 +146,13 @@ def request_latency(model: ImageReward, paths: list[str], repeats: int) -> float
     return statistics.median(times[2:])
 
 
-def timed_rank(model: ImageReward, paths: list[str], repeat: int) -> dict:
-    """`inference_rank` on `paths` as the original is timed: min of `repeat` runs after a warm-up, no cache."""
-    model.embedding_cache.resize(0)
-    model.inference_rank(PROMPT, paths)
-    times, rewards = [], []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        _, rewards = model.inference_rank(PROMPT, paths)
-        times.append(time.perf_counter() - t)
-    return {"seconds": min(times), "all_seconds": times, "rewards": rewards}
-
-
 def load_timed(checkpoint: Path, device: torch.device, dtype: torch.dtype) -> tuple[ImageReward, float]:
     """The model from `checkpoint`, and the seconds from the call to `load` to the first score."""
     t = time.perf_counter()
     model = imagereward.load(str(checkpoint), device=str(device), dtype=dtype)
-    model.score(PROMPT, str(PARITY / "images" / sorted(os.listdir(PARITY / "images"))[0]))
+    model.score(PROMPT, fixture_images()[0])
     sync(device)
     return model, time.perf_counter() - t
-
-
-def parity_accuracy(device: torch.device, dtype: torch.dtype) -> dict:
-    expected = json.loads((PARITY / "expected.json").read_text())
-    paths = [str(PARITY / "images" / n) for n in expected["images"]]
-    exact = imagereward.load(str(PARITY), device="cpu")
-    half = imagereward.load(str(PARITY), device=device, dtype=dtype)
-    worst, order_ok = 0.0, True
-    for prompt in expected["prompts"]:
-        a, b = np.array(exact.rewards(prompt, paths)), np.array(half.rewards(prompt, paths))
-        worst = max(worst, float(np.abs(a - b).max()))
-        order_ok &= all(b[i] > b[j] for i in range(len(a)) for j in range(len(a)) if a[i] - a[j] > 0.05)
-    return {
-        "dtype": str(dtype).replace("torch.", ""),
-        "max_abs_reward_error": worst,
-        "same_order_where_fp32_gap_gt_0.05": bool(order_ok),
-    }
 
 
 def run_original(args: argparse.Namespace, checkpoint: Path, paths: list[str], sizes: list[int]) -> dict:
@@ -281,15 +258,12 @@ def main() -> None:
 
         if dtype != torch.float32:
             stage("this package, float32")
-            del model
-            torch.cuda.empty_cache() if device.type == "cuda" else None
             exact, first = load_timed(checkpoint, device, torch.float32)
             report["ours_fp32"] = {"load_to_first_score_seconds": first, "runs": {}}
             for n in sizes:
                 report["ours_fp32"]["runs"][str(n)] = timed_rank(exact, compare[:n], args.repeat)
             del exact
             save()
-            model, _ = load_timed(checkpoint, device, dtype)
 
         if args.compile:
             stage("torch.compile")
@@ -307,7 +281,7 @@ def main() -> None:
             save()
 
     stage("half precision on the parity fixtures")
-    report["half_precision"] = parity_accuracy(device, dtype)
+    report["half_precision"] = half_precision_accuracy((str(dtype).removeprefix("torch."),), str(device))[0]
     save()
     print_report(report, args)
     print(json.dumps(report))

@@ -124,12 +124,12 @@ class ImageReward(ImageRewardModel):
     def _finite(self, reward: float, name: str) -> float | NonFiniteRewardError:
         if math.isfinite(reward):
             return reward
-        dtype = str(self.dtype).removeprefix("torch.")
         if self.dtype == torch.float32:
             return NonFiniteRewardError(name, "its reward is not a finite number; the weights may hold inf or NaN")
         return NonFiniteRewardError(
             name,
-            f"its reward is not a finite number in {dtype} (half precision overflowed on this image); "
+            f"its reward is not a finite number in {str(self.dtype).removeprefix('torch.')} "
+            "(half precision overflowed on this image); "
             "load the model with dtype='fp32' (or 'bf16') to score it",
         )
 
