@@ -1,43 +1,53 @@
 """ImageReward in the browser: type a prompt, drop generations, see them ranked by predicted human preference.
 
-Only wiring lives here; the work is done by plain functions in `imagereward.serving`,
-`imagereward.ranking` and `imagereward.formatting`. Runs locally (`python app.py`) and as a Hugging Face
-Space, ZeroGPU included. Settings: IMAGEREWARD_MODEL, IMAGEREWARD_DEVICE, IMAGEREWARD_DTYPE,
+Only wiring lives here; the work is done by plain functions in `imagereward.serving` (checking, decoding,
+scoring and ranking a request) and `imagereward.formatting` (what the page shows). Runs locally
+(`python app.py`) and as a Hugging Face Space on any hardware: CPU, GPU, or ZeroGPU, where only the model's
+work runs inside `@spaces.GPU`. Settings: IMAGEREWARD_MODEL, IMAGEREWARD_DEVICE, IMAGEREWARD_DTYPE,
 IMAGEREWARD_MAX_IMAGES (see README.md).
 """
 
 from __future__ import annotations
 
-try:  # ZeroGPU on Hugging Face Spaces (imported before torch, as it asks); a no-op decorator anywhere else
+import os
+
+if os.environ.get("SPACES_ZERO_GPU"):  # ZeroGPU asks for `spaces` to be imported before torch
     import spaces
 
-    gpu = spaces.GPU
-except ImportError:
-    spaces = None
+import time
+from pathlib import Path
+from typing import Any
 
-    def gpu(fn):  # type: ignore[no-redef]
-        return fn
+import gradio as gr
+import pandas as pd
+from gradio.utils import get_upload_folder
 
-
-import dataclasses  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import gradio as gr  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from imagereward import formatting  # noqa: E402
-from imagereward.ranking import InputError, Ranking  # noqa: E402
-from imagereward.serving import Settings, load_for_serving, rank_request, read_examples, warm_up  # noqa: E402
+from imagereward import formatting
+from imagereward.errors import InputError
+from imagereward.ranking import Ranking
+from imagereward.serving import (
+    PreparedRequest,
+    Settings,
+    api_response,
+    finish_request,
+    gpu_duration,
+    load_for_serving,
+    prepare_request,
+    read_examples,
+    score_prepared,
+    skipped_note,
+    warm_up,
+)
 
 SETTINGS = Settings.from_env()
-if spaces is not None and SETTINGS.device is None:  # ZeroGPU: the model goes to the GPU at start-up
-    SETTINGS = dataclasses.replace(SETTINGS, device="cuda")
 LOADED = load_for_serving(SETTINGS)
-if LOADED.model is not None and spaces is None:
+if LOADED.model is not None and not SETTINGS.zero_gpu:
     warm_up(LOADED.model)
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
+# The only folders a request may name files in: Gradio's uploads (and cached examples), and the examples.
+ALLOWED_ROOTS = [get_upload_folder(), str(EXAMPLES_DIR)]
+MAX_UPLOAD = "20mb"
 
 ABOUT = f"""
 **What the score means.** ImageReward ([Xu et al., 2023](https://arxiv.org/abs/2304.05977)) predicts which
@@ -47,7 +57,8 @@ same prompt*; a score on its own says little.
 
 **Limits.** The model reads only the first 35 tokens of the prompt (about 25 words) and sees each image at
 224x224 pixels, centre-cropped, so fine detail and the edges of wide images do not count. Up to
-{SETTINGS.max_images} images per request.
+{SETTINGS.max_images} images per request, PNG, JPEG, WEBP, GIF, BMP or TIFF, each at most {MAX_UPLOAD.upper()}
+and 89.5 million pixels.
 """
 
 
@@ -57,25 +68,33 @@ def model_banner() -> str:
     return f"Model: **{LOADED.label}**"
 
 
-@gpu
-def _rank(prompt: str, images: list[Any] | None) -> tuple[Ranking, list[str]]:
-    if LOADED.model is None:
-        raise InputError(LOADED.error or "No model is loaded.")
-    return rank_request(LOADED.model, prompt, images, SETTINGS.max_images)
+def _on_device(request: PreparedRequest) -> list[Any]:
+    return score_prepared(LOADED.model, request)
 
 
-def _rank_or_raise(prompt: str, images: list[Any] | None) -> Ranking:
+if SETTINGS.zero_gpu:
+    _on_device = spaces.GPU(duration=gpu_duration)(_on_device)
+
+
+def _rank(prompt: Any, images: Any) -> tuple[Ranking, list[str]]:
+    """Checks and decodes on the CPU, scores on the device; problems become one sentence for the person."""
     try:
-        ranking, notes = _rank(prompt, images)
+        if LOADED.model is None:
+            raise InputError(LOADED.error or "No model is loaded.")
+        request = prepare_request(
+            LOADED.model, prompt, images, ALLOWED_ROOTS, SETTINGS.max_images, SETTINGS.pixel_budget
+        )
+        start = time.perf_counter()
+        results = _on_device(request)
+        return finish_request(request, results, time.perf_counter() - start)
     except InputError as e:
         raise gr.Error(str(e), print_exception=False) from None
-    for note in notes:
-        gr.Warning(note)
-    return ranking
 
 
 def score_ui(prompt: str, images: list[Any] | None):
-    ranking = _rank_or_raise(prompt, images)
+    ranking, notes = _rank(prompt, images)
+    for note in skipped_note(ranking) + notes:
+        gr.Warning(note)
     return (
         formatting.gallery_items(ranking),
         formatting.table_rows(ranking),
@@ -84,12 +103,14 @@ def score_ui(prompt: str, images: list[Any] | None):
     )
 
 
-def score_api(prompt: str, images: list[Any] | None) -> list[dict[str, Any]]:
-    """Scores images for a prompt; returns rows {rank, name, score}, best first."""
-    return formatting.api_rows(_rank_or_raise(prompt, images))
+def score_api(prompt: str, images: list[Any] | None) -> dict[str, Any]:
+    """Scores images for a prompt. Returns {"ranked": [{rank, name, score, precision}] best first,
+    "skipped": [{name, reason}], "notes": [...], "model": str, "seconds": float}."""
+    ranking, notes = _rank(prompt, images)
+    return api_response(ranking, notes, LOADED.label)
 
 
-with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
+with gr.Blocks(title="ImageReward: rank images by human preference", delete_cache=(1800, 3600)) as demo:
     gr.Markdown("# ImageReward\nRank text-to-image generations by how much people would prefer them.")
     gr.Markdown(model_banner(), elem_id="model-status")
     with gr.Row():
@@ -102,6 +123,7 @@ with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
                 type="filepath",
                 interactive=True,
                 sources=["upload", "clipboard"],
+                file_types=["image"],
                 columns=4,
                 height=320,
                 elem_id="images",
@@ -112,8 +134,8 @@ with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
             status = gr.Markdown(elem_id="status")
     with gr.Row():
         table = gr.Dataframe(
-            headers=["rank", "image", "score"],
-            datatype=["number", "str", "number"],
+            headers=["rank", "image", "score", "precision"],
+            datatype=["number", "str", "number", "str"],
             interactive=False,
             label="Scores",
             elem_id="table",
@@ -135,7 +157,8 @@ with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
         outputs=outputs,
         fn=score_ui,
         run_on_click=True,
-        cache_examples=False,
+        cache_examples=True,
+        cache_mode="lazy",
         elem_id="examples",
         api_visibility="private",
     )
@@ -150,4 +173,4 @@ with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
 demo.queue(default_concurrency_limit=2, max_size=64)
 
 if __name__ == "__main__":
-    demo.launch(theme=gr.themes.Soft(), max_file_size="50mb")
+    demo.launch(theme=gr.themes.Soft(), max_file_size=MAX_UPLOAD)

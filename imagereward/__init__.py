@@ -10,8 +10,10 @@ arXiv 2304.05977. Original code: https://github.com/THUDM/ImageReward (PyPI `ima
 
 from .errors import (
     CheckpointError,
+    ImageError,
     ImageLoadError,
     ImageRewardError,
+    InputError,
     NonFiniteRewardError,
     WeightsUnavailableError,
 )
@@ -25,7 +27,9 @@ __all__ = [
     "ImageReward",
     "ImageRewardError",
     "CheckpointError",
+    "ImageError",
     "ImageLoadError",
+    "InputError",
     "NonFiniteRewardError",
     "WeightsUnavailableError",
 ]

@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence, TextIO
@@ -14,9 +16,9 @@ from typing import Any, Sequence, TextIO
 from tqdm import tqdm
 
 from . import evaluation
-from .errors import ImageLoadError, ImageRewardError
+from .errors import ImageError, ImageLoadError, ImageRewardError, InputError
 from .images import IMAGE_EXTENSIONS
-from .ranking import InputError, Ranking, rank_images
+from .ranking import Ranking, rank_images
 
 FORMATS = ("table", "json", "jsonl", "csv")
 
@@ -27,22 +29,22 @@ class Group:
 
     prompt: str
     images: list[str]
-    missing: list[ImageLoadError] = field(default_factory=list)
+    missing: list[ImageError] = field(default_factory=list)
 
 
-def collect_images(sources: Sequence[str], base: Path | None = None) -> tuple[list[str], list[ImageLoadError]]:
+def collect_images(sources: Sequence[str], base: Path | None = None) -> tuple[list[str], list[ImageError]]:
     """Expands folders (recursively, sorted) to their image files; files are kept whatever their extension.
-    Paths that do not exist are returned as errors."""
+    Paths that do not exist and folders that cannot be read are returned as errors."""
     found: list[str] = []
-    missing: list[ImageLoadError] = []
+    missing: list[ImageError] = []
     for source in sources:
         path = Path(source).expanduser()
         if base is not None and not path.is_absolute():
             path = base / path
         if path.is_dir():
-            found.extend(
-                str(p) for p in sorted(path.rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-            )
+            files, unreadable = _walk(path)
+            found.extend(files)
+            missing.extend(unreadable)
         elif path.exists():
             found.append(str(path))
         else:
@@ -50,28 +52,85 @@ def collect_images(sources: Sequence[str], base: Path | None = None) -> tuple[li
     return found, missing
 
 
+def _walk(folder: Path) -> tuple[list[str], list[ImageError]]:
+    """Image files under `folder`, sorted, and the sub-folders that could not be listed."""
+    files: list[str] = []
+    unreadable: list[ImageError] = []
+
+    def report(error: OSError) -> None:
+        why = "permission denied" if isinstance(error, PermissionError) else (error.strerror or str(error))
+        unreadable.append(ImageLoadError(str(error.filename or folder), f"folder could not be read ({why})"))
+
+    for root, dirs, names in os.walk(folder, onerror=report):
+        dirs.sort()
+        files.extend(os.path.join(root, n) for n in names if Path(n).suffix.lower() in IMAGE_EXTENSIONS)
+    return sorted(files), unreadable
+
+
 def read_prompts_file(path: Path) -> list[Group]:
-    """JSONL, one `{"prompt": ..., "images": [files or folders]}` per line; relative paths are taken from
-    the file's own folder."""
+    """JSONL, one `{"prompt": "...", "images": ["file or folder", ...]}` per line; relative paths are taken
+    from the file's own folder.
+
+    Raises:
+        InputError: a line that is not such an object, naming the file, the line and the field.
+    """
     groups = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
+        where = f"{path}, line {number}"
         try:
             entry = json.loads(line)
-            prompt, sources = entry["prompt"], entry["images"]
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise InputError(f'{path}:{number}: expected {{"prompt": ..., "images": [...]}} ({e})') from e
+        except json.JSONDecodeError as e:
+            raise InputError(f"{where}: not valid JSON ({e})") from e
+        if not isinstance(entry, dict):
+            raise InputError(f'{where}: expected an object {{"prompt": "...", "images": [...]}}, got {type(entry).__name__}')
+        prompt, sources = entry.get("prompt"), entry.get("images")
+        if not isinstance(prompt, str):
+            raise InputError(f'{where}: field "prompt" must be a string, got {type(prompt).__name__}')
+        if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
+            raise InputError(
+                f'{where}: field "images" must be a list of file or folder paths (strings), '
+                f"got {type(sources).__name__}"
+            )
         images, missing = collect_images(sources, base=path.parent)
         groups.append(Group(prompt, images, missing))
     return groups
+
+
+def open_output(target: str) -> tuple[TextIO, Path]:
+    """A temporary file beside `target`, opened for writing before any scoring, so that a destination that
+    cannot be written fails at once; `commit_output` moves it into place.
+
+    Raises:
+        InputError: the destination's folder does not exist, is not writable, or `target` is a folder.
+    """
+    path = Path(target).expanduser()
+    if path.is_dir():
+        raise InputError(f"--output {target}: is a folder; give a file path")
+    try:
+        handle = tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", newline="", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+        )
+    except PermissionError as e:
+        raise InputError(f"--output {target}: permission denied, cannot write in {path.parent}") from e
+    except FileNotFoundError as e:
+        raise InputError(f"--output {target}: the folder {path.parent} does not exist") from e
+    except OSError as e:
+        raise InputError(f"--output {target}: cannot be written ({e.strerror or e})") from e
+    return handle, path
+
+
+def commit_output(handle: TextIO, target: Path) -> None:
+    handle.close()
+    os.replace(handle.name, target)
 
 
 def rows_of(prompt: str, ranking: Ranking) -> list[dict[str, Any]]:
     return [{"prompt": prompt, "rank": r.rank, "path": r.name, "score": r.score} for r in ranking.ranked]
 
 
-def write_results(results: list[tuple[Group, Ranking | None, list[ImageLoadError]]], fmt: str, out: TextIO) -> None:
+def write_results(results: list[tuple[Group, Ranking | None, list[ImageError]]], fmt: str, out: TextIO) -> None:
     """Writes every group's rows best first in `fmt` (see FORMATS)."""
     if fmt == "json":
         payload = [
@@ -110,6 +169,16 @@ def cmd_score(args: argparse.Namespace) -> int:
             raise InputError("give --prompt and at least one image or folder, or --prompts-file")
         images, missing = collect_images(args.images)
         groups = [Group(args.prompt, images, missing)]
+    output = open_output(args.output) if args.output else None
+    try:
+        return _score_groups(args, groups, output)
+    finally:
+        if output is not None and not output[0].closed:
+            output[0].close()
+            os.unlink(output[0].name)
+
+
+def _score_groups(args: argparse.Namespace, groups: list[Group], output: tuple[TextIO, Path] | None) -> int:
     model = _load(args)
     total = sum(len(g.images) for g in groups)
     bar = tqdm(total=total, unit="img", file=sys.stderr, disable=args.quiet or not sys.stderr.isatty() or total < 2)
@@ -130,9 +199,9 @@ def cmd_score(args: argparse.Namespace) -> int:
             print(f"imagereward: skipped {error.name}: {error.reason}", file=sys.stderr)
         results.append((group, ranking, errors))
     bar.close()
-    if args.output:
-        with open(args.output, "w", encoding="utf-8", newline="") as f:
-            write_results(results, args.format, f)
+    if output is not None:
+        write_results(results, args.format, output[0])
+        commit_output(*output)
     else:
         write_results(results, args.format, sys.stdout)
     return 0 if any(r for _, r, _ in results) else 1
@@ -163,7 +232,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
         try:
             results = evaluation.evaluate(scorer, items, images_dir, progress=bar.update)
-        except ImageLoadError as e:
+        except ImageError as e:
             raise InputError(f"{e}; every image of the test set must be readable (check --images-dir)") from e
         finally:
             bar.close()
@@ -184,6 +253,17 @@ def _load(args: argparse.Namespace):
     return load(args.model, device=args.device, dtype=args.dtype)
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imagereward", description="Score images by human preference (ImageReward).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -202,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument(
         "--prompts-file", help='JSONL of {"prompt": ..., "images": [...]}, many groups in one model load'
     )
-    score.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default 32)")
+    score.add_argument("--batch-size", type=positive_int, default=None, help="images per forward pass (default 32)")
     score.add_argument("--format", "-f", choices=FORMATS, default="table")
     score.add_argument("--output", "-o", help="write results here instead of standard output")
     model_options(score)
@@ -229,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (InputError, ImageRewardError, FileNotFoundError, ValueError, OSError) as e:
+    except (ImageRewardError, OSError, ValueError) as e:
         print(f"imagereward: {e}", file=sys.stderr)
         return 2
 

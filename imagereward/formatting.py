@@ -1,11 +1,10 @@
-"""Turning a `Ranking` into what people read: gallery captions, table rows, chart data, status and warnings.
-Plain Python values, so that the app stays a thin layer of wiring and these stay testable."""
+"""Turning a `Ranking` into what people read on the page: gallery captions, table rows, chart data and the
+status line. Plain Python values, so that the app stays a thin layer of wiring and these stay testable."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .config import MAX_PROMPT_TOKENS
 from .ranking import Ranking
 
 
@@ -20,13 +19,8 @@ def gallery_items(ranking: Ranking) -> list[tuple[Any, str]]:
 
 
 def table_rows(ranking: Ranking) -> list[list[Any]]:
-    """Rows of (rank, image name, score rounded to 4 decimals), best first."""
-    return [[item.rank, item.name, round(item.score, 4)] for item in ranking.ranked]
-
-
-def api_rows(ranking: Ranking) -> list[dict[str, Any]]:
-    """The API's JSON rows: `{"rank", "name", "score"}`, best first, scores unrounded."""
-    return [{"rank": item.rank, "name": item.name, "score": item.score} for item in ranking.ranked]
+    """Rows of (rank, image name, score rounded to 4 decimals, precision), best first."""
+    return [[item.rank, item.name, round(item.score, 4), item.precision] for item in ranking.ranked]
 
 
 def chart_rows(ranking: Ranking) -> dict[str, list[Any]]:
@@ -43,27 +37,3 @@ def status_line(ranking: Ranking, model_label: str) -> str:
     took = f"{ranking.seconds * 1000:.0f} ms" if ranking.seconds < 10 else f"{ranking.seconds:.1f} s"
     skipped = f" Skipped {len(ranking.failures)} that could not be scored." if ranking.failures else ""
     return f"Scored {n} image{'s' if n != 1 else ''} with {model_label} in {took}.{skipped}"
-
-
-def warnings_for(ranking: Ranking) -> list[str]:
-    """Sentences for the person: images that were skipped, a prompt longer than the model reads."""
-    messages = []
-    if ranking.failures:
-        names = "; ".join(f"{f.name} ({f.reason})" for f in ranking.failures)
-        messages.append(
-            f"{len(ranking.failures)} image{'s' if len(ranking.failures) != 1 else ''} could not be scored "
-            f"and {'were' if len(ranking.failures) != 1 else 'was'} skipped: {names}. The others are ranked."
-        )
-    if ranking.prompt_truncated:
-        messages.append(
-            f"The prompt is {ranking.prompt_tokens} tokens long; the model reads only the first "
-            f"{MAX_PROMPT_TOKENS}, so the rest did not count."
-        )
-    return messages
-
-
-def too_many_images(given: int, limit: int) -> str:
-    return (
-        f"Only the first {limit} of {given} images were scored: the limit is {limit} per request "
-        "(IMAGEREWARD_MAX_IMAGES). Score the rest in another run."
-    )

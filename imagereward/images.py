@@ -26,8 +26,15 @@ from .errors import ImageLoadError
 
 ImageInput = Union[Image.Image, str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, io.IOBase]
 
-# Images above this many pixels are refused as possible decompression bombs (Pillow's own limit).
-MAX_IMAGE_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
+# Images above this many pixels are refused from their header, before decoding, as possible decompression
+# bombs (Pillow's warning threshold; Pillow itself only raises at twice this).
+MAX_IMAGE_PIXELS: int = 89_478_485
+
+# The only Pillow plugins an encoded input may open with: the formats generators and browsers write
+# (Pillow's JPEG plugin also opens the multi-picture JPEGs of cameras and phones, as MPO). Everything else
+# (EPS, which runs Ghostscript, and dozens of rarely used decoders) is refused by format.
+ACCEPTED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+FORMATS_TEXT = "PNG, JPEG, WEBP, GIF, BMP or TIFF"
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 
@@ -59,6 +66,21 @@ def open_image(image: ImageInput, name: str | None = None) -> Image.Image:
         return image
     if isinstance(image, np.ndarray):
         return _from_array(image, name)
+    opened = open_header(image, name)
+    try:
+        opened.load()
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageLoadError(name, f"the image is truncated or corrupt ({e})") from e
+    return opened
+
+
+def open_header(image: str | os.PathLike | bytes | bytearray | memoryview | io.IOBase, name: str) -> Image.Image:
+    """Opens an encoded input without decoding its pixels: the format is checked against `ACCEPTED_FORMATS`
+    and the size, from the header, against `MAX_IMAGE_PIXELS`.
+
+    Raises:
+        ImageLoadError: missing, unreadable, not an accepted format, or too large.
+    """
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
         if not path.is_file():
@@ -74,22 +96,42 @@ def open_image(image: ImageInput, name: str | None = None) -> Image.Image:
             f"unsupported input type {type(image).__name__}; pass a PIL image, a path, bytes, a file object or a numpy array",
         )
     try:
-        opened = Image.open(source)
-        if opened.width * opened.height > MAX_IMAGE_PIXELS:
-            raise ImageLoadError(
-                name,
-                f"image of {opened.width}x{opened.height} pixels is over the limit of {MAX_IMAGE_PIXELS:,} pixels; scale it down first",
-            )
-        opened.load()
-    except ImageLoadError:
-        raise
+        opened = Image.open(source, formats=ACCEPTED_FORMATS)
+    except PermissionError as e:
+        raise ImageLoadError(name, "permission denied: this user may not read the file") from e
     except Image.DecompressionBombError as e:
-        raise ImageLoadError(name, f"image is too large ({e}); scale it down first") from e
+        raise ImageLoadError(name, _too_large(None)) from e
     except UnidentifiedImageError as e:
-        raise ImageLoadError(name, "not an image file Pillow can read (PNG, JPEG, WEBP, GIF, BMP, TIFF…)") from e
+        raise ImageLoadError(name, f"not an image in an accepted format ({FORMATS_TEXT})") from e
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageLoadError(name, f"the image is truncated or corrupt ({e})") from e
+    if opened.width * opened.height > MAX_IMAGE_PIXELS:
+        opened.close()
+        raise ImageLoadError(name, _too_large(opened.size))
     return opened
+
+
+def _too_large(size: tuple[int, int] | None) -> str:
+    what = f"{size[0]}x{size[1]} pixels" if size else "the image"
+    return f"{what} is over the limit of {MAX_IMAGE_PIXELS:,} pixels; scale it down first"
+
+
+def pixel_count(image: ImageInput, name: str) -> int:
+    """Width x height of an input, read from its header (nothing is decoded).
+
+    Raises:
+        ImageLoadError: as `open_header`.
+    """
+    if isinstance(image, Image.Image):
+        return image.width * image.height
+    if isinstance(image, np.ndarray):
+        return int(image.shape[0] * image.shape[1]) if image.ndim >= 2 else 0
+    position = image.tell() if isinstance(image, io.IOBase) else None
+    with open_header(image, name) as opened:
+        count = opened.width * opened.height
+    if position is not None:
+        image.seek(position)  # type: ignore[union-attr]
+    return count
 
 
 def _from_array(array: np.ndarray, name: str) -> Image.Image:

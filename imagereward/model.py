@@ -139,8 +139,21 @@ class ImageRewardModel(nn.Module):
         raw = self.head(text_features.to(head_dtype)).squeeze(-1).float()  # (B,)
         return (raw - self.config.head.reward_mean) / self.config.head.reward_std
 
+    def score_embeddings(
+        self, image_embeds: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Image tokens (N, 197, width) and ONE tokenized prompt (1, 35) -> rewards (N,) float32.
+
+        Padding is masked out of every attention, so the CLS feature does not depend on it: only as many
+        positions as the prompt has tokens are run (exact, and up to 3x less text-encoder work)."""
+        n, device = image_embeds.shape[0], image_embeds.device
+        length = int(attention_mask.sum(dim=-1).max())
+        input_ids = input_ids[:, :length].to(device).expand(n, -1)
+        attention_mask = attention_mask[:, :length].to(device).expand(n, -1)
+        return self.forward_head(self.encode_text(input_ids, attention_mask, image_embeds))
+
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor
     ) -> torch.Tensor:
-        image_embeds = self.encode_images(pixel_values)
-        return self.forward_head(self.encode_text(input_ids, attention_mask, image_embeds))
+        """One prompt's tokens (1, 35) and normalised pixels (N, 3, 224, 224) -> rewards (N,) float32."""
+        return self.score_embeddings(self.encode_images(pixel_values), input_ids, attention_mask)

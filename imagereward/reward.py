@@ -1,14 +1,18 @@
 """`ImageReward`: the network plus the original's scoring API (`score`, `inference_rank`, `preprocess`),
-batched: one image-encoder pass per batch, images decoded in parallel threads ahead of the model,
-and image embeddings cached by content.
+batched: one image-encoder pass per batch, images decoded in parallel threads ahead of the model, the same
+file decoded once per call, and image embeddings cached by content.
+
+Scoring comes in two halves that can run in different places (the app decodes on the CPU and scores on a
+ZeroGPU worker): `decode` (inputs -> uint8 pixels or errors) and `score_decoded` (pixels -> rewards).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Iterator, NamedTuple, Sequence
+from typing import Callable, Hashable, Iterator, NamedTuple, Sequence
 
 import torch
 from PIL import Image
@@ -16,10 +20,15 @@ from PIL import Image
 from . import images as imgs
 from .cache import EmbeddingCache, content_key
 from .config import ModelConfig
-from .errors import ImageLoadError, NonFiniteRewardError
+from .errors import ImageError, ImageLoadError, NonFiniteRewardError
 from .images import ImageInput
 from .model import ImageRewardModel
-from .tokenizer import tokenize
+from .tokenizer import PromptTokens, encode_prompt
+
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_CACHE_SIZE = 256
+# Batches decoded ahead of the one the model is working on.
+PREFETCH_BATCHES = 2
 
 
 class Decoded(NamedTuple):
@@ -29,9 +38,26 @@ class Decoded(NamedTuple):
     key: bytes
 
 
+class Scored(NamedTuple):
+    """One image's reward and the precision that computed it (float32 when float16 overflowed on it)."""
+
+    reward: float
+    dtype: torch.dtype
+
+
+Result = Scored | ImageError
+
+
 def default_workers() -> int:
     """Threads for decoding images: the cores, at most 16."""
     return max(1, min(16, os.cpu_count() or 1))
+
+
+def _identity(image: ImageInput) -> Hashable | None:
+    """What makes two inputs the same file (its path), or None when only the object itself is known."""
+    if isinstance(image, (str, os.PathLike)):
+        return ("path", os.fspath(image))
+    return None
 
 
 class ImageReward(ImageRewardModel):
@@ -43,13 +69,19 @@ class ImageReward(ImageRewardModel):
         embedding_cache: image embeddings by content (`embedding_cache.resize(0)` disables it).
     """
 
-    def __init__(self, config: ModelConfig, name: str = "", batch_size: int = 32, cache_size: int = 256) -> None:
+    def __init__(
+        self,
+        config: ModelConfig,
+        name: str = "",
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
         super().__init__(config)
         self.name = name
         self.batch_size = batch_size
         self.embedding_cache = EmbeddingCache(cache_size)
-        self.workers = default_workers()
         self._pool: ThreadPoolExecutor | None = None
+        self._float32_twin: ImageRewardModel | None = None
 
     # ----------------------------------------------------------------------------------------- state
     @property
@@ -62,8 +94,9 @@ class ImageReward(ImageRewardModel):
         return self.visual_encoder.cls_token.dtype
 
     def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
-        # Moving or casting the model invalidates embeddings computed on the old device or dtype.
+        # Moving or casting the model invalidates embeddings (and the float32 copy) made before.
         self.embedding_cache.clear()
+        self._float32_twin = None
         return super()._apply(fn, recurse)
 
     # ----------------------------------------------------------------------------------- the original API
@@ -75,7 +108,7 @@ class ImageReward(ImageRewardModel):
         """Reward of one image (a float) or of a list of images (a list of floats, also for one image).
 
         Raises:
-            ImageLoadError: an input could not be read (its name and the reason are in the message).
+            ImageError: an input could not be read or scored (its name and the reason are in the message).
         """
         if isinstance(image, (list, tuple)):
             return self.rewards(prompt, image)
@@ -88,12 +121,12 @@ class ImageReward(ImageRewardModel):
 
     # --------------------------------------------------------------------------------------- batching
     def rewards(self, prompt: str, images: Sequence[ImageInput], batch_size: int | None = None) -> list[float]:
-        """Rewards of `images` for one prompt, in input order; the first unreadable image raises."""
+        """Rewards of `images` for one prompt, in input order; the first image that fails raises."""
         results = self.try_rewards(prompt, images, batch_size)
         for result in results:
-            if isinstance(result, ImageLoadError):
+            if isinstance(result, ImageError):
                 raise result
-        return [float(r) for r in results]
+        return results  # type: ignore[return-value]
 
     def try_rewards(
         self,
@@ -102,113 +135,177 @@ class ImageReward(ImageRewardModel):
         batch_size: int | None = None,
         names: Sequence[str] | None = None,
         progress: Callable[[int], None] | None = None,
-    ) -> list[float | ImageLoadError]:
-        """Like `rewards`, but an unreadable image gives its `ImageLoadError` in its place and the others
-        are still scored; so does an image whose reward is not finite (`NonFiniteRewardError`: half precision
-        overflowed). `progress(n)` is called after each batch with the number of images it held."""
-        if isinstance(prompt, (list, tuple)):
-            raise TypeError("score one prompt at a time: `prompt` must be a string")
-        if names is None:
-            names = [imgs.describe(image, i) for i, image in enumerate(images)]
-        tokens = tokenize(prompt)
-        results: list[float | ImageLoadError] = []
-        for chunk in self._decoded_chunks(images, names, batch_size or self.batch_size):
-            good = [d for d in chunk if isinstance(d, Decoded)]
-            scores = iter(self.rewards_from_pixels(tokens, good).tolist()) if good else iter(())
-            for item in chunk:
-                results.append(self._finite(next(scores), names[len(results)]) if isinstance(item, Decoded) else item)
+    ) -> list[float | ImageError]:
+        """Like `rewards`, but an image that cannot be read or scored gives its `ImageError` in its place and
+        the others are still scored. `progress(n)` is called as images are done."""
+        return [
+            r.reward if isinstance(r, Scored) else r
+            for r in self.results(prompt, images, batch_size=batch_size, names=names, progress=progress)
+        ]
+
+    def results(
+        self,
+        prompt: str | PromptTokens,
+        images: Sequence[ImageInput],
+        batch_size: int | None = None,
+        names: Sequence[str] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Result]:
+        """`Scored` (reward and precision) or `ImageError` per input, in input order. Images are decoded in
+        threads ahead of the model, and a file given several times is decoded and scored once."""
+        tokens = _tokens(prompt)
+        names = list(names) if names is not None else [imgs.describe(image, i) for i, image in enumerate(images)]
+        unique, first = _first_occurrences(images)
+        out: list[Result | None] = [None] * len(images)
+        done = 0
+        for chunk in self._decoded_chunks([images[i] for i in unique], [names[i] for i in unique], batch_size):
+            chunk_names = [names[unique[done + j]] for j in range(len(chunk))]
+            for result in self.score_decoded(tokens, chunk, chunk_names, batch_size=len(chunk)):
+                out[unique[done]] = result
+                done += 1
             if progress is not None:
                 progress(len(chunk))
-        return results
+        _fill_repeats(out, images, names, first)
+        if progress is not None and len(unique) < len(images):
+            progress(len(images) - len(unique))
+        return out  # type: ignore[return-value]
 
-    def _finite(self, reward: float, name: str) -> float | NonFiniteRewardError:
-        if math.isfinite(reward):
-            return reward
-        if self.dtype == torch.float32:
-            return NonFiniteRewardError(name, "its reward is not a finite number; the weights may hold inf or NaN")
-        return NonFiniteRewardError(
-            name,
-            f"its reward is not a finite number in {str(self.dtype).removeprefix('torch.')} "
-            "(half precision overflowed on this image); "
-            "load the model with dtype='fp32' (or 'bf16') to score it",
-        )
+    def decode(self, images: Sequence[ImageInput], names: Sequence[str]) -> list[Decoded | ImageLoadError]:
+        """Decodes and preprocesses every input in worker threads (the CPU half of scoring); a file given
+        several times is decoded once."""
+        unique, first = _first_occurrences(images)
+        out: list[Decoded | ImageLoadError | None] = [None] * len(images)
+        chunks = self._decoded_chunks([images[i] for i in unique], [names[i] for i in unique], len(unique) or 1)
+        for i, item in zip(unique, (item for chunk in chunks for item in chunk)):
+            out[i] = item
+        _fill_repeats(out, images, names, first)
+        return out  # type: ignore[return-value]
+
+    def score_decoded(
+        self,
+        prompt: str | PromptTokens,
+        decoded: Sequence[Decoded | ImageError],
+        names: Sequence[str],
+        batch_size: int | None = None,
+    ) -> list[Result]:
+        """Rewards of decoded images (the device half of scoring); errors pass through in their place.
+
+        A reward that is not finite in float16 (half precision overflowed) is computed again in float32;
+        one that is not finite even then becomes a `NonFiniteRewardError` named from `names`."""
+        tokens = _tokens(prompt)
+        size = _check_batch_size(batch_size or self.batch_size)
+        out: list[Result] = []
+        for start in range(0, len(decoded), size):
+            chunk = decoded[start : start + size]
+            good = [d for d in chunk if isinstance(d, Decoded)]
+            rewards = iter(self._scored(tokens, good) if good else [])
+            out.extend(next(rewards) if isinstance(d, Decoded) else d for d in chunk)
+        return [
+            NonFiniteRewardError(name, "its reward is not a finite number even in float32; the weights may hold inf or NaN")
+            if isinstance(r, Scored) and not math.isfinite(r.reward)
+            else r
+            for r, name in zip(out, names, strict=True)
+        ]
+
+    def _scored(self, tokens: PromptTokens, good: list[Decoded]) -> list[Scored]:
+        rewards = self.rewards_from_pixels(tokens.as_dict(), good).tolist()
+        scored = [Scored(r, self.dtype) for r in rewards]
+        overflowed = [i for i, r in enumerate(rewards) if not math.isfinite(r)]
+        if overflowed and self.dtype == torch.float16:
+            again = self._rescore_float32(tokens, [good[i] for i in overflowed]).tolist()
+            for i, r in zip(overflowed, again):
+                scored[i] = Scored(r, torch.float32)
+        return scored
 
     @torch.inference_mode()
-    def rewards_from_pixels(
-        self, tokens: dict[str, torch.Tensor], pixels: Sequence[torch.Tensor | Decoded]
-    ) -> torch.Tensor:
-        """Rewards (N,) float32 on the CPU for uint8 pixels (each (3, 224, 224)) and one tokenized prompt."""
+    def rewards_from_pixels(self, tokens: dict[str, torch.Tensor], pixels: Sequence[Decoded]) -> torch.Tensor:
+        """Rewards (N,) float32 on the CPU for decoded images and one tokenized prompt."""
         embeds = self.image_embeddings(pixels)  # (N, 197, width)
-        n = embeds.shape[0]
-        # Padding is masked out of every attention, so the CLS feature does not depend on it: run only
-        # as many positions as the prompt has tokens (exact, and up to 3x less text-encoder work).
-        length = int(tokens["attention_mask"].sum(dim=-1).max())
-        input_ids = tokens["input_ids"][:, :length].to(self.device).expand(n, -1)
-        attention_mask = tokens["attention_mask"][:, :length].to(self.device).expand(n, -1)
-        features = self.encode_text(input_ids, attention_mask, embeds)  # (N, hidden)
-        return self.forward_head(features).cpu()
+        return self.score_embeddings(embeds, tokens["input_ids"], tokens["attention_mask"]).cpu()
 
     @torch.inference_mode()
-    def image_embeddings(self, pixels: Sequence[torch.Tensor | Decoded]) -> torch.Tensor:
-        """ViT tokens (N, 197, width) for uint8 pixels, from the cache where possible."""
-        decoded = [p if isinstance(p, Decoded) else Decoded(p, content_key(p)) for p in pixels]
-        pixels = [d.pixels for d in decoded]
-        keys = [d.key for d in decoded]
-        found = [self.embedding_cache.get(k) for k in keys]
-        missing = [i for i, f in enumerate(found) if f is None]
+    def _rescore_float32(self, tokens: PromptTokens, pixels: Sequence[Decoded]) -> torch.Tensor:
+        """Rewards in float32 from a float32 copy of the weights, made on first use and kept."""
+        if self._float32_twin is None:
+            twin = ImageRewardModel.__new__(ImageRewardModel)
+            torch.nn.Module.__init__(twin)
+            twin.config = self.config
+            for part in ("visual_encoder", "text_encoder", "head"):
+                setattr(twin, part, copy.deepcopy(getattr(self, part)).float())
+            self._float32_twin = twin.eval()
+        batch = torch.stack([d.pixels for d in pixels]).to(self.device)
+        pixel_values = imgs.normalize(batch)
+        return self._float32_twin(tokens.input_ids, tokens.attention_mask, pixel_values).cpu()
+
+    @torch.inference_mode()
+    def image_embeddings(self, pixels: Sequence[Decoded]) -> torch.Tensor:
+        """ViT tokens (N, 197, width) for decoded images, from the cache where possible."""
+        found = {d.key: self.embedding_cache.get(d.key) for d in pixels}
+        missing = {d.key: d.pixels for d in pixels if found[d.key] is None}  # the same picture once
         if missing:
-            batch = torch.stack([pixels[i] for i in missing])
+            batch = torch.stack(list(missing.values()))
             if self.device.type == "cuda":
                 batch = batch.pin_memory()
             batch = batch.to(self.device, non_blocking=True)
             embeds = self.encode_images(imgs.normalize(batch).to(self.dtype))
             caching = self.embedding_cache.max_entries > 0
-            for j, i in enumerate(missing):
-                found[i] = embeds[j]
+            for j, key in enumerate(missing):
+                found[key] = embeds[j]
                 if caching:  # a clone, so that one cached image does not keep its whole batch alive
-                    self.embedding_cache.put(keys[i], embeds[j].clone() if len(missing) > 1 else embeds[j])
-        return torch.stack(found)  # type: ignore[arg-type]
-
-    def load_pixels(self, image: ImageInput, name: str | None = None) -> torch.Tensor:
-        """One input -> uint8 (3, 224, 224), or `ImageLoadError`."""
-        return imgs.load_pixels(image, name, self.config.vision.image_size)
+                    self.embedding_cache.put(key, embeds[j].clone() if len(missing) > 1 else embeds[j])
+        return torch.stack([found[d.key] for d in pixels])  # type: ignore[misc]
 
     def _decoded_chunks(
-        self, images: Sequence[ImageInput], names: Sequence[str], batch_size: int
+        self, images: Sequence[ImageInput], names: Sequence[str], batch_size: int | None
     ) -> Iterator[list[Decoded | ImageLoadError]]:
-        """Decodes images in worker threads, two batches ahead of the model, and yields them by batch."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if len(images) <= 1 or self.workers <= 1:
-            for start in range(0, len(images), batch_size):
-                yield [self._safe_load(images[i], names[i]) for i in range(start, min(start + batch_size, len(images)))]
-            return
-        pool = self._executor()
-        starts = list(range(0, len(images), batch_size))
+        """Decodes images in worker threads, `PREFETCH_BATCHES` batches ahead of the consumer, by batch."""
+        size = _check_batch_size(batch_size or self.batch_size)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(default_workers(), thread_name_prefix="imagereward-decode")
+        starts = range(0, len(images), size)
         pending: list[list[Future]] = []
-
-        def submit(start: int) -> None:
-            stop = min(start + batch_size, len(images))
-            pending.append([pool.submit(self._safe_load, images[i], names[i]) for i in range(start, stop)])
-
-        for start in starts[:2]:
-            submit(start)
-        for k in range(len(starts)):
-            if k + 2 < len(starts):
-                submit(starts[k + 2])
-            yield [f.result() for f in pending.pop(0)]
+        for k in range(len(starts) + PREFETCH_BATCHES):
+            if k < len(starts):
+                stop = min(starts[k] + size, len(images))
+                pending.append([self._pool.submit(self._safe_load, images[i], names[i]) for i in range(starts[k], stop)])
+            if k >= PREFETCH_BATCHES and pending:
+                yield [f.result() for f in pending.pop(0)]
 
     def _safe_load(self, image: ImageInput, name: str) -> Decoded | ImageLoadError:
         try:
-            pixels = self.load_pixels(image, name)
+            pixels = imgs.load_pixels(image, name, self.config.vision.image_size)
         except ImageLoadError as e:
             return e
         return Decoded(pixels, content_key(pixels))
 
-    def _executor(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="imagereward-decode")
-        return self._pool
+
+def _first_occurrences(images: Sequence[ImageInput]) -> tuple[list[int], dict[Hashable, int]]:
+    """Indices of the inputs to decode (each file once), and the first index of each file."""
+    first: dict[Hashable, int] = {}
+    unique = [i for i, image in enumerate(images) if (k := _identity(image)) is None or first.setdefault(k, i) == i]
+    return unique, first
+
+
+def _fill_repeats(out: list, images: Sequence[ImageInput], names: Sequence[str], first: dict[Hashable, int]) -> None:
+    """Gives each repeated input the result of its first occurrence (errors renamed to the repeat)."""
+    for i, image in enumerate(images):
+        if out[i] is None:
+            earlier = out[first[_identity(image)]]
+            out[i] = earlier.renamed(names[i]) if isinstance(earlier, ImageError) else earlier
+
+
+def _tokens(prompt: str | PromptTokens) -> PromptTokens:
+    if isinstance(prompt, PromptTokens):
+        return prompt
+    if not isinstance(prompt, str):
+        raise TypeError(f"score one prompt at a time: `prompt` must be a string, got {type(prompt).__name__}")
+    return encode_prompt(prompt)
+
+
+def _check_batch_size(size: int) -> int:
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"batch_size must be a whole number >= 1, got {size!r}")
+    return size
 
 
 def ranks_from_rewards(rewards: Sequence[float]) -> list[int]:

@@ -1,47 +1,79 @@
 """What the app needs besides widgets: settings from the environment, loading the model without ever
-crashing the page, a label saying which weights run where, and one request turned into a `Ranking`."""
+crashing the page, and one request turned into a `Ranking` safely.
+
+A request is handled in three steps so that only the model's work runs on a (ZeroGPU) GPU worker:
+`prepare_request` (CPU: check the prompt, refuse files the visitor did not upload, bound the work, decode),
+`score_prepared` (the device), `finish_request` (CPU: rank, name what was skipped, collect notes).
+Everything that crosses between them pickles.
+
+Every request may be hostile. A gallery item is opened only if its path lies inside one of the allowed roots
+(Gradio's upload folder, the app's examples); any other path is refused by a lexical check, before any
+file-system call, with the same sentence whether it exists or not. The work is bounded: at most
+`max_images` images, each at most `images.MAX_IMAGE_PIXELS` pixels by its header, all together at most
+`pixel_budget` pixels, each file decoded once however often it is referenced, and at most
+`tokenizer.MAX_PROMPT_CHARS` characters of the prompt tokenized.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from PIL import Image
 
-from . import formatting
-from .errors import ImageRewardError
+from .errors import ImageError, ImageLoadError, ImageRewardError, InputError
 from .factory import load
+from .images import MAX_IMAGE_PIXELS, pixel_count
 from .pretrained import available_models
-from .ranking import Ranking, rank_images
-from .reward import ImageReward
+from .ranking import Ranking, check_prompt, rank_results, unique_names
+from .reward import DEFAULT_BATCH_SIZE, Decoded, ImageReward, Result
+from .tokenizer import PromptTokens, encode_prompt
 
-DEFAULT_MAX_IMAGES = 32
+DEFAULT_MODEL = "ImageReward-v1.0"
+DEFAULT_MAX_IMAGES = DEFAULT_BATCH_SIZE
+# Pixels one request may ask to decode, all images together: three images at the per-image limit, or
+# about 64 generations of 2048x2048.
+DEFAULT_PIXEL_BUDGET = 3 * MAX_IMAGE_PIXELS
+
+NOT_UPLOADED = "not a file uploaded to this page; only images you upload (or the page's examples) can be scored"
+
+
+def on_zero_gpu(env: Mapping[str, str] | None = None) -> bool:
+    """Whether this process runs on a ZeroGPU Space: the `SPACES_ZERO_GPU` variable the platform sets
+    (read as the `spaces` package reads it), not merely whether `spaces` can be imported."""
+    value = (os.environ if env is None else env).get("SPACES_ZERO_GPU")
+    return value is not None and value.lower() in ("1", "t", "true")
 
 
 @dataclass(frozen=True)
 class Settings:
     """`IMAGEREWARD_MODEL` (registry name or local path), `IMAGEREWARD_DEVICE`, `IMAGEREWARD_DTYPE`,
-    `IMAGEREWARD_MAX_IMAGES`."""
+    `IMAGEREWARD_MAX_IMAGES`; on ZeroGPU the device defaults to CUDA."""
 
-    model: str = "ImageReward-v1.0"
+    model: str = DEFAULT_MODEL
     device: str | None = None
     dtype: str | None = None
     max_images: int = DEFAULT_MAX_IMAGES
+    pixel_budget: int = DEFAULT_PIXEL_BUDGET
+    zero_gpu: bool = False
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         raw_max = env.get("IMAGEREWARD_MAX_IMAGES", str(DEFAULT_MAX_IMAGES))
         if not raw_max.isdigit() or int(raw_max) < 1:
             raise ValueError(f"IMAGEREWARD_MAX_IMAGES must be a positive whole number, got {raw_max!r}")
+        zero_gpu = on_zero_gpu(env)
         return cls(
             model=env.get("IMAGEREWARD_MODEL") or cls.model,
-            device=env.get("IMAGEREWARD_DEVICE") or None,
+            device=env.get("IMAGEREWARD_DEVICE") or ("cuda" if zero_gpu else None),
             dtype=env.get("IMAGEREWARD_DTYPE") or None,
             max_images=int(raw_max),
+            zero_gpu=zero_gpu,
         )
 
 
@@ -65,7 +97,7 @@ def load_for_serving(settings: Settings) -> LoadedModel:
     Never substitutes other weights."""
     try:
         model = load(settings.model, device=settings.device, dtype=settings.dtype)
-    except (ImageRewardError, OSError, ValueError) as e:
+    except (ImageRewardError, OSError, ValueError, RuntimeError) as e:  # RuntimeError: e.g. no CUDA driver
         advice = (
             "Set IMAGEREWARD_MODEL to a local folder holding ImageReward.pt and med_config.json, "
             "or to a registry name whose files are in the Hugging Face cache "
@@ -81,32 +113,197 @@ def warm_up(model: ImageReward) -> None:
     model.embedding_cache.clear()
 
 
-def gallery_paths(value: Sequence[Any] | None) -> list[str]:
-    """File paths from a `gr.Gallery(type="filepath")` value: `[(path, caption), ...]` or plain paths."""
+# ------------------------------------------------------------------------------------------- requests
+def gallery_paths(value: Sequence[Any] | None) -> list[Any]:
+    """The path of each item of a `gr.Gallery(type="filepath")` value (`[(path, caption), ...]`, plain
+    paths, or the API's file dicts), as sent: nothing is opened or checked here."""
     paths = []
     for item in value or []:
-        path = item[0] if isinstance(item, (list, tuple)) else item
-        if isinstance(path, dict):  # the API may pass file data dicts
+        path = item[0] if isinstance(item, (list, tuple)) and item else item
+        if isinstance(path, dict):
             path = path.get("path") or (path.get("image") or {}).get("path")
-        paths.append(str(path))
+        paths.append(path)
     return paths
 
 
-def rank_request(
-    model: ImageReward, prompt: str, images: Sequence[Any] | None, max_images: int
-) -> tuple[Ranking, list[str]]:
-    """Ranks one request's images (at most `max_images`) and lists the warnings to show.
+def _name_of(raw: Any, index: int) -> str:
+    text = raw if isinstance(raw, str) else ""
+    return text.replace("\\", "/").rsplit("/", 1)[-1] or f"image {index + 1}"
+
+
+def allowed_file(raw: Any, roots: Sequence[str], name: str) -> str:
+    """The path of a gallery item if it lies inside one of `roots` (real paths of folders), else refused.
+
+    The first check is lexical, so a path outside the roots is refused before any file-system call can tell
+    whether it exists; then links are resolved and the check repeated.
 
     Raises:
-        imagereward.ranking.InputError: nothing could be scored; the message says why.
+        ImageLoadError: the path is not a string, not absolute, or not inside a root.
     """
-    paths = gallery_paths(images)
+    if not isinstance(raw, str) or not raw or "\x00" in raw or not os.path.isabs(raw):
+        raise ImageLoadError(name, NOT_UPLOADED)
+    path = os.path.normpath(raw)
+    if not _inside(path, roots) or not _inside(os.path.realpath(path), roots):
+        raise ImageLoadError(name, NOT_UPLOADED)
+    return path
+
+
+def _inside(path: str, roots: Sequence[str]) -> bool:
+    return any(path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+
+@dataclass
+class PreparedRequest:
+    """A request checked and decoded on the CPU, ready for the device: what crosses to a ZeroGPU worker."""
+
+    tokens: PromptTokens
+    names: list[str]
+    sources: list[str]
+    decoded: list[Decoded | ImageLoadError]
+    refused: list[ImageError] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def prepare_request(
+    model: ImageReward,
+    prompt: Any,
+    images: Sequence[Any] | None,
+    roots: Sequence[str | Path],
+    max_images: int = DEFAULT_MAX_IMAGES,
+    pixel_budget: int = DEFAULT_PIXEL_BUDGET,
+) -> PreparedRequest:
+    """Checks a request and decodes what may be decoded (see the module doc for the rules).
+
+    Raises:
+        InputError: no prompt or no images.
+    """
+    start = time.perf_counter()
+    tokens = encode_prompt(check_prompt(prompt))
+    raw = gallery_paths(images)
+    if not raw:
+        raise InputError("Add at least one image to score.")
     notes = []
-    if len(paths) > max_images:
-        notes.append(formatting.too_many_images(len(paths), max_images))
-        paths = paths[:max_images]
-    ranking = rank_images(model, prompt, paths)  # images are named by their file names
-    return ranking, notes + formatting.warnings_for(ranking)
+    if len(raw) > max_images:
+        notes.append(
+            f"Only the first {max_images} of {len(raw)} images were scored: the limit is {max_images} per "
+            "request. Score the rest in another run."
+        )
+        raw = raw[:max_images]
+    names = unique_names([_name_of(r, i) for i, r in enumerate(raw)])
+    real_roots = [os.path.realpath(r) for r in roots]
+    refused: list[ImageError] = []
+    admitted: list[tuple[str, str]] = []
+    budget_left = pixel_budget
+    counted: dict[str, int] = {}
+    for item, name in zip(raw, names):
+        try:
+            path = allowed_file(item, real_roots, name)
+            if path not in counted:
+                counted[path] = pixel_count(path, name)
+                if counted[path] > budget_left:
+                    raise ImageLoadError(
+                        name,
+                        f"the request's budget of {pixel_budget:,} pixels was used up by the images before it; "
+                        "score it in another request",
+                    )
+                budget_left -= counted[path]
+        except ImageLoadError as e:
+            refused.append(e)
+            continue
+        admitted.append((path, name))
+    sources = [p for p, _ in admitted]
+    admitted_names = [n for _, n in admitted]
+    decoded = model.decode(sources, admitted_names)
+    return PreparedRequest(
+        tokens, admitted_names, sources, decoded, refused, notes, seconds=time.perf_counter() - start
+    )
+
+
+def gpu_duration(request: PreparedRequest) -> int:
+    """Seconds to ask ZeroGPU for (`@spaces.GPU(duration=...)`): the weights' move to the GPU and a margin,
+    plus the images (a few ms each on the GPU; generous for a cold one)."""
+    return 10 + (len(request.decoded) + 3) // 4
+
+
+def score_prepared(model: ImageReward, request: PreparedRequest) -> list[Result]:
+    """The device half: rewards (or errors) of a prepared request's decoded images."""
+    if not request.decoded:
+        return []
+    return model.score_decoded(request.tokens, request.decoded, request.names)
+
+
+def finish_request(request: PreparedRequest, results: Sequence[Result], seconds: float) -> tuple[Ranking, list[str]]:
+    """Ranks the results and collects the notes to show (besides the skipped images, in `failures`).
+
+    Raises:
+        InputError: none of the images could be read or scored.
+    """
+    ranking = rank_results(
+        results, request.names, request.sources, request.tokens, request.seconds + seconds, request.refused
+    )
+    return ranking, request.notes + prompt_notes(ranking) + precision_notes(ranking)
+
+
+def rank_request(
+    model: ImageReward,
+    prompt: Any,
+    images: Sequence[Any] | None,
+    roots: Sequence[str | Path],
+    max_images: int = DEFAULT_MAX_IMAGES,
+    pixel_budget: int = DEFAULT_PIXEL_BUDGET,
+) -> tuple[Ranking, list[str]]:
+    """`prepare_request`, `score_prepared` and `finish_request` in one process."""
+    request = prepare_request(model, prompt, images, roots, max_images, pixel_budget)
+    start = time.perf_counter()
+    results = score_prepared(model, request)
+    return finish_request(request, results, time.perf_counter() - start)
+
+
+def prompt_notes(ranking: Ranking) -> list[str]:
+    """A note when the model reads only part of the prompt."""
+    if not ranking.prompt_truncated:
+        return []
+    if ranking.prompt_complete:
+        return [
+            f"The prompt is {ranking.prompt_tokens} tokens long; the model reads only the first 35, "
+            "so the rest did not count."
+        ]
+    return ["The prompt is longer than the model reads; the model reads only the first 35 tokens, so the rest did not count."]
+
+
+def precision_notes(ranking: Ranking) -> list[str]:
+    """A note naming the images whose score was computed in another precision than the rest."""
+    precisions = {item.precision for item in ranking.ranked}
+    if len(precisions) < 2:
+        return []
+    usual = max(precisions, key=lambda p: sum(item.precision == p for item in ranking.ranked))
+    other = [item for item in ranking.ranked if item.precision != usual]
+    names = ", ".join(item.name for item in other)
+    return [f"{names}: {usual} overflowed, so {'this was' if len(other) == 1 else 'these were'} scored in {other[0].precision}."]
+
+
+def skipped_note(ranking: Ranking) -> list[str]:
+    """One sentence naming the images that were skipped and why."""
+    if not ranking.failures:
+        return []
+    n = len(ranking.failures)
+    names = "; ".join(f"{f.name} ({f.reason})" for f in ranking.failures)
+    return [f"{n} image{'s' if n != 1 else ''} could not be scored and {'were' if n != 1 else 'was'} skipped: {names}. The others are ranked."]
+
+
+def api_response(ranking: Ranking, notes: Sequence[str], label: str) -> dict[str, Any]:
+    """The `/score` endpoint's JSON: everything the page shows.
+
+    `{"ranked": [{"rank", "name", "score", "precision"}, ...] best first, "skipped": [{"name", "reason"}],
+    "notes": [sentences], "model": label, "seconds": float}`."""
+    return {
+        "ranked": [item.row() for item in ranking.ranked],
+        "skipped": [{"name": f.name, "reason": f.reason} for f in ranking.failures],
+        "notes": list(notes),
+        "model": label,
+        "seconds": round(ranking.seconds, 4),
+    }
 
 
 def read_examples(folder: Path) -> list[list[Any]]:

@@ -46,7 +46,7 @@ def test_pil_images_score_like_paths(tiny_model) -> None:
 def test_bad_image_raises_with_its_name(tiny_model, tmp_path: Path) -> None:
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")
-    with pytest.raises(ImageLoadError, match="broken.png: not an image file"):
+    with pytest.raises(ImageLoadError, match="broken.png: not an image in an accepted format"):
         tiny_model.score(CASE["prompt"], [PATHS[0], str(bad)])
 
 
@@ -96,7 +96,7 @@ def test_half_precision_stays_close(parity_dir) -> None:
     assert np.abs(np.array(rewards) - CASE["rewards"]).max() < 0.1
 
 
-def test_non_finite_reward_is_named_and_the_others_kept(parity_dir, monkeypatch) -> None:
+def test_a_float16_nan_is_rescored_in_float32_and_the_others_kept(parity_dir, monkeypatch) -> None:
     model = imagereward.load(str(parity_dir), device="cpu", dtype="fp16")
     real = model.rewards_from_pixels
 
@@ -106,21 +106,55 @@ def test_non_finite_reward_is_named_and_the_others_kept(parity_dir, monkeypatch)
         return out
 
     monkeypatch.setattr(model, "rewards_from_pixels", one_nan)
-    results = model.try_rewards(CASE["prompt"], PATHS[:3], names=["a.png", "b.png", "c.png"])
-    assert isinstance(results[1], NonFiniteRewardError) and results[1].name == "b.png"
-    assert "float16" in str(results[1]) and "dtype='fp32'" in str(results[1])
-    np.testing.assert_allclose([results[0], results[2]], [CASE["rewards"][0], CASE["rewards"][2]], atol=0.02)
-    with pytest.raises(NonFiniteRewardError, match=Path(PATHS[1]).name):
-        model.rewards(CASE["prompt"], PATHS[:3], batch_size=3)
+    results = model.results(CASE["prompt"], PATHS[:3], names=["a.png", "b.png", "c.png"])
+    assert [r.dtype for r in results] == [torch.float16, torch.float32, torch.float16]
+    # float32 from the float16 weights: close to the original's float32 reward
+    np.testing.assert_allclose([r.reward for r in results], CASE["rewards"][:3], atol=0.02)
+    ranking = rank_images(model, CASE["prompt"], PATHS[:3], names=["a.png", "b.png", "c.png"])
+    assert {item.name: item.precision for item in ranking.ranked} == {"a.png": "float16", "b.png": "float32", "c.png": "float16"}
 
 
-def test_float16_overflow_gives_non_finite_errors_not_nan_rewards(parity_dir) -> None:
+def test_a_real_float16_overflow_is_rescored_in_float32(parity_dir) -> None:
+    model = imagereward.load(str(parity_dir), device="cpu", dtype="fp16")
+    reference = imagereward.load(str(parity_dir), device="cpu")
+    with torch.no_grad():  # activations past float16's 65504, weights still finite in float16
+        factor = 60_000 / float(reference.visual_encoder.patch_embed.proj.weight.abs().max())
+        for m in (model, reference):
+            m.visual_encoder.patch_embed.proj.weight.mul_(factor)
+    assert torch.isfinite(model.visual_encoder.patch_embed.proj.weight).all()
+    results = model.results(CASE["prompt"], PATHS[:2])
+    assert all(r.dtype == torch.float32 for r in results), results
+    np.testing.assert_allclose([r.reward for r in results], reference.rewards(CASE["prompt"], PATHS[:2]), atol=0.02)
+
+
+def test_weights_that_are_not_finite_give_named_errors_not_nan_rewards(parity_dir) -> None:
     model = imagereward.load(str(parity_dir), device="cpu", dtype="fp16")
     with torch.no_grad():
-        model.visual_encoder.patch_embed.proj.weight.mul_(1e8)  # beyond float16's 65504: inf from the first layer
+        model.visual_encoder.patch_embed.proj.weight.mul_(1e8)  # inf in float16, and so in its float32 copy
     results = model.try_rewards(CASE["prompt"], PATHS[:2])
     assert all(isinstance(r, NonFiniteRewardError) for r in results), results
-    assert "float16" in str(results[0])
+    assert "even in float32" in str(results[0])
+    with pytest.raises(NonFiniteRewardError, match=Path(PATHS[0]).name):
+        model.rewards(CASE["prompt"], PATHS[:2])
     with pytest.raises(InputError, match="None of the images could be scored") as caught:
         rank_images(model, CASE["prompt"], PATHS[:2])
     assert "PNG" not in str(caught.value) and len(caught.value.failures) == 2
+
+
+def test_the_same_file_is_decoded_once(tiny_model, monkeypatch) -> None:
+    from imagereward import images as imgs
+
+    calls = []
+    real = imgs.load_pixels
+    monkeypatch.setattr(imgs, "load_pixels", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    results = tiny_model.results(CASE["prompt"], [PATHS[0]] * 5 + [PATHS[1]])
+    assert sorted(calls) == sorted([PATHS[0], PATHS[1]])
+    assert len({r.reward for r in results[:5]}) == 1
+    np.testing.assert_allclose([results[0].reward, results[5].reward], CASE["rewards"][:2], atol=1e-4)
+
+
+def test_a_repeated_bad_file_is_named_at_each_place(tiny_model, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"no")
+    results = tiny_model.try_rewards(CASE["prompt"], [str(bad), PATHS[0], str(bad)], names=["x", "y", "z"])
+    assert [r.name for r in (results[0], results[2])] == ["x", "z"]

@@ -83,7 +83,7 @@ def test_nothing_scorable_exits_non_zero(tmp_path: Path, capsys: pytest.CaptureF
     bad.write_bytes(b"nope")
     code, _, err = run(["-p", "a cat", str(bad), str(tmp_path / "missing.png")], capsys)
     assert code == 1
-    assert f"skipped {bad}: not an image file" in err and "missing.png: file not found" in err
+    assert f"skipped {bad}: not an image in an accepted format" in err and "missing.png: file not found" in err
 
 
 def test_prompts_file_scores_many_groups(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -63,6 +63,6 @@ def test_intermediate_vision_embeddings_match(tiny_model) -> None:
     """The ViT output alone, so that a failure says which half of the model is off."""
     inter = np.load(PARITY / "intermediates.npz")
     for name in IMAGE_NAMES[:3]:
-        pixels = tiny_model.load_pixels(image_path(name))
-        ours = tiny_model.image_embeddings([pixels])[0].numpy()
+        decoded = tiny_model.decode([image_path(name)], [name])
+        ours = tiny_model.image_embeddings(decoded)[0].numpy()
         np.testing.assert_allclose(ours, inter[f"vision_embeds/{name}"], rtol=0, atol=1e-4)

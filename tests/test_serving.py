@@ -1,24 +1,72 @@
-"""The app's plain functions: settings, loading without crashing, request limits, formatting."""
+"""The app's plain functions: settings, loading without crashing, and a request handled safely (only uploaded
+files, bounded work, everything reported), step by step as the ZeroGPU split runs it."""
 
 from __future__ import annotations
 
+import pickle
+import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from conftest import EXPECTED, PARITY, image_path
-from imagereward import formatting
-from imagereward.ranking import InputError, rank_images
-from imagereward.serving import Settings, gallery_paths, load_for_serving, rank_request, read_examples
+from imagereward import formatting, images, tokenizer
+from imagereward.errors import (
+    CheckpointError,
+    ImageError,
+    ImageLoadError,
+    InputError,
+    NonFiniteRewardError,
+    WeightsUnavailableError,
+)
+from imagereward.ranking import rank_images, unique_names
+from imagereward.serving import (
+    NOT_UPLOADED,
+    Settings,
+    api_response,
+    finish_request,
+    gallery_paths,
+    gpu_duration,
+    load_for_serving,
+    on_zero_gpu,
+    prepare_request,
+    rank_request,
+    read_examples,
+    score_prepared,
+)
 
 CASE = EXPECTED["rank"][0]
-PATHS = [str(image_path(n)) for n in CASE["images"]]
+
+
+@pytest.fixture
+def uploads(tmp_path: Path) -> Path:
+    """A stand-in for Gradio's upload folder holding copies of the case's images."""
+    folder = tmp_path / "gradio"
+    for name in CASE["images"]:
+        (folder / name[:2]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(image_path(name), folder / name[:2] / name)
+    return folder
+
+
+def uploaded(uploads: Path, names: list[str]) -> list[tuple[str, None]]:
+    return [(str(uploads / n[:2] / n), None) for n in names]
 
 
 def test_settings_from_env() -> None:
     s = Settings.from_env({"IMAGEREWARD_MODEL": "/m", "IMAGEREWARD_DEVICE": "cpu", "IMAGEREWARD_MAX_IMAGES": "5"})
-    assert (s.model, s.device, s.dtype, s.max_images) == ("/m", "cpu", None, 5)
+    assert (s.model, s.device, s.dtype, s.max_images, s.zero_gpu) == ("/m", "cpu", None, 5, False)
     assert Settings.from_env({}) == Settings()
+
+
+@pytest.mark.parametrize(
+    "env, zero_gpu, device",
+    [({}, False, None), ({"SPACES_ZERO_GPU": "true"}, True, "cuda"), ({"SPACES_ZERO_GPU": "false"}, False, None)],
+)
+def test_zero_gpu_is_read_from_the_platform_variable(env: dict, zero_gpu: bool, device: str | None) -> None:
+    assert on_zero_gpu(env) is zero_gpu
+    settings = Settings.from_env(env)
+    assert (settings.zero_gpu, settings.device) == (zero_gpu, device)
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "lots"])
@@ -34,60 +82,241 @@ def test_unloadable_weights_are_explained_not_raised(tmp_path: Path) -> None:
     assert loaded.label == f"{tmp_path / 'nowhere'} (not loaded)"
 
 
+def test_a_device_that_is_not_there_is_explained_not_raised(monkeypatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    loaded = load_for_serving(Settings(model=str(PARITY), device="cuda"))
+    assert loaded.model is None and "could not be loaded" in loaded.error
+
+
 def test_loaded_label_names_weights_device_and_dtype() -> None:
     loaded = load_for_serving(Settings(model=str(PARITY), device="cpu"))
     assert loaded.error is None and loaded.label == f"{PARITY} on cpu (float32)"
 
 
-def test_too_many_images_are_cut_with_a_warning(tiny_model) -> None:
-    ranking, notes = rank_request(tiny_model, CASE["prompt"], [(p, None) for p in PATHS], max_images=5)
+def test_gallery_values_of_every_shape() -> None:
+    assert gallery_paths(
+        [("a.png", None), ["b.png", "cap"], "c.png", {"path": "d.png"}, {"image": {"path": "e.png"}}, 7]
+    ) == ["a.png", "b.png", "c.png", "d.png", "e.png", 7]
+    assert gallery_paths(None) == []
+
+
+# ------------------------------------------------------------------------------- only what was uploaded
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/etc/passwd",
+        "/etc/does-not-exist.png",
+        "relative.png",
+        "{uploads}/../outside.png",
+        "{uploads}/../../etc/passwd",
+        "{uploads}-sibling/x.png",
+        "{uploads}",
+        "",
+        None,
+        "{uploads}/0a/\x00.png",
+    ],
+)
+def test_a_path_outside_the_uploads_is_refused_without_touching_it(
+    tiny_model, uploads: Path, path, monkeypatch
+) -> None:
+    import builtins
+    import os
+
+    raw = path.format(uploads=uploads) if isinstance(path, str) else path
+    hostile = {raw, os.path.normpath(raw)} if isinstance(raw, str) and raw and "\x00" not in raw else set()
+    hostile.discard(str(uploads))  # the root itself is the app's own folder, resolved once
+    touched = []
+
+    def spy(module, name):
+        real = getattr(module, name)
+
+        def call(p, *a, **k):
+            if isinstance(p, (str, os.PathLike)) and os.fspath(p) in hostile:
+                touched.append((name, p))
+            return real(p, *a, **k)
+
+        monkeypatch.setattr(module, name, call)
+
+    for module, name in ((os, "stat"), (os, "lstat"), (os.path, "realpath"), (builtins, "open")):
+        spy(module, name)
+    request = prepare_request(tiny_model, CASE["prompt"], [(raw, None)] + uploaded(uploads, CASE["images"][:1]), [uploads])
+    monkeypatch.undo()
+    assert touched == []
+    assert [e.reason for e in request.refused] == [NOT_UPLOADED]
+    assert len(request.decoded) == 1
+
+
+def test_refusal_does_not_say_whether_the_file_exists(tiny_model, uploads: Path) -> None:
+    there = prepare_request(tiny_model, "a cat", [("/etc/hostname", None), *uploaded(uploads, CASE["images"][:1])], [uploads])
+    gone = prepare_request(tiny_model, "a cat", [("/etc/no-such-file", None), *uploaded(uploads, CASE["images"][:1])], [uploads])
+    assert [e.reason for e in there.refused] == [e.reason for e in gone.refused] == [NOT_UPLOADED]
+
+
+def test_a_link_out_of_the_uploads_is_refused(tiny_model, uploads: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "secret.png"
+    shutil.copy(image_path(CASE["images"][0]), outside)
+    (uploads / "link.png").symlink_to(outside)
+    request = prepare_request(tiny_model, "a cat", [(str(uploads / "link.png"), None)] * 2 + uploaded(uploads, CASE["images"][:1]), [uploads])
+    assert [e.reason for e in request.refused] == [NOT_UPLOADED] * 2
+
+
+# -------------------------------------------------------------------------------------- bounded work
+def test_a_huge_prompt_is_tokenized_only_as_far_as_needed(tiny_model, uploads: Path, monkeypatch) -> None:
+    seen = []
+    real = tokenizer.get_tokenizer()
+
+    class Spy:
+        def __call__(self, text, **kwargs):
+            seen.append(len(text))
+            return real(text, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    monkeypatch.setattr(tokenizer, "get_tokenizer", lambda: Spy())
+    prompt = "a very detailed photograph of a cat " * 300_000  # 10.8 MB
+    ranking, notes = rank_request(tiny_model, prompt, uploaded(uploads, CASE["images"][:2]), [uploads])
+    assert max(seen) <= tokenizer.MAX_PROMPT_CHARS and len(seen) == 1
+    assert any("reads only the first 35 tokens" in n for n in notes)
+    short = rank_images(tiny_model, prompt[:500], [image_path(n) for n in CASE["images"][:2]])
+    assert [r.score for r in ranking.ranked] == [r.score for r in short.ranked]
+
+
+def test_one_file_referenced_many_times_is_decoded_once(tiny_model, uploads: Path, monkeypatch) -> None:
+    calls = []
+    real = images.load_pixels
+    monkeypatch.setattr(images, "load_pixels", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    gallery = uploaded(uploads, CASE["images"][:1]) * 32
+    ranking, _ = rank_request(tiny_model, CASE["prompt"], gallery, [uploads])
+    assert len(calls) == 1
+    assert len(ranking.ranked) == 32 and len({r.score for r in ranking.ranked}) == 1
+
+
+def test_the_pixel_budget_bounds_a_request(tiny_model, uploads: Path) -> None:
+    big = uploads / "big"
+    big.mkdir()
+    for k in range(3):
+        Image.new("1", (4000, 3000 + k)).save(big / f"b{k}.png")  # 12 MPx each, a few kB
+    gallery = [(str(big / f"b{k}.png"), None) for k in range(3)]
+    ranking, _ = rank_request(tiny_model, "a cat", gallery, [uploads], pixel_budget=25_000_000)
+    assert [r.name for r in ranking.ranked] == ["b0.png", "b1.png"] or len(ranking.ranked) == 2
+    assert [f.name for f in ranking.failures] == ["b2.png"]
+    assert "budget of 25,000,000 pixels" in ranking.failures[0].reason
+
+
+def test_an_image_over_the_pixel_limit_is_refused_from_its_header(tiny_model, uploads: Path, monkeypatch) -> None:
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 600 * 600)
+    Image.new("RGB", (601, 600)).save(uploads / "big.png")
+    ranking, _ = rank_request(tiny_model, "a cat", [(str(uploads / "big.png"), None), *uploaded(uploads, CASE["images"][:1])], [uploads])
+    assert [f.reason for f in ranking.failures] == ["601x600 pixels is over the limit of 360,000 pixels; scale it down first"]
+
+
+def test_postscript_is_refused_by_format(tiny_model, uploads: Path) -> None:
+    eps = uploads / "drawing.png"
+    eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n0 0 moveto 10 10 lineto stroke\n")
+    assert Image.open(eps).format == "EPS"  # Pillow alone would open it (and run Ghostscript to decode it)
+    ranking, _ = rank_request(tiny_model, "a cat", [(str(eps), None), *uploaded(uploads, CASE["images"][:1])], [uploads])
+    assert ranking.failures[0].reason.startswith("not an image in an accepted format")
+
+
+def test_too_many_images_are_cut_with_a_note(tiny_model, uploads: Path) -> None:
+    ranking, notes = rank_request(tiny_model, CASE["prompt"], uploaded(uploads, CASE["images"]), [uploads], max_images=5)
     assert len(ranking.ranked) == 5
     assert any("Only the first 5 of 12 images were scored" in n for n in notes)
 
 
-def test_gallery_values_of_every_shape() -> None:
-    assert gallery_paths(
-        [("a.png", None), ["b.png", "cap"], "c.png", {"path": "d.png"}, {"image": {"path": "e.png"}}]
-    ) == [
-        "a.png",
-        "b.png",
-        "c.png",
-        "d.png",
-        "e.png",
-    ]
-    assert gallery_paths(None) == []
+# ----------------------------------------------------------------------------------- everything reported
+def test_the_api_response_lists_ranked_skipped_and_notes(tiny_model, uploads: Path, tmp_path: Path) -> None:
+    bad = uploads / "zz" / "bad.png"
+    bad.parent.mkdir()
+    bad.write_bytes(b"not a picture")
+    gallery = uploaded(uploads, CASE["images"][:3]) + [(str(bad), None), ("/etc/passwd", None)]
+    ranking, notes = rank_request(tiny_model, EXPECTED["prompts"][3], gallery, [uploads], max_images=4)
+    response = api_response(ranking, notes, "label")
+    assert [r["rank"] for r in response["ranked"]] == [1, 2, 3]
+    assert set(response["ranked"][0]) == {"rank", "name", "score", "precision"}
+    assert response["skipped"] == [{"name": "bad.png", "reason": ranking.failures[0].reason}]
+    assert any("Only the first 4 of 5" in n for n in response["notes"])
+    assert any("reads only the first 35" in n for n in response["notes"])
+    assert response["model"] == "label"
+
+
+def test_duplicate_names_come_out_unique(tiny_model, uploads: Path) -> None:
+    a, b = uploads / "a" / "image.png", uploads / "b" / "image.png"
+    for path, source in ((a, CASE["images"][0]), (b, CASE["images"][1])):
+        path.parent.mkdir()
+        shutil.copy(image_path(source), path)
+    ranking, _ = rank_request(tiny_model, CASE["prompt"], [(str(a), None), (str(b), None), (str(a), None)], [uploads])
+    assert sorted(r.name for r in ranking.ranked) == ["image.png", "image.png (2)", "image.png (3)"]
+    assert unique_names(["x", "x (2)", "x", "x"]) == ["x", "x (2)", "x (3)", "x (4)"]
 
 
 @pytest.mark.parametrize(
-    "prompt, images, match",
-    [("", PATHS[:1], "Type a prompt first"), ("   ", PATHS[:1], "Type a prompt first"), ("a cat", [], "at least one")],
+    "prompt, gallery, match",
+    [("", 1, "Type a prompt first"), ("   ", 1, "Type a prompt first"), (None, 1, "Type a prompt first"), ("a cat", 0, "at least one")],
 )
-def test_nothing_to_score(tiny_model, prompt: str, images: list, match: str) -> None:
+def test_nothing_to_score(tiny_model, uploads: Path, prompt, gallery: int, match: str) -> None:
     with pytest.raises(InputError, match=match):
-        rank_images(tiny_model, prompt, images)
+        rank_request(tiny_model, prompt, uploaded(uploads, CASE["images"][:gallery]), [uploads])
 
 
-def test_formatting_of_a_ranking(tiny_model, tmp_path: Path) -> None:
-    bad = tmp_path / "bad.png"
-    bad.write_bytes(b"no")
-    ranking = rank_images(tiny_model, EXPECTED["prompts"][3], PATHS[:3] + [str(bad)])
+def test_a_lone_surrogate_in_the_prompt_is_scored(tiny_model, uploads: Path) -> None:
+    ranking, _ = rank_request(tiny_model, "a cat \udcff", uploaded(uploads, CASE["images"][:2]), [uploads])
+    plain, _ = rank_request(tiny_model, "a cat", uploaded(uploads, CASE["images"][:2]), [uploads])
+    assert [r.score for r in ranking.ranked] == [r.score for r in plain.ranked]
+
+
+# -------------------------------------------------------------------------------- across the ZeroGPU line
+@pytest.mark.parametrize(
+    "error",
+    [
+        ImageError("a.png", "why"),
+        ImageLoadError("a.png", "not an image"),
+        NonFiniteRewardError("b.png", "inf"),
+        InputError("None of the images could be read.", [ImageLoadError("a.png", "x"), NonFiniteRewardError("b", "y")]),
+        CheckpointError("bad checkpoint"),
+        WeightsUnavailableError("offline"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_every_error_survives_a_pickle_round_trip(error: Exception) -> None:
+    back = pickle.loads(pickle.dumps(error))
+    assert type(back) is type(error) and str(back) == str(error) and back.args == error.args
+    if isinstance(error, (ImageError, InputError)):
+        assert back == error
+
+
+def test_the_device_half_takes_and_returns_only_picklable_values(tiny_model, uploads: Path, tmp_path: Path) -> None:
+    bad = uploads / "zz" / "bad.png"
+    bad.parent.mkdir()
+    bad.write_bytes(b"not a picture")
+    request = prepare_request(tiny_model, CASE["prompt"], uploaded(uploads, CASE["images"][:3]) + [(str(bad), None)], [uploads])
+    crossed = pickle.loads(pickle.dumps(request))  # what ZeroGPU does with the arguments
+    results = pickle.loads(pickle.dumps(score_prepared(tiny_model, crossed)))  # and with the result
+    ranking, _ = finish_request(request, results, 0.0)
+    assert [f.name for f in ranking.failures] == ["bad.png"]
+    rewards = dict(zip(CASE["images"], CASE["rewards"]))
+    assert all(abs(r.score - rewards[r.name]) <= 1e-4 for r in ranking.ranked)
+    assert 10 <= gpu_duration(request) <= 20
+
+
+# ------------------------------------------------------------------------------------------ display
+def test_formatting_of_a_ranking(tiny_model) -> None:
+    ranking = rank_images(tiny_model, EXPECTED["prompts"][3], [image_path(n) for n in CASE["images"][:3]])
     assert [item.rank for item in ranking.ranked] == [1, 2, 3]
     assert formatting.caption(1, 1.234) == "#1 · 1.23" and formatting.caption(2, -0.005) == "#2 · -0.01"
-    assert formatting.table_rows(ranking)[0][:2] == [1, ranking.ranked[0].name]
+    assert formatting.table_rows(ranking)[0] == [1, ranking.ranked[0].name, round(ranking.ranked[0].score, 4), "float32"]
     assert formatting.chart_rows(ranking)["image"][0] == f"#1 {ranking.ranked[0].name}"
-    assert formatting.api_rows(ranking)[0] == {
-        "rank": 1,
-        "name": ranking.ranked[0].name,
-        "score": ranking.ranked[0].score,
-    }
-    notes = formatting.warnings_for(ranking)
-    assert any("bad.png (not an image file" in n for n in notes)
-    assert any("reads only the first 35" in n for n in notes)
     assert "Scored 3 images with X in" in formatting.status_line(ranking, "X")
 
 
 def test_examples_exist_and_are_images() -> None:
     rows = read_examples(Path(__file__).parent.parent / "examples")
     assert len(rows) >= 3
-    for prompt, images in rows:
-        assert prompt and len(images) >= 3 and all(Path(p).is_file() for p in images)
+    for prompt, paths in rows:
+        assert prompt and len(paths) >= 3
+        for p in paths:
+            with Image.open(p) as im:
+                assert im.format == "JPEG" and min(im.size) >= 224
