@@ -1,43 +1,97 @@
-"""The app's `score` API endpoint through gradio_client, against the real server and the tiny model."""
+"""The app against the real server and the tiny model: the `score` API through gradio_client, and hostile
+clients speaking plain HTTP (paths on the server's disk, with and without Gradio's `meta`, sent to the API
+and to the page's own handlers by name)."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 from gradio_client import Client, handle_file
 
-from appserver import running_app
+from appserver import ROOT, running_app
 from conftest import EXPECTED, PARITY, image_path
 
 CASE = EXPECTED["rank"][0]
+STUBS = Path(__file__).parent / "stubs"
+# The page's handlers, callable by name although their API visibility is private (Gradio 6.31 routes
+# /call/<name> to any named function): they must be as safe as the public one.
+HANDLER_NAMES = ["score", "score_ui", "score_ui_1"]
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory):
+def server(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("api")
     with running_app(tmp, IMAGEREWARD_MODEL=str(PARITY)) as url:
-        yield Client(url, verbose=False)
+        yield url, tmp
+
+
+@pytest.fixture(scope="module")
+def client(server) -> Client:
+    return Client(server[0], verbose=False)
 
 
 def gallery(paths: list[Path]) -> list[dict]:
     return [{"image": handle_file(str(p)), "caption": None} for p in paths]
 
 
+def upload(url: str, path: Path) -> str:
+    """Uploads a file as the page does; returns its path on the server."""
+    with open(path, "rb") as f:
+        response = httpx.post(f"{url}gradio_api/upload", files={"files": (path.name, f)}, timeout=30)
+    response.raise_for_status()
+    return response.json()[0]
+
+
+def call(url: str, name: str, data: list) -> tuple[str, object]:
+    """Calls a function by name over /gradio_api/call/; returns the final event and its data."""
+    started = httpx.post(f"{url}gradio_api/call/{name}", json={"data": data}, timeout=30)
+    if started.status_code != 200:
+        return "unavailable", started.text
+    event_id = started.json()["event_id"]
+    event, payload = "", None
+    with httpx.stream("GET", f"{url}gradio_api/call/{name}/{event_id}", timeout=120) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: ") and event in ("complete", "error"):
+                payload = json.loads(line.removeprefix("data: "))
+                break
+    return event, payload
+
+
 def test_score_endpoint_returns_the_original_ranking(client: Client) -> None:
-    rows = client.predict(CASE["prompt"], gallery([image_path(n) for n in CASE["images"]]), api_name="/score")
+    response = client.predict(CASE["prompt"], gallery([image_path(n) for n in CASE["images"]]), api_name="/score")
+    rows = response["ranked"]
     assert [r["rank"] for r in rows] == list(range(1, len(CASE["images"]) + 1))
     by_name = {r["name"]: r for r in rows}
     for name, rank, reward in zip(CASE["images"], CASE["ranking"], CASE["rewards"]):
         assert by_name[name]["rank"] == rank
         assert abs(by_name[name]["score"] - reward) <= 1e-4
+        assert by_name[name]["precision"] == "float32"
+    assert response["skipped"] == [] and response["model"].endswith("on cpu (float32)")
 
 
-def test_score_endpoint_skips_a_corrupt_image(client: Client, tmp_path: Path) -> None:
+def test_score_endpoint_lists_skipped_images_and_notes(client: Client, tmp_path: Path) -> None:
     bad = tmp_path / "corrupt.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
-    rows = client.predict(CASE["prompt"], gallery([image_path(CASE["images"][0]), bad]), api_name="/score")
-    assert [r["name"] for r in rows] == [CASE["images"][0]]
+    response = client.predict(EXPECTED["prompts"][3], gallery([image_path(CASE["images"][0]), bad]), api_name="/score")
+    assert [r["name"] for r in response["ranked"]] == [CASE["images"][0]]
+    assert [s["name"] for s in response["skipped"]] == ["corrupt.png"] and response["skipped"][0]["reason"]
+    assert any("reads only the first 35" in n for n in response["notes"])
+
+
+def test_duplicate_names_come_out_unique(client: Client, tmp_path: Path) -> None:
+    paths = []
+    for k, name in enumerate(CASE["images"][:3]):
+        (tmp_path / str(k)).mkdir()
+        paths.append(tmp_path / str(k) / "image.png")
+        shutil.copy(image_path(name), paths[-1])
+    response = client.predict(CASE["prompt"], gallery(paths), api_name="/score")
+    assert sorted(r["name"] for r in response["ranked"]) == ["image.png", "image.png (2)", "image.png (3)"]
 
 
 def test_score_endpoint_rejects_an_empty_prompt(client: Client) -> None:
@@ -55,7 +109,118 @@ def test_concurrent_requests_each_get_their_own_ranking(client: Client) -> None:
         client.submit(c["prompt"], gallery([image_path(n) for n in c["images"][:4]]), api_name="/score") for c in cases
     ]
     for case, job in zip(cases, jobs):
-        rows = job.result(timeout=120)
+        rows = job.result(timeout=120)["ranked"]
         rewards = dict(zip(case["images"], case["rewards"]))
         assert len(rows) == 4
         assert all(abs(r["score"] - rewards[r["name"]]) <= 1e-4 for r in rows)
+
+
+@pytest.mark.parametrize("with_meta", [False, True], ids=["no-meta", "meta"])
+def test_a_server_path_is_refused_without_saying_whether_it_exists(server, with_meta: bool) -> None:
+    url, tmp = server
+    good = upload(url, image_path(CASE["images"][0]))
+    outside = tmp / "outside"
+    outside.mkdir(exist_ok=True)
+    shutil.copy(image_path(CASE["images"][1]), outside / "exists.png")
+    meta = {"meta": {"_type": "gradio.FileData"}} if with_meta else {}
+    pairs = [("/etc/passwd", "/etc/no-such-file"), (str(outside / "exists.png"), str(outside / "missing.png"))]
+    for existing, missing in pairs:
+        answers = []
+        for path in (existing, missing):
+            items = [{"image": {"path": path, **meta}, "caption": None}, {"image": {"path": good, **meta}, "caption": None}]
+            event, payload = call(url, "score", [CASE["prompt"], items])
+            text = json.dumps(payload).replace(path, "PATH").replace(Path(path).name, "NAME")
+            answers.append((event, text.split('"seconds"')[0]))
+            assert "root:" not in text and "not found" not in text and "not an image" not in text
+            if event == "complete":  # our check: the file is skipped with one sentence, the upload scored
+                (response,) = payload
+                assert [r["name"] for r in response["ranked"]] == [CASE["images"][0]]
+                assert [s["reason"] for s in response["skipped"]] == [
+                    "not a file uploaded to this page; only images you upload (or the page's examples) can be scored"
+                ]
+            else:  # Gradio refused the whole request first (not an image file type, or `meta` not uploaded)
+                assert event == "error"
+        assert answers[0] == answers[1], "an existing and a missing file must get the same answer"
+
+
+@pytest.mark.parametrize("name", HANDLER_NAMES)
+def test_no_handler_called_by_name_returns_a_file_that_was_not_uploaded(server, name: str) -> None:
+    url, tmp = server
+    inside_app = ROOT / "tests/fixtures/parity/images" / CASE["images"][1]
+    in_temp = tmp / "secret-in-temp.png"
+    shutil.copy(image_path(CASE["images"][2]), in_temp)
+    good = upload(url, image_path(CASE["images"][0]))
+    items = [{"image": {"path": str(p)}, "caption": None} for p in (inside_app, in_temp)]
+    items.append({"image": {"path": good}, "caption": None})
+    event, payload = call(url, name, [CASE["prompt"], items])
+    if event == "unavailable":
+        pytest.skip(f"no function named {name} on this page")
+    assert event == "complete", payload
+    served = _file_urls(payload)
+    if name != "score":
+        assert len(served) == 1  # the ranked gallery holds the upload alone
+    for link in served:
+        body = httpx.get(link if link.startswith("http") else url + link.lstrip("/"), timeout=30).content
+        assert body == image_path(CASE["images"][0]).read_bytes()
+    assert str(in_temp) not in json.dumps(payload) and str(inside_app) not in json.dumps(payload)
+
+
+@pytest.mark.parametrize("data", [[0], [2], [99], ["/etc/passwd"], [{"path": "/etc/passwd"}]], ids=str)
+def test_the_example_loaders_serve_only_the_examples(server, data: list) -> None:
+    url, _ = server
+    examples = {p.read_bytes() for p in (ROOT / "examples" / "images").iterdir()}
+    for name in ("load_example_input", "load_example"):
+        event, payload = call(url, name, data)
+        assert event in ("complete", "error", "unavailable")
+        for link in _file_urls(payload):
+            assert httpx.get(link if link.startswith("http") else url + link.lstrip("/"), timeout=30).content in examples
+
+
+def _file_urls(payload: object) -> list[str]:
+    found = []
+    if isinstance(payload, dict):
+        found += [payload["url"]] if isinstance(payload.get("url"), str) else []
+        for value in payload.values():
+            found += _file_urls(value)
+    elif isinstance(payload, list):
+        for value in payload:
+            found += _file_urls(value)
+    return found
+
+
+def test_a_huge_prompt_is_answered(client: Client) -> None:
+    response = client.predict("a cat " * 1_000_000, gallery([image_path(CASE["images"][0])]), api_name="/score")
+    assert len(response["ranked"]) == 1
+    assert any("reads only the first 35 tokens" in n for n in response["notes"])
+
+
+def test_uploads_over_the_size_limit_are_refused(server, tmp_path: Path) -> None:
+    url, _ = server
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x00" * (21 * 1024 * 1024))
+    with open(big, "rb") as f:
+        response = httpx.post(f"{url}gradio_api/upload", files={"files": (big.name, f)}, timeout=60)
+    assert response.status_code == 413
+
+
+# --------------------------------------------------------------------------- Space hardware, stubbed
+@pytest.mark.parametrize("zero_gpu", [False, True], ids=["cpu-space", "zerogpu"])
+def test_with_the_spaces_package_and_no_cuda_the_app_serves(tmp_path: Path, zero_gpu: bool) -> None:
+    """Spaces install `spaces` on every hardware: on a CPU Space (no SPACES_ZERO_GPU) the app runs on the CPU
+    and never calls `spaces.GPU`; on ZeroGPU only the model's work crosses the (pickling) GPU boundary."""
+    log = tmp_path / "spaces.log"
+    env = {"PYTHONPATH": str(STUBS), "SPACES_STUB_LOG": str(log), "IMAGEREWARD_MODEL": str(PARITY), "CUDA_VISIBLE_DEVICES": ""}
+    if zero_gpu:
+        env |= {"SPACES_ZERO_GPU": "true", "IMAGEREWARD_DEVICE": "cpu"}  # a ZeroGPU without a GPU: the stub's CPU
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    with running_app(tmp_path, **env) as url:
+        client = Client(url, verbose=False)
+        response = client.predict(CASE["prompt"], gallery([image_path(n) for n in CASE["images"][:3]] + [bad]), api_name="/score")
+    assert response["model"].endswith("on cpu (float32)")
+    assert len(response["ranked"]) == 3 and [s["name"] for s in response["skipped"]] == ["bad.png"]
+    calls = [json.loads(line) for line in log.read_text().splitlines() if "function" in line]
+    if zero_gpu:
+        assert [c["function"] for c in calls] == ["_on_device"] and 10 <= calls[0]["duration"] <= 20
+    else:
+        assert calls == []

@@ -154,3 +154,16 @@ def test_without_weights_the_page_explains_what_to_do(browser, tmp_path: Path) -
         sync_api.expect(status).to_contain_text("IMAGEREWARD_MODEL")
         sync_api.expect(status).to_contain_text("HF_HUB_OFFLINE")
         page.close()
+
+
+def test_duplicate_file_names_are_told_apart_on_the_page(page, tmp_path: Path) -> None:
+    import shutil
+
+    paths = []
+    for k, name in enumerate(EXPECTED["rank"][0]["images"][:2]):
+        (tmp_path / str(k)).mkdir()
+        paths.append(tmp_path / str(k) / "image.png")
+        shutil.copy(image_path(name), paths[-1])
+    upload_and_score(page, EXPECTED["rank"][0]["prompt"], paths)
+    captions(page, 2)
+    sync_api.expect(page.locator("#table")).to_contain_text("image.png (2)")

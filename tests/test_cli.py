@@ -133,3 +133,97 @@ def test_python_dash_m_entry_point(folder: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout)[0]["results"]) == len(NAMES)
+
+
+@pytest.fixture
+def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fails the test if the model is loaded: checks that must come before any scoring."""
+
+    def refuse(args):
+        raise AssertionError("the model was loaded before the input was checked")
+
+    monkeypatch.setattr(cli, "_load", refuse)
+
+
+@pytest.mark.parametrize("where", ["missing-folder/out.csv", "."])
+def test_an_unwritable_output_fails_before_scoring(
+    folder: Path, tmp_path: Path, where: str, no_model: None, capsys: pytest.CaptureFixture
+) -> None:
+    target = tmp_path / where
+    code, _, err = run(["-p", "a cat", str(folder), "-o", str(target)], capsys)
+    assert code == 2 and "--output" in err and ("does not exist" in err or "is a folder" in err)
+
+
+def test_a_failed_run_leaves_no_partial_output(folder: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    target = tmp_path / "out.csv"
+    target.write_text("earlier results\n")
+
+    def broken(args):
+        raise cli.InputError("the model could not be loaded")
+
+    monkeypatch.setattr(cli, "_load", broken)
+    code, _, _ = run(["-p", "a cat", str(folder), "-o", str(target)], capsys)
+    assert code == 2 and target.read_text() == "earlier results\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.csv")] == []
+
+
+def test_a_permission_error_is_named_as_such(folder: Path, capsys, monkeypatch) -> None:
+    from PIL import Image
+
+    real_open = Image.open
+    locked = folder / NAMES[0]
+
+    def open_(source, *a, **k):  # what reading a file without the permission raises (root ignores chmod)
+        if str(source) == str(locked):
+            raise PermissionError(13, "Permission denied", str(source))
+        return real_open(source, *a, **k)
+
+    monkeypatch.setattr(Image, "open", open_)
+    code, out, err = run(["-p", CASE["prompt"], str(folder), "-f", "jsonl"], capsys)
+    assert code == 0
+    assert f"skipped {locked}: permission denied" in err and "corrupt" not in err.split(str(locked))[1].split("\n")[0]
+    assert len(out.splitlines()) == len(NAMES) - 1
+
+
+def test_an_unreadable_folder_is_reported(folder: Path, capsys, monkeypatch) -> None:
+    import os
+
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path) == str(folder / "sub"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    code, out, err = run(["-p", CASE["prompt"], str(folder), "-f", "jsonl"], capsys)
+    assert code == 0
+    assert f"skipped {folder / 'sub'}: folder could not be read (permission denied)" in err
+    assert len(out.splitlines()) == len([n for k, n in enumerate(NAMES) if k % 2 == 0])
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many"])
+def test_batch_size_must_be_positive(folder: Path, value: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["score", "-p", "a cat", str(folder), "--batch-size", value])
+    assert exit_.value.code == 2
+    assert "--batch-size: must be a whole number >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "line, field",
+    [
+        ({"prompt": "a cat", "images": "gens"}, '"images" must be a list'),
+        ({"prompt": 3, "images": ["gens"]}, '"prompt" must be a string'),
+        ({"prompt": "a cat", "images": [1, 2]}, '"images" must be a list'),
+        (["a cat", ["gens"]], "expected an object"),
+    ],
+)
+def test_a_prompts_file_of_the_wrong_shape_names_file_line_and_field(
+    folder: Path, tmp_path: Path, line, field: str, no_model: None, capsys
+) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"prompt": "ok", "images": ["gens"]}) + "\n\n" + json.dumps(line) + "\n")
+    code, _, err = run(["--prompts-file", str(prompts)], capsys)
+    assert code == 2
+    assert f"{prompts}, line 3: " in err and field in err
