@@ -84,7 +84,9 @@ def read_prompts_file(path: Path) -> list[Group]:
         except json.JSONDecodeError as e:
             raise InputError(f"{where}: not valid JSON ({e})") from e
         if not isinstance(entry, dict):
-            raise InputError(f'{where}: expected an object {{"prompt": "...", "images": [...]}}, got {type(entry).__name__}')
+            raise InputError(
+                f'{where}: expected an object {{"prompt": "...", "images": [...]}}, got {type(entry).__name__}'
+            )
         prompt, sources = entry.get("prompt"), entry.get("images")
         if not isinstance(prompt, str):
             raise InputError(f'{where}: field "prompt" must be a string, got {type(prompt).__name__}')

@@ -201,7 +201,9 @@ class ImageReward(ImageRewardModel):
             rewards = iter(self._scored(tokens, good) if good else [])
             out.extend(next(rewards) if isinstance(d, Decoded) else d for d in chunk)
         return [
-            NonFiniteRewardError(name, "its reward is not a finite number even in float32; the weights may hold inf or NaN")
+            NonFiniteRewardError(
+                name, "its reward is not a finite number even in float32; the weights may hold inf or NaN"
+            )
             if isinstance(r, Scored) and not math.isfinite(r.reward)
             else r
             for r, name in zip(out, names, strict=True)
@@ -267,7 +269,9 @@ class ImageReward(ImageRewardModel):
         for k in range(len(starts) + PREFETCH_BATCHES):
             if k < len(starts):
                 stop = min(starts[k] + size, len(images))
-                pending.append([self._pool.submit(self._safe_load, images[i], names[i]) for i in range(starts[k], stop)])
+                pending.append(
+                    [self._pool.submit(self._safe_load, images[i], names[i]) for i in range(starts[k], stop)]
+                )
             if k >= PREFETCH_BATCHES and pending:
                 yield [f.result() for f in pending.pop(0)]
 

@@ -269,7 +269,9 @@ def prompt_notes(ranking: Ranking) -> list[str]:
             f"The prompt is {ranking.prompt_tokens} tokens long; the model reads only the first 35, "
             "so the rest did not count."
         ]
-    return ["The prompt is longer than the model reads; the model reads only the first 35 tokens, so the rest did not count."]
+    return [
+        "The prompt is longer than the model reads; the model reads only the first 35 tokens, so the rest did not count."
+    ]
 
 
 def precision_notes(ranking: Ranking) -> list[str]:
@@ -280,7 +282,9 @@ def precision_notes(ranking: Ranking) -> list[str]:
     usual = max(precisions, key=lambda p: sum(item.precision == p for item in ranking.ranked))
     other = [item for item in ranking.ranked if item.precision != usual]
     names = ", ".join(item.name for item in other)
-    return [f"{names}: {usual} overflowed, so {'this was' if len(other) == 1 else 'these were'} scored in {other[0].precision}."]
+    return [
+        f"{names}: {usual} overflowed, so {'this was' if len(other) == 1 else 'these were'} scored in {other[0].precision}."
+    ]
 
 
 def skipped_note(ranking: Ranking) -> list[str]:
@@ -289,7 +293,9 @@ def skipped_note(ranking: Ranking) -> list[str]:
         return []
     n = len(ranking.failures)
     names = "; ".join(f"{f.name} ({f.reason})" for f in ranking.failures)
-    return [f"{n} image{'s' if n != 1 else ''} could not be scored and {'were' if n != 1 else 'was'} skipped: {names}. The others are ranked."]
+    return [
+        f"{n} image{'s' if n != 1 else ''} could not be scored and {'were' if n != 1 else 'was'} skipped: {names}. The others are ranked."
+    ]
 
 
 def api_response(ranking: Ranking, notes: Sequence[str], label: str) -> dict[str, Any]:

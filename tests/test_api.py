@@ -111,7 +111,11 @@ def test_a_float16_nan_is_rescored_in_float32_and_the_others_kept(parity_dir, mo
     # float32 from the float16 weights: close to the original's float32 reward
     np.testing.assert_allclose([r.reward for r in results], CASE["rewards"][:3], atol=0.02)
     ranking = rank_images(model, CASE["prompt"], PATHS[:3], names=["a.png", "b.png", "c.png"])
-    assert {item.name: item.precision for item in ranking.ranked} == {"a.png": "float16", "b.png": "float32", "c.png": "float16"}
+    assert {item.name: item.precision for item in ranking.ranked} == {
+        "a.png": "float16",
+        "b.png": "float32",
+        "c.png": "float16",
+    }
 
 
 def test_a_real_float16_overflow_is_rescored_in_float32(parity_dir) -> None:

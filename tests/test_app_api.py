@@ -127,7 +127,10 @@ def test_a_server_path_is_refused_without_saying_whether_it_exists(server, with_
     for existing, missing in pairs:
         answers = []
         for path in (existing, missing):
-            items = [{"image": {"path": path, **meta}, "caption": None}, {"image": {"path": good, **meta}, "caption": None}]
+            items = [
+                {"image": {"path": path, **meta}, "caption": None},
+                {"image": {"path": good, **meta}, "caption": None},
+            ]
             event, payload = call(url, "score", [CASE["prompt"], items])
             text = json.dumps(payload).replace(path, "PATH").replace(Path(path).name, "NAME")
             answers.append((event, text.split('"seconds"')[0]))
@@ -173,7 +176,9 @@ def test_the_example_loaders_serve_only_the_examples(server, data: list) -> None
         event, payload = call(url, name, data)
         assert event in ("complete", "error", "unavailable")
         for link in _file_urls(payload):
-            assert httpx.get(link if link.startswith("http") else url + link.lstrip("/"), timeout=30).content in examples
+            assert (
+                httpx.get(link if link.startswith("http") else url + link.lstrip("/"), timeout=30).content in examples
+            )
 
 
 def _file_urls(payload: object) -> list[str]:
@@ -209,14 +214,21 @@ def test_with_the_spaces_package_and_no_cuda_the_app_serves(tmp_path: Path, zero
     """Spaces install `spaces` on every hardware: on a CPU Space (no SPACES_ZERO_GPU) the app runs on the CPU
     and never calls `spaces.GPU`; on ZeroGPU only the model's work crosses the (pickling) GPU boundary."""
     log = tmp_path / "spaces.log"
-    env = {"PYTHONPATH": str(STUBS), "SPACES_STUB_LOG": str(log), "IMAGEREWARD_MODEL": str(PARITY), "CUDA_VISIBLE_DEVICES": ""}
+    env = {
+        "PYTHONPATH": str(STUBS),
+        "SPACES_STUB_LOG": str(log),
+        "IMAGEREWARD_MODEL": str(PARITY),
+        "CUDA_VISIBLE_DEVICES": "",
+    }
     if zero_gpu:
         env |= {"SPACES_ZERO_GPU": "true", "IMAGEREWARD_DEVICE": "cpu"}  # a ZeroGPU without a GPU: the stub's CPU
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
     with running_app(tmp_path, **env) as url:
         client = Client(url, verbose=False)
-        response = client.predict(CASE["prompt"], gallery([image_path(n) for n in CASE["images"][:3]] + [bad]), api_name="/score")
+        response = client.predict(
+            CASE["prompt"], gallery([image_path(n) for n in CASE["images"][:3]] + [bad]), api_name="/score"
+        )
     assert response["model"].endswith("on cpu (float32)")
     assert len(response["ranked"]) == 3 and [s["name"] for s in response["skipped"]] == ["bad.png"]
     calls = [json.loads(line) for line in log.read_text().splitlines() if "function" in line]

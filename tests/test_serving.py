@@ -141,7 +141,9 @@ def test_a_path_outside_the_uploads_is_refused_without_touching_it(
 
     for module, name in ((os, "stat"), (os, "lstat"), (os.path, "realpath"), (builtins, "open")):
         spy(module, name)
-    request = prepare_request(tiny_model, CASE["prompt"], [(raw, None)] + uploaded(uploads, CASE["images"][:1]), [uploads])
+    request = prepare_request(
+        tiny_model, CASE["prompt"], [(raw, None)] + uploaded(uploads, CASE["images"][:1]), [uploads]
+    )
     monkeypatch.undo()
     assert touched == []
     assert [e.reason for e in request.refused] == [NOT_UPLOADED]
@@ -149,8 +151,12 @@ def test_a_path_outside_the_uploads_is_refused_without_touching_it(
 
 
 def test_refusal_does_not_say_whether_the_file_exists(tiny_model, uploads: Path) -> None:
-    there = prepare_request(tiny_model, "a cat", [("/etc/hostname", None), *uploaded(uploads, CASE["images"][:1])], [uploads])
-    gone = prepare_request(tiny_model, "a cat", [("/etc/no-such-file", None), *uploaded(uploads, CASE["images"][:1])], [uploads])
+    there = prepare_request(
+        tiny_model, "a cat", [("/etc/hostname", None), *uploaded(uploads, CASE["images"][:1])], [uploads]
+    )
+    gone = prepare_request(
+        tiny_model, "a cat", [("/etc/no-such-file", None), *uploaded(uploads, CASE["images"][:1])], [uploads]
+    )
     assert [e.reason for e in there.refused] == [e.reason for e in gone.refused] == [NOT_UPLOADED]
 
 
@@ -158,7 +164,9 @@ def test_a_link_out_of_the_uploads_is_refused(tiny_model, uploads: Path, tmp_pat
     outside = tmp_path / "secret.png"
     shutil.copy(image_path(CASE["images"][0]), outside)
     (uploads / "link.png").symlink_to(outside)
-    request = prepare_request(tiny_model, "a cat", [(str(uploads / "link.png"), None)] * 2 + uploaded(uploads, CASE["images"][:1]), [uploads])
+    request = prepare_request(
+        tiny_model, "a cat", [(str(uploads / "link.png"), None)] * 2 + uploaded(uploads, CASE["images"][:1]), [uploads]
+    )
     assert [e.reason for e in request.refused] == [NOT_UPLOADED] * 2
 
 
@@ -209,20 +217,28 @@ def test_the_pixel_budget_bounds_a_request(tiny_model, uploads: Path) -> None:
 def test_an_image_over_the_pixel_limit_is_refused_from_its_header(tiny_model, uploads: Path, monkeypatch) -> None:
     monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 600 * 600)
     Image.new("RGB", (601, 600)).save(uploads / "big.png")
-    ranking, _ = rank_request(tiny_model, "a cat", [(str(uploads / "big.png"), None), *uploaded(uploads, CASE["images"][:1])], [uploads])
-    assert [f.reason for f in ranking.failures] == ["601x600 pixels is over the limit of 360,000 pixels; scale it down first"]
+    ranking, _ = rank_request(
+        tiny_model, "a cat", [(str(uploads / "big.png"), None), *uploaded(uploads, CASE["images"][:1])], [uploads]
+    )
+    assert [f.reason for f in ranking.failures] == [
+        "601x600 pixels is over the limit of 360,000 pixels; scale it down first"
+    ]
 
 
 def test_postscript_is_refused_by_format(tiny_model, uploads: Path) -> None:
     eps = uploads / "drawing.png"
     eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n0 0 moveto 10 10 lineto stroke\n")
     assert Image.open(eps).format == "EPS"  # Pillow alone would open it (and run Ghostscript to decode it)
-    ranking, _ = rank_request(tiny_model, "a cat", [(str(eps), None), *uploaded(uploads, CASE["images"][:1])], [uploads])
+    ranking, _ = rank_request(
+        tiny_model, "a cat", [(str(eps), None), *uploaded(uploads, CASE["images"][:1])], [uploads]
+    )
     assert ranking.failures[0].reason.startswith("not an image in an accepted format")
 
 
 def test_too_many_images_are_cut_with_a_note(tiny_model, uploads: Path) -> None:
-    ranking, notes = rank_request(tiny_model, CASE["prompt"], uploaded(uploads, CASE["images"]), [uploads], max_images=5)
+    ranking, notes = rank_request(
+        tiny_model, CASE["prompt"], uploaded(uploads, CASE["images"]), [uploads], max_images=5
+    )
     assert len(ranking.ranked) == 5
     assert any("Only the first 5 of 12 images were scored" in n for n in notes)
 
@@ -255,7 +271,12 @@ def test_duplicate_names_come_out_unique(tiny_model, uploads: Path) -> None:
 
 @pytest.mark.parametrize(
     "prompt, gallery, match",
-    [("", 1, "Type a prompt first"), ("   ", 1, "Type a prompt first"), (None, 1, "Type a prompt first"), ("a cat", 0, "at least one")],
+    [
+        ("", 1, "Type a prompt first"),
+        ("   ", 1, "Type a prompt first"),
+        (None, 1, "Type a prompt first"),
+        ("a cat", 0, "at least one"),
+    ],
 )
 def test_nothing_to_score(tiny_model, uploads: Path, prompt, gallery: int, match: str) -> None:
     with pytest.raises(InputError, match=match):
@@ -292,7 +313,9 @@ def test_the_device_half_takes_and_returns_only_picklable_values(tiny_model, upl
     bad = uploads / "zz" / "bad.png"
     bad.parent.mkdir()
     bad.write_bytes(b"not a picture")
-    request = prepare_request(tiny_model, CASE["prompt"], uploaded(uploads, CASE["images"][:3]) + [(str(bad), None)], [uploads])
+    request = prepare_request(
+        tiny_model, CASE["prompt"], uploaded(uploads, CASE["images"][:3]) + [(str(bad), None)], [uploads]
+    )
     crossed = pickle.loads(pickle.dumps(request))  # what ZeroGPU does with the arguments
     results = pickle.loads(pickle.dumps(score_prepared(tiny_model, crossed)))  # and with the result
     ranking, _ = finish_request(request, results, 0.0)
@@ -307,7 +330,12 @@ def test_formatting_of_a_ranking(tiny_model) -> None:
     ranking = rank_images(tiny_model, EXPECTED["prompts"][3], [image_path(n) for n in CASE["images"][:3]])
     assert [item.rank for item in ranking.ranked] == [1, 2, 3]
     assert formatting.caption(1, 1.234) == "#1 · 1.23" and formatting.caption(2, -0.005) == "#2 · -0.01"
-    assert formatting.table_rows(ranking)[0] == [1, ranking.ranked[0].name, round(ranking.ranked[0].score, 4), "float32"]
+    assert formatting.table_rows(ranking)[0] == [
+        1,
+        ranking.ranked[0].name,
+        round(ranking.ranked[0].score, 4),
+        "float32",
+    ]
     assert formatting.chart_rows(ranking)["image"][0] == f"#1 {ranking.ranked[0].name}"
     assert "Scored 3 images with X in" in formatting.status_line(ranking, "X")
 
