@@ -20,6 +20,7 @@ from PIL import Image
 from . import images as imgs
 from .cache import EmbeddingCache, content_key
 from .config import ModelConfig
+from .decoding import ProcessDecoder
 from .errors import ImageError, ImageLoadError, NonFiniteRewardError
 from .images import ImageInput
 from .model import ImageRewardModel
@@ -27,8 +28,10 @@ from .tokenizer import PromptTokens, encode_prompt
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_CACHE_SIZE = 256
-# Batches decoded ahead of the one the model is working on.
+# Batches decoded ahead of the one the model is working on (threads).
 PREFETCH_BATCHES = 2
+# A job of files this many batches long decodes in worker processes by default on CUDA.
+PROCESS_DECODE_BATCHES = 4
 
 
 class Decoded(NamedTuple):
@@ -67,6 +70,10 @@ class ImageReward(ImageRewardModel):
         name: the model name or path it was loaded from.
         batch_size: images per forward pass.
         embedding_cache: image embeddings by content (`embedding_cache.resize(0)` disables it).
+        decode_processes: worker processes for decoding files (`decoding.ProcessDecoder`): `None` (default)
+            uses them on CUDA for jobs of at least `PROCESS_DECODE_BATCHES` batches of files, where decoding
+            threads cannot keep up with the GPU; 0 never; N uses N workers for any job of files longer than
+            a batch. Other jobs decode in threads.
     """
 
     def __init__(
@@ -80,7 +87,9 @@ class ImageReward(ImageRewardModel):
         self.name = name
         self.batch_size = batch_size
         self.embedding_cache = EmbeddingCache(cache_size)
+        self.decode_processes: int | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._process_decoder: ProcessDecoder | None = None
         self._float32_twin: ImageRewardModel | None = None
 
     # ----------------------------------------------------------------------------------------- state
@@ -260,8 +269,17 @@ class ImageReward(ImageRewardModel):
     def _decoded_chunks(
         self, images: Sequence[ImageInput], names: Sequence[str], batch_size: int | None
     ) -> Iterator[list[Decoded | ImageLoadError]]:
-        """Decodes images in worker threads, `PREFETCH_BATCHES` batches ahead of the consumer, by batch."""
+        """Decodes images in worker processes (see `decode_processes`) or threads, ahead of the consumer,
+        and yields them by batch."""
         size = _check_batch_size(batch_size or self.batch_size)
+        processes = self._processes_for(images, size)
+        if processes:
+            if self._process_decoder is None or self._process_decoder.processes != processes:
+                self._process_decoder = ProcessDecoder(processes)
+            paths = [os.fspath(image) for image in images]  # type: ignore[arg-type]
+            for batch in self._process_decoder.decoded_batches(paths, names, self.config.vision.image_size, size):
+                yield [item if isinstance(item, ImageLoadError) else Decoded(*item) for item in batch]
+            return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(default_workers(), thread_name_prefix="imagereward-decode")
         starts = range(0, len(images), size)
@@ -274,6 +292,18 @@ class ImageReward(ImageRewardModel):
                 )
             if k >= PREFETCH_BATCHES and pending:
                 yield [f.result() for f in pending.pop(0)]
+
+    def _processes_for(self, images: Sequence[ImageInput], batch_size: int) -> int:
+        """How many decoding processes a job gets (0: threads)."""
+        if self.decode_processes == 0 or len(images) <= batch_size:
+            return 0
+        if not all(isinstance(image, (str, os.PathLike)) for image in images):
+            return 0
+        if self.decode_processes is not None:
+            return self.decode_processes
+        cores = os.cpu_count() or 1
+        auto = self.device.type == "cuda" and cores >= 4 and len(images) >= PROCESS_DECODE_BATCHES * batch_size
+        return min(32, cores) if auto else 0
 
     def _safe_load(self, image: ImageInput, name: str) -> Decoded | ImageLoadError:
         try:

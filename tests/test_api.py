@@ -162,3 +162,19 @@ def test_a_repeated_bad_file_is_named_at_each_place(tiny_model, tmp_path: Path) 
     bad.write_bytes(b"no")
     results = tiny_model.try_rewards(CASE["prompt"], [str(bad), PATHS[0], str(bad)], names=["x", "y", "z"])
     assert [r.name for r in (results[0], results[2])] == ["x", "z"]
+
+
+def test_decoding_in_processes_gives_the_same_rewards(parity_dir, tmp_path: Path) -> None:
+    model = imagereward.load(str(parity_dir), device="cpu")
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"no")
+    paths = PATHS + [str(bad)] + PATHS[:3]
+    threads = model.try_rewards(CASE["prompt"], paths, batch_size=4)
+    model.decode_processes = 2
+    model.embedding_cache.resize(0)
+    processes = model.try_rewards(CASE["prompt"], paths, batch_size=4)
+    assert model._process_decoder is not None  # the job did go to worker processes
+    assert isinstance(processes[len(PATHS)], ImageLoadError) and processes[len(PATHS)].name.endswith("bad.png")
+    good = [i for i in range(len(paths)) if i != len(PATHS)]
+    assert [processes[i] for i in good] == [threads[i] for i in good]
+    model._process_decoder.close()
