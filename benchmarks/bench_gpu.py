@@ -69,16 +69,12 @@ def model_only(model: ImageReward, batch: int, iters: int, warmup: int = 2) -> f
     device = model.device
     pixels = torch.randint(0, 256, (batch, 3, 224, 224), dtype=torch.uint8, device=device)
     tokens = {k: v.to(device) for k, v in tokenize(PROMPT).items()}
-    length = int(tokens["attention_mask"].sum())
-    ids, mask = (
-        tokens["input_ids"][:, :length].expand(batch, -1),
-        tokens["attention_mask"][:, :length].expand(batch, -1),
-    )
 
     @torch.inference_mode()
     def step() -> torch.Tensor:
-        embeds = model.encode_images(imagereward.images.normalize(pixels).to(model.dtype))
-        return model.forward_head(model.encode_text(ids, mask, embeds))
+        return model(
+            tokens["input_ids"], tokens["attention_mask"], imagereward.images.normalize(pixels).to(model.dtype)
+        )
 
     for _ in range(warmup):
         step()
@@ -112,13 +108,13 @@ def memory_at(model: ImageReward, batch: int) -> float | None:
     return torch.cuda.max_memory_allocated(model.device) / 2**30
 
 
-def write_images(folder: Path, n: int) -> list[str]:
-    """`n` 512x512 images, alternately JPEG and PNG, written in parallel."""
+def write_images(folder: Path, n: int, jpeg_only: bool = False) -> list[str]:
+    """`n` 512x512 images, alternately JPEG and PNG (or all JPEG), written in parallel."""
 
     def write(i: int) -> str:
         base = np.random.default_rng(i).integers(0, 256, (64, 64, 3), dtype=np.uint8)
         image = Image.fromarray(base).resize((512, 512), Image.BILINEAR)
-        path = folder / (f"{i:05d}.png" if i % 2 else f"{i:05d}.jpg")
+        path = folder / (f"{i:05d}.png" if i % 2 and not jpeg_only else f"{i:05d}.jpg")
         image.save(path, quality=90) if path.suffix == ".jpg" else image.save(path)
         return str(path)
 
@@ -126,24 +122,195 @@ def write_images(folder: Path, n: int) -> list[str]:
         return list(pool.map(write, range(n)))
 
 
-def end_to_end(model: ImageReward, paths: list[str], batch: int) -> float:
+def end_to_end(model: ImageReward, paths: list[str], batch: int, processes: int | None) -> float:
+    """Images/s of `model.rewards` from files (decoding included), with `processes` decoding workers (0:
+    threads; None: the package's default)."""
     model.embedding_cache.resize(0)
-    model.rewards(PROMPT, paths[: batch * 2], batch_size=batch)  # warm-up, thread pool up
+    model.decode_processes = processes
+    model.rewards(PROMPT, paths[: batch * 5], batch_size=batch)  # warm-up: pools up, kernels chosen
     sync(model.device)
     t = time.perf_counter()
     model.rewards(PROMPT, paths, batch_size=batch)
     sync(model.device)
+    model.decode_processes = None
     return len(paths) / (time.perf_counter() - t)
 
 
-def request_latency(model: ImageReward, paths: list[str], repeats: int) -> float:
+def decode_ceiling(paths: list[str], threads: int, processes: int) -> dict:
+    """Images/s of the exact preprocessing alone (`images.load_pixels` + content key, no model): in a thread
+    pool, and in worker processes with one torch thread each."""
+    from imagereward.cache import content_key
+    from imagereward.decoding import ProcessDecoder
+    from imagereward.images import load_pixels
+
+    def one(path: str) -> bytes:
+        return content_key(load_pixels(path))
+
+    out = {"threads": threads, "processes": processes}
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, paths[:64]))
+        t = time.perf_counter()
+        list(pool.map(one, paths))
+        out["threads_images_per_s"] = len(paths) / (time.perf_counter() - t)
+    t = time.perf_counter()
+    decoder = ProcessDecoder(processes)
+    for _ in decoder.decoded_batches(paths[:processes], paths[:processes], 224, 64):
+        pass
+    out["process_start_seconds"] = time.perf_counter() - t
+    t = time.perf_counter()
+    for _ in decoder.decoded_batches(paths, paths, 224, 256):
+        pass
+    out["processes_images_per_s"] = len(paths) / (time.perf_counter() - t)
+    t = time.perf_counter()
+    single = [one(p) for p in paths[:64]]
+    out["one_thread_ms_per_image"] = 1000 * (time.perf_counter() - t) / len(single)
+    decoder.close()
+    return out
+
+
+def request_latency(model: ImageReward, paths: list[str], repeats: int) -> dict:
+    """Median ms of a request as the app makes it (`rank_images`: tokenize, decode in threads, score, rank),
+    and of its parts, embedding cache off."""
+    from imagereward.tokenizer import encode_prompt
+
     model.embedding_cache.resize(0)
-    times = []
-    for _ in range(repeats + 2):
+    names = [Path(p).name for p in paths]
+    parts: dict[str, list[float]] = {"total": [], "tokenize": [], "decode": [], "model": []}
+    for k in range(repeats + 2):
         t = time.perf_counter()
         rank_images(model, PROMPT, paths)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times[2:])
+        total = time.perf_counter() - t
+        t = time.perf_counter()
+        tokens = encode_prompt(PROMPT)
+        t1 = time.perf_counter()
+        decoded = model.decode(paths, names)
+        t2 = time.perf_counter()
+        model.score_decoded(tokens, decoded, names)
+        t3 = time.perf_counter()
+        if k >= 2:
+            parts["total"].append(total)
+            parts["tokenize"].append(t1 - t)
+            parts["decode"].append(t2 - t1)
+            parts["model"].append(t3 - t2)
+    return {name: 1000 * statistics.median(times) for name, times in parts.items()}
+
+
+def graphed_model_ms(model: ImageReward, batch: int, repeats: int = 20) -> dict:
+    """The model part of a small request (normalise, both encoders, head) eager vs replayed from a CUDA
+    graph: how much of its time is kernel launches."""
+    device = model.device
+    pixels = torch.randint(0, 256, (batch, 3, 224, 224), dtype=torch.uint8, device=device)
+    tokens = tokenize(PROMPT)
+    length = int(tokens["attention_mask"].sum())  # trimmed here: no device-to-host sync inside the graph
+    ids = tokens["input_ids"][:, :length].to(device).expand(batch, -1)
+    mask = tokens["attention_mask"][:, :length].to(device).expand(batch, -1)
+
+    @torch.inference_mode()
+    def step() -> torch.Tensor:
+        embeds = model.encode_images(imagereward.images.normalize(pixels).to(model.dtype))
+        return model.forward_head(model.encode_text(ids, mask, embeds))
+
+    def timed(fn) -> float:
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            sync(device)
+            times.append(time.perf_counter() - t)
+        return 1000 * statistics.median(times)
+
+    eager = timed(step)
+    stream = torch.cuda.Stream(device)
+    stream.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream(device).wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.inference_mode(), torch.cuda.graph(graph):
+        graphed = step()
+    replayed = timed(graph.replay)
+    eager_out = step()
+    return {"eager_ms": eager, "graph_ms": replayed, "max_abs_difference": float((graphed - eager_out).abs().max())}
+
+
+def profile_model(model: ImageReward, batch: int, top: int = 15) -> dict:
+    """Where the time of the model alone goes at `batch`: CUDA time by kernel, top entries, and by kind."""
+    from torch.profiler import ProfilerActivity, profile
+
+    device = model.device
+    pixels = torch.randint(0, 256, (batch, 3, 224, 224), dtype=torch.uint8, device=device)
+    tokens = {k: v.to(device) for k, v in tokenize(PROMPT).items()}
+    with torch.inference_mode():
+        run = lambda: model(
+            tokens["input_ids"], tokens["attention_mask"], imagereward.images.normalize(pixels).to(model.dtype)
+        )  # noqa: E731
+        run()
+        sync(device)
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(3):
+                run()
+            sync(device)
+    events = [e for e in prof.key_averages() if e.device_time_total > 0]
+    total = sum(e.self_device_time_total for e in events)
+    kinds: dict[str, float] = {}
+    for e in events:
+        name = e.key.lower()
+        kind = (
+            "matrix products (GEMM)"
+            if any(k in name for k in ("gemm", "sm90", "cutlass", "cublas", "xmma", "matmul"))
+            else "attention"
+            if any(k in name for k in ("flash", "fmha", "attention", "efficient"))
+            else "layer norm"
+            if "norm" in name
+            else "GELU"
+            if "gelu" in name
+            else "other elementwise and copies"
+        )
+        kinds[kind] = kinds.get(kind, 0.0) + e.self_device_time_total
+    rows = sorted(events, key=lambda e: -e.self_device_time_total)[:top]
+    return {
+        "batch": batch,
+        "gpu_ms_per_batch": total / 3 / 1000,
+        "by_kind_share": {k: v / total for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
+        "top_kernels": [
+            {"name": e.key[:120], "share": e.self_device_time_total / total, "calls": e.count // 3} for e in rows
+        ],
+    }
+
+
+def gpu_decode_run(model: ImageReward, jpegs: list[str], batch: int) -> dict:
+    """The approximate path (JPEG decoded and resized on the GPU) from JPEG files: images/s, and its rewards
+    against the exact path's on the same files and on the parity fixtures' JPEGs."""
+    from imagereward.gpu_decode import approximate_results
+
+    model.embedding_cache.resize(0)
+    approximate_results(model, PROMPT, jpegs[: batch * 2], batch_size=batch)  # warm-up
+    sync(model.device)
+    t = time.perf_counter()
+    fast = approximate_results(model, PROMPT, jpegs, batch_size=batch)
+    sync(model.device)
+    rate = len(jpegs) / (time.perf_counter() - t)
+    sample = jpegs[:256]
+    exact = model.rewards(PROMPT, sample, batch_size=batch)
+    diff = np.abs(np.array([r.reward for r in fast[: len(sample)]]) - np.array(exact))
+    fixtures = [p for p in fixture_images() if p.endswith(".jpg")]
+    fx_fast = [r.reward for r in approximate_results(model, PROMPT, fixtures)]
+    fx_exact = model.rewards(PROMPT, fixtures)
+    return {
+        "images_per_s": rate,
+        "files": len(jpegs),
+        "reward_difference_vs_exact": {"max": float(diff.max()), "mean": float(diff.mean()), "files": len(sample)},
+        "order_agreement_vs_exact": pairwise_agreement(exact, [r.reward for r in fast[: len(sample)]]),
+        "fixtures_max_difference": float(np.abs(np.array(fx_fast) - np.array(fx_exact)).max()),
+    }
+
+
+def pairwise_agreement(a: list[float], b: list[float]) -> float:
+    """Share of pairs that `a` and `b` order the same way."""
+    x, y = np.array(a), np.array(b)
+    i, j = np.triu_indices(len(x), 1)
+    return float(np.mean(np.sign(x[i] - x[j]) == np.sign(y[i] - y[j])))
 
 
 def load_timed(checkpoint: Path, device: torch.device, dtype: torch.dtype) -> tuple[ImageReward, float]:
@@ -196,6 +363,9 @@ def main() -> None:
         "--peak-tflops", type=float, default=None, help="the card's dense matrix rate (default: measured on CUDA)"
     )
     ap.add_argument("--compile", action="store_true", help="also time torch.compile of both encoders")
+    ap.add_argument(
+        "--workers", type=int, default=None, help="decoding threads/processes (default: the cores, at most 32)"
+    )
     ap.add_argument("--quick", action="store_true", help="tiny sizes, for checking the script on a CPU")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "gpu.json"))
     args = ap.parse_args()
@@ -251,9 +421,42 @@ def main() -> None:
                 "share_of_peak": rate * GFLOP_PER_IMAGE / 1000 / args.peak_tflops if args.peak_tflops else None,
             }
         report["memory_gib_at_batch_64"] = memory_at(model, 64 if not args.quick else 2)
-        report["end_to_end_images_per_s"] = end_to_end(model, paths[: args.files], max(args.batches))
-        report["request_8_images_ms"] = 1000 * request_latency(model, paths[:8], 10 if not args.quick else 1)
-        report["workers"] = model.workers
+        save()
+        workers = args.workers or min(32, os.cpu_count() or 1)
+        stage("decode ceiling")
+        report["decode_ceiling"] = decode_ceiling(paths[: args.files], workers, workers)
+        save()
+        stage("end to end")
+        batch = max(args.batches)
+        report["end_to_end"] = {
+            "threads_images_per_s": end_to_end(model, paths[: args.files], batch, 0),
+            "processes_images_per_s": end_to_end(model, paths[: args.files], batch, workers),
+            "default_images_per_s": end_to_end(model, paths[: args.files], batch, None),
+            "batch": batch,
+            "processes": workers,
+        }
+        save()
+        stage("request latency")
+        repeats = 10 if not args.quick else 1
+        report["request_ms"] = {str(n): request_latency(model, paths[:n], repeats) for n in (1, 8)}
+        if device.type == "cuda":
+            try:
+                report["cuda_graph_model_ms"] = {str(n): graphed_model_ms(model, n) for n in (1, 8)}
+            except RuntimeError as e:  # a part that cannot be captured: say which
+                report["cuda_graph_error"] = f"{type(e).__name__}: {str(e)[:300]}"
+        save()
+        if device.type == "cuda":
+            stage("where the model's time goes")
+            report["profile"] = profile_model(model, batch)
+            save()
+        stage("GPU decoding (approximate)")
+        jpeg_dir = Path(tmp) / "jpeg"
+        jpeg_dir.mkdir()
+        jpegs = write_images(jpeg_dir, args.files, jpeg_only=True)
+        try:
+            report["gpu_decode"] = gpu_decode_run(model, jpegs, batch)
+        except (RuntimeError, ImportError) as e:
+            report["gpu_decode_error"] = f"{type(e).__name__}: {e}"
         save()
 
         if dtype != torch.float32:
@@ -277,7 +480,7 @@ def main() -> None:
             report["compiled"]["model_only"] = {
                 str(batch): {"images_per_s": rate, "tflops": rate * GFLOP_PER_IMAGE / 1000}
             }
-            report["compiled"]["end_to_end_images_per_s"] = end_to_end(model, paths[: args.files], batch)
+            report["compiled"]["end_to_end_images_per_s"] = end_to_end(model, paths[: args.files], batch, None)
             save()
 
     stage("half precision on the parity fixtures")
@@ -311,10 +514,36 @@ def print_report(report: dict, args: argparse.Namespace) -> None:
     for batch, r in report["model_only"].items():
         share = f", {100 * r['share_of_peak']:.0f}% of peak" if r["share_of_peak"] else ""
         print(f"model alone, batch {batch:>4}: {r['images_per_s']:8.1f} images/s ({r['tflops']:.0f} TFLOP/s{share})")
+    d = report["decode_ceiling"]
     print(
-        f"end to end from {args.files} files: {report['end_to_end_images_per_s']:.1f} images/s ({report['workers']} decode threads)"
+        f"decode ceiling (exact preprocessing alone): {d['threads_images_per_s']:.0f} images/s in {d['threads']} threads, "
+        f"{d['processes_images_per_s']:.0f} in {d['processes']} processes ({d['one_thread_ms_per_image']:.1f} ms/image in one thread)"
     )
-    print(f"8-image request: {report['request_8_images_ms']:.1f} ms (median)")
+    e = report["end_to_end"]
+    print(
+        f"end to end from {args.files} files, batch {e['batch']}: threads {e['threads_images_per_s']:.0f}, "
+        f"processes {e['processes_images_per_s']:.0f}, default {e['default_images_per_s']:.0f} images/s"
+    )
+    for n, r in report["request_ms"].items():
+        parts = ", ".join(f"{k} {v:.1f}" for k, v in r.items() if k != "total")
+        print(f"{n}-image request: {r['total']:.1f} ms median ({parts})")
+    for n, r in report.get("cuda_graph_model_ms", {}).items():
+        print(f"model part, {n} images: eager {r['eager_ms']:.1f} ms, CUDA graph {r['graph_ms']:.1f} ms")
+    if "profile" in report:
+        kinds = ", ".join(f"{k} {100 * v:.0f}%" for k, v in report["profile"]["by_kind_share"].items())
+        print(
+            f"model alone, batch {report['profile']['batch']}: {report['profile']['gpu_ms_per_batch']:.1f} ms of GPU time: {kinds}"
+        )
+    if "gpu_decode" in report:
+        g = report["gpu_decode"]
+        r = g["reward_difference_vs_exact"]
+        print(
+            f"GPU decoding (approximate), {g['files']} JPEG files: {g['images_per_s']:.0f} images/s; rewards vs exact: "
+            f"max {r['max']:.4f}, mean {r['mean']:.4f}; pair order agreement {100 * g['order_agreement_vs_exact']:.1f}%; "
+            f"fixtures max {g['fixtures_max_difference']:.4f}"
+        )
+    elif "gpu_decode_error" in report:
+        print(f"GPU decoding failed: {report['gpu_decode_error']}")
     if report["memory_gib_at_batch_64"] is not None:
         print(f"GPU memory at batch 64: {report['memory_gib_at_batch_64']:.2f} GiB")
     if "compiled" in report:

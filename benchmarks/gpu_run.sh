@@ -5,7 +5,7 @@
 #   device run: bash benchmarks/gpu_run.sh             # with carry [".gpukit"], timeout_s 540
 #
 # Installs the kit into /tmp (the original's wheels in one folder, this package's timm in another), records the
-# card and the versions, and runs bench_gpu.py against the original with torch.compile included. Everything
+# card and the versions, and runs bench_gpu.py against the original (add --compile for torch.compile). Everything
 # goes to $OUT (the device tool brings it back), or benchmarks/results/ elsewhere. Extra arguments go to
 # bench_gpu.py.
 set -euo pipefail
@@ -24,5 +24,5 @@ export PYTHONPATH="$OURS${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 HF_HUB_O
   python3 -c 'import sys, torch, timm, transformers, PIL, numpy; print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "timm", timm.__version__, "transformers", transformers.__version__, "pillow", PIL.__version__, "numpy", numpy.__version__)'
   nproc
 } 2>&1 | tee "$OUT/machine.txt"
-python3 benchmarks/bench_gpu.py --original "$ORIGINAL" --reference .gpukit/reference --compile \
+python3 benchmarks/bench_gpu.py --original "$ORIGINAL" --reference .gpukit/reference --files 2048 \
   --json "$OUT/gpu.json" "$@" 2>&1 | tee "$OUT/gpu.log"
