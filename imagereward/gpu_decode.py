@@ -15,11 +15,12 @@ header first.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -84,6 +85,53 @@ def _decode_on_gpu(datas: list[torch.Tensor], device: torch.device) -> list[torc
         return out
 
 
+class _Prepared(NamedTuple):
+    """One batch made ready on a side stream: pixels (n, 3, size, size) on the device for the files at
+    `rows`, the files' errors, the files for the exact path, and the event that marks the pixels ready."""
+
+    start: int
+    rows: list[int]
+    pixels: torch.Tensor | None
+    errors: dict[int, ImageError]
+    exact: list[int]
+    ready: torch.cuda.Event | None
+
+
+def _prepare(
+    start: int,
+    paths: Sequence[PathInput],
+    names: Sequence[str],
+    image_size: int,
+    device: torch.device,
+    readers: ThreadPoolExecutor,
+    stream: torch.cuda.Stream | None,
+) -> _Prepared:
+    """Reads one batch of files (in the reader threads) and decodes and resizes its JPEGs on `stream`."""
+    read = list(readers.map(_read, paths, names))
+    errors = {i: r for i, r in enumerate(read) if isinstance(r, ImageError)}
+    exact = [i for i, r in enumerate(read) if r is None]
+    jpegs = [i for i, r in enumerate(read) if isinstance(r, tuple)]
+    with torch.inference_mode(), torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+        decoded = _decode_on_gpu([read[i][0] for i in jpegs], device)  # type: ignore[index]
+        by_size: dict[tuple[int, ...], list[tuple[int, torch.Tensor]]] = {}
+        for i, image in zip(jpegs, decoded):
+            if image is None:
+                exact.append(i)
+            else:
+                by_size.setdefault(tuple(image.shape), []).append((i, image))
+        rows: list[int] = []
+        parts = []
+        for group in by_size.values():
+            rows.extend(i for i, _ in group)
+            parts.append(_resize_crop(torch.stack([image for _, image in group]), image_size))
+        pixels = torch.cat(parts) if parts else None
+        ready = None
+        if stream is not None:
+            ready = torch.cuda.Event()
+            ready.record(stream)
+    return _Prepared(start, rows, pixels, errors, exact, ready)
+
+
 @torch.inference_mode()
 def approximate_results(
     model: ImageReward,
@@ -94,6 +142,9 @@ def approximate_results(
     read_threads: int = 16,
 ) -> list[Result]:
     """Rewards of image files with JPEGs decoded and resized on the GPU (approximate; see the module doc).
+
+    While the model scores one batch, the next is read by `read_threads` threads and decoded on a second
+    CUDA stream.
 
     Args:
         model: an ImageReward model on CUDA (on the CPU this runs torchvision's CPU decoder instead, which is
@@ -110,45 +161,49 @@ def approximate_results(
     tokens = _tokens(prompt)
     names = list(names) if names is not None else [os.fspath(p) for p in paths]
     size = _check_batch_size(batch_size or model.batch_size)
-    image_size = model.config.vision.image_size
+    device = model.device
+    stream = torch.cuda.Stream(device) if device.type == "cuda" else None
     out: list[Result | None] = [None] * len(paths)
     exact: list[int] = []
-    with ThreadPoolExecutor(read_threads, thread_name_prefix="imagereward-read") as pool:
-        starts = list(range(0, len(paths), size))
-        pending = [pool.map(_read, paths[s : s + size], names[s : s + size]) for s in starts[:2]]
-        for k, start in enumerate(starts):
-            if k + 2 < len(starts):
-                s = starts[k + 2]
-                pending.append(pool.map(_read, paths[s : s + size], names[s : s + size]))
-            read = list(pending.pop(0))
-            jpegs = [i for i, r in enumerate(read) if isinstance(r, tuple)]
-            for i, r in enumerate(read):
-                if isinstance(r, ImageError):
-                    out[start + i] = r
-                elif r is None:
-                    exact.append(start + i)
-            decoded = _decode_on_gpu([read[i][0] for i in jpegs], model.device)  # type: ignore[index]
-            pixels: dict[int, torch.Tensor] = {}
-            by_size: dict[tuple[int, ...], list[int]] = {}
-            for i, image in zip(jpegs, decoded):
-                if image is None:
-                    exact.append(start + i)
-                else:
-                    by_size.setdefault(tuple(image.shape), []).append(i)
-                    pixels[i] = image
-            for group in by_size.values():
-                for i, p in zip(group, _resize_crop(torch.stack([pixels[i] for i in group]), image_size)):
-                    pixels[i] = p
-            if pixels:
-                order = sorted(pixels)
-                batch = torch.stack([pixels[i] for i in order])
-                embeds = model.encode_images(imgs.normalize(batch).to(model.dtype))
-                rewards = model.score_embeddings(embeds, tokens.input_ids, tokens.attention_mask).tolist()
-                for i, reward in zip(order, rewards):
-                    if math.isfinite(reward):
-                        out[start + i] = Scored(reward, model.dtype)
-                    else:  # half precision overflowed: the exact path rescores it in float32
-                        exact.append(start + i)
+    starts = list(range(0, len(paths), size))
+    with (
+        ThreadPoolExecutor(read_threads, thread_name_prefix="imagereward-read") as readers,
+        ThreadPoolExecutor(1, thread_name_prefix="imagereward-gpu-decode") as preparer,
+    ):
+
+        def submit(start: int):  # type: ignore[no-untyped-def]
+            end = start + size
+            return preparer.submit(
+                _prepare,
+                start,
+                paths[start:end],
+                names[start:end],
+                model.config.vision.image_size,
+                device,
+                readers,
+                stream,
+            )
+
+        pending = [submit(s) for s in starts[:1]]
+        for k in range(len(starts)):
+            if k + 1 < len(starts):
+                pending.append(submit(starts[k + 1]))
+            batch = pending.pop(0).result()
+            for i, error in batch.errors.items():
+                out[batch.start + i] = error
+            exact.extend(batch.start + i for i in batch.exact)
+            if batch.pixels is None:
+                continue
+            if batch.ready is not None:
+                torch.cuda.current_stream(device).wait_event(batch.ready)
+                batch.pixels.record_stream(torch.cuda.current_stream(device))
+            embeds = model.encode_images(imgs.normalize(batch.pixels).to(model.dtype))
+            rewards = model.score_embeddings(embeds, tokens.input_ids, tokens.attention_mask).tolist()
+            for i, reward in zip(batch.rows, rewards):
+                if math.isfinite(reward):
+                    out[batch.start + i] = Scored(reward, model.dtype)
+                else:  # half precision overflowed: the exact path rescores it in float32
+                    exact.append(batch.start + i)
     if exact:
         for i, result in zip(exact, model.results(tokens, [paths[i] for i in exact], size, [names[i] for i in exact])):
             out[i] = result

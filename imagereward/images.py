@@ -163,12 +163,22 @@ def to_pixels(image: Image.Image, size: int = 224) -> torch.Tensor:
 
 _MEAN = torch.tensor(IMAGE_MEAN, dtype=torch.float32).view(-1, 1, 1)
 _STD = torch.tensor(IMAGE_STD, dtype=torch.float32).view(-1, 1, 1)
+_CONSTANTS: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _constants(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean and std on `device`, copied there once (no host-to-device copy per call, which also lets
+    `normalize` run inside a CUDA graph)."""
+    if device not in _CONSTANTS:
+        _CONSTANTS[device] = (_MEAN.to(device), _STD.to(device))
+    return _CONSTANTS[device]
 
 
 def normalize(pixels: torch.Tensor) -> torch.Tensor:
     """uint8 (..., 3, H, W) -> float32, `ToTensor` then `Normalize` with the same float32 arithmetic."""
     x = pixels.to(torch.float32).div(255)
-    return x.sub(_MEAN.to(x.device)).div(_STD.to(x.device))
+    mean, std = _constants(x.device)
+    return x.sub(mean).div(std)
 
 
 def preprocess(image: Image.Image, size: int = 224) -> torch.Tensor:

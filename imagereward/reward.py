@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Hashable, Iterator, NamedTuple, Sequence
 
@@ -22,6 +23,7 @@ from .cache import EmbeddingCache, content_key
 from .config import ModelConfig
 from .decoding import ProcessDecoder
 from .errors import ImageError, ImageLoadError, NonFiniteRewardError
+from .graphs import SmallBatchGraphs
 from .images import ImageInput
 from .model import ImageRewardModel
 from .tokenizer import PromptTokens, encode_prompt
@@ -72,8 +74,11 @@ class ImageReward(ImageRewardModel):
         embedding_cache: image embeddings by content (`embedding_cache.resize(0)` disables it).
         decode_processes: worker processes for decoding files (`decoding.ProcessDecoder`): `None` (default)
             uses them on CUDA for jobs of at least `PROCESS_DECODE_BATCHES` batches of files, where decoding
-            threads cannot keep up with the GPU; 0 never; N uses N workers for any job of files longer than
-            a batch. Other jobs decode in threads.
+            threads cannot keep up with the GPU; 0 never; N uses N workers for any job of two files or more
+            (a server that keeps them warm decodes a small request faster than threads do). Other jobs
+            decode in threads.
+        cuda_graphs: replay small batches (up to 32 images) from CUDA graphs (`graphs.SmallBatchGraphs`):
+            `None` (default) on CUDA, False never.
     """
 
     def __init__(
@@ -88,6 +93,8 @@ class ImageReward(ImageRewardModel):
         self.batch_size = batch_size
         self.embedding_cache = EmbeddingCache(cache_size)
         self.decode_processes: int | None = None
+        self.cuda_graphs: bool | None = None
+        self._graphs: SmallBatchGraphs | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._process_decoder: ProcessDecoder | None = None
         self._float32_twin: ImageRewardModel | None = None
@@ -106,6 +113,7 @@ class ImageReward(ImageRewardModel):
         # Moving or casting the model invalidates embeddings (and the float32 copy) made before.
         self.embedding_cache.clear()
         self._float32_twin = None
+        self._graphs = None
         return super()._apply(fn, recurse)
 
     # ----------------------------------------------------------------------------------- the original API
@@ -167,7 +175,10 @@ class ImageReward(ImageRewardModel):
         unique, first = _first_occurrences(images)
         out: list[Result | None] = [None] * len(images)
         done = 0
-        for chunk in self._decoded_chunks([images[i] for i in unique], [names[i] for i in unique], batch_size):
+        chunks = self._decoded_chunks(
+            [images[i] for i in unique], [names[i] for i in unique], batch_size, reuse_buffers=True
+        )
+        for chunk in chunks:
             chunk_names = [names[unique[done + j]] for j in range(len(chunk))]
             for result in self.score_decoded(tokens, chunk, chunk_names, batch_size=len(chunk)):
                 out[unique[done]] = result
@@ -232,7 +243,25 @@ class ImageReward(ImageRewardModel):
     def rewards_from_pixels(self, tokens: dict[str, torch.Tensor], pixels: Sequence[Decoded]) -> torch.Tensor:
         """Rewards (N,) float32 on the CPU for decoded images and one tokenized prompt."""
         embeds = self.image_embeddings(pixels)  # (N, 197, width)
-        return self.score_embeddings(embeds, tokens["input_ids"], tokens["attention_mask"]).cpu()
+        ids, mask = tokens["input_ids"], tokens["attention_mask"]
+        rewards = self._graphed(lambda g: g.score_embeddings(embeds, ids, mask))
+        if rewards is None:
+            rewards = self.score_embeddings(embeds, ids, mask)
+        return rewards.cpu()
+
+    def _graphed(self, run: Callable[[SmallBatchGraphs], torch.Tensor | None]) -> torch.Tensor | None:
+        """`run` on the small-batch CUDA graphs when they are on (see `cuda_graphs`); None to run eagerly.
+        A part that cannot be captured turns the graphs off with a warning."""
+        if self.cuda_graphs is False or self.device.type != "cuda":
+            return None
+        if self._graphs is None:
+            self._graphs = SmallBatchGraphs(self)
+        try:
+            return run(self._graphs)
+        except RuntimeError as e:
+            warnings.warn(f"CUDA graphs turned off, running eagerly: {e}", RuntimeWarning, stacklevel=3)
+            self.cuda_graphs, self._graphs = False, None
+            return None
 
     @torch.inference_mode()
     def _rescore_float32(self, tokens: PromptTokens, pixels: Sequence[Decoded]) -> torch.Tensor:
@@ -254,11 +283,15 @@ class ImageReward(ImageRewardModel):
         found = {d.key: self.embedding_cache.get(d.key) for d in pixels}
         missing = {d.key: d.pixels for d in pixels if found[d.key] is None}  # the same picture once
         if missing:
-            batch = torch.stack(list(missing.values()))
-            if self.device.type == "cuda":
+            batch = _rows_of_one_block(list(missing.values()))
+            if batch is None:
+                batch = torch.stack(list(missing.values()))
+            if self.device.type == "cuda" and not batch.is_pinned():
                 batch = batch.pin_memory()
             batch = batch.to(self.device, non_blocking=True)
-            embeds = self.encode_images(imgs.normalize(batch).to(self.dtype))
+            embeds = self._graphed(lambda g: g.encode_images(batch, self.dtype))
+            if embeds is None:
+                embeds = self.encode_images(imgs.normalize(batch).to(self.dtype))
             caching = self.embedding_cache.max_entries > 0
             for j, key in enumerate(missing):
                 found[key] = embeds[j]
@@ -267,17 +300,21 @@ class ImageReward(ImageRewardModel):
         return torch.stack([found[d.key] for d in pixels])  # type: ignore[misc]
 
     def _decoded_chunks(
-        self, images: Sequence[ImageInput], names: Sequence[str], batch_size: int | None
+        self, images: Sequence[ImageInput], names: Sequence[str], batch_size: int | None, reuse_buffers: bool = False
     ) -> Iterator[list[Decoded | ImageLoadError]]:
         """Decodes images in worker processes (see `decode_processes`) or threads, ahead of the consumer,
-        and yields them by batch."""
+        and yields them by batch. With `reuse_buffers` the consumer promises to be done with a batch's pixels
+        before it asks for the next-but-one batch (see `ProcessDecoder.decoded_batches`)."""
         size = _check_batch_size(batch_size or self.batch_size)
         processes = self._processes_for(images, size)
         if processes:
             if self._process_decoder is None or self._process_decoder.processes != processes:
                 self._process_decoder = ProcessDecoder(processes)
             paths = [os.fspath(image) for image in images]  # type: ignore[arg-type]
-            for batch in self._process_decoder.decoded_batches(paths, names, self.config.vision.image_size, size):
+            batches = self._process_decoder.decoded_batches(
+                paths, names, self.config.vision.image_size, size, reuse_buffers=reuse_buffers
+            )
+            for batch in batches:
                 yield [item if isinstance(item, ImageLoadError) else Decoded(*item) for item in batch]
             return
         if self._pool is None:
@@ -295,7 +332,7 @@ class ImageReward(ImageRewardModel):
 
     def _processes_for(self, images: Sequence[ImageInput], batch_size: int) -> int:
         """How many decoding processes a job gets (0: threads)."""
-        if self.decode_processes == 0 or len(images) <= batch_size:
+        if self.decode_processes == 0 or len(images) < 2:
             return 0
         if not all(isinstance(image, (str, os.PathLike)) for image in images):
             return 0
@@ -311,6 +348,22 @@ class ImageReward(ImageRewardModel):
         except ImageLoadError as e:
             return e
         return Decoded(pixels, content_key(pixels))
+
+
+def _rows_of_one_block(tensors: list[torch.Tensor]) -> torch.Tensor | None:
+    """The tensors as one batch without a copy, when they are consecutive rows of one contiguous block (as
+    `ProcessDecoder` hands them out); else None."""
+    first = tensors[0]
+    block = first._base
+    if block is None or not block.is_contiguous() or not first.is_contiguous() or block.numel() % first.numel():
+        return None
+    step = first.numel()
+    start = first.storage_offset() - block.storage_offset()
+    if start % step or any(
+        t._base is not block or t.storage_offset() != first.storage_offset() + k * step for k, t in enumerate(tensors)
+    ):
+        return None
+    return block.view(-1, *first.shape)[start // step : start // step + len(tensors)]
 
 
 def _first_occurrences(images: Sequence[ImageInput]) -> tuple[list[int], dict[Hashable, int]]:

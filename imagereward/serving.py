@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,12 +105,26 @@ def load_for_serving(settings: Settings) -> LoadedModel:
             f"(available: {', '.join(available_models())}), then restart the app."
         )
         return LoadedModel(None, f"{settings.model} (not loaded)", f"The model could not be loaded: {e} {advice}")
+    if settings.zero_gpu:
+        model.cuda_graphs = False  # each ZeroGPU call runs in a fresh worker: a capture would never be reused
+    elif model.device.type == "cuda" and (os.cpu_count() or 1) >= 4:
+        model.decode_processes = min(8, (os.cpu_count() or 1) - 1)  # warm workers decode a request in parallel
     return LoadedModel(model, model_label(model))
 
 
 def warm_up(model: ImageReward) -> None:
-    """One pass on a blank image so that the first visitor does not pay for lazy initialisation."""
-    model.rewards("warm-up", [Image.new("RGB", (224, 224)), Image.new("RGB", (256, 224), "white")])
+    """Scores blank images once per CUDA-graph bucket (and through the decoding processes, when the model
+    uses them), so that the first visitors do not pay for lazy initialisation."""
+    from .graphs import BUCKETS
+
+    sizes = BUCKETS if model.device.type == "cuda" and model.cuda_graphs is not False else (2,)
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            paths = []
+            for k in range(n):  # distinct pictures: the same picture twice would be encoded once
+                paths.append(os.path.join(tmp, f"{n}-{k}.png"))
+                Image.new("RGB", (224 + k, 224), (k, 255 - k, 128)).save(paths[-1])
+            model.rewards("warm-up", paths)
     model.embedding_cache.clear()
 
 

@@ -178,3 +178,14 @@ def test_decoding_in_processes_gives_the_same_rewards(parity_dir, tmp_path: Path
     good = [i for i in range(len(paths)) if i != len(PATHS)]
     assert [processes[i] for i in good] == [threads[i] for i in good]
     model._process_decoder.close()
+
+
+def test_rows_of_one_block_are_batched_without_a_copy() -> None:
+    from imagereward.reward import _rows_of_one_block
+
+    block = torch.arange(5 * 3 * 4 * 4, dtype=torch.uint8).view(5, 3, 4, 4)
+    batch = _rows_of_one_block([block[1], block[2], block[3]])
+    assert batch is not None and batch.data_ptr() == block[1].data_ptr() and torch.equal(batch, block[1:4])
+    assert _rows_of_one_block([block[1], block[3]]) is None  # not consecutive
+    assert _rows_of_one_block([block[2], block[1]]) is None  # not in order
+    assert _rows_of_one_block([torch.zeros(3, 4, 4)]) is None  # not a row of anything
