@@ -2,12 +2,15 @@
 
 The exact preprocessing (`images.load_pixels`: Pillow decode, bicubic resize, crop) spends part of its time
 holding the GIL, so decoding threads stop scaling at a few hundred images a second, well below what a GPU
-scores. Worker processes (one torch thread each) decode in parallel for real: each takes a small task of
-files and sends back uint8 pixels and their content keys. Tasks are kept in flight a bounded number at a time,
-so memory stays flat however many files a job has.
+scores. Worker processes (one torch thread each) decode in parallel for real.
 
-Workers start from a fork server that has imported this package once, so starting them costs a fork each, and
-they never touch the parent's CUDA context.
+Pixels never travel through a pipe: each worker writes an image's uint8 pixels straight into its row of a
+shared-memory ring of batches and sends back only the content key (or the error). The parent hands a batch
+on as consecutive rows of one block, which goes to the GPU without another copy. Tasks are submitted at most
+two batches ahead of the one being consumed, so memory stays flat however many files a job has.
+
+Workers are forked (as PyTorch's DataLoader forks its workers on Linux): they start at once, re-run nothing of
+the caller's script, and never touch the parent's CUDA context (they only run Pillow, NumPy and hashing).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
+from multiprocessing import resource_tracker, shared_memory
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -24,29 +28,44 @@ from .cache import content_key
 from .errors import ImageLoadError
 from .images import load_pixels
 
-# Images per task sent to a worker, at most: large enough that the pickling round trip is small beside
-# decoding (a 512 px image takes ~10 ms), small enough that the first batch arrives soon. A small job is
-# spread over all workers (down to one image a task).
+# Images per task sent to a worker, at most: enough that a task's round trip is small beside decoding (a
+# 512 px image takes ~10 ms), few enough that a batch fills evenly. A small job is spread over all workers
+# (down to one image a task).
 TASK_IMAGES = 8
+# Batches in the shared ring: the one being scored, and up to two being decoded ahead of it.
+RING_BATCHES = 3
 
-TaskResult = list[tuple[np.ndarray, bytes] | ImageLoadError]
+_ATTACHED: dict[str, shared_memory.SharedMemory] = {}
 
 
 def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def _decode_task(task: tuple[list[str], list[str], int]) -> TaskResult:
-    """In a worker: decodes a few files to uint8 pixels (3, size, size) and content keys, or errors."""
-    paths, names, size = task
-    out: TaskResult = []
-    for path, name in zip(paths, names):
+def _ring(name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """In a worker: the shared ring as an array, attached once per worker."""
+    if name not in _ATTACHED:
+        for old in list(_ATTACHED):  # a new job's ring: let go of the old one
+            _ATTACHED.pop(old).close()
+        memory = shared_memory.SharedMemory(name=name)
+        resource_tracker.unregister(memory._name, "shared_memory")  # the parent owns and unlinks it
+        _ATTACHED[name] = memory
+    return np.ndarray(shape, dtype=np.uint8, buffer=_ATTACHED[name].buf)
+
+
+def _decode_task(ring: str, shape: tuple[int, ...], first_row: int, paths: list[str], names: list[str]) -> list:
+    """In a worker: decodes files into consecutive rows of the ring; returns each one's content key, or its
+    error."""
+    rows = _ring(ring, shape)
+    out: list[bytes | ImageLoadError] = []
+    for k, (path, name) in enumerate(zip(paths, names)):
         try:
-            pixels = load_pixels(path, name, size)
+            pixels = load_pixels(path, name, shape[-1])
         except ImageLoadError as e:
             out.append(e)
             continue
-        out.append((pixels.numpy(), content_key(pixels)))
+        rows[first_row + k] = pixels.numpy()
+        out.append(content_key(pixels))
     return out
 
 
@@ -59,53 +78,65 @@ class ProcessDecoder:
 
     def __init__(self, processes: int | None = None) -> None:
         self.processes = processes or min(32, os.cpu_count() or 1)
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
-        self._pool = context.Pool(self.processes, initializer=_init_worker)
+        self._pool = multiprocessing.get_context("fork").Pool(self.processes, initializer=_init_worker)
 
     def decoded_batches(
         self, paths: Sequence[str], names: Sequence[str], size: int, batch_size: int, reuse_buffers: bool = False
     ) -> Iterator[list[tuple[torch.Tensor, bytes] | ImageLoadError]]:
-        """Decoded images in input order, `batch_size` at a time, with about four tasks per worker in flight.
+        """Decoded images in input order, `batch_size` at a time: (pixels (3, size, size) uint8, content key),
+        or the image's error.
 
-        The pixels of a batch are consecutive rows of one (page-locked, where CUDA is available) block, so
-        that the batch goes to the GPU without another copy. With `reuse_buffers`, two blocks are used in
-        turn: a batch's pixels are valid until the next-but-one batch is asked for (for a consumer that
-        scores each batch before asking for more); without it every batch gets a block of its own."""
-        pin = torch.cuda.is_available()
+        With `reuse_buffers` a batch's pixels are rows of the shared ring, valid until the consumer asks for
+        the batch after next (for a consumer that scores each batch before asking for more); without it they
+        are copied out."""
+        batches = range(0, len(paths), batch_size)
+        per_task = max(1, min(TASK_IMAGES, -(-min(batch_size, len(paths)) // self.processes)))
+        shape = (RING_BATCHES * batch_size, 3, size, size)
+        memory = shared_memory.SharedMemory(create=True, size=int(np.prod(shape)))
+        try:
+            block = torch.frombuffer(memory.buf, dtype=torch.uint8).view(shape)
+            submitted: deque[list] = deque()
 
-        def new_block() -> torch.Tensor:
-            return torch.empty((batch_size, 3, size, size), dtype=torch.uint8, pin_memory=pin)
+            def submit(k: int) -> None:
+                start, stop = batches[k], min(batches[k] + batch_size, len(paths))
+                base = (k % RING_BATCHES) * batch_size
+                submitted.append(
+                    [
+                        self._pool.apply_async(
+                            _decode_task,
+                            (
+                                memory.name,
+                                shape,
+                                base + i - start,
+                                list(paths[i : i + per_task]),
+                                list(names[i : i + per_task]),
+                            ),
+                        )
+                        for i in range(start, stop, per_task)
+                    ]
+                )
 
-        blocks = [new_block(), new_block()] if reuse_buffers else []
-        per_task = max(1, min(TASK_IMAGES, -(-len(paths) // self.processes)))
-        tasks = [
-            (list(paths[i : i + per_task]), list(names[i : i + per_task]), size) for i in range(0, len(paths), per_task)
-        ]
-        in_flight: deque = deque()
-        next_task = 0
-        batch: list[tuple[torch.Tensor, bytes] | ImageLoadError] = []
-        batches = 0
-        block = blocks[0] if reuse_buffers else new_block()
-        rows = block.numpy()  # filled with numpy: one plain copy per image, no torch thread pool involved
-        while next_task < len(tasks) or in_flight:
-            while next_task < len(tasks) and len(in_flight) < 4 * self.processes:
-                in_flight.append(self._pool.apply_async(_decode_task, (tasks[next_task],)))
-                next_task += 1
-            for item in in_flight.popleft().get():
-                if isinstance(item, ImageLoadError):
-                    batch.append(item)
-                else:
-                    row = len(batch)
-                    rows[row] = item[0]
-                    batch.append((block[row], item[1]))
-                if len(batch) == batch_size:
-                    yield batch
-                    batch, batches = [], batches + 1
-                    block = blocks[batches % 2] if reuse_buffers else new_block()
-                    rows = block.numpy()
-        if batch:
-            yield batch
+            for k in range(min(RING_BATCHES - 1, len(batches))):
+                submit(k)
+            for k in range(len(batches)):
+                if k + RING_BATCHES - 1 < len(batches):
+                    submit(k + RING_BATCHES - 1)  # the ring slot the batch before this one used is free again
+                base = (k % RING_BATCHES) * batch_size
+                results = [item for task in submitted.popleft() for item in task.get()]
+                batch: list[tuple[torch.Tensor, bytes] | ImageLoadError] = []
+                for row, item in enumerate(results):
+                    if isinstance(item, ImageLoadError):
+                        batch.append(item)
+                    else:
+                        pixels = block[base + row]
+                        batch.append((pixels if reuse_buffers else pixels.clone(), item))
+                yield batch
+        finally:
+            try:
+                memory.close()
+            except BufferError:  # rows still referenced by the consumer: the mapping lives on with them
+                pass
+            memory.unlink()
 
     def close(self) -> None:
         self._pool.terminate()

@@ -123,15 +123,18 @@ class ImageRewardModel(nn.Module):
     def encode_text(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_embeds: torch.Tensor
     ) -> torch.Tensor:
-        """Prompt tokens (B, 35) attending to image tokens (B, 197, width) -> CLS feature (B, hidden)."""
-        out = self.text_encoder(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            encoder_hidden_states=image_embeds,
-            is_decoder=False,
-            return_dict=True,
-        )
-        return out.last_hidden_state[:, 0, :]
+        """Prompt tokens (B, L) attending to image tokens (B, 197, width) -> CLS feature (B, hidden).
+
+        Runs the embeddings and the layers directly with an additive mask built here (0 where attended, the
+        dtype's lowest value on padding, as transformers' eager mask is), as the original calls its encoder
+        (bidirectional self-attention, cross-attention to every image token). transformers' own mask helpers
+        would inspect the mask on the host, which costs a device sync per call and cannot be captured in a
+        CUDA graph."""
+        hidden = self.text_encoder.embeddings(input_ids=input_ids)
+        dtype = hidden.dtype
+        mask = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min  # (B, 1, 1, L)
+        out = self.text_encoder.encoder(hidden, attention_mask=mask, encoder_hidden_states=image_embeds)
+        return out[0][:, 0, :]
 
     def forward_head(self, text_features: torch.Tensor) -> torch.Tensor:
         """CLS features (B, hidden) -> normalised rewards (B,), computed in float32 as the original does."""

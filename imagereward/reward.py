@@ -283,11 +283,11 @@ class ImageReward(ImageRewardModel):
         found = {d.key: self.embedding_cache.get(d.key) for d in pixels}
         missing = {d.key: d.pixels for d in pixels if found[d.key] is None}  # the same picture once
         if missing:
-            batch = _rows_of_one_block(list(missing.values()))
+            batch = _rows_of_one_block(list(missing.values()))  # decoding processes' shared rows: no copy
             if batch is None:
                 batch = torch.stack(list(missing.values()))
-            if self.device.type == "cuda" and not batch.is_pinned():
-                batch = batch.pin_memory()
+                if self.device.type == "cuda":
+                    batch = batch.pin_memory()
             batch = batch.to(self.device, non_blocking=True)
             embeds = self._graphed(lambda g: g.encode_images(batch, self.dtype))
             if embeds is None:
