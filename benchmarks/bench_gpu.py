@@ -266,6 +266,20 @@ def gpu_decode_run(model: ImageReward, jpegs: list[str], batch: int) -> dict:
     fast = approximate_results(model, PROMPT, jpegs, batch_size=batch)
     sync(model.device)
     rate = len(jpegs) / (time.perf_counter() - t)
+    from concurrent.futures import ThreadPoolExecutor as Pool
+
+    from imagereward.gpu_decode import _prepare
+
+    with Pool(16) as readers:  # reading and GPU decoding alone, no model: the path's own ceiling
+        t = time.perf_counter()
+        for start in range(0, len(jpegs), batch):
+            _prepare(start, jpegs[start : start + batch], jpegs[start : start + batch], 224, model.device, readers, None)
+        sync(model.device)
+        decode_only = len(jpegs) / (time.perf_counter() - t)
+        t = time.perf_counter()
+        for start in range(0, len(jpegs), batch):
+            list(readers.map(open_read, jpegs[start : start + batch]))
+        read_only = len(jpegs) / (time.perf_counter() - t)
     sample = jpegs[:256]
     exact = model.rewards(PROMPT, sample, batch_size=batch)
     diff = np.abs(np.array([r.reward for r in fast[: len(sample)]]) - np.array(exact))
@@ -274,11 +288,18 @@ def gpu_decode_run(model: ImageReward, jpegs: list[str], batch: int) -> dict:
     fx_exact = model.rewards(PROMPT, fixtures)
     return {
         "images_per_s": rate,
+        "read_and_decode_only_images_per_s": decode_only,
+        "read_only_images_per_s": read_only,
         "files": len(jpegs),
         "reward_difference_vs_exact": {"max": float(diff.max()), "mean": float(diff.mean()), "files": len(sample)},
         "order_agreement_vs_exact": pairwise_agreement(exact, [r.reward for r in fast[: len(sample)]]),
         "fixtures_max_difference": float(np.abs(np.array(fx_fast) - np.array(fx_exact)).max()),
     }
+
+
+def open_read(path: str) -> int:
+    with open(path, "rb") as f:
+        return len(f.read())
 
 
 def pairwise_agreement(a: list[float], b: list[float]) -> float:
@@ -424,6 +445,7 @@ def main() -> None:
         jpeg_dir = Path(tmp) / "jpeg"
         jpeg_dir.mkdir()
         jpegs = write_images(jpeg_dir, args.files, jpeg_only=True)
+        report["request_ms_jpeg"] = {"8": request_latency(model, jpegs[:8], repeats)}
         try:
             report["gpu_decode"] = gpu_decode_run(model, jpegs, batch)
         except (RuntimeError, ImportError) as e:
@@ -503,6 +525,9 @@ def print_report(report: dict, args: argparse.Namespace) -> None:
         print(
             f"{n}-image request: CUDA graphs vs eager, max reward difference {setups['graphs_vs_eager_max_difference']:.1e}"
         )
+    for n, setups in report.get("request_ms_jpeg", {}).items():
+        r = setups["graphs, threads"]
+        print(f"{n}-image request of JPEG files, graphs, threads: {r['total']:.1f} ms median (decode {r['decode']:.1f}, model {r['model']:.1f})")
     if "profile" in report:
         kinds = ", ".join(f"{k} {100 * v:.0f}%" for k, v in report["profile"]["by_kind_share"].items())
         print(
@@ -512,7 +537,8 @@ def print_report(report: dict, args: argparse.Namespace) -> None:
         g = report["gpu_decode"]
         r = g["reward_difference_vs_exact"]
         print(
-            f"GPU decoding (approximate), {g['files']} JPEG files: {g['images_per_s']:.0f} images/s; rewards vs exact: "
+            f"GPU decoding (approximate), {g['files']} JPEG files: {g['images_per_s']:.0f} images/s (reading and "
+            f"decoding alone {g['read_and_decode_only_images_per_s']:.0f}, reading alone {g['read_only_images_per_s']:.0f}); rewards vs exact: "
             f"max {r['max']:.4f}, mean {r['mean']:.4f}; pair order agreement {100 * g['order_agreement_vs_exact']:.1f}%; "
             f"fixtures max {g['fixtures_max_difference']:.4f}"
         )
