@@ -47,9 +47,9 @@ def _ring(name: str, shape: tuple[int, ...]) -> np.ndarray:
     if name not in _ATTACHED:
         for old in list(_ATTACHED):  # a new job's ring: let go of the old one
             _ATTACHED.pop(old).close()
-        memory = shared_memory.SharedMemory(name=name)
-        resource_tracker.unregister(memory._name, "shared_memory")  # the parent owns and unlinks it
-        _ATTACHED[name] = memory
+        # Forked workers share the parent's resource tracker, which already knows the name; the parent
+        # unlinks it when the job ends.
+        _ATTACHED[name] = shared_memory.SharedMemory(name=name)
     return np.ndarray(shape, dtype=np.uint8, buffer=_ATTACHED[name].buf)
 
 
@@ -78,6 +78,7 @@ class ProcessDecoder:
 
     def __init__(self, processes: int | None = None) -> None:
         self.processes = processes or min(32, os.cpu_count() or 1)
+        resource_tracker.ensure_running()  # before the fork, so that the workers report to this one
         self._pool = multiprocessing.get_context("fork").Pool(self.processes, initializer=_init_worker)
 
     def decoded_batches(
