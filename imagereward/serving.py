@@ -107,14 +107,15 @@ def load_for_serving(settings: Settings) -> LoadedModel:
         return LoadedModel(None, f"{settings.model} (not loaded)", f"The model could not be loaded: {e} {advice}")
     if settings.zero_gpu:
         model.cuda_graphs = False  # each ZeroGPU call runs in a fresh worker: a capture would never be reused
-    elif model.device.type == "cuda" and (os.cpu_count() or 1) >= 4:
-        model.decode_processes = min(8, (os.cpu_count() or 1) - 1)  # warm workers decode a request in parallel
+    # A request decodes in threads: warm worker processes were no faster for 8 images (BENCHMARKS.md), and
+    # forking a web server's process is best avoided.
+    model.decode_processes = 0
     return LoadedModel(model, model_label(model))
 
 
 def warm_up(model: ImageReward) -> None:
-    """Scores blank images once per CUDA-graph bucket (and through the decoding processes, when the model
-    uses them), so that the first visitors do not pay for lazy initialisation."""
+    """Scores blank images once per CUDA-graph bucket, so that the first visitors do not pay for lazy
+    initialisation (graph capture, kernel selection, the decoding threads)."""
     from .graphs import BUCKETS
 
     sizes = BUCKETS if model.device.type == "cuda" and model.cuda_graphs is not False else (2,)
