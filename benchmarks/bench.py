@@ -45,6 +45,29 @@ def fixture_images() -> list[str]:
     return sorted(str(p) for p in (PARITY / "images").iterdir())
 
 
+def distinct_images(n: int, folder: Path) -> list[str]:
+    """`n` different image files: the parity fixtures, then mirrored copies of them in the same formats.
+    Every file differs, so that neither implementation can score a repeat from a cache (this package decodes a
+    repeated path once and encodes a repeated picture once)."""
+    from PIL import Image, ImageOps
+
+    fixtures = fixture_images()
+    paths = []
+    for i in range(n):
+        source = Path(fixtures[i % len(fixtures)])
+        if i < len(fixtures):
+            paths.append(str(source))
+            continue
+        target = folder / "images" / f"{i:03d}_{source.name}"
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with Image.open(source) as image:
+                variant = ImageOps.mirror(image) if i // len(fixtures) % 2 else ImageOps.flip(image)
+                variant.save(target, format=image.format)
+        paths.append(str(target))
+    return paths
+
+
 def make_checkpoint(folder: Path, seed: int = 0) -> Path:
     """A full-size checkpoint with random weights in the original's exact layout (1.8 GB, made once)."""
     import torch
@@ -90,7 +113,7 @@ def worker_ours(args: argparse.Namespace) -> dict:
 
     import imagereward
 
-    images = fixture_images()
+    images = args.images
     base = rss_mb("VmRSS")
     t0 = time.perf_counter()
     model = imagereward.load(args.checkpoint, device="cpu", dtype=args.dtype)
@@ -108,7 +131,7 @@ def worker_ours(args: argparse.Namespace) -> dict:
         "runs": {},
     }
     for n in args.sizes:
-        out["runs"][str(n)] = timed_rank(model, [images[i % len(images)] for i in range(n)], args.repeat)
+        out["runs"][str(n)] = timed_rank(model, images[:n], args.repeat)
     model.embedding_cache.resize(256)
     paths = images[: max(args.sizes)]
     t = time.perf_counter()
@@ -177,6 +200,7 @@ def main() -> None:
     ap.add_argument("--refenv", default=os.environ.get("REFENV", str(Path.home() / ".cache" / "imagereward-refenv")))
     ap.add_argument("--reference", default=str(ROOT.parent / "shared" / "reference"))
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "cpu.json"))
+    ap.add_argument("--images", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.accuracy_only:
         print(json.dumps(half_precision_accuracy()))
@@ -187,6 +211,7 @@ def main() -> None:
 
     ckpt = make_checkpoint(Path(args.checkpoint))
     size_mb = (ckpt / "ImageReward.pt").stat().st_size / 2**20
+    images = distinct_images(max(args.sizes), ckpt)
     common = ["--checkpoint", str(ckpt), "--sizes", *map(str, args.sizes), "--repeat", str(args.repeat)]
     results = []
     ref_python = Path(args.refenv) / "bin" / "python"
@@ -200,7 +225,7 @@ def main() -> None:
                     "--reference",
                     args.reference,
                     "--images",
-                    *fixture_images(),
+                    *images,
                     "--prompt",
                     PROMPT,
                     *common,
@@ -211,7 +236,7 @@ def main() -> None:
         print(f"original's env not found at {args.refenv}: timing this package only", file=sys.stderr)
     for dtype in args.dtypes:
         print(f"timing this package, {dtype} …", file=sys.stderr)
-        results.append(run_json([sys.executable, __file__, "--worker", "--dtype", dtype, *common]))
+        results.append(run_json([sys.executable, __file__, "--worker", "--dtype", dtype, *common, "--images", *images]))
     accuracy = half_precision_accuracy()
 
     original = next((r for r in results if r["impl"] == "original"), None)
@@ -219,12 +244,14 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "cpu_model": _cpu_model(),
+        "amx_bf16": _has_amx_bf16(),
         "checkpoint_mb": size_mb,
         "results": results,
         "half_precision": accuracy,
     }
     print(
-        f"\nCPU: {report['cpu_model']}, {os.cpu_count()} cores; checkpoint {size_mb:.0f} MiB; min of {args.repeat} runs\n"
+        f"\nCPU: {report['cpu_model']}, {os.cpu_count()} cores, AMX bf16 units: {'yes' if report['amx_bf16'] else 'no'}; "
+        f"checkpoint {size_mb:.0f} MiB; min of {args.repeat} runs\n"
     )
     print(f"{'impl':9} {'dtype':6} {'N':>3} {'img/s':>7} {'s/img':>7} {'vs orig':>8} {'max|Δ| vs orig':>15}")
     for r in results:
@@ -260,6 +287,14 @@ def main() -> None:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=1))
     print(json.dumps(report))
+
+
+def _has_amx_bf16() -> bool:
+    """Whether the CPU has AMX bf16 tile units (the `amx_bf16` flag in /proc/cpuinfo)."""
+    try:
+        return " amx_bf16" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
 
 
 def _cpu_model() -> str:
