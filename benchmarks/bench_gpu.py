@@ -273,7 +273,9 @@ def gpu_decode_run(model: ImageReward, jpegs: list[str], batch: int) -> dict:
     with Pool(16) as readers:  # reading and GPU decoding alone, no model: the path's own ceiling
         t = time.perf_counter()
         for start in range(0, len(jpegs), batch):
-            _prepare(start, jpegs[start : start + batch], jpegs[start : start + batch], 224, model.device, readers, None)
+            _prepare(
+                start, jpegs[start : start + batch], jpegs[start : start + batch], 224, model.device, readers, None
+            )
         sync(model.device)
         decode_only = len(jpegs) / (time.perf_counter() - t)
         t = time.perf_counter()
@@ -527,7 +529,9 @@ def print_report(report: dict, args: argparse.Namespace) -> None:
         )
     for n, setups in report.get("request_ms_jpeg", {}).items():
         r = setups["graphs, threads"]
-        print(f"{n}-image request of JPEG files, graphs, threads: {r['total']:.1f} ms median (decode {r['decode']:.1f}, model {r['model']:.1f})")
+        print(
+            f"{n}-image request of JPEG files, graphs, threads: {r['total']:.1f} ms median (decode {r['decode']:.1f}, model {r['model']:.1f})"
+        )
     if "profile" in report:
         kinds = ", ".join(f"{k} {100 * v:.0f}%" for k, v in report["profile"]["by_kind_share"].items())
         print(

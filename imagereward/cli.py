@@ -100,6 +100,34 @@ def read_prompts_file(path: Path) -> list[Group]:
     return groups
 
 
+def embedded_groups(images: list[str], missing: list[ImageError]) -> list[Group]:
+    """Without --prompt: each image is scored against the prompt its file carries (`metadata.embedded_prompt`),
+    one group per distinct prompt, in order of first appearance; files without one are reported."""
+    from .metadata import embedded_prompt
+
+    by_prompt: dict[str, Group] = {}
+    unprompted: list[ImageError] = []
+    for path in images:
+        found = embedded_prompt(path)
+        if found is None:
+            unprompted.append(
+                ImageLoadError(
+                    path,
+                    "no --prompt given, and the file carries no prompt (A1111, ComfyUI, InvokeAI, Fooocus or NovelAI metadata)",
+                )
+            )
+        else:
+            by_prompt.setdefault(found.prompt, Group(found.prompt, [])).images.append(path)
+    groups = list(by_prompt.values())
+    if not groups:
+        raise InputError(
+            "give --prompt: none of the images carries its prompt in its metadata "
+            f"({len(images)} image file{'s' if len(images) != 1 else ''} looked at)"
+        )
+    groups[0].missing.extend(missing + unprompted)
+    return groups
+
+
 def open_output(target: str) -> tuple[TextIO, Path]:
     """A temporary file beside `target`, opened for writing before any scoring, so that a destination that
     cannot be written fails at once; `commit_output` moves it into place.
@@ -167,10 +195,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.prompts_file:
         groups = read_prompts_file(Path(args.prompts_file))
     else:
-        if args.prompt is None or not args.images:
-            raise InputError("give --prompt and at least one image or folder, or --prompts-file")
+        if not args.images:
+            raise InputError("give at least one image or folder (and --prompt), or --prompts-file")
         images, missing = collect_images(args.images)
-        groups = [Group(args.prompt, images, missing)]
+        groups = [Group(args.prompt, images, missing)] if args.prompt is not None else embedded_groups(images, missing)
     output = open_output(args.output) if args.output else None
     try:
         return _score_groups(args, groups, output)
@@ -280,7 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     score = sub.add_parser("score", help="rank images (files or folders) for a prompt")
     score.add_argument("images", nargs="*", help="image files or folders (walked recursively)")
-    score.add_argument("--prompt", "-p", help="the prompt the images were generated from")
+    score.add_argument(
+        "--prompt",
+        "-p",
+        help="the prompt the images were generated from (default: the prompt each file carries in its metadata, "
+        "as A1111, ComfyUI, InvokeAI, Fooocus and NovelAI write it; one ranking per prompt)",
+    )
     score.add_argument(
         "--prompts-file", help='JSONL of {"prompt": ..., "images": [...]}, many groups in one model load'
     )

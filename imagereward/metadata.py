@@ -148,9 +148,7 @@ def _comfyui(info: Mapping[str, Any]) -> EmbeddedPrompt | None:
         if text:
             return EmbeddedPrompt(text, "ComfyUI")
     negatives = {
-        str(link[0])
-        for s in samplers
-        if isinstance(link := (s.get("inputs") or {}).get("negative"), list) and link
+        str(link[0]) for s in samplers if isinstance(link := (s.get("inputs") or {}).get("negative"), list) and link
     }
     for node_id, node in nodes.items():  # no sampler found: the first text encoder that is not a negative
         if node.get("class_type") == "CLIPTextEncode" and node_id not in negatives:

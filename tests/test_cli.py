@@ -227,3 +227,35 @@ def test_a_prompts_file_of_the_wrong_shape_names_file_line_and_field(
     code, _, err = run(["--prompts-file", str(prompts)], capsys)
     assert code == 2
     assert f"{prompts}, line 3: " in err and field in err
+
+
+def test_without_a_prompt_each_file_is_scored_against_its_own(tmp_path: Path, capsys) -> None:
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    other = EXPECTED["rank"][1]
+    folder = tmp_path / "gens"
+    folder.mkdir()
+    plans = [(CASE, 0), (CASE, 1), (other, 2), (other, 3)]
+    for k, (case, i) in enumerate(plans):
+        info = PngInfo()
+        info.add_text("parameters", f"{case['prompt']}\nNegative prompt: blurry\nSteps: 20, Sampler: Euler")
+        with Image.open(PARITY / "images" / case["images"][i]) as image:
+            image.save(folder / f"{k}_{Path(case['images'][i]).stem}.png", pnginfo=info)
+    shutil.copy(PARITY / "images" / CASE["images"][0], folder / "plain.png")  # carries no prompt
+    code, out, err = run([str(folder), "-f", "jsonl"], capsys)
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["prompt"] for r in rows] == [CASE["prompt"]] * 2 + [other["prompt"]] * 2
+    for case, group in ((CASE, rows[:2]), (other, rows[2:])):
+        rewards = dict(zip(case["images"], case["rewards"]))
+        for row in group:
+            stem = Path(row["path"]).stem.split("_", 1)[1]
+            name = next(n for n in case["images"] if Path(n).stem == stem)
+            assert abs(row["score"] - rewards[name]) <= 1e-4  # PNG keeps the decoded pixels and mode
+    assert "plain.png: no --prompt given, and the file carries no prompt" in err
+
+
+def test_without_a_prompt_and_no_embedded_prompts_says_to_give_one(folder: Path, capsys) -> None:
+    code, _, err = run([str(folder)], capsys)
+    assert code == 2 and "give --prompt" in err

@@ -41,17 +41,53 @@ def exif_image(tmp_path: Path, name: str, comment: bytes) -> Path:
 @pytest.mark.parametrize(
     "chunks, expected",
     [
-        ({"parameters": A1111}, EmbeddedPrompt("a cat on a mat, photograph\nsecond line of the prompt", "AUTOMATIC1111")),
-        ({"parameters": "just a prompt\nSteps: 30, Sampler: DPM++ 2M"}, EmbeddedPrompt("just a prompt", "AUTOMATIC1111")),
+        (
+            {"parameters": A1111},
+            EmbeddedPrompt("a cat on a mat, photograph\nsecond line of the prompt", "AUTOMATIC1111"),
+        ),
+        (
+            {"parameters": "just a prompt\nSteps: 30, Sampler: DPM++ 2M"},
+            EmbeddedPrompt("just a prompt", "AUTOMATIC1111"),
+        ),
         ({"prompt": json.dumps(COMFY_GRAPH), "workflow": "{}"}, EmbeddedPrompt("a red fox in the snow", "ComfyUI")),
-        ({"invokeai_metadata": json.dumps({"positive_prompt": "a lighthouse at dusk", "negative_prompt": "x"})}, EmbeddedPrompt("a lighthouse at dusk", "InvokeAI")),
-        ({"sd-metadata": json.dumps({"image": {"prompt": [{"prompt": "an old map", "weight": 1.0}]}})}, EmbeddedPrompt("an old map", "InvokeAI")),
+        (
+            {"invokeai_metadata": json.dumps({"positive_prompt": "a lighthouse at dusk", "negative_prompt": "x"})},
+            EmbeddedPrompt("a lighthouse at dusk", "InvokeAI"),
+        ),
+        (
+            {"sd-metadata": json.dumps({"image": {"prompt": [{"prompt": "an old map", "weight": 1.0}]}})},
+            EmbeddedPrompt("an old map", "InvokeAI"),
+        ),
         ({"Dream": '"a castle on a hill" -s 50 -S 42'}, EmbeddedPrompt("a castle on a hill", "InvokeAI")),
-        ({"parameters": json.dumps({"prompt": "a bowl of ramen", "negative_prompt": "", "fooocus_scheme": "fooocus"})}, EmbeddedPrompt("a bowl of ramen", "Fooocus")),
-        ({"Software": "NovelAI", "Description": "1girl, cherry blossoms", "Comment": json.dumps({"prompt": "1girl, cherry blossoms, masterpiece", "uc": "lowres"})}, EmbeddedPrompt("1girl, cherry blossoms, masterpiece", "NovelAI")),
+        (
+            {
+                "parameters": json.dumps(
+                    {"prompt": "a bowl of ramen", "negative_prompt": "", "fooocus_scheme": "fooocus"}
+                )
+            },
+            EmbeddedPrompt("a bowl of ramen", "Fooocus"),
+        ),
+        (
+            {
+                "Software": "NovelAI",
+                "Description": "1girl, cherry blossoms",
+                "Comment": json.dumps({"prompt": "1girl, cherry blossoms, masterpiece", "uc": "lowres"}),
+            },
+            EmbeddedPrompt("1girl, cherry blossoms, masterpiece", "NovelAI"),
+        ),
         ({"Software": "NovelAI", "Description": "a quiet street"}, EmbeddedPrompt("a quiet street", "NovelAI")),
     ],
-    ids=["a1111", "a1111-no-negative", "comfyui", "invokeai", "invokeai-legacy", "invokeai-dream", "fooocus", "novelai", "novelai-description"],
+    ids=[
+        "a1111",
+        "a1111-no-negative",
+        "comfyui",
+        "invokeai",
+        "invokeai-legacy",
+        "invokeai-dream",
+        "fooocus",
+        "novelai",
+        "novelai-description",
+    ],
 )
 def test_each_generators_png(tmp_path: Path, chunks: dict, expected: EmbeddedPrompt) -> None:
     assert embedded_prompt(png(tmp_path, "g.png", chunks)) == expected
@@ -61,7 +97,9 @@ def test_each_generators_png(tmp_path: Path, chunks: dict, expected: EmbeddedPro
 @pytest.mark.parametrize("encoding", ["utf-16-be", "utf-16-le"])
 def test_a1111_in_exif_user_comment(tmp_path: Path, suffix: str, encoding: str) -> None:
     path = exif_image(tmp_path, f"g{suffix}", b"UNICODE\x00" + A1111.encode(encoding))
-    assert embedded_prompt(path) == EmbeddedPrompt("a cat on a mat, photograph\nsecond line of the prompt", "AUTOMATIC1111")
+    assert embedded_prompt(path) == EmbeddedPrompt(
+        "a cat on a mat, photograph\nsecond line of the prompt", "AUTOMATIC1111"
+    )
 
 
 def test_ascii_user_comment(tmp_path: Path) -> None:
@@ -71,7 +109,9 @@ def test_ascii_user_comment(tmp_path: Path) -> None:
 
 def test_comfyui_without_a_sampler_takes_the_first_text_encoder(tmp_path: Path) -> None:
     graph = {"1": {"class_type": "CLIPTextEncode", "inputs": {"text": "a glass of water"}}}
-    assert embedded_prompt(png(tmp_path, "g.png", {"prompt": json.dumps(graph)})) == EmbeddedPrompt("a glass of water", "ComfyUI")
+    assert embedded_prompt(png(tmp_path, "g.png", {"prompt": json.dumps(graph)})) == EmbeddedPrompt(
+        "a glass of water", "ComfyUI"
+    )
 
 
 @pytest.mark.parametrize(
