@@ -14,22 +14,24 @@ import os
 if os.environ.get("SPACES_ZERO_GPU"):  # ZeroGPU asks for `spaces` to be imported before torch
     import spaces
 
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import pandas as pd
 from gradio.utils import get_upload_folder
 
 from imagereward import formatting
-from imagereward.errors import InputError
+from imagereward.errors import ImageLoadError, InputError
 from imagereward.ranking import Ranking
 from imagereward.serving import (
     PreparedRequest,
     Settings,
+    allowed_file,
     api_response,
     finish_request,
+    gallery_paths,
     gpu_duration,
     load_for_serving,
     prepare_request,
@@ -45,8 +47,10 @@ if LOADED.model is not None and not SETTINGS.zero_gpu:
     warm_up(LOADED.model)
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
+ASSETS = Path(__file__).parent / "assets"
 # The only folders a request may name files in: Gradio's uploads (and cached examples), and the examples.
 ALLOWED_ROOTS = [get_upload_folder(), str(EXAMPLES_DIR)]
+REAL_ROOTS = [os.path.realpath(root) for root in ALLOWED_ROOTS]
 MAX_UPLOAD = "20mb"
 
 ABOUT = f"""
@@ -64,7 +68,7 @@ and 89.5 million pixels.
 
 def model_banner() -> str:
     if LOADED.error:
-        return f"⚠️ **No model loaded.** {LOADED.error}"
+        return "⚠️ **Scoring is unavailable right now:** the model could not be loaded. This is for the page's operator to fix."
     return f"Model: **{LOADED.label}**"
 
 
@@ -77,95 +81,191 @@ if SETTINGS.zero_gpu:
 
 
 def _rank(prompt: Any, images: Any) -> tuple[Ranking, list[str]]:
-    """Checks and decodes on the CPU, scores on the device; problems become one sentence for the person."""
-    try:
-        if LOADED.model is None:
-            raise InputError(LOADED.error or "No model is loaded.")
-        request = prepare_request(
-            LOADED.model, prompt, images, ALLOWED_ROOTS, SETTINGS.max_images, SETTINGS.pixel_budget
-        )
-        start = time.perf_counter()
-        results = _on_device(request)
-        return finish_request(request, results, time.perf_counter() - start)
-    except InputError as e:
-        raise gr.Error(str(e), print_exception=False) from None
+    """Checks and decodes on the CPU, scores on the device.
+
+    Raises:
+        InputError: nothing could be scored; the message says why.
+    """
+    if LOADED.model is None:
+        raise InputError("Scoring is unavailable: the model could not be loaded.")
+    request = prepare_request(LOADED.model, prompt, images, ALLOWED_ROOTS, SETTINGS.max_images, SETTINGS.pixel_budget)
+    start = time.perf_counter()
+    results = _on_device(request)
+    return finish_request(request, results, time.perf_counter() - start)
 
 
 def score_ui(prompt: str, images: list[Any] | None):
-    ranking, notes = _rank(prompt, images)
+    """The page's scoring (also the examples'): problems are one sentence in a notice, and the outputs keep
+    what they showed."""
+    return _score_page(prompt, images)[: len(outputs)]
+
+
+def score_and_compare(prompt: str, images: list[Any] | None):
+    """The button's scoring: `score_ui`, and the comparison set to #1 against #2."""
+    return _score_page(prompt, images)
+
+
+def _score_page(prompt: str, images: list[Any] | None) -> tuple:
+    try:
+        ranking, notes = _rank(prompt, images)
+    except InputError as e:
+        gr.Warning(str(e))
+        return (gr.skip(),) * (len(outputs) + len(compare_outputs))
     for note in skipped_note(ranking) + notes:
         gr.Warning(note)
+    downloads = formatting.write_downloads(ranking, prompt, LOADED.label, Path(tempfile.mkdtemp(prefix="imagereward-")))
+    rows = [{"name": r.name, "score": r.score, "path": r.source} for r in ranking.ranked]
     return (
+        formatting.status_line(ranking, LOADED.label),
+        ranking.ranked[0].source,
+        formatting.winner_text(ranking),
         formatting.gallery_items(ranking),
         formatting.table_rows(ranking),
-        pd.DataFrame(formatting.chart_rows(ranking)),
-        formatting.status_line(ranking, LOADED.label),
+        [str(p) for p in downloads],
+        *_first_comparison(rows),
     )
+
+
+def shown_rows(ranked: Any, table: Any) -> list[dict[str, Any]]:
+    """The ranking the page shows, read back from its gallery (images, best first) and table (names, scores).
+    Only files inside the allowed folders are kept: these values come from the client."""
+    records = table.to_dict("records") if hasattr(table, "to_dict") else []
+    rows = []
+    for k, (path, record) in enumerate(zip(gallery_paths(ranked), records)):
+        try:
+            path = allowed_file(path, REAL_ROOTS, f"image {k + 1}")
+            rows.append({"name": str(record["image"]), "score": float(record["score"]), "path": path})
+        except (ImageLoadError, KeyError, TypeError, ValueError):
+            continue
+    return rows
+
+
+def start_compare(ranked: Any, table: Any):
+    """The comparison of the ranking the page shows, at #1 against #2 (after a cached example)."""
+    return _first_comparison(shown_rows(ranked, table))
+
+
+def _first_comparison(rows: list[dict[str, Any]]) -> tuple:
+    names = [r["name"] for r in rows]
+    if not names:
+        return gr.update(choices=[], value=None), gr.update(choices=[], value=None), None, None, ""
+    second = names[1] if len(names) > 1 else names[0]
+    return (
+        gr.update(choices=names, value=names[0]),
+        gr.update(choices=names, value=second),
+        *_compared(rows, names[0], second),
+    )
+
+
+def compare(ranked: Any, table: Any, name_a: str | None, name_b: str | None):
+    """The two chosen images side by side, and the model's preference probability between them."""
+    return _compared(shown_rows(ranked, table), name_a, name_b)
+
+
+def _compared(rows: list[dict[str, Any]], name_a: str | None, name_b: str | None) -> tuple:
+    by_name = {r["name"]: r for r in rows}
+    if name_a not in by_name or name_b not in by_name:
+        return None, None, ""
+    a, b = by_name[name_a], by_name[name_b]
+    return a["path"], b["path"], formatting.compare_text(name_a, a["score"], name_b, b["score"])
 
 
 def score_api(prompt: str, images: list[Any] | None) -> dict[str, Any]:
     """Scores images for a prompt. Returns {"ranked": [{rank, name, score, precision}] best first,
     "skipped": [{name, reason}], "notes": [...], "model": str, "seconds": float}."""
-    ranking, notes = _rank(prompt, images)
+    try:
+        ranking, notes = _rank(prompt, images)
+    except InputError as e:
+        raise gr.Error(str(e), print_exception=False) from None
     return api_response(ranking, notes, LOADED.label)
 
 
 with gr.Blocks(title="ImageReward: rank images by human preference", delete_cache=(1800, 3600)) as demo:
     gr.Markdown("# ImageReward\nRank text-to-image generations by how much people would prefer them.")
     gr.Markdown(model_banner(), elem_id="model-status")
-    with gr.Row():
-        with gr.Column(scale=1):
+    if LOADED.error:
+        with gr.Accordion("Details for the operator", open=False, elem_id="operator-details"):
+            gr.Markdown(LOADED.error)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=300):
             prompt = gr.Textbox(
-                label="Prompt", placeholder="the prompt the images were generated from", lines=2, elem_id="prompt"
+                label="Prompt",
+                placeholder="the prompt the images were generated from (Enter scores, Shift+Enter for a new line)",
+                lines=2,
+                elem_id="prompt",
             )
             images = gr.Gallery(
-                label="Images (drop, pick or paste)",
+                label="Images (drop anywhere on the page, pick or paste)",
                 type="filepath",
                 interactive=True,
                 sources=["upload", "clipboard"],
                 file_types=["image"],
-                columns=4,
-                height=320,
+                columns=3,
+                height=300,
+                object_fit="contain",
                 elem_id="images",
             )
-            score_btn = gr.Button("Score and rank", variant="primary", elem_id="score-btn")
-        with gr.Column(scale=1):
-            ranked = gr.Gallery(label="Ranked, best first", columns=4, height=320, interactive=False, elem_id="ranked")
+            score_btn = gr.Button(
+                "Score and rank", variant="primary", elem_id="score-btn", interactive=LOADED.model is not None
+            )
+            examples_slot = gr.Column(elem_id="examples-slot")
+        with gr.Column(scale=1, min_width=300, elem_id="results"):
             status = gr.Markdown(elem_id="status")
-    with gr.Row():
-        table = gr.Dataframe(
-            headers=["rank", "image", "score", "precision"],
-            datatype=["number", "str", "number", "str"],
-            interactive=False,
-            label="Scores",
-            elem_id="table",
-        )
-        chart = gr.BarPlot(
-            x="image",
-            y="score",
-            sort="-y",
-            label="Scores",
-            elem_id="chart",
-            x_title="image",
-            y_title="score",
-            x_label_angle=-40,
-        )
-    outputs = [ranked, table, chart, status]
-    gr.Examples(
-        read_examples(EXAMPLES_DIR),
-        inputs=[prompt, images],
-        outputs=outputs,
-        fn=score_ui,
-        run_on_click=True,
-        cache_examples=True,
-        cache_mode="lazy",
-        elem_id="examples",
-        api_visibility="private",
+            winner = gr.Image(label="Best", height=300, interactive=False, elem_id="winner", show_label=True)
+            winner_text = gr.Markdown(elem_id="winner-text")
+            ranked = gr.Gallery(
+                label="Ranked, best first",
+                columns=3,
+                height="auto",
+                object_fit="contain",
+                interactive=False,
+                elem_id="ranked",
+            )
+    table = gr.Dataframe(
+        headers=["rank", "image", "score", "precision"],
+        datatype=["number", "str", "number", "str"],
+        interactive=False,
+        label="Scores",
+        elem_id="table",
     )
+    downloads = gr.File(
+        label="Take the results away: CSV, JSON, and the images renamed by rank",
+        file_count="multiple",
+        interactive=False,
+        elem_id="downloads",
+    )
+    with gr.Group(elem_id="compare"):
+        gr.Markdown("### Compare two images at full size")
+        with gr.Row():
+            pick_a = gr.Dropdown(label="Image A", choices=[], elem_id="pick-a")
+            pick_b = gr.Dropdown(label="Image B", choices=[], elem_id="pick-b")
+        with gr.Row():
+            image_a = gr.Image(label="A", interactive=False, elem_id="image-a")
+            image_b = gr.Image(label="B", interactive=False, elem_id="image-b")
+        compare_text = gr.Markdown(elem_id="compare-text")
+    outputs = [status, winner, winner_text, ranked, table, downloads]
+    with examples_slot:
+        gr.Examples(
+            read_examples(EXAMPLES_DIR),
+            inputs=[prompt, images],
+            outputs=outputs,
+            fn=score_ui,
+            run_on_click=True,
+            cache_examples=True,
+            cache_mode="lazy",
+            elem_id="examples",
+            api_visibility="private",
+        )
     gr.Markdown(ABOUT, elem_id="about")
 
-    score_btn.click(score_ui, [prompt, images], outputs, api_visibility="private")
-    prompt.submit(score_ui, [prompt, images], outputs, api_visibility="private")
+    compare_outputs = [pick_a, pick_b, image_a, image_b, compare_text]
+    score_btn.click(score_and_compare, [prompt, images], outputs + compare_outputs, api_visibility="private")
+    # After a cached example (which fires no change events and cannot carry the pickers' new choices), the
+    # page's script presses this hidden button to start the comparison from the ranking shown.
+    compare_refresh = gr.Button("refresh comparison", elem_id="compare-refresh", elem_classes=["page-trigger"])
+    compare_refresh.click(start_compare, [ranked, table], compare_outputs, api_visibility="private")
+    for pick in (pick_a, pick_b):
+        pick.input(compare, [ranked, table, pick_a, pick_b], [image_a, image_b, compare_text], api_visibility="private")
     api_json = gr.JSON(visible=False)
     api_trigger = gr.Button(visible=False)
     api_trigger.click(score_api, [prompt, images], api_json, api_name="score")
@@ -173,4 +273,9 @@ with gr.Blocks(title="ImageReward: rank images by human preference", delete_cach
 demo.queue(default_concurrency_limit=2, max_size=64)
 
 if __name__ == "__main__":
-    demo.launch(theme=gr.themes.Soft(), max_file_size=MAX_UPLOAD)
+    demo.launch(
+        theme=gr.themes.Soft(),
+        max_file_size=MAX_UPLOAD,
+        css_paths=[ASSETS / "app.css"],
+        js=(ASSETS / "app.js").read_text(encoding="utf-8"),
+    )

@@ -1,21 +1,31 @@
-"""Turning a `Ranking` into what people read on the page: gallery captions, table rows, chart data and the
-status line. Plain Python values, so that the app stays a thin layer of wiring and these stay testable."""
+"""Turning a `Ranking` into what people read and take away: captions, the table, the winner, the pairwise
+preference probability, the status line, and the CSV / JSON / zip downloads. Plain Python values and files, so
+that the app stays a thin layer of wiring and these stay testable."""
 
 from __future__ import annotations
 
+import csv
+import json
+import math
+import re
+import zipfile
+from pathlib import Path
 from typing import Any
 
+from .config import REWARD_STD
 from .ranking import Ranking
 
+EXPORT_FIELDS = ("prompt", "rank", "name", "score", "model", "precision")
 
-def caption(rank: int, score: float) -> str:
-    """Gallery caption, e.g. `#1 · 1.23`."""
-    return f"#{rank} · {score:.2f}"
+
+def caption(rank: int, score: float, name: str | None = None) -> str:
+    """Gallery caption and alt text, e.g. `#1 · 1.23 · cat.png`."""
+    return f"#{rank} · {score:.2f}" + (f" · {name}" if name else "")
 
 
 def gallery_items(ranking: Ranking) -> list[tuple[Any, str]]:
     """(image, caption) pairs best first, for `gr.Gallery`."""
-    return [(item.source, caption(item.rank, item.score)) for item in ranking.ranked]
+    return [(item.source, caption(item.rank, item.score, item.name)) for item in ranking.ranked]
 
 
 def table_rows(ranking: Ranking) -> list[list[Any]]:
@@ -23,12 +33,30 @@ def table_rows(ranking: Ranking) -> list[list[Any]]:
     return [[item.rank, item.name, round(item.score, 4), item.precision] for item in ranking.ranked]
 
 
-def chart_rows(ranking: Ranking) -> dict[str, list[Any]]:
-    """Columns for a bar chart: one bar per image labelled `#rank name`, best first."""
-    return {
-        "image": [f"#{item.rank} {item.name}" for item in ranking.ranked],
-        "score": [round(item.score, 4) for item in ranking.ranked],
-    }
+def winner_text(ranking: Ranking) -> str:
+    """E.g. `**#1 · cat.png** — score 1.23`."""
+    best = ranking.ranked[0]
+    return f"**#1 · {best.name}** — score {best.score:.2f}"
+
+
+def preference_probability(score_a: float, score_b: float) -> float:
+    """P(people prefer A to B) as the model predicts it. ImageReward was trained with a pairwise
+    (Bradley-Terry) loss on its raw output, and the published score is (raw - mean) / std, so
+    P = sigmoid(std * (score_a - score_b))."""
+    return 1.0 / (1.0 + math.exp(-REWARD_STD * (score_a - score_b)))
+
+
+def compare_text(name_a: str, score_a: float, name_b: str, score_b: float) -> str:
+    """One sentence: which of the two the model expects people to prefer, and how strongly."""
+    p = preference_probability(score_a, score_b)
+    if name_a == name_b:
+        return f"Pick two different images to compare ({name_a} is on both sides)."
+    better, worse, q = (name_a, name_b, p) if p >= 0.5 else (name_b, name_a, 1 - p)
+    return (
+        f"The model expects people to prefer **{better}** to **{worse}** with probability **{100 * q:.0f}%** "
+        f"(scores {score_a:.2f} vs {score_b:.2f}; P = sigmoid({REWARD_STD:.4f} × score difference), "
+        "the pairwise model ImageReward was trained with)."
+    )
 
 
 def status_line(ranking: Ranking, model_label: str) -> str:
@@ -37,3 +65,39 @@ def status_line(ranking: Ranking, model_label: str) -> str:
     took = f"{ranking.seconds * 1000:.0f} ms" if ranking.seconds < 10 else f"{ranking.seconds:.1f} s"
     skipped = f" Skipped {len(ranking.failures)} that could not be scored." if ranking.failures else ""
     return f"Scored {n} image{'s' if n != 1 else ''} with {model_label} in {took}.{skipped}"
+
+
+def export_rows(ranking: Ranking, prompt: str, model: str) -> list[dict[str, Any]]:
+    """The rows every download holds: prompt, rank, name, score (unrounded), model, precision; best first."""
+    return [{"prompt": prompt, **item.row(), "model": model} for item in ranking.ranked]
+
+
+def _safe_name(name: str) -> str:
+    """A file name for the zip: path separators and control characters replaced, a repeat's counter moved
+    before the extension (`image.png (2)` -> `image (2).png`), at most 120 characters."""
+    name = re.sub(r"[\x00-\x1f/\\]", "_", name)
+    repeat = re.fullmatch(r"(.*?)(\.[A-Za-z0-9]{1,5}) \((\d+)\)", name)
+    if repeat:
+        name = f"{repeat.group(1)} ({repeat.group(3)}){repeat.group(2)}"
+    return name.strip(". ")[-120:] or "image"
+
+
+def write_downloads(ranking: Ranking, prompt: str, model: str, folder: Path) -> tuple[Path, Path, Path]:
+    """Writes `rankings.csv`, `rankings.json` and `ranked_images.zip` (the images renamed
+    `01_+1.57_name.png`, best first) into `folder`; returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = export_rows(ranking, prompt, model)
+    csv_path, json_path, zip_path = folder / "rankings.csv", folder / "rankings.json", folder / "ranked_images.zip"
+    with open(csv_path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=EXPORT_FIELDS)
+        writer.writeheader()
+        writer.writerows({k: row[k] for k in EXPORT_FIELDS} for row in rows)
+    json_path.write_text(
+        json.dumps({"prompt": prompt, "model": model, "ranked": rows}, indent=1, ensure_ascii=False), encoding="utf-8"
+    )
+    width = max(2, len(str(len(ranking.ranked))))
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for item in ranking.ranked:
+            if isinstance(item.source, (str, Path)) and Path(item.source).is_file():
+                archive.write(item.source, f"{item.rank:0{width}d}_{item.score:+.2f}_{_safe_name(item.name)}")
+    return csv_path, json_path, zip_path

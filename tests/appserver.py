@@ -34,6 +34,7 @@ def running_app(tmp_dir: Path, **env_overrides: str) -> Iterator[str]:
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "HF_HUB_OFFLINE": "1",
         "GRADIO_TEMP_DIR": str(tmp_dir / "gradio"),
+        "GRADIO_EXAMPLES_CACHE": str(tmp_dir / "examples-cache"),
         "HF_HOME": str(tmp_dir / "hf"),
         **env_overrides,
     }

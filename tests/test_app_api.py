@@ -19,7 +19,7 @@ CASE = EXPECTED["rank"][0]
 STUBS = Path(__file__).parent / "stubs"
 # The page's handlers, callable by name although their API visibility is private (Gradio 6.31 routes
 # /call/<name> to any named function): they must be as safe as the public one.
-HANDLER_NAMES = ["score", "score_ui", "score_ui_1"]
+HANDLER_NAMES = ["score", "score_ui"]
 
 
 @pytest.fixture(scope="module")
@@ -159,13 +159,44 @@ def test_no_handler_called_by_name_returns_a_file_that_was_not_uploaded(server, 
     if event == "unavailable":
         pytest.skip(f"no function named {name} on this page")
     assert event == "complete", payload
-    served = _file_urls(payload)
-    if name != "score":
-        assert len(served) == 1  # the ranked gallery holds the upload alone
-    for link in served:
-        body = httpx.get(link if link.startswith("http") else url + link.lstrip("/"), timeout=30).content
-        assert body == image_path(CASE["images"][0]).read_bytes()
+    allowed = {image_path(CASE["images"][0]).read_bytes()}
+    for body in _served_contents(url, payload):
+        assert body in allowed
     assert str(in_temp) not in json.dumps(payload) and str(inside_app) not in json.dumps(payload)
+
+
+@pytest.mark.parametrize("name", ["start_compare", "compare"])
+def test_the_comparison_shows_no_file_that_was_not_uploaded(server, name: str) -> None:
+    url, tmp = server
+    secret = tmp / "secret-for-compare.png"
+    shutil.copy(image_path(CASE["images"][2]), secret)
+    gallery = [{"image": {"path": p}, "caption": None} for p in (str(secret), "/etc/passwd")]
+    table = {
+        "headers": ["rank", "image", "score", "precision"],
+        "data": [[1, "a", 1.0, "float32"], [2, "b", 0.0, "float32"]],
+    }
+    data = [gallery, table] if name == "start_compare" else [gallery, table, "a", "b"]
+    event, payload = call(url, name, data)
+    assert event in ("complete", "error")
+    assert list(_served_contents(url, payload)) == []
+    assert "secret-for-compare" not in json.dumps(payload) and "passwd" not in json.dumps(payload)
+
+
+def _served_contents(url: str, payload: object):
+    """The bytes of every file a response links to; a zip's members one by one; the page's own CSV and JSON
+    downloads are checked to hold rankings, not files."""
+    import io
+    import zipfile
+
+    for link in _file_urls(payload):
+        body = httpx.get(link if link.startswith("http") else url + link.lstrip("/"), timeout=30).content
+        if link.endswith(".zip"):
+            with zipfile.ZipFile(io.BytesIO(body)) as archive:
+                yield from (archive.read(member) for member in archive.namelist())
+        elif link.endswith((".csv", ".json")):
+            assert body.startswith((b"prompt,rank,name,score", b'{\n "prompt"'))
+        else:
+            yield body
 
 
 @pytest.mark.parametrize("data", [[0], [2], [99], ["/etc/passwd"], [{"path": "/etc/passwd"}]], ids=str)
@@ -175,10 +206,8 @@ def test_the_example_loaders_serve_only_the_examples(server, data: list) -> None
     for name in ("load_example_input", "load_example"):
         event, payload = call(url, name, data)
         assert event in ("complete", "error", "unavailable")
-        for link in _file_urls(payload):
-            assert (
-                httpx.get(link if link.startswith("http") else url + link.lstrip("/"), timeout=30).content in examples
-            )
+        for body in _served_contents(url, payload):
+            assert body in examples
 
 
 def _file_urls(payload: object) -> list[str]:

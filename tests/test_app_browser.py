@@ -92,7 +92,7 @@ def test_ranked_gallery_matches_the_original(page, case: dict, tmp_path: Path) -
     upload_and_score(page, case["prompt"], [image_path(n) for n in case["images"]])
     got = captions(page, len(case["images"]))
     order = sorted(range(len(case["images"])), key=lambda i: case["ranking"][i])
-    want = [f"#{case['ranking'][i]} · {case['rewards'][i]:.2f}" for i in order]
+    want = [f"#{case['ranking'][i]} · {case['rewards'][i]:.2f} · {case['images'][i]}" for i in order]
     assert got == want
     images = page.locator("#ranked .gallery-item img")
     names = [src.rsplit("/", 1)[-1] for src in (images.nth(i).get_attribute("src") for i in range(len(order)))]
@@ -139,20 +139,26 @@ def test_an_example_row_runs(page) -> None:
     page.locator("#examples tbody tr").first.locator("td").first.click()
     labels = captions(page, 4)
     assert all(label.startswith(f"#{i + 1} · ") for i, label in enumerate(labels))
+    assert all(label.rsplit(" · ", 1)[-1].endswith(".jpg") for label in labels)
 
 
 def test_page_says_which_model_is_loaded(page) -> None:
     sync_api.expect(page.locator("#model-status")).to_contain_text("parity on cpu (float32)")
 
 
-def test_without_weights_the_page_explains_what_to_do(browser, tmp_path: Path) -> None:
+def test_without_weights_the_page_is_short_for_visitors_and_scoring_is_off(browser, tmp_path: Path) -> None:
     with running_app(tmp_path, IMAGEREWARD_MODEL="ImageReward-v1.0") as url:
         page = browser.new_page()
         page.goto(url)
         status = page.locator("#model-status")
-        sync_api.expect(status).to_contain_text("No model loaded", timeout=TIMEOUT_MS)
-        sync_api.expect(status).to_contain_text("IMAGEREWARD_MODEL")
-        sync_api.expect(status).to_contain_text("HF_HUB_OFFLINE")
+        sync_api.expect(status).to_contain_text("Scoring is unavailable", timeout=TIMEOUT_MS)
+        sync_api.expect(status).to_contain_text("operator")
+        assert "IMAGEREWARD_MODEL" not in status.inner_text()  # the operator's details are folded away
+        details = page.locator("#operator-details")
+        details.get_by_text("Details for the operator").click()
+        sync_api.expect(details).to_contain_text("IMAGEREWARD_MODEL")
+        sync_api.expect(details).to_contain_text("HF_HUB_OFFLINE")
+        sync_api.expect(page.locator("#score-btn")).to_be_disabled()
         page.close()
 
 
@@ -167,3 +173,99 @@ def test_duplicate_file_names_are_told_apart_on_the_page(page, tmp_path: Path) -
     upload_and_score(page, EXPECTED["rank"][0]["prompt"], paths)
     captions(page, 2)
     sync_api.expect(page.locator("#table")).to_contain_text("image.png (2)")
+
+
+@pytest.mark.parametrize("width, height", [(390, 844), (768, 1024), (1440, 900)], ids=["phone", "tablet", "desktop"])
+def test_at_every_width_nothing_is_clipped_and_the_results_come_into_view(
+    browser, app_url, width: int, height: int
+) -> None:
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(app_url)
+    page.locator("#score-btn").wait_for()
+    case = EXPECTED["rank"][0]
+    upload_and_score(page, case["prompt"], [image_path(n) for n in case["images"][:8]])
+    captions(page, 8)
+    page.wait_for_timeout(500)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scrolling
+    box = page.locator("#ranked").bounding_box()
+    for image in page.locator("#ranked .gallery-item").all():
+        item = image.bounding_box()
+        assert item["x"] >= box["x"] - 1 and item["x"] + item["width"] <= box["x"] + box["width"] + 1
+        assert item["x"] + item["width"] <= width
+    status = page.locator("#status").bounding_box()
+    assert 0 <= status["y"] < height, "the results are scrolled into view after scoring"
+    fit = page.locator("#ranked .gallery-item img").first.evaluate("e => getComputedStyle(e).objectFit")
+    assert fit == "contain"
+    context.close()
+
+
+def test_the_comparison_shows_two_images_and_the_probability_from_their_scores(page) -> None:
+    import math
+
+    case = EXPECTED["rank"][0]
+    upload_and_score(page, case["prompt"], [image_path(n) for n in case["images"][:4]])
+    captions(page, 4)
+    rewards = dict(zip(case["images"], case["rewards"]))
+    order = sorted(case["images"][:4], key=lambda n: -rewards[n])
+    text = page.locator("#compare-text")
+    sync_api.expect(text).to_contain_text(order[0])
+    sync_api.expect(page.locator("#image-a img")).to_have_count(1)
+    sync_api.expect(page.locator("#image-b img")).to_have_count(1)
+    p = 1 / (1 + math.exp(-1.0333394966054072 * (round(rewards[order[0]], 4) - round(rewards[order[1]], 4))))
+    assert f"{100 * p:.0f}%" in text.inner_text() and order[1] in text.inner_text()
+    page.locator("#pick-b input").fill(order[3])  # any two: #1 against #4
+    page.locator("#pick-b input").press("Enter")
+    sync_api.expect(text).to_contain_text(order[3])
+    p = 1 / (1 + math.exp(-1.0333394966054072 * (round(rewards[order[0]], 4) - round(rewards[order[3]], 4))))
+    sync_api.expect(text).to_contain_text(f"{100 * p:.0f}%")
+
+
+def test_the_downloads_parse_back_to_the_ranking(page, tmp_path: Path) -> None:
+    import csv
+    import json
+    import zipfile
+
+    case = EXPECTED["rank"][0]
+    upload_and_score(page, case["prompt"], [image_path(n) for n in case["images"][:3]])
+    shown = captions(page, 3)
+    links = page.locator("#downloads a")
+    sync_api.expect(links).to_have_count(3)
+    files = {}
+    for k in range(3):
+        with page.expect_download() as info:
+            links.nth(k).click()
+        target = tmp_path / info.value.suggested_filename
+        info.value.save_as(target)
+        files[target.suffix] = target
+    rows = list(csv.DictReader(files[".csv"].open(encoding="utf-8")))
+    data = json.loads(files[".json"].read_text(encoding="utf-8"))
+    assert [r["name"] for r in rows] == [r["name"] for r in data["ranked"]] == [c.split(" · ")[2] for c in shown]
+    assert [int(r["rank"]) for r in rows] == [1, 2, 3] and all(r["prompt"] == case["prompt"] for r in rows)
+    rewards = dict(zip(case["images"], case["rewards"]))
+    assert all(abs(float(r["score"]) - rewards[r["name"]]) <= 1e-4 for r in rows)
+    assert {r["precision"] for r in rows} == {"float32"} and data["model"].endswith("(float32)")
+    with zipfile.ZipFile(files[".zip"]) as archive:
+        names = archive.namelist()
+    assert names == [f"{int(r['rank']):02d}_{float(r['score']):+.2f}_{r['name']}" for r in rows]
+
+
+def test_enter_scores_and_shift_enter_adds_a_line(page) -> None:
+    case = EXPECTED["rank"][0]
+    page.locator("#images input[type=file]").set_input_files([str(image_path(n)) for n in case["images"][:2]])
+    sync_api.expect(page.locator("#images .gallery-item img")).to_have_count(2)
+    box = page.locator("#prompt textarea")
+    box.fill("a first line")
+    box.press("Shift+Enter")
+    assert "\n" in box.input_value()
+    box.fill(case["prompt"])
+    box.press("Enter")
+    assert len(captions(page, 2)) == 2 and "\n" not in box.input_value()
+
+
+def test_an_empty_prompt_leaves_no_error_badges(page) -> None:
+    upload_and_score(page, "", [image_path(EXPECTED["images"][0])])
+    assert "Type a prompt first" in toast_text(page)
+    assert page.locator("#ranked .error, #table .error, #status .error").count() == 0
+    assert page.get_by_text("Error", exact=True).count() == 0
