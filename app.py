@@ -14,6 +14,7 @@ import os
 if os.environ.get("SPACES_ZERO_GPU"):  # ZeroGPU asks for `spaces` to be imported before torch
     import spaces
 
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +35,7 @@ from imagereward.serving import (
     gallery_paths,
     gpu_duration,
     load_for_serving,
+    plan_prompts,
     prepare_request,
     read_examples,
     score_prepared,
@@ -105,23 +107,56 @@ def score_and_compare(prompt: str, images: list[Any] | None):
     return _score_page(prompt, images)
 
 
+def _rank_all(prompt_text: Any, images: Any) -> tuple[list[tuple[str, Ranking]], list[str]]:
+    """Every prompt of the request (one per line, or each image's own), ranked; and the notes to show once.
+
+    Raises:
+        InputError: nothing could be scored; the message says why.
+    """
+    groups, errors, notes = plan_prompts(prompt_text, images, ALLOWED_ROOTS)
+    rankings: list[tuple[str, Ranking]] = []
+    for group in groups:
+        try:
+            ranking, group_notes = _rank(group.prompt, group.images)
+        except InputError as e:
+            if len(groups) == 1:
+                raise
+            notes.append(f"Nothing was scored for the prompt “{group.prompt[:60]}”: {e}")
+            continue
+        rankings.append((group.prompt, ranking))
+        notes += [n for n in group_notes if n not in notes]
+    if not rankings:
+        raise InputError("None of the images could be scored for any of the prompts.")
+    first = rankings[0][1]
+    skipped = dataclasses.replace(first, failures=[*errors, *first.failures])
+    return rankings, skipped_note(skipped) + notes
+
+
 def _score_page(prompt: str, images: list[Any] | None) -> tuple:
     try:
-        ranking, notes = _rank(prompt, images)
+        rankings, notes = _rank_all(prompt, images)
     except InputError as e:
         gr.Warning(str(e))
-        return (gr.skip(),) * (len(outputs) + len(compare_outputs))
-    for note in skipped_note(ranking) + notes:
+        return (gr.skip(),) * (len(outputs) + 1 + len(compare_outputs))
+    for note in notes:
         gr.Warning(note)
-    downloads = formatting.write_downloads(ranking, prompt, LOADED.label, Path(tempfile.mkdtemp(prefix="imagereward-")))
+    first_prompt, ranking = rankings[0]
+    downloads = formatting.write_downloads(rankings, LOADED.label, Path(tempfile.mkdtemp(prefix="imagereward-")))
     rows = [{"name": r.name, "score": r.score, "path": r.source} for r in ranking.ranked]
+    if len(rankings) > 1:
+        headers, cells = formatting.matrix(rankings)
+        grid = gr.update(value=cells, headers=headers, visible=True)
+        winner_note = f" (for the first prompt, “{first_prompt[:60]}”)"
+    else:
+        grid, winner_note = gr.update(visible=False), ""
     return (
-        formatting.status_line(ranking, LOADED.label),
+        formatting.status_line_many(rankings, LOADED.label),
         ranking.ranked[0].source,
-        formatting.winner_text(ranking),
+        formatting.winner_text(ranking) + winner_note,
         formatting.gallery_items(ranking),
         formatting.table_rows(ranking),
         [str(p) for p in downloads],
+        grid,
         *_first_comparison(rows),
     )
 
@@ -172,12 +207,33 @@ def _compared(rows: list[dict[str, Any]], name_a: str | None, name_b: str | None
 
 def score_api(prompt: str, images: list[Any] | None) -> dict[str, Any]:
     """Scores images for a prompt. Returns {"ranked": [{rank, name, score, precision}] best first,
-    "skipped": [{name, reason}], "notes": [...], "model": str, "seconds": float}."""
+    "skipped": [{name, reason}], "notes": [...], "model": str, "seconds": float}; with several prompts (one per
+    line, or each image's own when the prompt is empty) that of the first, and "by_prompt": [{"prompt", ...the
+    same keys}] for all of them."""
     try:
-        ranking, notes = _rank(prompt, images)
+        rankings, notes = _rank_all(prompt, images)
     except InputError as e:
         raise gr.Error(str(e), print_exception=False) from None
-    return api_response(ranking, notes, LOADED.label)
+    response = api_response(rankings[0][1], notes, LOADED.label)
+    if len(rankings) > 1:
+        response["by_prompt"] = [{"prompt": p, **api_response(r, [], LOADED.label)} for p, r in rankings]
+    return response
+
+
+def fill_prompt(prompt: str, images: list[Any] | None):
+    """Fills an empty prompt box from the prompt the dropped images carry (A1111, ComfyUI, InvokeAI, Fooocus,
+    NovelAI metadata); with several different prompts, leaves it empty and says that each image will be
+    ranked against its own."""
+    if isinstance(prompt, str) and prompt.strip():
+        return gr.skip()
+    try:
+        groups, _, _ = plan_prompts("", images, ALLOWED_ROOTS)
+    except InputError:
+        return gr.skip()
+    if len(groups) == 1:
+        return groups[0].prompt
+    gr.Info(f"These images carry {len(groups)} different prompts: leave the prompt empty to rank each against its own.")
+    return gr.skip()
 
 
 with gr.Blocks(title="ImageReward: rank images by human preference", delete_cache=(1800, 3600)) as demo:
@@ -190,7 +246,7 @@ with gr.Blocks(title="ImageReward: rank images by human preference", delete_cach
         with gr.Column(scale=1, min_width=300):
             prompt = gr.Textbox(
                 label="Prompt",
-                placeholder="the prompt the images were generated from (Enter scores, Shift+Enter for a new line)",
+                placeholder="the prompt the images were generated from; one per line to compare prompts; empty: each image's own (Enter scores, Shift+Enter adds a line)",
                 lines=2,
                 elem_id="prompt",
             )
@@ -221,6 +277,9 @@ with gr.Blocks(title="ImageReward: rank images by human preference", delete_cach
                 interactive=False,
                 elem_id="ranked",
             )
+    grid = gr.Dataframe(
+        label="Ranks for each prompt (#rank · score)", interactive=False, visible=False, elem_id="matrix", wrap=True
+    )
     table = gr.Dataframe(
         headers=["rank", "image", "score", "precision"],
         datatype=["number", "str", "number", "str"],
@@ -243,6 +302,7 @@ with gr.Blocks(title="ImageReward: rank images by human preference", delete_cach
             image_a = gr.Image(label="A", interactive=False, elem_id="image-a")
             image_b = gr.Image(label="B", interactive=False, elem_id="image-b")
         compare_text = gr.Markdown(elem_id="compare-text")
+    # What examples may set (their cache cannot hold component updates such as the matrix's visibility).
     outputs = [status, winner, winner_text, ranked, table, downloads]
     with examples_slot:
         gr.Examples(
@@ -259,7 +319,8 @@ with gr.Blocks(title="ImageReward: rank images by human preference", delete_cach
     gr.Markdown(ABOUT, elem_id="about")
 
     compare_outputs = [pick_a, pick_b, image_a, image_b, compare_text]
-    score_btn.click(score_and_compare, [prompt, images], outputs + compare_outputs, api_visibility="private")
+    images.upload(fill_prompt, [prompt, images], prompt, api_visibility="private")
+    score_btn.click(score_and_compare, [prompt, images], [*outputs, grid, *compare_outputs], api_visibility="private")
     # After a cached example (which fires no change events and cannot carry the pickers' new choices), the
     # page's script presses this hidden button to start the comparison from the ranking shown.
     compare_refresh = gr.Button("refresh comparison", elem_id="compare-refresh", elem_classes=["page-trigger"])

@@ -59,6 +59,36 @@ def compare_text(name_a: str, score_a: float, name_b: str, score_b: float) -> st
     )
 
 
+def status_line_many(rankings: list[tuple[str, Ranking]], model_label: str) -> str:
+    """The status of one or several prompts: e.g. `Scored 8 images against 3 prompts with … in 120 ms: the
+    first prompt took 80 ms, each other 20 ms (the images' embeddings came from the cache).`"""
+    if len(rankings) == 1:
+        return status_line(rankings[0][1], model_label)
+    first, rest = rankings[0][1], [r for _, r in rankings[1:]]
+    total = sum(r.seconds for _, r in rankings)
+    images = len({item.name for _, r in rankings for item in r.ranked})
+    return (
+        f"Scored {images} image{'s' if images != 1 else ''} against {len(rankings)} prompts with {model_label} in "
+        f"{total * 1000:.0f} ms: the first prompt took {first.seconds * 1000:.0f} ms, each other "
+        f"{1000 * sum(r.seconds for r in rest) / len(rest):.0f} ms on average (images seen before come from the "
+        "embedding cache)."
+    )
+
+
+def matrix(rankings: list[tuple[str, Ranking]]) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the rank matrix of several prompts: one row per image (in first appearance), one
+    column per prompt, cells `#rank · score` (empty where the image was not scored against that prompt)."""
+    names: list[str] = []
+    cells: dict[tuple[str, int], str] = {}
+    for column, (_, ranking) in enumerate(rankings):
+        for item in ranking.ranked:
+            if item.name not in names:
+                names.append(item.name)
+            cells[(item.name, column)] = caption(item.rank, item.score)
+    headers = ["image", *(prompt if len(prompt) <= 60 else prompt[:59] + "…" for prompt, _ in rankings)]
+    return headers, [[name, *(cells.get((name, c), "") for c in range(len(rankings)))] for name in names]
+
+
 def status_line(ranking: Ranking, model_label: str) -> str:
     """E.g. `Scored 8 images with ImageReward-v1.0 on cuda (float16) in 45 ms.`"""
     n = len(ranking.ranked)
@@ -82,22 +112,25 @@ def _safe_name(name: str) -> str:
     return name.strip(". ")[-120:] or "image"
 
 
-def write_downloads(ranking: Ranking, prompt: str, model: str, folder: Path) -> tuple[Path, Path, Path]:
-    """Writes `rankings.csv`, `rankings.json` and `ranked_images.zip` (the images renamed
-    `01_+1.57_name.png`, best first) into `folder`; returns their paths."""
+def write_downloads(rankings: list[tuple[str, Ranking]], model: str, folder: Path) -> tuple[Path, Path, Path]:
+    """Writes `rankings.csv` (one row per image and prompt), `rankings.json` (`{"model", "rankings": [{"prompt",
+    "ranked": [rows]}]}`) and `ranked_images.zip` (the images renamed `01_+1.57_name.png`, best first; one
+    folder per prompt when there are several) into `folder`; returns their paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    rows = export_rows(ranking, prompt, model)
     csv_path, json_path, zip_path = folder / "rankings.csv", folder / "rankings.json", folder / "ranked_images.zip"
     with open(csv_path, "w", encoding="utf-8", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=EXPORT_FIELDS)
         writer.writeheader()
-        writer.writerows({k: row[k] for k in EXPORT_FIELDS} for row in rows)
-    json_path.write_text(
-        json.dumps({"prompt": prompt, "model": model, "ranked": rows}, indent=1, ensure_ascii=False), encoding="utf-8"
-    )
-    width = max(2, len(str(len(ranking.ranked))))
+        for prompt, ranking in rankings:
+            writer.writerows({k: row[k] for k in EXPORT_FIELDS} for row in export_rows(ranking, prompt, model))
+    payload = {"model": model, "rankings": [{"prompt": p, "ranked": export_rows(r, p, model)} for p, r in rankings]}
+    json_path.write_text(json.dumps(payload, indent=1, ensure_ascii=False), encoding="utf-8")
     with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_STORED) as archive:
-        for item in ranking.ranked:
-            if isinstance(item.source, (str, Path)) and Path(item.source).is_file():
-                archive.write(item.source, f"{item.rank:0{width}d}_{item.score:+.2f}_{_safe_name(item.name)}")
+        for k, (_, ranking) in enumerate(rankings):
+            width = max(2, len(str(len(ranking.ranked))))
+            folder_name = f"prompt_{k + 1:02d}/" if len(rankings) > 1 else ""
+            for item in ranking.ranked:
+                if isinstance(item.source, (str, Path)) and Path(item.source).is_file():
+                    name = f"{folder_name}{item.rank:0{width}d}_{item.score:+.2f}_{_safe_name(item.name)}"
+                    archive.write(item.source, name)
     return csv_path, json_path, zip_path

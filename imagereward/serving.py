@@ -328,6 +328,63 @@ def api_response(ranking: Ranking, notes: Sequence[str], label: str) -> dict[str
     }
 
 
+MAX_PROMPTS = 8
+
+
+@dataclass(frozen=True)
+class PromptGroup:
+    """One prompt of a request and the gallery items scored against it."""
+
+    prompt: str
+    images: list[Any]
+
+
+def plan_prompts(
+    prompt_text: Any, images: Sequence[Any] | None, roots: Sequence[str | Path], max_prompts: int = MAX_PROMPTS
+) -> tuple[list[PromptGroup], list[ImageError], list[str]]:
+    """The prompts one request scores, and what could not be planned.
+
+    Each non-empty line of the prompt box is a prompt, scored against every image (at most `max_prompts`,
+    with a note past that). With an empty box, each image is scored against the prompt its file carries
+    (`metadata.embedded_prompt`, read only from files inside `roots`), one group per distinct prompt; images
+    that carry none are returned as errors.
+
+    Raises:
+        InputError: an empty box and no image that carries a prompt.
+    """
+    from .metadata import embedded_prompt
+
+    lines = [line.strip() for line in prompt_text.splitlines() if line.strip()] if isinstance(prompt_text, str) else []
+    notes: list[str] = []
+    if lines:
+        if len(lines) > max_prompts:
+            notes.append(f"Only the first {max_prompts} of {len(lines)} prompts were scored (one prompt per line).")
+        return [PromptGroup(line, list(images or [])) for line in lines[:max_prompts]], [], notes
+    real_roots = [os.path.realpath(r) for r in roots]
+    groups: dict[str, PromptGroup] = {}
+    errors: list[ImageError] = []
+    items = list(images or [])
+    raw = gallery_paths(items)
+    for k, (item, path) in enumerate(zip(items, raw)):
+        name = _name_of(path, k)
+        try:
+            found = embedded_prompt(allowed_file(path, real_roots, name))
+        except ImageLoadError as e:
+            errors.append(e)
+            continue
+        if found is None:
+            errors.append(ImageLoadError(name, "carries no prompt in its file, and the prompt box is empty"))
+        else:
+            groups.setdefault(found.prompt, PromptGroup(found.prompt, [])).images.append(item)
+    if not groups:
+        raise InputError("Type a prompt first: the score says how well each image fits the prompt.")
+    if len(groups) > max_prompts:
+        notes.append(f"Only the first {max_prompts} of {len(groups)} prompts the images carry were scored.")
+    if len(groups) > 1:
+        notes.append(f"The images carry {len(groups)} different prompts: each image is ranked against its own.")
+    return list(groups.values())[:max_prompts], errors, notes
+
+
 def read_examples(folder: Path) -> list[list[Any]]:
     """`examples/examples.json` as rows of [prompt, [image paths]] for `gr.Examples`."""
     entries = json.loads((folder / "examples.json").read_text(encoding="utf-8"))

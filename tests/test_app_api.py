@@ -19,7 +19,7 @@ CASE = EXPECTED["rank"][0]
 STUBS = Path(__file__).parent / "stubs"
 # The page's handlers, callable by name although their API visibility is private (Gradio 6.31 routes
 # /call/<name> to any named function): they must be as safe as the public one.
-HANDLER_NAMES = ["score", "score_ui"]
+HANDLER_NAMES = ["score", "score_and_compare", "fill_prompt"]
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +194,7 @@ def _served_contents(url: str, payload: object):
             with zipfile.ZipFile(io.BytesIO(body)) as archive:
                 yield from (archive.read(member) for member in archive.namelist())
         elif link.endswith((".csv", ".json")):
-            assert body.startswith((b"prompt,rank,name,score", b'{\n "prompt"'))
+            assert body.startswith((b"prompt,rank,name,score", b'{\n "model"'))
         else:
             yield body
 

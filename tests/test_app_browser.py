@@ -241,7 +241,9 @@ def test_the_downloads_parse_back_to_the_ranking(page, tmp_path: Path) -> None:
         files[target.suffix] = target
     rows = list(csv.DictReader(files[".csv"].open(encoding="utf-8")))
     data = json.loads(files[".json"].read_text(encoding="utf-8"))
-    assert [r["name"] for r in rows] == [r["name"] for r in data["ranked"]] == [c.split(" · ")[2] for c in shown]
+    (ranking,) = data["rankings"]
+    assert ranking["prompt"] == case["prompt"]
+    assert [r["name"] for r in rows] == [r["name"] for r in ranking["ranked"]] == [c.split(" · ")[2] for c in shown]
     assert [int(r["rank"]) for r in rows] == [1, 2, 3] and all(r["prompt"] == case["prompt"] for r in rows)
     rewards = dict(zip(case["images"], case["rewards"]))
     assert all(abs(float(r["score"]) - rewards[r["name"]]) <= 1e-4 for r in rows)
@@ -269,3 +271,78 @@ def test_an_empty_prompt_leaves_no_error_badges(page) -> None:
     assert "Type a prompt first" in toast_text(page)
     assert page.locator("#ranked .error, #table .error, #status .error").count() == 0
     assert page.get_by_text("Error", exact=True).count() == 0
+
+
+def _with_prompt(tmp_path: Path, source: str, name: str, chunks: dict[str, str]) -> Path:
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for key, value in chunks.items():
+        info.add_text(key, value)
+    target = tmp_path / name
+    with Image.open(image_path(source)) as image:
+        image.save(target, pnginfo=info)
+    return target
+
+
+def _a1111(prompt: str) -> dict[str, str]:
+    return {"parameters": f"{prompt}\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, CFG scale: 7"}
+
+
+def _comfyui(prompt: str) -> dict[str, str]:
+    import json
+
+    graph = {
+        "3": {"class_type": "KSampler", "inputs": {"positive": ["6", 0], "negative": ["7", 0]}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": prompt}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry"}},
+    }
+    return {"prompt": json.dumps(graph)}
+
+
+@pytest.mark.parametrize("chunks", [_a1111, _comfyui], ids=["a1111", "comfyui"])
+def test_an_embedded_prompt_fills_the_empty_prompt_box(page, tmp_path: Path, chunks) -> None:
+    case = EXPECTED["rank"][0]
+    path = _with_prompt(tmp_path, case["images"][0], "generated.png", chunks(case["prompt"]))
+    page.locator("#images input[type=file]").set_input_files([str(path)])
+    sync_api.expect(page.locator("#prompt textarea")).to_have_value(case["prompt"])
+
+
+def test_images_with_different_prompts_are_each_ranked_against_their_own(page, tmp_path: Path) -> None:
+    first, second = EXPECTED["rank"][0], EXPECTED["rank"][1]
+    files = [
+        _with_prompt(tmp_path, first["images"][0], "a.png", _a1111(first["prompt"])),
+        _with_prompt(tmp_path, first["images"][3], "b.png", _a1111(first["prompt"])),
+        _with_prompt(tmp_path, second["images"][0], "c.png", _comfyui(second["prompt"])),
+    ]
+    page.locator("#images input[type=file]").set_input_files([str(p) for p in files])
+    sync_api.expect(page.locator("#images .gallery-item img")).to_have_count(3)
+    sync_api.expect(page.locator("#prompt textarea")).to_have_value("")
+    page.locator("#score-btn").click()
+    grid = page.locator("#matrix")
+    sync_api.expect(grid).to_be_visible()
+    sync_api.expect(grid).to_contain_text("c.png")
+    text = grid.inner_text()
+    r = dict(zip(first["images"], first["rewards"]))
+    assert f"{r[first['images'][0]]:.2f}" in text and f"{r[first['images'][3]]:.2f}" in text
+    assert f"{second['rewards'][0]:.2f}" in text
+    assert "different prompts" in toast_text(page)
+
+
+def test_several_prompts_give_the_rank_matrix(page) -> None:
+    first, second = EXPECTED["rank"][0], EXPECTED["rank"][1]
+    shared = [n for n in first["images"] if n in second["images"]][:3]
+    page.locator("#prompt textarea").fill(first["prompt"] + "\n" + second["prompt"])
+    page.locator("#images input[type=file]").set_input_files([str(image_path(n)) for n in shared])
+    sync_api.expect(page.locator("#images .gallery-item img")).to_have_count(len(shared))
+    page.locator("#score-btn").click()
+    grid = page.locator("#matrix")
+    sync_api.expect(grid).to_be_visible()
+    text = grid.inner_text()
+    for case in (first, second):
+        rewards = dict(zip(case["images"], case["rewards"]))
+        ranks = sorted(shared, key=lambda n: -rewards[n])
+        for rank, name in enumerate(ranks, 1):
+            assert f"#{rank} · {rewards[name]:.2f}" in text
+    sync_api.expect(page.locator("#status")).to_contain_text("against 2 prompts")

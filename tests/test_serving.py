@@ -326,18 +326,86 @@ def test_the_device_half_takes_and_returns_only_picklable_values(tiny_model, upl
 
 
 # ------------------------------------------------------------------------------------------ display
-def test_formatting_of_a_ranking(tiny_model) -> None:
-    ranking = rank_images(tiny_model, EXPECTED["prompts"][3], [image_path(n) for n in CASE["images"][:3]])
+def test_formatting_of_a_ranking(tiny_model, tmp_path: Path) -> None:
+    import csv
+    import json
+    import zipfile
+
+    paths = [image_path(n) for n in CASE["images"][:3]]
+    ranking = rank_images(tiny_model, EXPECTED["prompts"][3], paths)
     assert [item.rank for item in ranking.ranked] == [1, 2, 3]
-    assert formatting.caption(1, 1.234) == "#1 · 1.23" and formatting.caption(2, -0.005) == "#2 · -0.01"
-    assert formatting.table_rows(ranking)[0] == [
-        1,
-        ranking.ranked[0].name,
-        round(ranking.ranked[0].score, 4),
-        "float32",
-    ]
-    assert formatting.chart_rows(ranking)["image"][0] == f"#1 {ranking.ranked[0].name}"
+    best = ranking.ranked[0]
+    assert (
+        formatting.caption(1, 1.234, "a.png") == "#1 · 1.23 · a.png" and formatting.caption(2, -0.005) == "#2 · -0.01"
+    )
+    assert formatting.gallery_items(ranking)[0] == (best.source, f"#1 · {best.score:.2f} · {best.name}")
+    assert formatting.table_rows(ranking)[0] == [1, best.name, round(best.score, 4), "float32"]
+    assert formatting.winner_text(ranking) == f"**#1 · {best.name}** — score {best.score:.2f}"
     assert "Scored 3 images with X in" in formatting.status_line(ranking, "X")
+    csv_path, json_path, zip_path = formatting.write_downloads([("p", ranking)], "X", tmp_path)
+    rows = list(csv.DictReader(csv_path.open(encoding="utf-8")))
+    assert [(r["prompt"], int(r["rank"]), r["name"], float(r["score"]), r["model"], r["precision"]) for r in rows] == [
+        ("p", i.rank, i.name, i.score, "X", "float32") for i in ranking.ranked
+    ]
+    assert json.loads(json_path.read_text())["rankings"][0]["ranked"] == [
+        {"prompt": "p", **i.row(), "model": "X"} for i in ranking.ranked
+    ]
+    with zipfile.ZipFile(zip_path) as archive:
+        assert archive.namelist() == [f"{i.rank:02d}_{i.score:+.2f}_{i.name}" for i in ranking.ranked]
+        assert archive.read(archive.namelist()[0]) == Path(best.source).read_bytes()
+
+
+def test_the_preference_probability_is_the_bradley_terry_model_of_the_scores() -> None:
+    import math
+
+    assert formatting.preference_probability(0.5, 0.5) == 0.5
+    assert abs(formatting.preference_probability(1.0, 0.0) - 1 / (1 + math.exp(-1.0333394966054072))) < 1e-12
+    assert abs(formatting.preference_probability(0.2, 1.7) + formatting.preference_probability(1.7, 0.2) - 1) < 1e-12
+    text = formatting.compare_text("a.png", 0.0, "b.png", 1.0)
+    assert "prefer **b.png** to **a.png**" in text and "74%" in text
+    assert "two different images" in formatting.compare_text("a.png", 1.0, "a.png", 1.0)
+
+
+def test_the_zip_names_repeats_before_the_extension_and_never_leaves_its_folder() -> None:
+    assert formatting._safe_name("image.png (2)") == "image (2).png"
+    assert "/" not in formatting._safe_name("../../etc/passwd") and "\\" not in formatting._safe_name("a\\b.png")
+
+
+def test_the_rank_matrix_of_several_prompts(tiny_model) -> None:
+    paths = [image_path(n) for n in CASE["images"][:3]]
+    one = rank_images(tiny_model, EXPECTED["prompts"][0], paths)
+    two = rank_images(tiny_model, EXPECTED["prompts"][1], paths[:2])
+    headers, rows = formatting.matrix([("first", one), ("second", two)])
+    assert headers == ["image", "first", "second"]
+    by_name = {row[0]: row[1:] for row in rows}
+    for item in one.ranked:
+        assert by_name[item.name][0] == formatting.caption(item.rank, item.score)
+    assert by_name[Path(paths[2]).name][1] == ""  # not scored against the second prompt
+    assert "against 2 prompts" in formatting.status_line_many([("first", one), ("second", two)], "X")
+
+
+def test_prompts_are_planned_from_lines_or_from_the_images(tiny_model, uploads: Path) -> None:
+    from PIL.PngImagePlugin import PngInfo
+
+    from imagereward.serving import plan_prompts
+
+    gallery = uploaded(uploads, CASE["images"][:2])
+    groups, errors, notes = plan_prompts("a cat\n\n  a dog \n", gallery, [uploads])
+    assert [(g.prompt, len(g.images)) for g in groups] == [("a cat", 2), ("a dog", 2)] and not errors
+    info = PngInfo()
+    info.add_text("parameters", "a red fox\nSteps: 20")
+    Image.new("RGB", (32, 32)).save(uploads / "fox.png", pnginfo=info)
+    groups, errors, notes = plan_prompts(
+        "", gallery + [(str(uploads / "fox.png"), None), ("/etc/passwd", None)], [uploads]
+    )
+    assert [g.prompt for g in groups] == ["a red fox"]
+    assert sorted(e.reason for e in errors) == sorted(
+        [NOT_UPLOADED] + ["carries no prompt in its file, and the prompt box is empty"] * 2
+    )
+    with pytest.raises(InputError, match="Type a prompt first"):
+        plan_prompts("  ", gallery, [uploads])
+    groups, _, notes = plan_prompts("\n".join(f"p{k}" for k in range(10)), gallery, [uploads], max_prompts=3)
+    assert len(groups) == 3 and any("first 3 of 10 prompts" in n for n in notes)
 
 
 def test_examples_exist_and_are_images() -> None:
