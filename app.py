@@ -14,9 +14,7 @@ import os
 if os.environ.get("SPACES_ZERO_GPU"):  # ZeroGPU asks for `spaces` to be imported before torch
     import spaces
 
-import dataclasses
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +22,18 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from imagereward import formatting
-from imagereward.errors import ImageLoadError, InputError
+from imagereward.errors import InputError
+from imagereward.multiprompt import plan_prompts, rank_prompts
 from imagereward.ranking import Ranking
 from imagereward.serving import (
     PreparedRequest,
     Settings,
-    allowed_file,
     api_response,
-    finish_request,
-    gallery_paths,
     gpu_duration,
     load_for_serving,
-    plan_prompts,
-    prepare_request,
     read_examples,
     score_prepared,
-    skipped_note,
+    shown_rows,
     warm_up,
 )
 
@@ -52,7 +46,6 @@ EXAMPLES_DIR = Path(__file__).parent / "examples"
 ASSETS = Path(__file__).parent / "assets"
 # The only folders a request may name files in: Gradio's uploads (and cached examples), and the examples.
 ALLOWED_ROOTS = [get_upload_folder(), str(EXAMPLES_DIR)]
-REAL_ROOTS = [os.path.realpath(root) for root in ALLOWED_ROOTS]
 MAX_UPLOAD = "20mb"
 
 ABOUT = f"""
@@ -82,20 +75,6 @@ if SETTINGS.zero_gpu:
     _on_device = spaces.GPU(duration=gpu_duration)(_on_device)
 
 
-def _rank(prompt: Any, images: Any) -> tuple[Ranking, list[str]]:
-    """Checks and decodes on the CPU, scores on the device.
-
-    Raises:
-        InputError: nothing could be scored; the message says why.
-    """
-    if LOADED.model is None:
-        raise InputError("Scoring is unavailable: the model could not be loaded.")
-    request = prepare_request(LOADED.model, prompt, images, ALLOWED_ROOTS, SETTINGS.max_images, SETTINGS.pixel_budget)
-    start = time.perf_counter()
-    results = _on_device(request)
-    return finish_request(request, results, time.perf_counter() - start)
-
-
 def score_ui(prompt: str, images: list[Any] | None):
     """The page's scoring (also the examples'): problems are one sentence in a notice, and the outputs keep
     what they showed."""
@@ -108,28 +87,9 @@ def score_and_compare(prompt: str, images: list[Any] | None):
 
 
 def _rank_all(prompt_text: Any, images: Any) -> tuple[list[tuple[str, Ranking]], list[str]]:
-    """Every prompt of the request (one per line, or each image's own), ranked; and the notes to show once.
-
-    Raises:
-        InputError: nothing could be scored; the message says why.
-    """
-    groups, errors, notes = plan_prompts(prompt_text, images, ALLOWED_ROOTS)
-    rankings: list[tuple[str, Ranking]] = []
-    for group in groups:
-        try:
-            ranking, group_notes = _rank(group.prompt, group.images)
-        except InputError as e:
-            if len(groups) == 1:
-                raise
-            notes.append(f"Nothing was scored for the prompt “{group.prompt[:60]}”: {e}")
-            continue
-        rankings.append((group.prompt, ranking))
-        notes += [n for n in group_notes if n not in notes]
-    if not rankings:
-        raise InputError("None of the images could be scored for any of the prompts.")
-    first = rankings[0][1]
-    skipped = dataclasses.replace(first, failures=[*errors, *first.failures])
-    return rankings, skipped_note(skipped) + notes
+    if LOADED.model is None:
+        raise InputError("Scoring is unavailable: the model could not be loaded.")
+    return rank_prompts(LOADED.model, prompt_text, images, ALLOWED_ROOTS, SETTINGS, _on_device)
 
 
 def _score_page(prompt: str, images: list[Any] | None) -> tuple:
@@ -161,23 +121,9 @@ def _score_page(prompt: str, images: list[Any] | None) -> tuple:
     )
 
 
-def shown_rows(ranked: Any, table: Any) -> list[dict[str, Any]]:
-    """The ranking the page shows, read back from its gallery (images, best first) and table (names, scores).
-    Only files inside the allowed folders are kept: these values come from the client."""
-    records = table.to_dict("records") if hasattr(table, "to_dict") else []
-    rows = []
-    for k, (path, record) in enumerate(zip(gallery_paths(ranked), records)):
-        try:
-            path = allowed_file(path, REAL_ROOTS, f"image {k + 1}")
-            rows.append({"name": str(record["image"]), "score": float(record["score"]), "path": path})
-        except (ImageLoadError, KeyError, TypeError, ValueError):
-            continue
-    return rows
-
-
 def start_compare(ranked: Any, table: Any):
     """The comparison of the ranking the page shows, at #1 against #2 (after a cached example)."""
-    return _first_comparison(shown_rows(ranked, table))
+    return _first_comparison(shown_rows(ranked, table, ALLOWED_ROOTS))
 
 
 def _first_comparison(rows: list[dict[str, Any]]) -> tuple:
@@ -194,7 +140,7 @@ def _first_comparison(rows: list[dict[str, Any]]) -> tuple:
 
 def compare(ranked: Any, table: Any, name_a: str | None, name_b: str | None):
     """The two chosen images side by side, and the model's preference probability between them."""
-    return _compared(shown_rows(ranked, table), name_a, name_b)
+    return _compared(shown_rows(ranked, table, ALLOWED_ROOTS), name_a, name_b)
 
 
 def _compared(rows: list[dict[str, Any]], name_a: str | None, name_b: str | None) -> tuple:

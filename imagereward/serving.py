@@ -142,7 +142,8 @@ def gallery_paths(value: Sequence[Any] | None) -> list[Any]:
     return paths
 
 
-def _name_of(raw: Any, index: int) -> str:
+def item_name(raw: Any, index: int) -> str:
+    """The name an item of a request goes by: the file name of its path as sent (nothing is opened)."""
     text = raw if isinstance(raw, str) else ""
     return text.replace("\\", "/").rsplit("/", 1)[-1] or f"image {index + 1}"
 
@@ -206,7 +207,7 @@ def prepare_request(
             "request. Score the rest in another run."
         )
         raw = raw[:max_images]
-    names = unique_names([_name_of(r, i) for i, r in enumerate(raw)])
+    names = unique_names([item_name(r, i) for i, r in enumerate(raw)])
     real_roots = [os.path.realpath(r) for r in roots]
     refused: list[ImageError] = []
     admitted: list[tuple[str, str]] = []
@@ -328,61 +329,20 @@ def api_response(ranking: Ranking, notes: Sequence[str], label: str) -> dict[str
     }
 
 
-MAX_PROMPTS = 8
-
-
-@dataclass(frozen=True)
-class PromptGroup:
-    """One prompt of a request and the gallery items scored against it."""
-
-    prompt: str
-    images: list[Any]
-
-
-def plan_prompts(
-    prompt_text: Any, images: Sequence[Any] | None, roots: Sequence[str | Path], max_prompts: int = MAX_PROMPTS
-) -> tuple[list[PromptGroup], list[ImageError], list[str]]:
-    """The prompts one request scores, and what could not be planned.
-
-    Each non-empty line of the prompt box is a prompt, scored against every image (at most `max_prompts`,
-    with a note past that). With an empty box, each image is scored against the prompt its file carries
-    (`metadata.embedded_prompt`, read only from files inside `roots`), one group per distinct prompt; images
-    that carry none are returned as errors.
-
-    Raises:
-        InputError: an empty box and no image that carries a prompt.
-    """
-    from .metadata import embedded_prompt
-
-    lines = [line.strip() for line in prompt_text.splitlines() if line.strip()] if isinstance(prompt_text, str) else []
-    notes: list[str] = []
-    if lines:
-        if len(lines) > max_prompts:
-            notes.append(f"Only the first {max_prompts} of {len(lines)} prompts were scored (one prompt per line).")
-        return [PromptGroup(line, list(images or [])) for line in lines[:max_prompts]], [], notes
+def shown_rows(ranked: Any, table: Any, roots: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """The ranking a page shows, read back from its gallery (images, best first) and table (columns `image`,
+    `score`): `{"name", "score", "path"}` per image. These values come from the client, so only files inside
+    `roots` are kept."""
+    records = table.to_dict("records") if hasattr(table, "to_dict") else []
     real_roots = [os.path.realpath(r) for r in roots]
-    groups: dict[str, PromptGroup] = {}
-    errors: list[ImageError] = []
-    items = list(images or [])
-    raw = gallery_paths(items)
-    for k, (item, path) in enumerate(zip(items, raw)):
-        name = _name_of(path, k)
+    rows = []
+    for k, (path, record) in enumerate(zip(gallery_paths(ranked), records)):
         try:
-            found = embedded_prompt(allowed_file(path, real_roots, name))
-        except ImageLoadError as e:
-            errors.append(e)
+            path = allowed_file(path, real_roots, f"image {k + 1}")
+            rows.append({"name": str(record["image"]), "score": float(record["score"]), "path": path})
+        except (ImageLoadError, KeyError, TypeError, ValueError):
             continue
-        if found is None:
-            errors.append(ImageLoadError(name, "carries no prompt in its file, and the prompt box is empty"))
-        else:
-            groups.setdefault(found.prompt, PromptGroup(found.prompt, [])).images.append(item)
-    if not groups:
-        raise InputError("Type a prompt first: the score says how well each image fits the prompt.")
-    if len(groups) > max_prompts:
-        notes.append(f"Only the first {max_prompts} of {len(groups)} prompts the images carry were scored.")
-    if len(groups) > 1:
-        notes.append(f"The images carry {len(groups)} different prompts: each image is ranked against its own.")
-    return list(groups.values())[:max_prompts], errors, notes
+    return rows
 
 
 def read_examples(folder: Path) -> list[list[Any]]:

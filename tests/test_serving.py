@@ -387,7 +387,7 @@ def test_the_rank_matrix_of_several_prompts(tiny_model) -> None:
 def test_prompts_are_planned_from_lines_or_from_the_images(tiny_model, uploads: Path) -> None:
     from PIL.PngImagePlugin import PngInfo
 
-    from imagereward.serving import plan_prompts
+    from imagereward.multiprompt import plan_prompts
 
     gallery = uploaded(uploads, CASE["images"][:2])
     groups, errors, notes = plan_prompts("a cat\n\n  a dog \n", gallery, [uploads])

@@ -1,0 +1,119 @@
+"""The prompts of one page request: each line of the prompt box scored against every image, or, with the box
+empty, each image against the prompt its own file carries; and every one of them ranked."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .errors import ImageError, ImageLoadError, InputError
+from .ranking import Ranking
+from .reward import ImageReward, Result
+from .serving import (
+    PreparedRequest,
+    Settings,
+    allowed_file,
+    finish_request,
+    gallery_paths,
+    item_name,
+    prepare_request,
+    score_prepared,
+    skipped_note,
+)
+
+MAX_PROMPTS = 8
+
+
+@dataclass(frozen=True)
+class PromptGroup:
+    """One prompt of a request and the gallery items scored against it."""
+
+    prompt: str
+    images: list[Any]
+
+
+def plan_prompts(
+    prompt_text: Any, images: Sequence[Any] | None, roots: Sequence[str | Path], max_prompts: int = MAX_PROMPTS
+) -> tuple[list[PromptGroup], list[ImageError], list[str]]:
+    """The prompts one request scores, and what could not be planned.
+
+    Each non-empty line of the prompt box is a prompt, scored against every image (at most `max_prompts`,
+    with a note past that). With an empty box, each image is scored against the prompt its file carries
+    (`metadata.embedded_prompt`, read only from files inside `roots`), one group per distinct prompt; images
+    that carry none are returned as errors.
+
+    Raises:
+        InputError: an empty box and no image that carries a prompt.
+    """
+    from .metadata import embedded_prompt
+
+    lines = [line.strip() for line in prompt_text.splitlines() if line.strip()] if isinstance(prompt_text, str) else []
+    notes: list[str] = []
+    if lines:
+        if len(lines) > max_prompts:
+            notes.append(f"Only the first {max_prompts} of {len(lines)} prompts were scored (one prompt per line).")
+        return [PromptGroup(line, list(images or [])) for line in lines[:max_prompts]], [], notes
+    real_roots = [os.path.realpath(r) for r in roots]
+    groups: dict[str, PromptGroup] = {}
+    errors: list[ImageError] = []
+    items = list(images or [])
+    raw = gallery_paths(items)
+    for k, (item, path) in enumerate(zip(items, raw)):
+        name = item_name(path, k)
+        try:
+            found = embedded_prompt(allowed_file(path, real_roots, name))
+        except ImageLoadError as e:
+            errors.append(e)
+            continue
+        if found is None:
+            errors.append(ImageLoadError(name, "carries no prompt in its file, and the prompt box is empty"))
+        else:
+            groups.setdefault(found.prompt, PromptGroup(found.prompt, [])).images.append(item)
+    if not groups:
+        raise InputError("Type a prompt first: the score says how well each image fits the prompt.")
+    if len(groups) > max_prompts:
+        notes.append(f"Only the first {max_prompts} of {len(groups)} prompts the images carry were scored.")
+    if len(groups) > 1:
+        notes.append(f"The images carry {len(groups)} different prompts: each image is ranked against its own.")
+    return list(groups.values())[:max_prompts], errors, notes
+
+
+def rank_prompts(
+    model: ImageReward,
+    prompt_text: Any,
+    images: Sequence[Any] | None,
+    roots: Sequence[str | Path],
+    settings: Settings,
+    on_device: Callable[[PreparedRequest], list[Result]] | None = None,
+) -> tuple[list[tuple[str, Ranking]], list[str]]:
+    """Every prompt of a request (`plan_prompts`) ranked, each through `prepare_request`, `on_device` (default
+    `score_prepared` here; the app passes its ZeroGPU function) and `finish_request`; and the notes to show once
+    (the skipped images of the first ranking and of the plan, then each distinct note).
+
+    Raises:
+        InputError: nothing could be scored; the message says why.
+    """
+    groups, errors, notes = plan_prompts(prompt_text, images, roots)
+    score = on_device or (lambda request: score_prepared(model, request))
+    rankings: list[tuple[str, Ranking]] = []
+    for group in groups:
+        try:
+            request = prepare_request(
+                model, group.prompt, group.images, roots, settings.max_images, settings.pixel_budget
+            )
+            start = time.perf_counter()
+            ranking, group_notes = finish_request(request, score(request), time.perf_counter() - start)
+        except InputError as e:
+            if len(groups) == 1:
+                raise
+            notes.append(f"Nothing was scored for the prompt “{group.prompt[:60]}”: {e}")
+            continue
+        rankings.append((group.prompt, ranking))
+        notes += [n for n in group_notes if n not in notes]
+    if not rankings:
+        raise InputError("None of the images could be scored for any of the prompts.")
+    first = rankings[0][1]
+    return rankings, skipped_note(replace(first, failures=[*errors, *first.failures])) + notes
