@@ -346,3 +346,47 @@ def test_several_prompts_give_the_rank_matrix(page) -> None:
         for rank, name in enumerate(ranks, 1):
             assert f"#{rank} · {rewards[name]:.2f}" in text
     sync_api.expect(page.locator("#status")).to_contain_text("against 2 prompts")
+
+
+CONTRAST_JS = """
+([selector, pseudo]) => {
+  const element = document.querySelector(selector);
+  const parse = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const fg = parse(getComputedStyle(element, pseudo).color);
+  let node = element, bg = [0, 0, 0, 0];
+  while (node && (bg.length === 4 && bg[3] === 0)) {
+    bg = parse(getComputedStyle(node).backgroundColor);
+    if (bg.length === 3) break;
+    node = node.parentElement;
+  }
+  const [a, b] = [lum(fg), lum(bg.slice(0, 3))].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+}
+"""
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_the_pages_own_parts_meet_aa_contrast_and_announce_the_status(browser, app_url, theme: str) -> None:
+    context = browser.new_context(viewport={"width": 1400, "height": 1800}, color_scheme=theme)
+    page = context.new_page()
+    page.goto(app_url + f"?__theme={theme}")
+    page.locator("#score-btn").wait_for()
+    for selector, pseudo in [
+        ("#score-btn", None),
+        ("#prompt textarea", "::placeholder"),
+        ("#images [data-testid=block-label]", None),
+        ("#prompt [data-testid=block-info]", None),
+    ]:
+        ratio = page.evaluate(CONTRAST_JS, [selector, pseudo])
+        assert ratio >= 4.5, f"{selector} {pseudo or ''} in the {theme} theme: {ratio:.2f}:1"
+    case = EXPECTED["rank"][0]
+    upload_and_score(page, case["prompt"], [image_path(n) for n in case["images"][:2]])
+    labels = captions(page, 2)
+    assert page.locator("#status").get_attribute("aria-live") == "polite"
+    alts = [page.locator("#ranked .gallery-item img").nth(k).get_attribute("alt") for k in range(2)]
+    assert alts == labels
+    context.close()
