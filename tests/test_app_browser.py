@@ -390,3 +390,24 @@ def test_the_pages_own_parts_meet_aa_contrast_and_announce_the_status(browser, a
     alts = [page.locator("#ranked .gallery-item img").nth(k).get_attribute("alt") for k in range(2)]
     assert alts == labels
     context.close()
+
+
+def test_an_image_dropped_anywhere_on_the_page_is_added(page) -> None:
+    import base64
+
+    data = base64.b64encode(image_path(EXPECTED["images"][0]).read_bytes()).decode()
+    page.evaluate(
+        """([data, name]) => {
+            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, { type: "image/png" }));
+            const target = document.querySelector("#about");
+            target.dispatchEvent(new DragEvent("dragover", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+            const drop = new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true });
+            target.dispatchEvent(drop);
+            window.__dropPrevented = drop.defaultPrevented;
+        }""",
+        [data, "dropped.png"],
+    )
+    assert page.evaluate("window.__dropPrevented")  # the browser does not navigate to the file
+    sync_api.expect(page.locator("#images .gallery-item img")).to_have_count(1)
