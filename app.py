@@ -197,7 +197,7 @@ with gr.Blocks(title="ImageReward: rank images by human preference", delete_cach
                 elem_id="prompt",
             )
             images = gr.Gallery(
-                label="Images (drop anywhere on the page, pick or paste)",
+                label="Images (drop, pick or paste)",
                 type="filepath",
                 interactive=True,
                 sources=["upload", "clipboard"],
