@@ -4,7 +4,6 @@ empty, each image against the prompt its own file carries; and every one of them
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -16,11 +15,9 @@ from .serving import (
     PreparedRequest,
     Settings,
     allowed_file,
-    finish_request,
     gallery_paths,
     item_name,
-    prepare_request,
-    score_prepared,
+    rank_request,
     skipped_note,
 )
 
@@ -97,15 +94,12 @@ def rank_prompts(
         InputError: nothing could be scored; the message says why.
     """
     groups, errors, notes = plan_prompts(prompt_text, images, roots)
-    score = on_device or (lambda request: score_prepared(model, request))
     rankings: list[tuple[str, Ranking]] = []
     for group in groups:
         try:
-            request = prepare_request(
-                model, group.prompt, group.images, roots, settings.max_images, settings.pixel_budget
+            ranking, group_notes = rank_request(
+                model, group.prompt, group.images, roots, settings.max_images, settings.pixel_budget, on_device
             )
-            start = time.perf_counter()
-            ranking, group_notes = finish_request(request, score(request), time.perf_counter() - start)
         except InputError as e:
             if len(groups) == 1:
                 raise

@@ -22,7 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from PIL import Image
 
@@ -269,11 +269,13 @@ def rank_request(
     roots: Sequence[str | Path],
     max_images: int = DEFAULT_MAX_IMAGES,
     pixel_budget: int = DEFAULT_PIXEL_BUDGET,
+    on_device: Callable[[PreparedRequest], list[Result]] | None = None,
 ) -> tuple[Ranking, list[str]]:
-    """`prepare_request`, `score_prepared` and `finish_request` in one process."""
+    """`prepare_request`, then `on_device` (default `score_prepared` in this process; the app passes its
+    ZeroGPU function), then `finish_request`."""
     request = prepare_request(model, prompt, images, roots, max_images, pixel_budget)
     start = time.perf_counter()
-    results = score_prepared(model, request)
+    results = on_device(request) if on_device is not None else score_prepared(model, request)
     return finish_request(request, results, time.perf_counter() - start)
 
 
