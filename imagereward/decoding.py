@@ -69,6 +69,17 @@ def _decode_task(ring: str, shape: tuple[int, ...], first_row: int, paths: list[
     return out
 
 
+def ring_fits(batch_size: int, size: int) -> bool:
+    """Whether the shared-memory ring for `batch_size` images of `size` px fits in the free shared memory
+    (`/dev/shm`, often small in containers: writing past it would kill a worker), with a quarter to spare."""
+    needed = RING_BATCHES * batch_size * 3 * size * size
+    try:
+        stats = os.statvfs("/dev/shm")
+    except OSError:  # no /dev/shm to measure: shm_open manages its own
+        return True
+    return stats.f_bavail * stats.f_frsize >= needed * 1.25
+
+
 class ProcessDecoder:
     """A pool of decoding processes.
 

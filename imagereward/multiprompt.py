@@ -12,6 +12,7 @@ from .errors import ImageError, ImageLoadError, InputError
 from .ranking import Ranking
 from .reward import ImageReward, Result
 from .serving import (
+    DEFAULT_MAX_IMAGES,
     PreparedRequest,
     Settings,
     allowed_file,
@@ -20,6 +21,7 @@ from .serving import (
     rank_request,
     skipped_note,
 )
+from .tokenizer import MAX_PROMPT_CHARS
 
 MAX_PROMPTS = 8
 
@@ -33,21 +35,27 @@ class PromptGroup:
 
 
 def plan_prompts(
-    prompt_text: Any, images: Sequence[Any] | None, roots: Sequence[str | Path], max_prompts: int = MAX_PROMPTS
+    prompt_text: Any,
+    images: Sequence[Any] | None,
+    roots: Sequence[str | Path],
+    max_prompts: int = MAX_PROMPTS,
+    max_images: int = DEFAULT_MAX_IMAGES,
 ) -> tuple[list[PromptGroup], list[ImageError], list[str]]:
     """The prompts one request scores, and what could not be planned.
 
     Each non-empty line of the prompt box is a prompt, scored against every image (at most `max_prompts`,
     with a note past that). With an empty box, each image is scored against the prompt its file carries
-    (`metadata.embedded_prompt`, read only from files inside `roots`), one group per distinct prompt; images
-    that carry none are returned as errors.
+    (`metadata.embedded_prompt`, read only from files inside `roots`, at most `max_images` of them), one group
+    per distinct prompt; images that carry none are returned as errors. Only as much of the box is split into
+    lines as `max_prompts` prompts can use (each is read to at most `MAX_PROMPT_CHARS` characters anyway).
 
     Raises:
         InputError: an empty box and no image that carries a prompt.
     """
     from .metadata import embedded_prompt
 
-    lines = [line.strip() for line in prompt_text.splitlines() if line.strip()] if isinstance(prompt_text, str) else []
+    text = prompt_text[: max_prompts * (MAX_PROMPT_CHARS + 1)] if isinstance(prompt_text, str) else ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     notes: list[str] = []
     if lines:
         if len(lines) > max_prompts:
@@ -57,6 +65,11 @@ def plan_prompts(
     groups: dict[str, PromptGroup] = {}
     errors: list[ImageError] = []
     items = list(images or [])
+    if len(items) > max_images:
+        notes.append(
+            f"Only the first {max_images} of {len(items)} images were scored: the limit is {max_images} per request."
+        )
+        items = items[:max_images]
     raw = gallery_paths(items)
     for k, (item, path) in enumerate(zip(items, raw)):
         name = item_name(path, k)
@@ -93,7 +106,7 @@ def rank_prompts(
     Raises:
         InputError: nothing could be scored; the message says why.
     """
-    groups, errors, notes = plan_prompts(prompt_text, images, roots)
+    groups, errors, notes = plan_prompts(prompt_text, images, roots, max_images=settings.max_images)
     rankings: list[tuple[str, Ranking]] = []
     for group in groups:
         try:

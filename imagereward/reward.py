@@ -21,7 +21,7 @@ from PIL import Image
 from . import images as imgs
 from .cache import EmbeddingCache, content_key
 from .config import ModelConfig
-from .decoding import ProcessDecoder
+from .decoding import ProcessDecoder, ring_fits
 from .errors import ImageError, ImageLoadError, NonFiniteRewardError
 from .graphs import SmallBatchGraphs
 from .images import ImageInput
@@ -335,6 +335,8 @@ class ImageReward(ImageRewardModel):
         if self.decode_processes == 0 or len(images) < 2:
             return 0
         if not all(isinstance(image, (str, os.PathLike)) for image in images):
+            return 0
+        if not ring_fits(min(batch_size, len(images)), self.config.vision.image_size):
             return 0
         if self.decode_processes is not None:
             return self.decode_processes

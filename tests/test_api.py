@@ -189,3 +189,22 @@ def test_rows_of_one_block_are_batched_without_a_copy() -> None:
     assert _rows_of_one_block([block[1], block[3]]) is None  # not consecutive
     assert _rows_of_one_block([block[2], block[1]]) is None  # not in order
     assert _rows_of_one_block([torch.zeros(3, 4, 4)]) is None  # not a row of anything
+
+
+def test_without_room_in_shared_memory_decoding_stays_in_threads(parity_dir, monkeypatch) -> None:
+    import os as os_module
+
+    from imagereward import decoding
+
+    model = imagereward.load(str(parity_dir), device="cpu")
+    model.decode_processes = 2
+    assert model._processes_for(PATHS, 4) == 2
+    real = os_module.statvfs
+
+    class Full:
+        f_bavail, f_frsize = 10, 4096  # 40 kB free
+
+    monkeypatch.setattr(decoding.os, "statvfs", lambda path: Full() if path == "/dev/shm" else real(path))
+    assert model._processes_for(PATHS, 4) == 0
+    np.testing.assert_allclose(model.rewards(CASE["prompt"], PATHS[:4], batch_size=2), CASE["rewards"][:4], atol=1e-4)
+    assert model._process_decoder is None

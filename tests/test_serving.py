@@ -416,3 +416,22 @@ def test_examples_exist_and_are_images() -> None:
         for p in paths:
             with Image.open(p) as im:
                 assert im.format == "JPEG" and min(im.size) >= 224
+
+
+def test_planning_bounds_a_hostile_prompt_box_and_gallery(uploads: Path) -> None:
+    from imagereward.multiprompt import plan_prompts
+    from imagereward.tokenizer import MAX_PROMPT_CHARS
+
+    gallery = uploaded(uploads, CASE["images"][:1])
+    # only a bounded prefix of the box is split into lines: a prompt 5 MB further down is not read
+    groups, _, _ = plan_prompts("a dog" + "\n" * 5_000_000 + "a cat", gallery, [uploads])
+    assert [g.prompt for g in groups] == ["a dog"]
+    groups, _, _ = plan_prompts("x" * 10_000_000, gallery, [uploads])
+    assert len(groups) == 1 and len(groups[0].prompt) <= 8 * (MAX_PROMPT_CHARS + 1)
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("parameters", "a red fox\nSteps: 20")
+    Image.new("RGB", (32, 32)).save(uploads / "fox.png", pnginfo=info)
+    groups, errors, notes = plan_prompts("", [(str(uploads / "fox.png"), None)] * 100, [uploads], max_images=5)
+    assert [len(g.images) for g in groups] == [5] and not errors and any("first 5 of 100 images" in n for n in notes)
