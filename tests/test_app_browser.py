@@ -64,8 +64,14 @@ def page(browser, app_url):
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(app_url)
     page.locator("#score-btn").wait_for()
+    wait_for_page_script(page)
     yield page
     context.close()
+
+
+def wait_for_page_script(page) -> None:
+    """The page's own script (assets/app.js) runs after Gradio mounts: it marks the status as a live region."""
+    page.locator("#status[aria-live=polite]").wait_for(state="attached")
 
 
 def upload_and_score(page, prompt: str, paths: list[Path]) -> None:
@@ -184,6 +190,7 @@ def test_at_every_width_nothing_is_clipped_and_the_results_come_into_view(
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(app_url)
     page.locator("#score-btn").wait_for()
+    wait_for_page_script(page)
     case = EXPECTED["rank"][0]
     upload_and_score(page, case["prompt"], [image_path(n) for n in case["images"][:8]])
     captions(page, 8)
@@ -375,6 +382,7 @@ def test_the_pages_own_parts_meet_aa_contrast_and_announce_the_status(browser, a
     page = context.new_page()
     page.goto(app_url + f"?__theme={theme}")
     page.locator("#score-btn").wait_for()
+    wait_for_page_script(page)
     for selector, pseudo in [
         ("#score-btn", None),
         ("#prompt textarea", "::placeholder"),
