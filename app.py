@@ -29,6 +29,7 @@ from imagereward.serving import (
     PreparedRequest,
     Settings,
     api_response,
+    download_folder,
     gpu_duration,
     load_for_serving,
     read_examples,
@@ -47,6 +48,8 @@ ASSETS = Path(__file__).parent / "assets"
 # The only folders a request may name files in: Gradio's uploads (and cached examples), and the examples.
 ALLOWED_ROOTS = [get_upload_folder(), str(EXAMPLES_DIR)]
 MAX_UPLOAD = "20mb"
+# Where a request's CSV, JSON and zip are written before Gradio copies them into its cache.
+DOWNLOADS = Path(tempfile.gettempdir()) / f"imagereward-downloads-{os.getpid()}"
 
 ABOUT = f"""
 **What the score means.** ImageReward ([Xu et al., 2023](https://arxiv.org/abs/2304.05977)) predicts which
@@ -101,7 +104,7 @@ def _score_page(prompt: str, images: list[Any] | None) -> tuple:
     for note in notes:
         gr.Warning(note)
     first_prompt, ranking = rankings[0]
-    downloads = formatting.write_downloads(rankings, LOADED.label, Path(tempfile.mkdtemp(prefix="imagereward-")))
+    downloads = formatting.write_downloads(rankings, LOADED.label, download_folder(DOWNLOADS))
     rows = [{"name": r.name, "score": r.score, "path": r.source} for r in ranking.ranked]
     if len(rankings) > 1:
         headers, cells = formatting.matrix(rankings)

@@ -347,6 +347,26 @@ def shown_rows(ranked: Any, table: Any, roots: Sequence[str | Path]) -> list[dic
     return rows
 
 
+def download_folder(root: Path, keep_seconds: float = 600.0) -> Path:
+    """A new folder under `root` for one request's downloads. Folders older than `keep_seconds` are removed
+    first: Gradio copies a response's files into its own cache (which `delete_cache` cleans) as the response
+    is sent, so the originals are not needed after that, and a public page must not fill its disk."""
+    import shutil
+    import uuid
+
+    root.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - keep_seconds
+    for old in root.iterdir():
+        try:
+            if old.is_dir() and old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            continue
+    folder = root / uuid.uuid4().hex
+    folder.mkdir()
+    return folder
+
+
 def read_examples(folder: Path) -> list[list[Any]]:
     """`examples/examples.json` as rows of [prompt, [image paths]] for `gr.Examples`."""
     entries = json.loads((folder / "examples.json").read_text(encoding="utf-8"))

@@ -435,3 +435,18 @@ def test_planning_bounds_a_hostile_prompt_box_and_gallery(uploads: Path) -> None
     Image.new("RGB", (32, 32)).save(uploads / "fox.png", pnginfo=info)
     groups, errors, notes = plan_prompts("", [(str(uploads / "fox.png"), None)] * 100, [uploads], max_images=5)
     assert [len(g.images) for g in groups] == [5] and not errors and any("first 5 of 100 images" in n for n in notes)
+
+
+def test_download_folders_are_cleaned_after_a_while(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from imagereward.serving import download_folder
+
+    old = download_folder(tmp_path)
+    (old / "rankings.csv").write_text("x")
+    past = time.time() - 3600
+    os.utime(old, (past, past))
+    recent = download_folder(tmp_path)
+    new = download_folder(tmp_path)
+    assert not old.exists() and recent.is_dir() and new.is_dir() and recent != new
