@@ -16,6 +16,8 @@ from .config import REWARD_STD
 from .ranking import Ranking
 
 EXPORT_FIELDS = ("prompt", "rank", "name", "score", "model", "precision")
+# The image files one zip holds at most, all together (a public page must bound what a request writes).
+MAX_ZIP_BYTES = 64 * 2**20
 
 
 def caption(rank: int, score: float, name: str | None = None) -> str:
@@ -112,10 +114,13 @@ def _safe_name(name: str) -> str:
     return name.strip(". ")[-120:] or "image"
 
 
-def write_downloads(rankings: list[tuple[str, Ranking]], model: str, folder: Path) -> tuple[Path, Path, Path]:
+def write_downloads(
+    rankings: list[tuple[str, Ranking]], model: str, folder: Path, max_zip_bytes: int = MAX_ZIP_BYTES
+) -> tuple[Path, Path, Path]:
     """Writes `rankings.csv` (one row per image and prompt), `rankings.json` (`{"model", "rankings": [{"prompt",
     "ranked": [rows]}]}`) and `ranked_images.zip` (the images renamed `01_+1.57_name.png`, best first; one
-    folder per prompt when there are several) into `folder`; returns their paths."""
+    folder per prompt when there are several; images past `max_zip_bytes` in all are left out and listed in a
+    `left_out.txt` inside) into `folder`; returns their paths."""
     folder.mkdir(parents=True, exist_ok=True)
     csv_path, json_path, zip_path = folder / "rankings.csv", folder / "rankings.json", folder / "ranked_images.zip"
     with open(csv_path, "w", encoding="utf-8", newline="") as f:
@@ -125,12 +130,26 @@ def write_downloads(rankings: list[tuple[str, Ranking]], model: str, folder: Pat
             writer.writerows({k: row[k] for k in EXPORT_FIELDS} for row in export_rows(ranking, prompt, model))
     payload = {"model": model, "rankings": [{"prompt": p, "ranked": export_rows(r, p, model)} for p, r in rankings]}
     json_path.write_text(json.dumps(payload, indent=1, ensure_ascii=False), encoding="utf-8")
+    written, left_out = 0, []
     with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_STORED) as archive:
         for k, (_, ranking) in enumerate(rankings):
             width = max(2, len(str(len(ranking.ranked))))
             folder_name = f"prompt_{k + 1:02d}/" if len(rankings) > 1 else ""
             for item in ranking.ranked:
-                if isinstance(item.source, (str, Path)) and Path(item.source).is_file():
-                    name = f"{folder_name}{item.rank:0{width}d}_{item.score:+.2f}_{_safe_name(item.name)}"
-                    archive.write(item.source, name)
+                if not (isinstance(item.source, (str, Path)) and Path(item.source).is_file()):
+                    continue
+                name = f"{folder_name}{item.rank:0{width}d}_{item.score:+.2f}_{_safe_name(item.name)}"
+                size = Path(item.source).stat().st_size
+                if written + size > max_zip_bytes:
+                    left_out.append(name)
+                    continue
+                archive.write(item.source, name)
+                written += size
+        if left_out:
+            archive.writestr(
+                "left_out.txt",
+                f"These images were left out: the zip holds at most {max_zip_bytes // 2**20} MB of images.\n"
+                + "\n".join(left_out)
+                + "\n",
+            )
     return csv_path, json_path, zip_path

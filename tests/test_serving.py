@@ -450,3 +450,16 @@ def test_download_folders_are_cleaned_after_a_while(tmp_path: Path) -> None:
     recent = download_folder(tmp_path)
     new = download_folder(tmp_path)
     assert not old.exists() and recent.is_dir() and new.is_dir() and recent != new
+
+
+def test_the_zip_is_bounded_and_says_what_it_left_out(tiny_model, tmp_path: Path) -> None:
+    import zipfile
+
+    paths = [image_path(n) for n in CASE["images"][:3]]
+    ranking = rank_images(tiny_model, CASE["prompt"], paths)
+    sizes = [Path(item.source).stat().st_size for item in ranking.ranked]
+    _, _, zip_path = formatting.write_downloads([("p", ranking)], "X", tmp_path, max_zip_bytes=sizes[0] + sizes[1] - 1)
+    with zipfile.ZipFile(zip_path) as archive:
+        names = archive.namelist()
+        assert names[0].endswith(ranking.ranked[0].name) and names[-1] == "left_out.txt"
+        assert ranking.ranked[1].name in archive.read("left_out.txt").decode()
