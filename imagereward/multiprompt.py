@@ -18,8 +18,10 @@ from .serving import (
     allowed_file,
     gallery_paths,
     item_name,
-    rank_request,
+    prepare_request,
+    score_and_finish,
     skipped_note,
+    with_prompt,
 )
 from .tokenizer import MAX_PROMPT_CHARS
 
@@ -60,7 +62,8 @@ def plan_prompts(
     if lines:
         if len(lines) > max_prompts:
             notes.append(f"Only the first {max_prompts} of {len(lines)} prompts were scored (one prompt per line).")
-        return [PromptGroup(line, list(images or [])) for line in lines[:max_prompts]], [], notes
+        shared = list(images or [])  # one list for every line: `rank_prompts` decodes it once
+        return [PromptGroup(line, shared) for line in lines[:max_prompts]], [], notes
     real_roots = [os.path.realpath(r) for r in roots]
     groups: dict[str, PromptGroup] = {}
     errors: list[ImageError] = []
@@ -99,8 +102,9 @@ def rank_prompts(
     settings: Settings,
     on_device: Callable[[PreparedRequest], list[Result]] | None = None,
 ) -> tuple[list[tuple[str, Ranking]], list[str]]:
-    """Every prompt of a request (`plan_prompts`) ranked, each through `prepare_request`, `on_device` (default
-    `score_prepared` here; the app passes its ZeroGPU function) and `finish_request`; and the notes to show once
+    """Every prompt of a request (`plan_prompts`) ranked, each through `prepare_request` (once per set of
+    images: the lines of the box share one, checked and decoded once), `on_device` (default `score_prepared`
+    here; the app passes its ZeroGPU function) and `finish_request`; and the notes to show once
     (the skipped images of the first ranking and of the plan, then each distinct note).
 
     Raises:
@@ -108,11 +112,16 @@ def rank_prompts(
     """
     groups, errors, notes = plan_prompts(prompt_text, images, roots, max_images=settings.max_images)
     rankings: list[tuple[str, Ranking]] = []
+    prepared: dict[int, PreparedRequest] = {}  # by image list: the lines of the box share theirs
     for group in groups:
         try:
-            ranking, group_notes = rank_request(
-                model, group.prompt, group.images, roots, settings.max_images, settings.pixel_budget, on_device
-            )
+            if id(group.images) in prepared:
+                request = with_prompt(prepared[id(group.images)], group.prompt)
+            else:
+                request = prepared[id(group.images)] = prepare_request(
+                    model, group.prompt, group.images, roots, settings.max_images, settings.pixel_budget
+                )
+            ranking, group_notes = score_and_finish(model, request, on_device)
         except InputError as e:
             if len(groups) == 1:
                 raise

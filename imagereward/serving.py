@@ -20,7 +20,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -271,12 +271,24 @@ def rank_request(
     pixel_budget: int = DEFAULT_PIXEL_BUDGET,
     on_device: Callable[[PreparedRequest], list[Result]] | None = None,
 ) -> tuple[Ranking, list[str]]:
-    """`prepare_request`, then `on_device` (default `score_prepared` in this process; the app passes its
-    ZeroGPU function), then `finish_request`."""
+    """`prepare_request`, then `score_and_finish` (`on_device`: the app passes its ZeroGPU function)."""
     request = prepare_request(model, prompt, images, roots, max_images, pixel_budget)
+    return score_and_finish(model, request, on_device)
+
+
+def score_and_finish(
+    model: ImageReward, request: PreparedRequest, on_device: Callable[[PreparedRequest], list[Result]] | None = None
+) -> tuple[Ranking, list[str]]:
+    """`on_device` (default `score_prepared` in this process), then `finish_request`."""
     start = time.perf_counter()
     results = on_device(request) if on_device is not None else score_prepared(model, request)
     return finish_request(request, results, time.perf_counter() - start)
+
+
+def with_prompt(request: PreparedRequest, prompt: str) -> PreparedRequest:
+    """The same checked and decoded images against another prompt: nothing is opened or decoded again (the
+    decoding time stays with the request that did it)."""
+    return replace(request, tokens=encode_prompt(check_prompt(prompt)), seconds=0.0)
 
 
 def prompt_notes(ranking: Ranking) -> list[str]:

@@ -463,3 +463,22 @@ def test_the_zip_is_bounded_and_says_what_it_left_out(tiny_model, tmp_path: Path
         names = archive.namelist()
         assert names[0].endswith(ranking.ranked[0].name) and names[-1] == "left_out.txt"
         assert ranking.ranked[1].name in archive.read("left_out.txt").decode()
+
+
+def test_several_prompts_decode_the_images_once(tiny_model, uploads: Path, monkeypatch) -> None:
+    from imagereward.multiprompt import rank_prompts
+
+    calls = []
+    real = images.load_pixels
+    monkeypatch.setattr(images, "load_pixels", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    tiny_model.embedding_cache.clear()
+    first, second = EXPECTED["rank"][0], EXPECTED["rank"][1]
+    shared = [n for n in first["images"] if n in second["images"]][:3]
+    rankings, _ = rank_prompts(
+        tiny_model, f"{first['prompt']}\n{second['prompt']}", uploaded(uploads, shared), [uploads], Settings()
+    )
+    assert len(calls) == len(shared)
+    for (prompt, ranking), case in zip(rankings, (first, second)):
+        rewards = dict(zip(case["images"], case["rewards"]))
+        assert prompt == case["prompt"]
+        assert all(abs(item.score - rewards[item.name]) <= 1e-4 for item in ranking.ranked)
