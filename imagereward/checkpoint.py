@@ -15,7 +15,7 @@ import pickle
 import sys
 import zipfile
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 from safetensors.torch import load_file as load_safetensors
@@ -103,7 +103,7 @@ def convert_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Ten
     Pure: tensors are passed through untouched. A key that matches no swap is kept as it is, so that the
     strict load names it as unexpected.
     """
-    return {_swap_prefix(key, KEY_SWAPS): tensor for key, tensor in state.items() if key not in IGNORED_KEYS}
+    return {convert_key(key): tensor for key, tensor in state.items() if key not in IGNORED_KEYS}
 
 
 def to_original_layout(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -111,6 +111,16 @@ def to_original_layout(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Ten
     so that a state dict saved from `ImageRewardModel` loads into the original package."""
     inverse = tuple((new, old) for old, new in KEY_SWAPS)
     return {_swap_prefix(key, inverse): tensor for key, tensor in state.items()}
+
+
+def convert_key(key: str) -> str:
+    """This package's name for one of the original checkpoint's keys."""
+    return _swap_prefix(key, KEY_SWAPS)
+
+
+def original_key(key: str) -> str:
+    """The original checkpoint's name for one of this package's keys (`head.4.weight` -> `mlp.layers.7.weight`)."""
+    return _swap_prefix(key, tuple((new, old) for old, new in KEY_SWAPS))
 
 
 def _swap_prefix(key: str, swaps: tuple[tuple[str, str], ...]) -> str:
@@ -121,17 +131,28 @@ def _swap_prefix(key: str, swaps: tuple[tuple[str, str], ...]) -> str:
     return key
 
 
-def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+MATCHING_CONFIGS = "Check that med_config.json (and vision_config.json) belong to this checkpoint."
+
+
+def check_state_dict(
+    model: torch.nn.Module,
+    state: Mapping[str, torch.Tensor],
+    file_key: Callable[[str], str] = str,
+    advice: str = MATCHING_CONFIGS,
+) -> None:
     """Compares converted keys and shapes with the model's, key by key, before anything is copied.
 
+    Args:
+        file_key: the checkpoint file's own name for a converted key, used in the message.
+
     Raises:
-        CheckpointError: naming missing, unexpected and mis-shaped keys.
+        CheckpointError: naming missing, unexpected and mis-shaped keys by the file's own key names.
     """
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
+    missing = sorted(file_key(k) for k in set(expected) - set(state))
+    unexpected = sorted(file_key(k) for k in set(state) - set(expected))
     mis_shaped = [
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        f"{file_key(k)}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
         for k, v in expected.items()
         if k in state and state[k].shape != v.shape
     ]
@@ -143,11 +164,7 @@ def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) 
     if mis_shaped:
         problems.append(f"mis-shaped weights {_short(mis_shaped)}")
     if problems:
-        raise CheckpointError(
-            "checkpoint does not match the model architecture: "
-            + "; ".join(problems)
-            + ". Check that med_config.json (and vision_config.json) belong to this checkpoint."
-        )
+        raise CheckpointError("checkpoint does not match the model architecture: " + "; ".join(problems) + ". " + advice)
 
 
 def _short(items: list[str], limit: int = 8) -> str:
@@ -155,15 +172,20 @@ def _short(items: list[str], limit: int = 8) -> str:
     return f"[{shown}{f', … {len(items) - limit} more' if len(items) > limit else ''}]"
 
 
-def load_converted(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:
-    """Checks, then loads strictly, assigning the checkpoint's tensors (no copy for a model built on the
-    meta device)."""
-    check_state_dict(model, state)
+def load_converted(
+    model: torch.nn.Module,
+    state: Mapping[str, torch.Tensor],
+    file_key: Callable[[str], str] = str,
+    advice: str = MATCHING_CONFIGS,
+) -> None:
+    """Checks (see `check_state_dict`), then loads strictly, assigning the checkpoint's tensors (no copy for a
+    model built on the meta device)."""
+    check_state_dict(model, state, file_key, advice)
     model.load_state_dict(state, strict=True, assign=True)
 
 
 _PAGE = mmap.PAGESIZE
-_MADV_DONTNEED = 4
+_MADV_DONTNEED = getattr(mmap, "MADV_DONTNEED", 4)
 
 
 def release_pages(tensor: torch.Tensor) -> None:

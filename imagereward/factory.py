@@ -9,7 +9,15 @@ from typing import Any, Mapping
 
 import torch
 
-from .checkpoint import convert_state_dict, is_memory_mapped, load_converted, read_state_dict, release_pages
+from .checkpoint import (
+    convert_key,
+    convert_state_dict,
+    is_memory_mapped,
+    load_converted,
+    original_key,
+    read_state_dict,
+    release_pages,
+)
 from .config import ModelConfig, read_json, text_config_from_med, vision_config_from_dict
 from .kernels import use_onednn_linears
 from .pretrained import resolve
@@ -105,10 +113,13 @@ def load(
         med_config if med_config is not None else files.med_config,
         vision_config if vision_config is not None else files.vision_config,
     )
-    state = convert_state_dict(read_state_dict(files.weights))
+    raw = read_state_dict(files.weights)
+    state = convert_state_dict(raw)
+    file_names = {convert_key(k): k for k in raw}  # converted key -> the file's own, for messages
     with torch.device("meta"):
         model = ImageReward(config, name=str(name_or_path))
-    load_converted(model, state)
+    load_converted(model, state, file_key=lambda k: file_names.get(k, original_key(k)))
+    del raw
     del state
     _rebuild_buffers(model)
     _place(model, target_device, target_dtype, release=is_memory_mapped(files.weights))

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 
 from . import images as imgs
 from .errors import ImageError, ImageLoadError
-from .reward import ImageReward, Result, Scored, _check_batch_size, _tokens
+from .reward import ImageReward
+from .scorer import Result, Scored, check_batch_size
 from .tokenizer import PromptTokens
 
 PathInput = str | os.PathLike
@@ -158,9 +159,9 @@ def approximate_results(
     Returns:
         `Scored` or `ImageError` per file, in order.
     """
-    tokens = _tokens(prompt)
+    tokens = model.prompt_tokens(prompt)
     names = list(names) if names is not None else [os.fspath(p) for p in paths]
-    size = _check_batch_size(batch_size or model.batch_size)
+    size = check_batch_size(batch_size or model.batch_size)
     device = model.device
     stream = torch.cuda.Stream(device) if device.type == "cuda" else None
     out: list[Result | None] = [None] * len(paths)

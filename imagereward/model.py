@@ -69,10 +69,11 @@ class SdpaTextSelfAttention(BlipTextSelfAttention):
         return context.transpose(1, 2).reshape(batch, length, self.all_head_size), None
 
 
-def build_text_encoder(cfg: ModelConfig) -> BlipTextModel:
+def build_text_encoder(cfg: ModelConfig, cross_attention: bool = True) -> BlipTextModel:
     """BLIP's BERT: word + position embeddings (no token types), self-attention, cross-attention whose
     keys and values take the ViT width, no pooler. Built with cross-attention layers (``is_decoder``) and
-    always called as an encoder (bidirectional self-attention), as the original calls it."""
+    always called as an encoder (bidirectional self-attention), as the original calls it; without them
+    (`cross_attention=False`) for BLIP's text-only mode."""
     t = cfg.text
     config = BlipTextConfig(
         vocab_size=t.vocab_size,
@@ -87,7 +88,7 @@ def build_text_encoder(cfg: ModelConfig) -> BlipTextModel:
         pad_token_id=t.pad_token_id,
         hidden_dropout_prob=0.0,
         attention_probs_dropout_prob=0.0,
-        is_decoder=True,
+        is_decoder=cross_attention,
     )
     config._attn_implementation = "eager"
     encoder = BlipTextModel(config, add_pooling_layer=False)
@@ -101,6 +102,25 @@ def build_head(cfg: HeadConfig, input_size: int) -> nn.Sequential:
     """The original `MLP`: five Linear layers and no activation (its ReLUs are commented out)."""
     widths = (input_size, *cfg.widths)
     return nn.Sequential(*(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:])))
+
+
+def text_cls(
+    encoder: BlipTextModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    image_embeds: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Prompt tokens (B, L) -> the CLS feature (B, hidden) of BLIP's BERT, attending to image tokens (B, T,
+    width) when given (ImageReward), else text only (BLIP's `mode='text'`).
+
+    Runs the embeddings and the layers directly with an additive mask built here (0 where attended, the
+    dtype's lowest value on padding, as transformers' eager mask is; BLIP's -10000 gives the same softmax).
+    transformers' own mask helpers would inspect the mask on the host, which costs a device sync per call and
+    cannot be captured in a CUDA graph."""
+    hidden = encoder.embeddings(input_ids=input_ids)
+    dtype = hidden.dtype
+    mask = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min  # (B, 1, 1, L)
+    return encoder.encoder(hidden, attention_mask=mask, encoder_hidden_states=image_embeds)[0][:, 0, :]
 
 
 class ImageRewardModel(nn.Module):
@@ -125,16 +145,9 @@ class ImageRewardModel(nn.Module):
     ) -> torch.Tensor:
         """Prompt tokens (B, L) attending to image tokens (B, 197, width) -> CLS feature (B, hidden).
 
-        Runs the embeddings and the layers directly with an additive mask built here (0 where attended, the
-        dtype's lowest value on padding, as transformers' eager mask is), as the original calls its encoder
-        (bidirectional self-attention, cross-attention to every image token). transformers' own mask helpers
-        would inspect the mask on the host, which costs a device sync per call and cannot be captured in a
-        CUDA graph."""
-        hidden = self.text_encoder.embeddings(input_ids=input_ids)
-        dtype = hidden.dtype
-        mask = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min  # (B, 1, 1, L)
-        out = self.text_encoder.encoder(hidden, attention_mask=mask, encoder_hidden_states=image_embeds)
-        return out[0][:, 0, :]
+        Bidirectional self-attention, cross-attention to every image token, as the original calls its encoder
+        (see `text_cls`)."""
+        return text_cls(self.text_encoder, input_ids, attention_mask, image_embeds)
 
     def forward_head(self, text_features: torch.Tensor) -> torch.Tensor:
         """CLS features (B, hidden) -> normalised rewards (B,), computed in float32 as the original does."""

@@ -10,7 +10,8 @@ from typing import Any, Callable, Sequence
 
 from .errors import ImageError, ImageLoadError, InputError
 from .ranking import Ranking
-from .reward import ImageReward, Result
+from .reward import ImageReward
+from .scorer import Result
 from .serving import (
     DEFAULT_MAX_IMAGES,
     PreparedRequest,

@@ -11,7 +11,8 @@ from typing import Any, Callable, Sequence
 from .config import MAX_PROMPT_TOKENS
 from .errors import ImageError, InputError, NonFiniteRewardError
 from .images import FORMATS_TEXT, ImageInput, describe
-from .reward import ImageReward, Result, Scored, ranks_from_rewards
+from .reward import ImageReward
+from .scorer import Result, Scored, ranks_from_rewards
 from .tokenizer import PromptTokens, encode_prompt
 
 __all__ = ["InputError", "RankedImage", "Ranking", "rank_images", "rank_results", "unique_names"]

@@ -31,7 +31,8 @@ from .factory import load
 from .images import MAX_IMAGE_PIXELS, pixel_count
 from .pretrained import available_models
 from .ranking import Ranking, check_prompt, rank_results, unique_names
-from .reward import DEFAULT_BATCH_SIZE, Decoded, ImageReward, Result
+from .reward import ImageReward
+from .scorer import DEFAULT_BATCH_SIZE, Decoded, Result
 from .tokenizer import PromptTokens, encode_prompt
 
 DEFAULT_MODEL = "ImageReward-v1.0"

@@ -76,7 +76,7 @@ def clean_prompt(prompt: str) -> str:
     return prompt.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-def _cut(prompt: str, limit: int) -> str:
+def cut_at_whitespace(prompt: str, limit: int) -> str:
     """The prompt up to its last whitespace character before `limit` (or cut at `limit` if it has none)."""
     if len(prompt) <= limit:
         return prompt
@@ -98,7 +98,7 @@ def encode_prompt(prompt: str) -> PromptTokens:
     tokenizer = get_tokenizer()
     window = _FIRST_WINDOW
     while True:
-        prefix = _cut(prompt, window)
+        prefix = cut_at_whitespace(prompt, window)
         complete = len(prefix) == len(prompt)
         ids = tokenizer(clean_prompt(prefix), truncation=False)["input_ids"]  # [CLS] ... [SEP]
         if complete or len(ids) > MAX_PROMPT_TOKENS or window >= MAX_PROMPT_CHARS:

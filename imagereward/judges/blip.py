@@ -1,0 +1,117 @@
+"""The BLIP baseline of the paper's Table 2, as `image-reward` 1.5 computes it (`models/BLIPScore.py`):
+BLIP's ViT-L/16 and its BERT in text-only mode (no cross-attention), score = cosine of
+`text_proj(text CLS)` and `vision_proj(image CLS)`, prompts padded and truncated to 35 BERT tokens.
+
+The network is the one ImageReward is built from (`model.py`), loaded from Salesforce's `model_large.pth`:
+only `checkpoint['model']` is read, no position-embedding interpolation. The original loads it with
+`strict=False`; here every key is loaded strictly except a named allow-list of what BLIP's scorer never uses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import images as imgs
+from ..checkpoint import load_converted, read_state_dict
+from ..config import ModelConfig, read_json, text_config_from_med, vision_config_from_dict
+from ..errors import CheckpointError
+from ..model import build_text_encoder, build_vision_encoder, text_cls
+from ..tokenizer import PromptTokens, encode_prompt
+from .base import Baseline
+
+# What BLIP pre-training saved besides the scorer: momentum encoders and projections, the contrastive queues
+# and temperature, the image-text matching head, the captioning decoder; the text encoder's cross-attention
+# (unused in text-only mode) and its position-id buffer (rebuilt).
+IGNORED = re.compile(
+    r"^(?:visual_encoder_m\.|text_encoder_m\.|vision_proj_m\.|text_proj_m\.|itm_head\.|text_decoder\."
+    r"|temp$|image_queue$|text_queue$|queue_ptr$|idx_queue$|ptr_queue$"
+    r"|text_encoder\.encoder\.layer\.\d+\.crossattention\.|text_encoder\.embeddings\.position_ids$)"
+)
+
+
+def is_ignored(key: str) -> bool:
+    return IGNORED.match(key) is not None
+
+
+class BlipScore(Baseline):
+    """BLIP score: cosine of BLIP's projected text and image CLS features (about -1 to 1)."""
+
+    def __init__(self, config: ModelConfig, embed_dim: int, name: str = "BLIP") -> None:
+        super().__init__(name)
+        self.config = config
+        self.image_size = config.vision.image_size
+        self.visual_encoder = build_vision_encoder(config.vision)
+        self.text_encoder = build_text_encoder(config, cross_attention=False)
+        self.vision_proj = nn.Linear(config.vision.width, embed_dim)
+        self.text_proj = nn.Linear(config.text.hidden_size, embed_dim)
+
+    @property
+    def device(self) -> torch.device:
+        return self.visual_encoder.cls_token.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.visual_encoder.cls_token.dtype
+
+    def tokenize(self, prompt: str) -> PromptTokens:
+        return encode_prompt(prompt)
+
+    def prompt_tokens(self, prompt: object) -> PromptTokens:
+        if isinstance(prompt, PromptTokens):
+            return prompt
+        if not isinstance(prompt, str):
+            raise TypeError(f"score one prompt at a time: `prompt` must be a string, got {type(prompt).__name__}")
+        return encode_prompt(prompt)
+
+    def features_from_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, 3, 224, 224) -> normalised `vision_proj(image CLS)` (N, embed) float32."""
+        cls = self.visual_encoder(imgs.normalize(pixels).to(self.dtype))[:, 0, :]
+        return F.normalize(self.vision_proj(cls), dim=-1).float()
+
+    @torch.inference_mode()
+    def text_features(self, tokens: PromptTokens) -> torch.Tensor:
+        ids, mask = tokens.input_ids.to(self.device), tokens.attention_mask.to(self.device)
+        return F.normalize(self.text_proj(text_cls(self.text_encoder, ids, mask))).float()
+
+    @torch.inference_mode()
+    def scores_from_features(self, tokens: PromptTokens, features: torch.Tensor) -> torch.Tensor:
+        return (features.float() * self.text_features(tokens)).sum(dim=1).cpu()
+
+
+def blip_config(med_config: Path, vision_config: Path | None = None) -> ModelConfig:
+    """BLIP's dims: the BERT of `med_config.json`; the ViT of `vision_config.json`, else ViT-L/16."""
+    config = ModelConfig(text=text_config_from_med(read_json(med_config, "med_config")))
+    if vision_config is not None:
+        config = dataclasses.replace(config, vision=vision_config_from_dict(read_json(vision_config, "vision_config")))
+    return config
+
+
+def blip_from_state(state: dict[str, torch.Tensor], config: ModelConfig, source: str | Path) -> BlipScore:
+    """BLIP's scorer built on the meta device with `state` (`model_large.pth['model']`) loaded strictly, but
+    for the named `IGNORED` keys; errors name the file's keys. Meta tensors give a meta model."""
+    state = {k: v for k, v in state.items() if not is_ignored(k)}
+    if "vision_proj.weight" not in state:
+        raise CheckpointError(f"{source} is not a BLIP checkpoint: missing keys [vision_proj.weight]")
+    with torch.device("meta"):
+        model = BlipScore(config, embed_dim=state["vision_proj.weight"].shape[0])
+    load_converted(
+        model,
+        state,
+        advice=f"{source} should be Salesforce's BLIP model_large.pth, with THUDM's med_config.json beside it.",
+    )
+    model.text_encoder.embeddings.position_ids = torch.arange(config.text.max_position_embeddings).expand((1, -1))
+    return model
+
+
+def load_blip(
+    weights: Path, med_config: Path, device: torch.device, dtype: torch.dtype, vision_config: Path | None = None
+) -> BlipScore:
+    """BLIP's scorer from `model_large.pth` (only its `model` entry is read) and `med_config.json`."""
+    model = blip_from_state(read_state_dict(weights), blip_config(med_config, vision_config), weights)
+    return model.to(device=device, dtype=dtype).eval()

@@ -1,0 +1,305 @@
+"""The CLIP and Aesthetic baselines of the paper's Table 2, as `image-reward` 1.5 computes them
+(`models/CLIPScore.py`, `models/AestheticScore.py`), on open_clip's CLIP.
+
+open_clip rather than transformers' `CLIPModel`: open_clip's `CLIP` has OpenAI's module layout, so OpenAI's
+file loads with no key conversion (every error names the file's own keys), with QuickGELU, the causal text
+mask and argmax pooling as OpenAI wrote them; its tokenizer is CLIP's byte-level BPE (`clip.tokenize`, with
+`ftfy` and the BPE vocabulary shipped inside the open_clip wheel: no hub call), and HPSv2 builds on the same.
+
+- CLIP score = cosine of the normalised text and image features (no logit scale, no x100, no clamp).
+- Aesthetic = the LAION improved-aesthetic-predictor MLP (768-1024-128-64-16-1, Dropouts, **no** activation)
+  on the normalised image feature; the prompt is ignored.
+- One `ClipTower` (network + a cache of normalised image features) serves both judges when both are loaded
+  with the same file, device and dtype: asking both for the same images costs one image-tower pass.
+- Weights: on the CPU (float32) the file's float16 weights are upcast, as the original's `.float()`; in half
+  precision they keep the file's mixed layout (float16 Linear/Conv/attention, float32 norms and embeddings),
+  as `clip.load` on CUDA.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import images as imgs
+from ..cache import EmbeddingCache
+from ..checkpoint import load_converted, read_state_dict
+from ..errors import CheckpointError
+from ..scorer import DEFAULT_CACHE_SIZE
+from ..tokenizer import MAX_PROMPT_CHARS, clean_prompt, cut_at_whitespace
+from ..torchscript import is_torchscript_archive, read_torchscript_tensors
+from .base import Baseline
+
+CONTEXT_LENGTH = 77
+# int64 buffers of OpenAI's archive that `clip.build_model` deletes before its strict load.
+IGNORED_KEYS = frozenset({"input_resolution", "context_length", "vocab_size"})
+AESTHETIC_INPUT = 768  # the original's `MLP(768)`, hard-coded
+AESTHETIC_WIDTHS = (1024, 128, 64, 16, 1)
+_FIRST_WINDOW = 512
+
+
+# ----------------------------------------------------------------------------------------------- tokens
+class ClipTokens(NamedTuple):
+    """One prompt as CLIP reads it: `ids` (1, 77) int64 zero-padded (`clip.tokenize(p, truncate=True)`),
+    `length` the tokens the prompt takes untruncated (start and end included) as far as it was read, and
+    whether the whole prompt was read."""
+
+    ids: torch.Tensor
+    length: int
+    complete: bool
+
+
+_TOKENIZER = None
+_TOKENIZER_LOCK = threading.Lock()
+
+
+def _tokenizer():  # type: ignore[no-untyped-def]
+    global _TOKENIZER
+    with _TOKENIZER_LOCK:
+        if _TOKENIZER is None:
+            from open_clip.tokenizer import SimpleTokenizer
+
+            _TOKENIZER = SimpleTokenizer()
+        return _TOKENIZER
+
+
+def clip_tokens(prompt: str) -> ClipTokens:
+    """`clip.tokenize(prompt, truncate=True)`, reading at most `MAX_PROMPT_CHARS` characters: a prefix cut at
+    whitespace tokenizes to a prefix of the whole prompt's tokens, so the prefix grows from 512 characters
+    until it holds more than 77 tokens or is the whole prompt.
+
+    Raises:
+        TypeError: `prompt` is not a string.
+    """
+    if not isinstance(prompt, str):
+        raise TypeError(f"a prompt must be a string, got {type(prompt).__name__}")
+    tokenizer = _tokenizer()
+    window = _FIRST_WINDOW
+    while True:
+        prefix = clean_prompt(cut_at_whitespace(prompt, window))
+        complete = len(prefix) == len(prompt)
+        bpe = tokenizer.encode(prefix)
+        if complete or len(bpe) + 2 > CONTEXT_LENGTH or window >= MAX_PROMPT_CHARS:
+            break
+        window = min(window * 4, MAX_PROMPT_CHARS)
+    ids = [tokenizer.sot_token_id, *bpe, tokenizer.eot_token_id][:CONTEXT_LENGTH]
+    ids[-1] = tokenizer.eot_token_id
+    padded = torch.zeros(1, CONTEXT_LENGTH, dtype=torch.int64)
+    padded[0, : len(ids)] = torch.tensor(ids)
+    return ClipTokens(padded, len(bpe) + 2, complete)
+
+
+# ------------------------------------------------------------------------------------------------ tower
+class ClipTower(nn.Module):
+    """OpenAI's CLIP (open_clip `CLIP`) and a cache of normalised image features shared by its judges."""
+
+    def __init__(self, model: nn.Module, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
+        super().__init__()
+        self.model = model
+        self.cache = EmbeddingCache(cache_size)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.model.text_projection.shape[1]
+
+    def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, 3, 224, 224) -> normalised image features (N, embed) float32."""
+        x = imgs.normalize(pixels).to(self.model.visual.conv1.weight.dtype)
+        return F.normalize(self.model.encode_image(x)).float()
+
+    def text_features(self, tokens: ClipTokens) -> torch.Tensor:
+        """One prompt -> its normalised text feature (1, embed) float32."""
+        device = self.model.positional_embedding.device
+        return F.normalize(self.model.encode_text(tokens.ids.to(device))).float()
+
+    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
+        self.cache.clear()
+        return super()._apply(fn, recurse)
+
+
+def read_clip_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """OpenAI's file (a TorchScript archive, read without running it: `torchscript.py`) or a plain state
+    dict saved with `torch.save`, as `clip.load(jit=False)` accepts either."""
+    if is_torchscript_archive(path):
+        return read_torchscript_tensors(path)
+    return read_state_dict(path)
+
+
+def _dims(state: dict[str, torch.Tensor], path: Path) -> dict[str, int]:
+    """The architecture read off the weights' shapes, as `clip.build_model` does (heads = width // 64)."""
+    needed = ("visual.conv1.weight", "visual.positional_embedding", "text_projection", "positional_embedding")
+    needed += ("token_embedding.weight", "ln_final.weight")
+    missing = [k for k in needed if k not in state]
+    if missing:
+        raise CheckpointError(f"{path} is not a CLIP ViT checkpoint: missing keys {missing}")
+    vision_width, _, patch, _ = state["visual.conv1.weight"].shape
+    grid = round((state["visual.positional_embedding"].shape[0] - 1) ** 0.5)
+    text_width = state["ln_final.weight"].shape[0]
+    return {
+        "embed_dim": state["text_projection"].shape[1],
+        "vision_width": vision_width,
+        "vision_layers": len({k.split(".")[3] for k in state if k.startswith("visual.transformer.resblocks.")}),
+        "patch_size": patch,
+        "image_size": patch * grid,
+        "context_length": state["positional_embedding"].shape[0],
+        "vocab_size": state["token_embedding.weight"].shape[0],
+        "text_width": text_width,
+        "text_heads": max(1, text_width // 64),
+        "text_layers": len({k.split(".")[2] for k in state if k.startswith("transformer.resblocks.")}),
+    }
+
+
+def build_clip(dims: dict[str, int]) -> nn.Module:
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+    return CLIP(
+        dims["embed_dim"],
+        vision_cfg=CLIPVisionCfg(
+            layers=dims["vision_layers"],
+            width=dims["vision_width"],
+            patch_size=dims["patch_size"],
+            image_size=dims["image_size"],
+        ),
+        text_cfg=CLIPTextCfg(
+            context_length=dims["context_length"],
+            vocab_size=dims["vocab_size"],
+            width=dims["text_width"],
+            heads=dims["text_heads"],
+            layers=dims["text_layers"],
+        ),
+        quick_gelu=True,
+    )
+
+
+def clip_from_state(state: dict[str, torch.Tensor], source: str | Path) -> nn.Module:
+    """CLIP built from the weights' shapes on the meta device, every tensor of `state` assigned strictly
+    (errors name the file's keys). Meta tensors in `state` give a meta model (for checking layouts)."""
+    state = {k: v for k, v in state.items() if k not in IGNORED_KEYS}
+    dims = _dims(state, Path(source))
+    with torch.device("meta"):
+        model = build_clip(dims)
+    load_converted(model, state, advice=f"{source} should be OpenAI's CLIP ViT file (e.g. ViT-L-14.pt).")
+    n = dims["context_length"]
+    model.attn_mask = torch.full((n, n), float("-inf")).triu_(1)  # the causal mask, a buffer not in the file
+    return model
+
+
+def load_clip_model(path: Path, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    """CLIP from OpenAI's file, placed: float32 upcasts everything, half precision keeps OpenAI's mixed layout."""
+    from open_clip.model import convert_weights_to_lp
+
+    model = clip_from_state(read_clip_weights(path), path).to(device)
+    if dtype == torch.float32:
+        model = model.float()
+    else:
+        convert_weights_to_lp(model.float(), dtype)
+    return model.eval()
+
+
+_TOWERS: weakref.WeakValueDictionary[tuple, ClipTower] = weakref.WeakValueDictionary()
+_TOWERS_LOCK = threading.Lock()
+
+
+def shared_tower(path: Path, device: torch.device, dtype: torch.dtype) -> ClipTower:
+    """The tower for this file, device and dtype: loaded once while any judge holds it."""
+    key = (str(path.resolve()), path.stat().st_mtime_ns, str(device), dtype)
+    with _TOWERS_LOCK:
+        tower = _TOWERS.get(key)
+        if tower is None:
+            tower = ClipTower(load_clip_model(path, device, dtype))
+            _TOWERS[key] = tower
+        return tower
+
+
+# ----------------------------------------------------------------------------------------------- judges
+class _ClipJudge(Baseline):
+    def __init__(self, name: str, tower: ClipTower) -> None:
+        super().__init__(name)
+        self.tower = tower
+        self.embedding_cache = tower.cache  # shared: CLIP and Aesthetic encode an image once between them
+        self.image_size = tower.model.visual.image_size[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.tower.model.positional_embedding.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.tower.model.visual.conv1.weight.dtype
+
+    def features_from_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.tower.image_features(pixels)
+
+
+class ClipScore(_ClipJudge):
+    """CLIP score: cosine of CLIP ViT-L/14's normalised text and image features (about -1 to 1)."""
+
+    def tokenize(self, prompt: str) -> ClipTokens:
+        return clip_tokens(prompt)
+
+    def prompt_tokens(self, prompt: object) -> ClipTokens:
+        if isinstance(prompt, ClipTokens):
+            return prompt
+        if not isinstance(prompt, str):
+            raise TypeError(f"score one prompt at a time: `prompt` must be a string, got {type(prompt).__name__}")
+        return clip_tokens(prompt)
+
+    @torch.inference_mode()
+    def scores_from_features(self, tokens: ClipTokens, features: torch.Tensor) -> torch.Tensor:
+        text = self.tower.text_features(tokens)  # (1, embed)
+        return (features.float() * text).sum(dim=1).cpu()
+
+
+def build_aesthetic_mlp(input_size: int = AESTHETIC_INPUT) -> nn.Sequential:
+    """The original `MLP(768).layers`: Linear, Dropout, Linear, Dropout, Linear, Dropout, Linear, Linear (its
+    ReLUs are commented out), so that the file's keys `layers.{0,2,4,6,7}` are this module's own."""
+    w = (input_size, *AESTHETIC_WIDTHS)
+    return nn.Sequential(
+        nn.Linear(w[0], w[1]),
+        nn.Dropout(0.2),
+        nn.Linear(w[1], w[2]),
+        nn.Dropout(0.2),
+        nn.Linear(w[2], w[3]),
+        nn.Dropout(0.1),
+        nn.Linear(w[3], w[4]),
+        nn.Linear(w[4], w[5]),
+    )
+
+
+def aesthetic_from_state(state: dict[str, torch.Tensor], source: str | Path) -> nn.Module:
+    """The aesthetic MLP with every tensor of `state` loaded strictly (the original loads it with
+    `strict=False`, which leaves a mis-keyed file's layers random without a word)."""
+    mlp = nn.Module()
+    mlp.layers = build_aesthetic_mlp()
+    load_converted(mlp, state, advice=f"{source} should be the LAION improved-aesthetic-predictor MLP.")
+    return mlp
+
+
+class AestheticScore(_ClipJudge):
+    """The LAION aesthetic predictor on CLIP ViT-L/14 image features (about 1 to 10); ignores the prompt."""
+
+    def __init__(self, name: str, tower: ClipTower, mlp_path: Path) -> None:
+        super().__init__(name, tower)
+        if tower.embed_dim != AESTHETIC_INPUT:
+            raise CheckpointError(
+                f"the aesthetic predictor reads {AESTHETIC_INPUT}-wide CLIP features; this CLIP gives {tower.embed_dim}"
+            )
+        self.mlp = aesthetic_from_state(read_state_dict(mlp_path), mlp_path).to(self.device).eval()
+
+    def tokenize(self, prompt: str) -> None:
+        return None  # the prompt does not count
+
+    def prompt_tokens(self, prompt: object) -> None:
+        if prompt is not None and not isinstance(prompt, str):
+            raise TypeError(f"score one prompt at a time: `prompt` must be a string, got {type(prompt).__name__}")
+        return None
+
+    @torch.inference_mode()
+    def scores_from_features(self, tokens: None, features: torch.Tensor) -> torch.Tensor:
+        return self.mlp.layers(features.float()).squeeze(-1).cpu()
