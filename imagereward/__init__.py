@@ -18,12 +18,17 @@ from .errors import (
     WeightsUnavailableError,
 )
 from .factory import load
+from .judges import available_judges, available_scores, load_judge, load_score
 from .pretrained import available_models
 from .reward import ImageReward
 
 __all__ = [
+    "available_judges",
     "available_models",
+    "available_scores",
     "load",
+    "load_judge",
+    "load_score",
     "ImageReward",
     "ImageRewardError",
     "CheckpointError",

@@ -213,3 +213,18 @@ def test_half_precision_loading_keeps_the_weights(dtype: str) -> None:
     for key, value in convert_state_dict(original).items():
         want = value.to(torch.float32 if key.startswith("head.") else ours[key].dtype)
         assert torch.equal(ours[key], want), key
+
+
+def test_load_names_the_files_own_key(tmp_path) -> None:
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(PARITY, folder, ignore=shutil.ignore_patterns("images", "*.npz"))
+    state = torch.load(folder / "ImageReward.pt", weights_only=True)
+    del state["mlp.layers.7.weight"]
+    state["blip.visual_encoder.cls_token"] = torch.zeros(1, 1, 3)
+    torch.save(state, folder / "ImageReward.pt")
+    with pytest.raises(imagereward.CheckpointError) as e:
+        imagereward.load(str(folder), device="cpu")
+    assert "missing keys [mlp.layers.7.weight]" in str(e.value)
+    assert "mis-shaped weights [blip.visual_encoder.cls_token: checkpoint (1, 1, 3)" in str(e.value)

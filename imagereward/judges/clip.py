@@ -108,11 +108,13 @@ class ClipTower(nn.Module):
     def embed_dim(self) -> int:
         return self.model.text_projection.shape[1]
 
+    @torch.inference_mode()
     def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 3, 224, 224) -> normalised image features (N, embed) float32."""
         x = imgs.normalize(pixels).to(self.model.visual.conv1.weight.dtype)
         return F.normalize(self.model.encode_image(x)).float()
 
+    @torch.inference_mode()
     def text_features(self, tokens: ClipTokens) -> torch.Tensor:
         """One prompt -> its normalised text feature (1, embed) float32."""
         device = self.model.positional_embedding.device
