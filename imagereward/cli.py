@@ -18,7 +18,10 @@ from tqdm import tqdm
 from . import evaluation
 from .errors import ImageError, ImageLoadError, ImageRewardError, InputError
 from .images import IMAGE_EXTENSIONS
-from .ranking import Ranking, rank_images
+from .judges import available_judges
+from .ranking import Ranking, rank_images, rank_with_judges
+
+JUDGES = available_judges()
 
 FORMATS = ("table", "json", "jsonl", "csv")
 
@@ -157,7 +160,14 @@ def commit_output(handle: TextIO, target: Path) -> None:
 
 
 def rows_of(prompt: str, ranking: Ranking) -> list[dict[str, Any]]:
-    return [{"prompt": prompt, "rank": r.rank, "path": r.name, "score": r.score} for r in ranking.ranked]
+    """One row per image, best first: prompt, rank, path, score; with several judges also `score_<judge>`
+    for each (None where that judge could not score the image)."""
+    rows = []
+    for r in ranking.ranked:
+        row = {"prompt": prompt, "rank": r.rank, "path": r.name, "score": r.score}
+        row.update({f"score_{judge}": r.scores.get(judge) for judge in ranking.judges})
+        rows.append(row)
+    return rows
 
 
 def write_results(results: list[tuple[Group, Ranking | None, list[ImageError]]], fmt: str, out: TextIO) -> None:
@@ -178,7 +188,9 @@ def write_results(results: list[tuple[Group, Ranking | None, list[ImageError]]],
             for row in rows_of(group.prompt, ranking) if ranking else []:
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
     elif fmt == "csv":
-        writer = csv.DictWriter(out, fieldnames=["prompt", "rank", "path", "score"], lineterminator="\n")
+        judges = next((r.judges for _, r, _ in results if r is not None), [])
+        fieldnames = ["prompt", "rank", "path", "score", *(f"score_{j}" for j in judges)]
+        writer = csv.DictWriter(out, fieldnames=fieldnames, lineterminator="\n")
         writer.writeheader()
         for group, ranking, _ in results:
             writer.writerows(rows_of(group.prompt, ranking) if ranking else [])
@@ -186,9 +198,12 @@ def write_results(results: list[tuple[Group, Ranking | None, list[ImageError]]],
         for k, (group, ranking, _) in enumerate(results):
             if len(results) > 1:
                 out.write(("\n" if k else "") + f"prompt: {group.prompt}\n")
-            out.write(f"{'rank':>4}  {'score':>8}  path\n")
+            judges = ranking.judges if ranking else []
+            out.write(f"{'rank':>4}  " + "".join(f"{j[:12]:>12}  " for j in judges or ["score"]) + "path\n")
             for r in ranking.ranked if ranking else []:
-                out.write(f"{r.rank:>4}  {r.score:>8.4f}  {r.name}\n")
+                values = [r.scores.get(j) for j in judges] if judges else [r.score]
+                cells = "".join(f"{'-' if v is None else f'{v:.4f}':>12}  " for v in values)
+                out.write(f"{r.rank:>4}  {cells}{r.name}\n")
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -209,7 +224,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def _score_groups(args: argparse.Namespace, groups: list[Group], output: tuple[TextIO, Path] | None) -> int:
-    model = _load(args)
+    judges = _load_judges(args)
+    model = judges[0]
     total = sum(len(g.images) for g in groups)
     bar = tqdm(total=total, unit="img", file=sys.stderr, disable=args.quiet or not sys.stderr.isatty() or total < 2)
     results = []
@@ -217,9 +233,14 @@ def _score_groups(args: argparse.Namespace, groups: list[Group], output: tuple[T
         errors = list(group.missing)
         ranking = None
         try:
-            ranking = rank_images(
-                model, group.prompt, group.images, names=group.images, batch_size=args.batch_size, progress=bar.update
-            )
+            if len(judges) > 1:
+                ranking = rank_with_judges(judges, group.prompt, group.images, group.images, progress=bar.update)
+                for judge, error in ranking.judge_failures:
+                    print(f"imagereward: {judge} could not score {error.name}: {error.reason}", file=sys.stderr)
+            else:
+                ranking = rank_images(
+                    model, group.prompt, group.images, names=group.images, batch_size=args.batch_size, progress=bar.update
+                )
             errors += ranking.failures
         except InputError as e:
             errors += e.failures
@@ -241,6 +262,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     data = Path(args.data_dir)
     if args.download:
         test_json, images_dir = evaluation.download_test_set(data)
+        evaluation.download_weights(args.scorers, args.download_root)
     else:
         test_json = Path(args.test_json) if args.test_json else data / "test.json"
         images_dir = Path(args.images_dir) if args.images_dir else data / "test_images"
@@ -251,12 +273,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     table = []
     for name in args.scorers:
-        if name not in evaluation.SCORERS:
-            raise InputError(f"unknown scorer {name!r}; available: {evaluation.available_scorers()}")
-        kwargs = {"device": args.device, "dtype": args.dtype}
-        if name == "ImageReward-v1.0":
-            kwargs["model"] = args.model
-        scorer = evaluation.SCORERS[name](**kwargs)
+        scorer = _load_judge(args, name)
         bar = tqdm(
             total=len(items), desc=name, unit="prompt", file=sys.stderr, disable=args.quiet or not sys.stderr.isatty()
         )
@@ -277,10 +294,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(args: argparse.Namespace):
+def _load_judge(args: argparse.Namespace, name: str):
+    """A judge by name; `ImageReward-v1.0` (the default judge) is the weights `--model` names."""
     from .factory import load
+    from .judges import IMAGEREWARD, available_judges, load_score
 
-    return load(args.model, device=args.device, dtype=args.dtype)
+    options = {"download_root": args.download_root, "device": args.device, "dtype": args.dtype}
+    if name == IMAGEREWARD:
+        judge = load(args.model, **options)
+        judge.name = name  # the judge's name in columns, whichever weights --model names
+    elif name in available_judges():
+        judge = load_score(name, **options)
+    else:
+        raise InputError(f"unknown scorer {name!r}; available: {', '.join(available_judges())}")
+    if args.batch_size:
+        judge.batch_size = args.batch_size
+    return judge
+
+
+def _load_judges(args: argparse.Namespace) -> list:
+    from .judges import IMAGEREWARD
+
+    names = list(dict.fromkeys(args.scorer or [IMAGEREWARD]))
+    return [_load_judge(args, name) for name in names]
 
 
 def positive_int(text: str) -> int:
@@ -305,6 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
             "--dtype", default=None, choices=["fp32", "fp16", "bf16"], help="default fp32 on CPU, fp16 on CUDA"
         )
         p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+        p.add_argument(
+            "--download-root",
+            help="folder holding (or receiving) the weights under the original's file names "
+            "(default: the Hugging Face cache for ImageReward, ~/.cache/ImageReward for the baselines)",
+        )
 
     score = sub.add_parser("score", help="rank images (files or folders) for a prompt")
     score.add_argument("images", nargs="*", help="image files or folders (walked recursively)")
@@ -318,6 +359,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--prompts-file", help='JSONL of {"prompt": ..., "images": [...]}, many groups in one model load'
     )
     score.add_argument("--batch-size", type=positive_int, default=None, help="images per forward pass (default 32)")
+    score.add_argument(
+        "--scorer",
+        action="append",
+        metavar="NAME",
+        help=f"a judge to score with (repeatable: one column each; the first ranks); one of {', '.join(JUDGES)} "
+        "(default ImageReward-v1.0, the weights --model names)",
+    )
     score.add_argument("--format", "-f", choices=FORMATS, default="table")
     score.add_argument("--output", "-o", help="write results here instead of standard output")
     model_options(score)
@@ -332,9 +380,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--scorers",
         nargs="+",
         default=["ImageReward-v1.0"],
-        help=f"scorers to evaluate; available: {', '.join(evaluation.available_scorers())}",
+        help=f"scorers to evaluate; available: {', '.join(JUDGES)}",
     )
-    ev.add_argument("--download", action="store_true", help="fetch test.json and test_images.zip first (needs network)")
+    ev.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch test.json, test_images.zip and the chosen baselines' weights first (needs network)",
+    )
+    ev.add_argument("--batch-size", type=positive_int, default=None, help="images per forward pass (default 32)")
     model_options(ev)
     ev.set_defaults(func=cmd_eval)
     return parser

@@ -10,10 +10,13 @@ false, so that pair is not counted either). Ranks are 1 for the best.
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, Sequence
+
+from .scorer import ranks_from_rewards
 
 # Where the test set is published: test.json in the original's GitHub repository, the images on the hub.
 TEST_JSON_URL = "https://raw.githubusercontent.com/THUDM/ImageReward/main/data/test.json"
@@ -29,10 +32,6 @@ class PairCounts:
     correct: int
     total: int
 
-    @property
-    def accuracy(self) -> float:
-        return self.correct / self.total if self.total else float("nan")
-
 
 def pairwise_counts(human_ranking: Sequence[float], rewards: Sequence[float]) -> PairCounts:
     """Pairs of one prompt's images on which the rewards agree with the human ranking (see module doc)."""
@@ -42,17 +41,13 @@ def pairwise_counts(human_ranking: Sequence[float], rewards: Sequence[float]) ->
     n = len(human_ranking)
     for i in range(n):
         for j in range(i + 1, n):
-            if human_ranking[i] == human_ranking[j] or _is_nan(rewards[i]) or _is_nan(rewards[j]):
+            if human_ranking[i] == human_ranking[j] or math.isnan(rewards[i]) or math.isnan(rewards[j]):
                 continue  # tied people, or a NaN reward: the original's comparisons count neither
             total += 1
             people_prefer_i = human_ranking[i] < human_ranking[j]
             if (rewards[i] > rewards[j]) if people_prefer_i else (rewards[i] < rewards[j]):
                 correct += 1
     return PairCounts(correct, total)
-
-
-def _is_nan(value: float) -> bool:
-    return value != value
 
 
 def pairwise_accuracy(human_rankings: Iterable[Sequence[float]], rewards: Iterable[Sequence[float]]) -> float:
@@ -66,28 +61,7 @@ def pairwise_accuracy(human_rankings: Iterable[Sequence[float]], rewards: Iterab
 
 
 class Scorer(Protocol):
-    def inference_rank(self, prompt: str, generations_list: Sequence[Any]) -> tuple[list[int], list[float]]: ...
-
-
-ScorerFactory = Callable[..., Scorer]
-
-
-def _imagereward_scorer(model: str = "ImageReward-v1.0", **kwargs: Any) -> Scorer:
-    from .factory import load
-
-    return load(model, **kwargs)
-
-
-# Scorers by name; baseline scorers (CLIP, BLIP, Aesthetic) register here with `register_scorer`.
-SCORERS: dict[str, ScorerFactory] = {"ImageReward-v1.0": _imagereward_scorer}
-
-
-def register_scorer(name: str, factory: ScorerFactory) -> None:
-    SCORERS[name] = factory
-
-
-def available_scorers() -> list[str]:
-    return list(SCORERS)
+    def rewards(self, prompt: str, images: Sequence[Any]) -> list[float]: ...
 
 
 def read_test_set(path: str | Path) -> list[dict[str, Any]]:
@@ -118,11 +92,25 @@ def evaluate(
     results = []
     for item in items:
         paths = [str(images_dir / g) for g in item["generations"]]
-        ranking, rewards = scorer.inference_rank(item["prompt"], paths)
+        rewards = scorer.rewards(item["prompt"], paths)
+        ranking = ranks_from_rewards(rewards)  # as `inference_rank` ranks, and a list for one image too
         results.append({"id": item["id"], "prompt": item["prompt"], "ranking": ranking, "rewards": rewards})
         if progress:
             progress(1)
     return results
+
+
+def download_weights(scorers: Sequence[str], download_root: str | Path | None) -> None:
+    """Fetches the chosen baselines' files into `download_root` (ImageReward's come with loading it)."""
+    from .judges import sources
+
+    files = {"CLIP": [sources.CLIP_FILE], "Aesthetic": [sources.CLIP_FILE, sources.AESTHETIC_FILE]}
+    files["BLIP"] = [sources.BLIP_FILE]
+    for name in scorers:
+        for spec in files.get(name, []):
+            sources.find_or_download(spec, download_root, name)
+        if name == "BLIP":
+            sources.med_config(download_root)
 
 
 def download_test_set(folder: str | Path) -> tuple[Path, Path]:

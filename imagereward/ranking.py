@@ -4,18 +4,19 @@ reported by name. Shared by the app and the command line."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .config import MAX_PROMPT_TOKENS
 from .errors import ImageError, InputError, NonFiniteRewardError
 from .images import FORMATS_TEXT, ImageInput, describe
+from .panel import pairs_agreeing, panel_results, score_or_none
 from .reward import ImageReward
-from .scorer import Result, Scored, ranks_from_rewards
+from .scorer import BatchedScorer, Result, Scored, ranks_from_rewards
 from .tokenizer import PromptTokens, encode_prompt
 
-__all__ = ["InputError", "RankedImage", "Ranking", "rank_images", "rank_results", "unique_names"]
+__all__ = ["InputError", "RankedImage", "Ranking", "add_judges", "rank_images", "rank_results", "unique_names"]
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,18 @@ class RankedImage:
     score: float
     source: Any
     precision: str = "float32"
+    # With several judges: each judge's score and rank among the images it scored (None: it could not).
+    scores: dict[str, float | None] = field(default_factory=dict)
+    ranks: dict[str, int | None] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
-        """The result row the API and downloads use: rank, name, score (unrounded), precision."""
-        return {"rank": self.rank, "name": self.name, "score": self.score, "precision": self.precision}
+        """The result row the API and downloads use: rank, name, score (unrounded), precision; with several
+        judges also `scores` and `ranks` by judge."""
+        row = {"rank": self.rank, "name": self.name, "score": self.score, "precision": self.precision}
+        if self.scores:
+            row["scores"] = dict(self.scores)
+            row["ranks"] = dict(self.ranks)
+        return row
 
 
 @dataclass(frozen=True)
@@ -44,10 +53,62 @@ class Ranking:
     seconds: float = 0.0
     prompt_tokens: int = 0
     prompt_complete: bool = True
+    # With several judges: their names, the ranking's own (the first) first; and what each other judge
+    # could not score among the ranked images.
+    judges: list[str] = field(default_factory=list)
+    judge_failures: list[tuple[str, ImageError]] = field(default_factory=list)
 
     @property
     def prompt_truncated(self) -> bool:
         return self.prompt_tokens > MAX_PROMPT_TOKENS
+
+    def ordered_by(self, judge: str) -> list[RankedImage]:
+        """The ranked images in `judge`'s order (images it could not score last); its own order by default."""
+        if judge not in self.judges or judge == self.judges[0]:
+            return list(self.ranked)
+        return sorted(self.ranked, key=lambda item: (item.ranks.get(judge) is None, item.ranks.get(judge) or 0))
+
+    def agreement(self) -> dict[str, tuple[int, int]]:
+        """For each other judge: (image pairs it orders as the first judge does, pairs both order strictly)."""
+        if len(self.judges) < 2:
+            return {}
+        first = [item.scores[self.judges[0]] for item in self.ranked]
+        return {j: pairs_agreeing(first, [item.scores.get(j) for item in self.ranked]) for j in self.judges[1:]}
+
+
+def add_judges(
+    ranking: Ranking, first: str, others: dict[str, Sequence[Result]], names: Sequence[str]
+) -> Ranking:
+    """The ranking with every judge's score and rank on each ranked image (`others[j][i]` is judge j's
+    result for `names[i]`); an image another judge could not score gets None there and is named in
+    `judge_failures`."""
+    index = {name: i for i, name in enumerate(names)}
+    scores = {first: [item.score for item in ranking.ranked]}
+    failures: list[tuple[str, ImageError]] = []
+    for judge, results in others.items():
+        mine = [results[index[item.name]] for item in ranking.ranked]
+        scores[judge] = [score_or_none(r) for r in mine]
+        failures += [(judge, r) for r in mine if isinstance(r, ImageError)]
+    ranks = {judge: _ranks_of(values) for judge, values in scores.items()}
+    ranked = [
+        replace(
+            item,
+            scores={j: scores[j][k] for j in scores},
+            ranks={j: ranks[j][k] for j in ranks},
+        )
+        for k, item in enumerate(ranking.ranked)
+    ]
+    return replace(ranking, ranked=ranked, judges=list(scores), judge_failures=failures)
+
+
+def _ranks_of(values: Sequence[float | None]) -> list[int | None]:
+    """1-based ranks (as the original ranks) among the values that are not None."""
+    present = [k for k, v in enumerate(values) if v is not None]
+    out: list[int | None] = [None] * len(values)
+    if present:
+        for k, rank in zip(present, ranks_from_rewards([values[k] for k in present])):
+            out[k] = rank
+    return out
 
 
 def display_name(image: ImageInput, index: int) -> str:
@@ -86,7 +147,7 @@ def rank_results(
     results: Sequence[Result],
     names: Sequence[str],
     sources: Sequence[Any],
-    tokens: PromptTokens,
+    tokens: PromptTokens | None,
     seconds: float = 0.0,
     failures: Sequence[ImageError] = (),
 ) -> Ranking:
@@ -111,7 +172,33 @@ def rank_results(
         ),
         key=lambda item: item.rank,
     )
+    if tokens is None:  # a judge that does not say how much of the prompt it read
+        return Ranking(ranked, failures, seconds)
     return Ranking(ranked, failures, seconds, tokens.length, tokens.complete)
+
+
+def rank_with_judges(
+    judges: Sequence[BatchedScorer],
+    prompt: str,
+    images: Sequence[ImageInput],
+    names: Sequence[str],
+    progress: Callable[[int], None] | None = None,
+) -> Ranking:
+    """`images` ranked by the first judge, with every judge's score and rank (files decoded once for all).
+
+    Raises:
+        InputError: the prompt is empty, there are no images, or the first judge could score none of them.
+    """
+    check_prompt(prompt)
+    if not images:
+        raise InputError("Add at least one image to score.")
+    start = time.perf_counter()
+    results = panel_results(judges, prompt, images, names, progress)
+    tokens = judges[0].prompt_tokens(prompt)
+    ranking = rank_results(
+        results[0], names, images, tokens if isinstance(tokens, PromptTokens) else None, time.perf_counter() - start
+    )
+    return add_judges(ranking, judges[0].name, {j.name: r for j, r in zip(judges[1:], results[1:])}, names)
 
 
 def rank_images(

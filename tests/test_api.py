@@ -13,7 +13,7 @@ import imagereward
 from conftest import EXPECTED, image_path
 from imagereward import ImageLoadError, NonFiniteRewardError
 from imagereward.ranking import InputError, rank_images
-from imagereward.reward import ranks_from_rewards
+from imagereward.scorer import ranks_from_rewards
 
 CASE = EXPECTED["rank"][0]
 PATHS = [str(image_path(n)) for n in CASE["images"]]
@@ -181,7 +181,7 @@ def test_decoding_in_processes_gives_the_same_rewards(parity_dir, tmp_path: Path
 
 
 def test_rows_of_one_block_are_batched_without_a_copy() -> None:
-    from imagereward.reward import _rows_of_one_block
+    from imagereward.scorer import _rows_of_one_block
 
     block = torch.arange(5 * 3 * 4 * 4, dtype=torch.uint8).view(5, 3, 4, 4)
     batch = _rows_of_one_block([block[1], block[2], block[3]])

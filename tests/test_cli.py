@@ -142,7 +142,7 @@ def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(args):
         raise AssertionError("the model was loaded before the input was checked")
 
-    monkeypatch.setattr(cli, "_load", refuse)
+    monkeypatch.setattr(cli, "_load_judges", refuse)
 
 
 @pytest.mark.parametrize("where", ["missing-folder/out.csv", "."])
@@ -161,7 +161,7 @@ def test_a_failed_run_leaves_no_partial_output(folder: Path, tmp_path: Path, cap
     def broken(args):
         raise cli.InputError("the model could not be loaded")
 
-    monkeypatch.setattr(cli, "_load", broken)
+    monkeypatch.setattr(cli, "_load_judges", broken)
     code, _, _ = run(["-p", "a cat", str(folder), "-o", str(target)], capsys)
     assert code == 2 and target.read_text() == "earlier results\n"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.csv")] == []
@@ -259,3 +259,21 @@ def test_without_a_prompt_each_file_is_scored_against_its_own(tmp_path: Path, ca
 def test_without_a_prompt_and_no_embedded_prompts_says_to_give_one(folder: Path, capsys) -> None:
     code, _, err = run([str(folder)], capsys)
     assert code == 2 and "give --prompt" in err
+
+
+def test_several_scorers_give_one_column_each(folder: Path, capsys: pytest.CaptureFixture) -> None:
+    """`--scorer` repeated: ranked by the first, a `score_<judge>` column per judge, each equal to that judge
+    scoring alone."""
+    from imagereward.judges import load_score
+
+    baselines = Path(__file__).parent / "fixtures" / "parity-baselines"
+    args = ["-p", "a cat", str(folder), "--model", str(PARITY), "--download-root", str(baselines), "-f", "csv"]
+    code, out, _ = run([*args, "--scorer", "ImageReward-v1.0", "--scorer", "CLIP", "--scorer", "Aesthetic"], capsys)
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert list(rows[0]) == ["prompt", "rank", "path", "score", "score_ImageReward-v1.0", "score_CLIP", "score_Aesthetic"]
+    assert [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1))
+    clip = load_score("CLIP", device="cpu", download_root=baselines)
+    want = clip.rewards("a cat", [r["path"] for r in rows])
+    assert [float(r["score_CLIP"]) for r in rows] == pytest.approx(want, abs=1e-6)
+    assert [r["score"] for r in rows] == [r["score_ImageReward-v1.0"] for r in rows]

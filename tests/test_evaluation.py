@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import EXPECTED, PARITY
-from imagereward import cli
+from imagereward import cli, evaluation
 from imagereward.evaluation import pairwise_accuracy, pairwise_counts
 
 
@@ -124,8 +124,35 @@ def test_eval_missing_image_is_named(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_eval_unknown_scorer_lists_the_available(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     make_test_set(tmp_path)
-    assert cli.main(["eval", "--data-dir", str(tmp_path), "--scorers", "CLIP"]) == 2
-    assert "unknown scorer 'CLIP'; available: ['ImageReward-v1.0']" in capsys.readouterr().err
+    assert cli.main(["eval", "--data-dir", str(tmp_path), "--scorers", "CLIPS"]) == 2
+    assert "unknown scorer 'CLIPS'; available: ImageReward-v1.0, CLIP, BLIP, Aesthetic" in capsys.readouterr().err
+
+
+FOUR = Path(__file__).parent / "fixtures" / "eval-four"
+BASELINES = Path(__file__).parent / "fixtures" / "parity-baselines"
+
+
+def test_eval_with_all_four_scorers_gives_the_originals_accuracies(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Table 2 on a small set with the tiny models: rewards, rankings and accuracies equal those of the
+    original's `inference_rank` on the same set (tests/fixtures/eval-four, made by tools/original_eval.py)."""
+    scorers = ["ImageReward-v1.0", "CLIP", "BLIP", "Aesthetic"]
+    args = ["eval", "--test-json", str(FOUR / "test.json"), "--images-dir", str(BASELINES)]
+    args += ["--output-dir", str(tmp_path), "--model", str(PARITY), "--download-root", str(BASELINES)]
+    assert cli.main([*args, "--device", "cpu", "--quiet", "--scorers", *scorers]) == 0
+    printed = capsys.readouterr().out
+    humans = json.loads((FOUR / "test.json").read_text())
+    for scorer in scorers:
+        original = json.loads((FOUR / f"test_{scorer}.json").read_text())
+        ours = json.loads((tmp_path / f"test_{scorer}.json").read_text())
+        for mine, theirs in zip(ours, original, strict=True):
+            assert mine["ranking"] == theirs["ranking"]
+            assert max(abs(a - b) for a, b in zip(mine["rewards"], theirs["rewards"], strict=True)) <= 1e-4
+        want = original_acc(humans, original)
+        assert pairwise_accuracy([h["ranking"] for h in humans], [r["rewards"] for r in ours]) == want
+        line = next(line for line in printed.splitlines() if line.split()[:1] == [scorer])
+        assert f"{100 * want:7.2f}%" in line and f"{evaluation.PAPER_ACCURACY[scorer]:.2f}%" in line
 
 
 def test_download_fetches_both_parts_and_unpacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 from conftest import EXPECTED, IMAGE_NAMES, image_path
 from imagereward.errors import ImageLoadError
 from imagereward.gpu_decode import approximate_results
-from imagereward.reward import Scored
+from imagereward.scorer import Scored
 
 CASE = EXPECTED["rank"][0]
 
