@@ -23,16 +23,21 @@ from gradio.utils import get_upload_folder
 
 from imagereward import formatting
 from imagereward.errors import InputError
+from imagereward.judge_pool import JudgePool
+from imagereward.judges import MEANINGS as JUDGE_MEANINGS
 from imagereward.multiprompt import plan_prompts, rank_prompts
 from imagereward.ranking import Ranking
 from imagereward.serving import (
+    PRIMARY,
     PreparedRequest,
     Settings,
     api_response,
+    chosen_judges,
     download_folder,
     gpu_duration,
     load_for_serving,
     read_examples,
+    reordered,
     score_prepared,
     shown_rows,
     warm_up,
@@ -42,6 +47,10 @@ SETTINGS = Settings.from_env()
 LOADED = load_for_serving(SETTINGS)
 if LOADED.model is not None and not SETTINGS.zero_gpu:
     warm_up(LOADED.model)
+# The baselines a visitor may add (IMAGEREWARD_JUDGES), loaded on first use; on ZeroGPU all at start.
+JUDGES = JudgePool(SETTINGS.judges, SETTINGS.device, SETTINGS.dtype, SETTINGS.download_root)
+if SETTINGS.zero_gpu and LOADED.model is not None:
+    JUDGES.preload()
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 ASSETS = Path(__file__).parent / "assets"
@@ -61,6 +70,9 @@ same prompt*; a score on its own says little.
 224x224 pixels, centre-cropped, so fine detail and the edges of wide images do not count. Up to
 {SETTINGS.max_images} images per request, PNG, JPEG, WEBP, GIF, BMP or TIFF, each at most {MAX_UPLOAD.upper()}
 and 89.5 million pixels.
+
+**Other judges.** Tick them to see their scores and ranks beside ImageReward's, and order the gallery by any of
+them; the agreement line counts the pairs of images each orders as ImageReward does. {" ".join(f"{JUDGE_MEANINGS[j]}." for j in SETTINGS.judges)}
 """
 
 
@@ -70,42 +82,44 @@ def model_banner() -> str:
     return f"Model: **{LOADED.label}**"
 
 
-def _on_device(request: PreparedRequest) -> list[Any]:
-    return score_prepared(LOADED.model, request)
+def _on_device(request: PreparedRequest) -> dict[str, Any]:
+    return score_prepared(LOADED.model, request, JUDGES)
 
 
 if SETTINGS.zero_gpu:
     _on_device = spaces.GPU(duration=gpu_duration)(_on_device)
 
 
-def score_ui(prompt: str, images: list[Any] | None):
+def score_ui(prompt: str, images: list[Any] | None, judges: list[str] | None = None, order_by: str | None = None):
     """The page's scoring (also the examples'): problems are one sentence in a notice, and the outputs keep
     what they showed."""
-    return _score_page(prompt, images)[: len(outputs)]
+    return _score_page(prompt, images, judges, order_by)[: len(outputs)]
 
 
-def score_and_compare(prompt: str, images: list[Any] | None):
+def score_and_compare(prompt: str, images: list[Any] | None, judges: list[str] | None, order_by: str | None):
     """The button's scoring: `score_ui`, and the comparison set to #1 against #2."""
-    return _score_page(prompt, images)
+    return _score_page(prompt, images, judges, order_by)
 
 
-def _rank_all(prompt_text: Any, images: Any) -> tuple[list[tuple[str, Ranking]], list[str]]:
+def _rank_all(prompt_text: Any, images: Any, judges: Any) -> tuple[list[tuple[str, Ranking]], list[str]]:
     if LOADED.model is None:
         raise InputError("Scoring is unavailable: the model could not be loaded.")
-    return rank_prompts(LOADED.model, prompt_text, images, ALLOWED_ROOTS, SETTINGS, _on_device)
+    extra = chosen_judges(judges, SETTINGS.judges)
+    return rank_prompts(LOADED.model, prompt_text, images, ALLOWED_ROOTS, SETTINGS, _on_device, extra)
 
 
-def _score_page(prompt: str, images: list[Any] | None) -> tuple:
+def _score_page(prompt: str, images: list[Any] | None, judges: Any, order_by: Any) -> tuple:
     try:
-        rankings, notes = _rank_all(prompt, images)
+        rankings, notes = _rank_all(prompt, images, judges)
     except InputError as e:
         gr.Warning(str(e))
         return (gr.skip(),) * (len(outputs) + 1 + len(compare_outputs))
     for note in notes:
         gr.Warning(note)
     first_prompt, ranking = rankings[0]
+    judge = order_by if order_by in ranking.judges else PRIMARY
     downloads = formatting.write_downloads(rankings, LOADED.label, download_folder(DOWNLOADS))
-    rows = [{"name": r.name, "score": r.score, "path": r.source} for r in ranking.ranked]
+    rows = [{"name": r.name, "score": r.score, "path": r.source} for r in ranking.ordered_by(judge)]
     if len(rankings) > 1:
         headers, cells = formatting.matrix(rankings)
         grid = gr.update(value=cells, headers=headers, visible=True)
@@ -116,9 +130,10 @@ def _score_page(prompt: str, images: list[Any] | None) -> tuple:
         formatting.status_line_many(rankings, LOADED.label),
         ranking.ranked[0].source,
         formatting.winner_text(ranking) + winner_note,
-        formatting.gallery_items(ranking),
-        formatting.table_rows(ranking),
+        formatting.gallery_items(ranking, judge),
+        formatting.table_value(ranking, judge),
         [str(p) for p in downloads],
+        formatting.agreement_text(ranking),
         grid,
         *_first_comparison(rows),
     )
@@ -141,6 +156,11 @@ def _first_comparison(rows: list[dict[str, Any]]) -> tuple:
     )
 
 
+def reorder(ranked: Any, table: Any, order_by: str | None):
+    """The gallery and the table of the ranking shown, in the chosen judge's order (nothing is scored again)."""
+    return reordered(ranked, table, order_by or PRIMARY, ALLOWED_ROOTS)
+
+
 def compare(ranked: Any, table: Any, name_a: str | None, name_b: str | None):
     """The two chosen images side by side, and the model's preference probability between them."""
     return _compared(shown_rows(ranked, table, ALLOWED_ROOTS), name_a, name_b)
@@ -154,13 +174,14 @@ def _compared(rows: list[dict[str, Any]], name_a: str | None, name_b: str | None
     return a["path"], b["path"], formatting.compare_text(name_a, a["score"], name_b, b["score"])
 
 
-def score_api(prompt: str, images: list[Any] | None) -> dict[str, Any]:
+def score_api(prompt: str, images: list[Any] | None, judges: list[str] | None = None) -> dict[str, Any]:
     """Scores images for a prompt. Returns {"ranked": [{rank, name, score, precision}] best first,
-    "skipped": [{name, reason}], "notes": [...], "model": str, "seconds": float}; with several prompts (one per
-    line, or each image's own when the prompt is empty) that of the first, and "by_prompt": [{"prompt", ...the
-    same keys}] for all of them."""
+    "skipped": [{name, reason}], "notes": [...], "model": str, "seconds": float}; with other judges (`judges`:
+    any of the offered baselines) each row also has "scores" and "ranks" by judge, and the response "judges"
+    and "agreement" ({judge: {"same", "pairs"}}); with several prompts (one per line, or each image's own when
+    the prompt is empty) that of the first, and "by_prompt": [{"prompt", ...the same keys}] for all of them."""
     try:
-        rankings, notes = _rank_all(prompt, images)
+        rankings, notes = _rank_all(prompt, images, judges)
     except InputError as e:
         raise gr.Error(str(e), print_exception=False) from None
     response = api_response(rankings[0][1], notes, LOADED.label)
@@ -210,6 +231,14 @@ with gr.Blocks(title="ImageReward: rank images by human preference", delete_cach
                 object_fit="contain",
                 elem_id="images",
             )
+            judges_box = gr.CheckboxGroup(
+                choices=list(SETTINGS.judges),
+                value=[],
+                label="Also judge with (ImageReward always scores)",
+                info="the paper's baselines, side by side: CLIP score, BLIP score, LAION Aesthetic",
+                visible=bool(SETTINGS.judges),
+                elem_id="judges",
+            )
             score_btn = gr.Button(
                 "Score and rank", variant="primary", elem_id="score-btn", interactive=LOADED.model is not None
             )
@@ -218,6 +247,14 @@ with gr.Blocks(title="ImageReward: rank images by human preference", delete_cach
             status = gr.Markdown(elem_id="status")
             winner = gr.Image(label="Best", height=300, interactive=False, elem_id="winner", show_label=True)
             winner_text = gr.Markdown(elem_id="winner-text")
+            order_by = gr.Radio(
+                choices=[PRIMARY, *SETTINGS.judges],
+                value=PRIMARY,
+                label="Order the gallery and table by",
+                visible=bool(SETTINGS.judges),
+                elem_id="order-by",
+            )
+            agreement = gr.Markdown(elem_id="agreement")
             ranked = gr.Gallery(
                 label="Ranked, best first",
                 columns=3,
@@ -252,7 +289,7 @@ with gr.Blocks(title="ImageReward: rank images by human preference", delete_cach
             image_b = gr.Image(label="B", interactive=False, elem_id="image-b")
         compare_text = gr.Markdown(elem_id="compare-text")
     # What examples may set (their cache cannot hold component updates such as the matrix's visibility).
-    outputs = [status, winner, winner_text, ranked, table, downloads]
+    outputs = [status, winner, winner_text, ranked, table, downloads, agreement]
     with examples_slot:
         gr.Examples(
             read_examples(EXAMPLES_DIR),
@@ -269,7 +306,13 @@ with gr.Blocks(title="ImageReward: rank images by human preference", delete_cach
 
     compare_outputs = [pick_a, pick_b, image_a, image_b, compare_text]
     images.upload(fill_prompt, [prompt, images], prompt, api_visibility="private")
-    score_btn.click(score_and_compare, [prompt, images], [*outputs, grid, *compare_outputs], api_visibility="private")
+    score_btn.click(
+        score_and_compare,
+        [prompt, images, judges_box, order_by],
+        [*outputs, grid, *compare_outputs],
+        api_visibility="private",
+    )
+    order_by.input(reorder, [ranked, table, order_by], [ranked, table], api_visibility="private")
     # After a cached example (which fires no change events and cannot carry the pickers' new choices), the
     # page's script presses this hidden button to start the comparison from the ranking shown.
     compare_refresh = gr.Button("refresh comparison", elem_id="compare-refresh", elem_classes=["page-trigger"])
@@ -278,7 +321,7 @@ with gr.Blocks(title="ImageReward: rank images by human preference", delete_cach
         pick.input(compare, [ranked, table, pick_a, pick_b], [image_a, image_b, compare_text], api_visibility="private")
     api_json = gr.JSON(visible=False)
     api_trigger = gr.Button(visible=False)
-    api_trigger.click(score_api, [prompt, images], api_json, api_name="score")
+    api_trigger.click(score_api, [prompt, images, judges_box], api_json, api_name="score")
 
 demo.queue(default_concurrency_limit=2, max_size=64)
 

@@ -164,7 +164,9 @@ def check_state_dict(
     if mis_shaped:
         problems.append(f"mis-shaped weights {_short(mis_shaped)}")
     if problems:
-        raise CheckpointError("checkpoint does not match the model architecture: " + "; ".join(problems) + ". " + advice)
+        raise CheckpointError(
+            "checkpoint does not match the model architecture: " + "; ".join(problems) + ". " + advice
+        )
 
 
 def _short(items: list[str], limit: int = 8) -> str:

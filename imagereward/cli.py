@@ -239,7 +239,12 @@ def _score_groups(args: argparse.Namespace, groups: list[Group], output: tuple[T
                     print(f"imagereward: {judge} could not score {error.name}: {error.reason}", file=sys.stderr)
             else:
                 ranking = rank_images(
-                    model, group.prompt, group.images, names=group.images, batch_size=args.batch_size, progress=bar.update
+                    model,
+                    group.prompt,
+                    group.images,
+                    names=group.images,
+                    batch_size=args.batch_size,
+                    progress=bar.update,
                 )
             errors += ranking.failures
         except InputError as e:

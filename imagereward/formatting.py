@@ -25,14 +25,53 @@ def caption(rank: int, score: float, name: str | None = None) -> str:
     return f"#{rank} · {score:.2f}" + (f" · {name}" if name else "")
 
 
-def gallery_items(ranking: Ranking) -> list[tuple[Any, str]]:
-    """(image, caption) pairs best first, for `gr.Gallery`."""
-    return [(item.source, caption(item.rank, item.score, item.name)) for item in ranking.ranked]
+def gallery_items(ranking: Ranking, judge: str | None = None) -> list[tuple[Any, str]]:
+    """(image, caption) pairs best first by `judge` (default the ranking's own), for `gr.Gallery`."""
+    items = []
+    for item in ranking.ordered_by(judge or ""):
+        if judge and item.ranks:
+            rank, score = item.ranks.get(judge), item.scores.get(judge)
+            items.append((item.source, caption(rank, score, item.name) if rank else f"not scored · {item.name}"))
+        else:
+            items.append((item.source, caption(item.rank, item.score, item.name)))
+    return items
 
 
-def table_rows(ranking: Ranking) -> list[list[Any]]:
-    """Rows of (rank, image name, score rounded to 4 decimals, precision), best first."""
-    return [[item.rank, item.name, round(item.score, 4), item.precision] for item in ranking.ranked]
+TABLE_COLUMNS = ["rank", "image", "score", "precision"]
+
+
+def table_headers(judges: list[str]) -> list[str]:
+    """The table's columns: ImageReward's rank, image, score, precision; then each other judge's score and rank."""
+    return [*TABLE_COLUMNS, *(f"{j} {what}" for j in judges[1:] for what in ("score", "rank"))]
+
+
+def table_rows(ranking: Ranking, judge: str | None = None) -> list[list[Any]]:
+    """Rows of (rank, image name, score rounded to 4 decimals, precision[, each other judge's score and
+    rank]), in `judge`'s order (default the ranking's own)."""
+    rows = []
+    for item in ranking.ordered_by(judge or ""):
+        row = [item.rank, item.name, round(item.score, 4), item.precision]
+        for other in ranking.judges[1:]:
+            score = item.scores.get(other)
+            row += [None if score is None else round(score, 4), item.ranks.get(other)]
+        rows.append(row)
+    return rows
+
+
+def table_value(ranking: Ranking, judge: str | None = None) -> dict[str, Any]:
+    """The table as `gr.Dataframe` takes it: headers and rows (see `table_headers`, `table_rows`)."""
+    return {"headers": table_headers(ranking.judges), "data": table_rows(ranking, judge)}
+
+
+def agreement_text(ranking: Ranking) -> str:
+    """One line: for each other judge, the share of image pairs it orders as ImageReward does."""
+    parts = []
+    for judge, (same, pairs) in ranking.agreement().items():
+        share = f" ({100 * same / pairs:.0f}%)" if pairs else ""
+        parts.append(f"{judge} {same} of {pairs} pair{'s' if pairs != 1 else ''}{share}")
+    if not parts:
+        return ""
+    return f"**Agreement with {ranking.judges[0]}** (pairs of images ordered the same way): " + " · ".join(parts)
 
 
 def winner_text(ranking: Ranking) -> str:
@@ -92,16 +131,32 @@ def matrix(rankings: list[tuple[str, Ranking]]) -> tuple[list[str], list[list[st
 
 
 def status_line(ranking: Ranking, model_label: str) -> str:
-    """E.g. `Scored 8 images with ImageReward-v1.0 on cuda (float16) in 45 ms.`"""
+    """E.g. `Scored 8 images with ImageReward-v1.0 on cuda (float16) and CLIP in 45 ms.`"""
     n = len(ranking.ranked)
     took = f"{ranking.seconds * 1000:.0f} ms" if ranking.seconds < 10 else f"{ranking.seconds:.1f} s"
     skipped = f" Skipped {len(ranking.failures)} that could not be scored." if ranking.failures else ""
-    return f"Scored {n} image{'s' if n != 1 else ''} with {model_label} in {took}.{skipped}"
+    judges = ", ".join(ranking.judges[1:])
+    label = f"{model_label}{' and ' + judges if judges else ''}"
+    return f"Scored {n} image{'s' if n != 1 else ''} with {label} in {took}.{skipped}"
 
 
 def export_rows(ranking: Ranking, prompt: str, model: str) -> list[dict[str, Any]]:
-    """The rows every download holds: prompt, rank, name, score (unrounded), model, precision; best first."""
+    """The rows every download holds: prompt, rank, name, score (unrounded), model, precision, and with other
+    judges their scores and ranks; best first."""
     return [{"prompt": prompt, **item.row(), "model": model} for item in ranking.ranked]
+
+
+def export_fields(rankings: list[tuple[str, Ranking]]) -> list[str]:
+    """The CSV's columns: `EXPORT_FIELDS`, then `<judge> score` and `<judge> rank` for every other judge."""
+    judges = list(dict.fromkeys(j for _, r in rankings for j in r.judges[1:]))
+    return [*EXPORT_FIELDS, *(f"{j} {what}" for j in judges for what in ("score", "rank"))]
+
+
+def _csv_row(row: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    flat = {k: row.get(k) for k in EXPORT_FIELDS}
+    for judge, score in row.get("scores", {}).items():
+        flat[f"{judge} score"], flat[f"{judge} rank"] = score, row["ranks"][judge]
+    return {k: flat.get(k) for k in fields}
 
 
 def _safe_name(name: str) -> str:
@@ -124,10 +179,11 @@ def write_downloads(
     folder.mkdir(parents=True, exist_ok=True)
     csv_path, json_path, zip_path = folder / "rankings.csv", folder / "rankings.json", folder / "ranked_images.zip"
     with open(csv_path, "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=EXPORT_FIELDS)
+        fields = export_fields(rankings)
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for prompt, ranking in rankings:
-            writer.writerows({k: row[k] for k in EXPORT_FIELDS} for row in export_rows(ranking, prompt, model))
+            writer.writerows(_csv_row(row, fields) for row in export_rows(ranking, prompt, model))
     payload = {"model": model, "rankings": [{"prompt": p, "ranked": export_rows(r, p, model)} for p, r in rankings]}
     json_path.write_text(json.dumps(payload, indent=1, ensure_ascii=False), encoding="utf-8")
     written, left_out = 0, []

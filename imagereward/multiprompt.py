@@ -11,9 +11,9 @@ from typing import Any, Callable, Sequence
 from .errors import ImageError, ImageLoadError, InputError
 from .ranking import Ranking
 from .reward import ImageReward
-from .scorer import Result
 from .serving import (
     DEFAULT_MAX_IMAGES,
+    JudgeResults,
     PreparedRequest,
     Settings,
     allowed_file,
@@ -101,7 +101,8 @@ def rank_prompts(
     images: Sequence[Any] | None,
     roots: Sequence[str | Path],
     settings: Settings,
-    on_device: Callable[[PreparedRequest], list[Result]] | None = None,
+    on_device: Callable[[PreparedRequest], JudgeResults] | None = None,
+    judges: Sequence[str] = (),
 ) -> tuple[list[tuple[str, Ranking]], list[str]]:
     """Every prompt of a request (`plan_prompts`) ranked, each through `prepare_request` (once per set of
     images: the lines of the box share one, checked and decoded once), `on_device` (default `score_prepared`
@@ -120,7 +121,7 @@ def rank_prompts(
                 request = with_prompt(prepared[id(group.images)], group.prompt)
             else:
                 request = prepared[id(group.images)] = prepare_request(
-                    model, group.prompt, group.images, roots, settings.max_images, settings.pixel_budget
+                    model, group.prompt, group.images, roots, settings.max_images, settings.pixel_budget, judges
                 )
             ranking, group_notes = score_and_finish(model, request, on_device)
         except InputError as e:

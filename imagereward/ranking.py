@@ -76,9 +76,7 @@ class Ranking:
         return {j: pairs_agreeing(first, [item.scores.get(j) for item in self.ranked]) for j in self.judges[1:]}
 
 
-def add_judges(
-    ranking: Ranking, first: str, others: dict[str, Sequence[Result]], names: Sequence[str]
-) -> Ranking:
+def add_judges(ranking: Ranking, first: str, others: dict[str, Sequence[Result]], names: Sequence[str]) -> Ranking:
     """The ranking with every judge's score and rank on each ranked image (`others[j][i]` is judge j's
     result for `names[i]`); an image another judge could not score gets None there and is named in
     `judge_failures`."""

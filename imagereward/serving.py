@@ -29,13 +29,17 @@ from PIL import Image
 from .errors import ImageError, ImageLoadError, ImageRewardError, InputError
 from .factory import load
 from .images import MAX_IMAGE_PIXELS, pixel_count
+from .judge_pool import JudgePool
+from .judges import BASELINES
 from .pretrained import available_models
-from .ranking import Ranking, check_prompt, rank_results, unique_names
+from .ranking import Ranking, add_judges, check_prompt, rank_results, unique_names
 from .reward import ImageReward
 from .scorer import DEFAULT_BATCH_SIZE, Decoded, Result
 from .tokenizer import PromptTokens, encode_prompt
 
 DEFAULT_MODEL = "ImageReward-v1.0"
+# The page's and the API's name for the loaded ImageReward weights among the judges.
+PRIMARY = "ImageReward"
 DEFAULT_MAX_IMAGES = DEFAULT_BATCH_SIZE
 # Pixels one request may ask to decode, all images together: three images at the per-image limit, or
 # about 64 generations of 2048x2048.
@@ -51,10 +55,28 @@ def on_zero_gpu(env: Mapping[str, str] | None = None) -> bool:
     return value is not None and value.lower() in ("1", "t", "true")
 
 
+def parse_judges(raw: str | None) -> tuple[str, ...]:
+    """`IMAGEREWARD_JUDGES`: the baselines a visitor may add, comma-separated; unset: all; `none`: none.
+
+    Raises:
+        ValueError: an unknown name (the message lists the valid ones).
+    """
+    if raw is None:
+        return BASELINES
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    if names in ([], ["none"]):
+        return ()
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        raise ValueError(f"IMAGEREWARD_JUDGES names unknown judges {unknown}; use any of {list(BASELINES)}, or none")
+    return tuple(n for n in BASELINES if n in names)
+
+
 @dataclass(frozen=True)
 class Settings:
     """`IMAGEREWARD_MODEL` (registry name or local path), `IMAGEREWARD_DEVICE`, `IMAGEREWARD_DTYPE`,
-    `IMAGEREWARD_MAX_IMAGES`; on ZeroGPU the device defaults to CUDA."""
+    `IMAGEREWARD_MAX_IMAGES`, `IMAGEREWARD_JUDGES` (the baselines visitors may add; see `parse_judges`),
+    `IMAGEREWARD_DOWNLOAD_ROOT` (the baselines' files); on ZeroGPU the device defaults to CUDA."""
 
     model: str = DEFAULT_MODEL
     device: str | None = None
@@ -62,6 +84,8 @@ class Settings:
     max_images: int = DEFAULT_MAX_IMAGES
     pixel_budget: int = DEFAULT_PIXEL_BUDGET
     zero_gpu: bool = False
+    judges: tuple[str, ...] = BASELINES
+    download_root: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,6 +100,8 @@ class Settings:
             dtype=env.get("IMAGEREWARD_DTYPE") or None,
             max_images=int(raw_max),
             zero_gpu=zero_gpu,
+            judges=parse_judges(env.get("IMAGEREWARD_JUDGES")),
+            download_root=env.get("IMAGEREWARD_DOWNLOAD_ROOT") or None,
         )
 
 
@@ -181,6 +207,8 @@ class PreparedRequest:
     refused: list[ImageError] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    prompt: str = ""
+    judges: tuple[str, ...] = ()  # the other judges asked for, besides ImageReward
 
 
 def prepare_request(
@@ -190,6 +218,7 @@ def prepare_request(
     roots: Sequence[str | Path],
     max_images: int = DEFAULT_MAX_IMAGES,
     pixel_budget: int = DEFAULT_PIXEL_BUDGET,
+    judges: Sequence[str] = (),
 ) -> PreparedRequest:
     """Checks a request and decodes what may be decoded (see the module doc for the rules).
 
@@ -234,33 +263,81 @@ def prepare_request(
     admitted_names = [n for _, n in admitted]
     decoded = model.decode(sources, admitted_names)
     return PreparedRequest(
-        tokens, admitted_names, sources, decoded, refused, notes, seconds=time.perf_counter() - start
+        tokens,
+        admitted_names,
+        sources,
+        decoded,
+        refused,
+        notes,
+        seconds=time.perf_counter() - start,
+        prompt=prompt,
+        judges=tuple(judges),
     )
+
+
+def chosen_judges(requested: Any, offered: Sequence[str]) -> tuple[str, ...]:
+    """The judges a request asks for besides ImageReward, in the offered order.
+
+    Raises:
+        InputError: not a list of names, or a name that is not offered (the message lists the offered ones).
+    """
+    if requested in (None, "", []):
+        return ()
+    if isinstance(requested, str):
+        requested = [requested]
+    if not isinstance(requested, (list, tuple)) or not all(isinstance(n, str) for n in requested):
+        raise InputError(f"Judges must be a list of names; offered here: {', '.join(offered) or 'none'}.")
+    unknown = [n for n in requested if n not in offered and n != PRIMARY]
+    if unknown:
+        raise InputError(
+            f"Unknown judge{'s' if len(unknown) > 1 else ''} {', '.join(map(str, unknown))[:200]}; "
+            f"offered here: {', '.join(offered) or 'none besides ImageReward'}."
+        )
+    return tuple(n for n in offered if n in requested)
 
 
 def gpu_duration(request: PreparedRequest) -> int:
     """Seconds to ask ZeroGPU for (`@spaces.GPU(duration=...)`): the weights' move to the GPU and a margin,
-    plus the images (a few ms each on the GPU; generous for a cold one)."""
-    return 10 + (len(request.decoded) + 3) // 4
+    plus the images (a few ms each on the GPU; generous for a cold one), per judge."""
+    return (1 + len(request.judges)) * (10 + (len(request.decoded) + 3) // 4)
 
 
-def score_prepared(model: ImageReward, request: PreparedRequest) -> list[Result]:
-    """The device half: rewards (or errors) of a prepared request's decoded images."""
+# What a request's judges computed: ImageReward's results under PRIMARY, then each other judge's results, or
+# one sentence saying why that judge is unavailable.
+JudgeResults = dict[str, "list[Result] | str"]
+
+
+def score_prepared(model: ImageReward, request: PreparedRequest, pool: JudgePool | None = None) -> JudgeResults:
+    """The device half: each judge's scores (or errors) of a prepared request's decoded images, ImageReward's
+    first. The other judges come from `pool` and score the same decoded pixels (nothing is decoded again)."""
+    out: JudgeResults = {PRIMARY: []}
     if not request.decoded:
-        return []
-    return model.score_decoded(request.tokens, request.decoded, request.names)
+        return out
+    out[PRIMARY] = model.score_decoded(request.tokens, request.decoded, request.names)
+    for name in request.judges:
+        judge = pool.get(name) if pool is not None else f"{name} is not offered here"
+        out[name] = (
+            judge if isinstance(judge, str) else judge.score_decoded(request.prompt, request.decoded, request.names)
+        )
+    return out
 
 
-def finish_request(request: PreparedRequest, results: Sequence[Result], seconds: float) -> tuple[Ranking, list[str]]:
-    """Ranks the results and collects the notes to show (besides the skipped images, in `failures`).
+def finish_request(request: PreparedRequest, results: JudgeResults, seconds: float) -> tuple[Ranking, list[str]]:
+    """Ranks ImageReward's results, adds every other judge's scores and ranks, and collects the notes to show
+    (besides the skipped images, in `failures`).
 
     Raises:
         InputError: none of the images could be read or scored.
     """
     ranking = rank_results(
-        results, request.names, request.sources, request.tokens, request.seconds + seconds, request.refused
+        results[PRIMARY], request.names, request.sources, request.tokens, request.seconds + seconds, request.refused
     )
-    return ranking, request.notes + prompt_notes(ranking) + precision_notes(ranking)
+    others = {name: r for name, r in results.items() if name != PRIMARY and not isinstance(r, str)}
+    unavailable = [f"{r}." for name, r in results.items() if isinstance(r, str)]
+    if others:
+        ranking = add_judges(ranking, PRIMARY, others, request.names)
+    judge_notes = [f"{judge} could not score {e.name}: {e.reason}." for judge, e in ranking.judge_failures]
+    return ranking, request.notes + prompt_notes(ranking) + precision_notes(ranking) + unavailable + judge_notes
 
 
 def rank_request(
@@ -270,15 +347,16 @@ def rank_request(
     roots: Sequence[str | Path],
     max_images: int = DEFAULT_MAX_IMAGES,
     pixel_budget: int = DEFAULT_PIXEL_BUDGET,
-    on_device: Callable[[PreparedRequest], list[Result]] | None = None,
+    on_device: Callable[[PreparedRequest], JudgeResults] | None = None,
+    judges: Sequence[str] = (),
 ) -> tuple[Ranking, list[str]]:
     """`prepare_request`, then `score_and_finish` (`on_device`: the app passes its ZeroGPU function)."""
-    request = prepare_request(model, prompt, images, roots, max_images, pixel_budget)
+    request = prepare_request(model, prompt, images, roots, max_images, pixel_budget, judges)
     return score_and_finish(model, request, on_device)
 
 
 def score_and_finish(
-    model: ImageReward, request: PreparedRequest, on_device: Callable[[PreparedRequest], list[Result]] | None = None
+    model: ImageReward, request: PreparedRequest, on_device: Callable[[PreparedRequest], JudgeResults] | None = None
 ) -> tuple[Ranking, list[str]]:
     """`on_device` (default `score_prepared` in this process), then `finish_request`."""
     start = time.perf_counter()
@@ -289,7 +367,7 @@ def score_and_finish(
 def with_prompt(request: PreparedRequest, prompt: str) -> PreparedRequest:
     """The same checked and decoded images against another prompt: nothing is opened or decoded again (the
     decoding time stays with the request that did it)."""
-    return replace(request, tokens=encode_prompt(check_prompt(prompt)), seconds=0.0)
+    return replace(request, tokens=encode_prompt(check_prompt(prompt)), seconds=0.0, prompt=prompt)
 
 
 def prompt_notes(ranking: Ranking) -> list[str]:
@@ -334,14 +412,20 @@ def api_response(ranking: Ranking, notes: Sequence[str], label: str) -> dict[str
     """The `/score` endpoint's JSON: everything the page shows.
 
     `{"ranked": [{"rank", "name", "score", "precision"}, ...] best first, "skipped": [{"name", "reason"}],
-    "notes": [sentences], "model": label, "seconds": float}`."""
-    return {
+    "notes": [sentences], "model": label, "seconds": float}`; with other judges each row also has `"scores"`
+    and `"ranks"` by judge, and the response `"judges"` (names, ImageReward first) and `"agreement"`:
+    `{judge: {"same": pairs it orders as ImageReward does, "pairs": pairs both order strictly}}`."""
+    response: dict[str, Any] = {
         "ranked": [item.row() for item in ranking.ranked],
         "skipped": [{"name": f.name, "reason": f.reason} for f in ranking.failures],
         "notes": list(notes),
         "model": label,
         "seconds": round(ranking.seconds, 4),
     }
+    if ranking.judges:
+        response["judges"] = list(ranking.judges)
+        response["agreement"] = {j: {"same": same, "pairs": n} for j, (same, n) in ranking.agreement().items()}
+    return response
 
 
 def shown_rows(ranked: Any, table: Any, roots: Sequence[str | Path]) -> list[dict[str, Any]]:
@@ -358,6 +442,48 @@ def shown_rows(ranked: Any, table: Any, roots: Sequence[str | Path]) -> list[dic
         except (ImageLoadError, KeyError, TypeError, ValueError):
             continue
     return rows
+
+
+def reordered(ranked: Any, table: Any, judge: str, roots: Sequence[str | Path]) -> tuple[list, dict[str, Any]]:
+    """The shown gallery and table (read back from the client; only files inside `roots` are kept) in
+    `judge`'s order: by its rank column (`rank` for ImageReward, `<judge> rank` for the others; images it
+    could not score last), captions showing its rank and score.
+
+    Returns:
+        (gallery items, table value with headers and rows).
+    """
+    import math
+
+    records = table.to_dict("records") if hasattr(table, "to_dict") else []
+    headers = [str(h) for h in getattr(table, "columns", [])]
+    rank_col, score_col = ("rank", "score") if judge == PRIMARY else (f"{judge} rank", f"{judge} score")
+    real_roots = [os.path.realpath(r) for r in roots]
+    rows = []
+    for k, (path, record) in enumerate(zip(gallery_paths(ranked), records)):
+        try:
+            rows.append((allowed_file(path, real_roots, f"image {k + 1}"), record))
+        except ImageLoadError:
+            continue
+
+    def number(value: Any) -> float | None:
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            return None
+        return None if math.isnan(value) else value
+
+    rows.sort(key=lambda row: (number(row[1].get(rank_col)) is None, number(row[1].get(rank_col)) or 0))
+    gallery = []
+    for path, record in rows:
+        rank, score = number(record.get(rank_col)), number(record.get(score_col))
+        name = str(record.get("image", ""))
+        gallery.append(
+            (path, f"#{int(rank)} · {score:.2f} · {name}" if rank and score is not None else f"not scored · {name}")
+        )
+    data = [
+        [None if isinstance(v, float) and math.isnan(v) else v for v in (r.get(h) for h in headers)] for _, r in rows
+    ]
+    return gallery, {"headers": headers, "data": data}
 
 
 def download_folder(root: Path, keep_seconds: float = 600.0) -> Path:

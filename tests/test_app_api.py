@@ -19,13 +19,16 @@ CASE = EXPECTED["rank"][0]
 STUBS = Path(__file__).parent / "stubs"
 # The page's handlers, callable by name although their API visibility is private (Gradio 6.31 routes
 # /call/<name> to any named function): they must be as safe as the public one.
+BASELINES = ROOT / "tests/fixtures/parity-baselines"
 HANDLER_NAMES = ["score", "score_and_compare", "fill_prompt"]
+# The inputs each handler takes after the prompt and the gallery (judges; the gallery's order).
+MORE_INPUTS = {"score": [[]], "score_and_compare": [["CLIP"], "CLIP"]}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("api")
-    with running_app(tmp, IMAGEREWARD_MODEL=str(PARITY)) as url:
+    with running_app(tmp, IMAGEREWARD_MODEL=str(PARITY), IMAGEREWARD_DOWNLOAD_ROOT=str(BASELINES)) as url:
         yield url, tmp
 
 
@@ -131,7 +134,7 @@ def test_a_server_path_is_refused_without_saying_whether_it_exists(server, with_
                 {"image": {"path": path, **meta}, "caption": None},
                 {"image": {"path": good, **meta}, "caption": None},
             ]
-            event, payload = call(url, "score", [CASE["prompt"], items])
+            event, payload = call(url, "score", [CASE["prompt"], items, []])
             text = json.dumps(payload).replace(path, "PATH").replace(Path(path).name, "NAME")
             answers.append((event, text.split('"seconds"')[0]))
             assert "root:" not in text and "not found" not in text and "not an image" not in text
@@ -155,7 +158,7 @@ def test_no_handler_called_by_name_returns_a_file_that_was_not_uploaded(server, 
     good = upload(url, image_path(CASE["images"][0]))
     items = [{"image": {"path": str(p)}, "caption": None} for p in (inside_app, in_temp)]
     items.append({"image": {"path": good}, "caption": None})
-    event, payload = call(url, name, [CASE["prompt"], items])
+    event, payload = call(url, name, [CASE["prompt"], items, *MORE_INPUTS.get(name, [])])
     if event == "unavailable":
         pytest.skip(f"no function named {name} on this page")
     assert event == "complete", payload
@@ -165,7 +168,7 @@ def test_no_handler_called_by_name_returns_a_file_that_was_not_uploaded(server, 
     assert str(in_temp) not in json.dumps(payload) and str(inside_app) not in json.dumps(payload)
 
 
-@pytest.mark.parametrize("name", ["start_compare", "compare"])
+@pytest.mark.parametrize("name", ["start_compare", "compare", "reorder"])
 def test_the_comparison_shows_no_file_that_was_not_uploaded(server, name: str) -> None:
     url, tmp = server
     secret = tmp / "secret-for-compare.png"
@@ -175,7 +178,8 @@ def test_the_comparison_shows_no_file_that_was_not_uploaded(server, name: str) -
         "headers": ["rank", "image", "score", "precision"],
         "data": [[1, "a", 1.0, "float32"], [2, "b", 0.0, "float32"]],
     }
-    data = [gallery, table] if name == "start_compare" else [gallery, table, "a", "b"]
+    more = {"start_compare": [], "compare": ["a", "b"], "reorder": ["ImageReward"]}
+    data = [gallery, table, *more[name]]
     event, payload = call(url, name, data)
     assert event in ("complete", "error")
     assert list(_served_contents(url, payload)) == []
@@ -265,3 +269,33 @@ def test_with_the_spaces_package_and_no_cuda_the_app_serves(tmp_path: Path, zero
         assert [c["function"] for c in calls] == ["_on_device"] and 10 <= calls[0]["duration"] <= 20
     else:
         assert calls == []
+
+
+def test_the_api_returns_every_judges_scores_ranks_and_agreement(client: Client) -> None:
+    """Three baselines beside ImageReward on one request: each judge's scores equal that judge scoring alone
+    (the library), its ranks follow its scores, and the agreement counts pairs ordered as ImageReward does."""
+    from imagereward.judges import load_score
+    from imagereward.panel import pairs_agreeing
+
+    paths = [image_path(n) for n in CASE["images"][:5]]
+    response = client.predict(CASE["prompt"], gallery(paths), ["CLIP", "BLIP", "Aesthetic"], api_name="/score")
+    assert response["judges"] == ["ImageReward", "CLIP", "BLIP", "Aesthetic"]
+    rows = response["ranked"]
+    assert [r["ranks"]["ImageReward"] for r in rows] == [r["rank"] for r in rows] == [1, 2, 3, 4, 5]
+    for judge in ("CLIP", "BLIP", "Aesthetic"):
+        alone = dict(
+            zip(
+                [p.name for p in paths],
+                load_score(judge, device="cpu", download_root=BASELINES).rewards(CASE["prompt"], paths),
+            )
+        )
+        assert all(abs(r["scores"][judge] - alone[r["name"]]) <= 1e-5 for r in rows)
+        by_score = sorted(rows, key=lambda r: -r["scores"][judge])
+        assert [r["ranks"][judge] for r in by_score] == [1, 2, 3, 4, 5]
+        same, pairs = pairs_agreeing([r["score"] for r in rows], [r["scores"][judge] for r in rows])
+        assert response["agreement"][judge] == {"same": same, "pairs": pairs} and pairs == 10
+
+
+def test_an_unknown_judge_is_named_with_the_offered_ones(client: Client) -> None:
+    with pytest.raises(Exception, match=r"'PickScore'.* not in the list of choices: \['CLIP', 'BLIP', 'Aesthetic'\]"):
+        client.predict(CASE["prompt"], gallery([image_path(CASE["images"][0])]), ["PickScore"], api_name="/score")

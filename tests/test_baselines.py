@@ -241,7 +241,9 @@ def test_clip_from_a_plain_state_dict_scores_as_from_the_archive(tmp_path: Path,
     root.mkdir()
     torch.save(clip_judge.read_clip_weights(ROOT / "ViT-L-14.pt"), root / "ViT-L-14.pt")
     clip = load_score("CLIP", device="cpu", download_root=root)
-    np.testing.assert_allclose(clip.rewards(PROMPTS[0], PATHS[:3]), judges["CLIP"].rewards(PROMPTS[0], PATHS[:3]), atol=1e-6)
+    np.testing.assert_allclose(
+        clip.rewards(PROMPTS[0], PATHS[:3]), judges["CLIP"].rewards(PROMPTS[0], PATHS[:3]), atol=1e-6
+    )
 
 
 def test_the_torchscript_archive_is_read_without_running_it(monkeypatch) -> None:

@@ -271,7 +271,15 @@ def test_several_scorers_give_one_column_each(folder: Path, capsys: pytest.Captu
     code, out, _ = run([*args, "--scorer", "ImageReward-v1.0", "--scorer", "CLIP", "--scorer", "Aesthetic"], capsys)
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert list(rows[0]) == ["prompt", "rank", "path", "score", "score_ImageReward-v1.0", "score_CLIP", "score_Aesthetic"]
+    assert list(rows[0]) == [
+        "prompt",
+        "rank",
+        "path",
+        "score",
+        "score_ImageReward-v1.0",
+        "score_CLIP",
+        "score_Aesthetic",
+    ]
     assert [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1))
     clip = load_score("CLIP", device="cpu", download_root=baselines)
     want = clip.rewards("a cat", [r["path"] for r in rows])

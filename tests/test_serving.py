@@ -482,3 +482,31 @@ def test_several_prompts_decode_the_images_once(tiny_model, uploads: Path, monke
         rewards = dict(zip(case["images"], case["rewards"]))
         assert prompt == case["prompt"]
         assert all(abs(item.score - rewards[item.name]) <= 1e-4 for item in ranking.ranked)
+
+
+def test_chosen_judges_keep_the_offered_order_and_name_unknown_ones() -> None:
+    from imagereward.serving import chosen_judges, parse_judges
+
+    assert chosen_judges(["Aesthetic", "CLIP"], ("CLIP", "BLIP", "Aesthetic")) == ("CLIP", "Aesthetic")
+    assert chosen_judges(None, ("CLIP",)) == () and chosen_judges("CLIP", ("CLIP",)) == ("CLIP",)
+    with pytest.raises(InputError, match="Unknown judge BLIP; offered here: CLIP."):
+        chosen_judges(["BLIP"], ("CLIP",))
+    with pytest.raises(InputError, match="list of names"):
+        chosen_judges([{"path": "/etc/passwd"}], ("CLIP",))
+    assert parse_judges(None) == ("CLIP", "BLIP", "Aesthetic") and parse_judges("none") == ()
+    assert parse_judges(" aesthetic ,CLIP".replace("aesthetic", "Aesthetic")) == ("CLIP", "Aesthetic")
+    with pytest.raises(ValueError, match=r"unknown judges \['PickScore'\]; use any of \['CLIP', 'BLIP', 'Aesthetic'\]"):
+        parse_judges("PickScore")
+
+
+def test_a_judge_that_cannot_load_is_named_and_imagereward_still_ranks(tiny_model, tmp_path: Path, monkeypatch) -> None:
+    from imagereward.judge_pool import JudgePool
+    from imagereward.serving import prepare_request, score_and_finish
+
+    pool = JudgePool(["CLIP"], device="cpu", download_root=tmp_path / "empty")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    path = str(image_path(EXPECTED["images"][0]))
+    request = prepare_request(tiny_model, "a cat", [path], [str(PARITY)], judges=["CLIP"])
+    ranking, notes = score_and_finish(tiny_model, request, lambda r: score_prepared(tiny_model, r, pool))
+    assert len(ranking.ranked) == 1 and ranking.judges == []
+    assert "CLIP is unavailable right now (its weights could not be loaded)." in notes
