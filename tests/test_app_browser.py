@@ -13,6 +13,7 @@ import pytest
 from appserver import running_app
 from conftest import EXPECTED, PARITY, image_path
 
+BASELINES = Path(__file__).parent / "fixtures" / "parity-baselines"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 LAUNCH_ARGS = [
     "--headless",
@@ -52,7 +53,10 @@ def browser():
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory):
     with running_app(
-        tmp_path_factory.mktemp("browser"), IMAGEREWARD_MODEL=str(PARITY), IMAGEREWARD_MAX_IMAGES="12"
+        tmp_path_factory.mktemp("browser"),
+        IMAGEREWARD_MODEL=str(PARITY),
+        IMAGEREWARD_MAX_IMAGES="12",
+        IMAGEREWARD_DOWNLOAD_ROOT=str(BASELINES),
     ) as url:
         yield url
 
@@ -419,3 +423,33 @@ def test_an_image_dropped_anywhere_on_the_page_is_added(page) -> None:
     )
     assert page.evaluate("window.__dropPrevented")  # the browser does not navigate to the file
     sync_api.expect(page.locator("#images .gallery-item img")).to_have_count(1)
+
+
+def test_two_judges_on_one_request_give_columns_an_ordered_gallery_and_agreement(page) -> None:
+    """ImageReward and CLIP on the same images: the table has CLIP's score and rank columns with CLIP's own
+    numbers, choosing CLIP orders the gallery by CLIP, and the agreement line counts the pairs."""
+    from imagereward.judges import load_score
+    from imagereward.panel import pairs_agreeing
+    from imagereward.scorer import ranks_from_rewards
+
+    case = EXPECTED["rank"][0]
+    names = case["images"][:5]
+    paths = [image_path(n) for n in names]
+    page.locator("#judges label", has_text="CLIP").first.click()
+    upload_and_score(page, case["prompt"], paths)
+    captions(page, 5)
+    headers = page.locator("#table thead th").all_inner_texts()
+    assert [h.strip() for h in headers][:6] == ["rank", "image", "score", "precision", "CLIP score", "CLIP rank"]
+    clip = load_score("CLIP", device="cpu", download_root=BASELINES).rewards(case["prompt"], paths)
+    clip_ranks = ranks_from_rewards(clip)
+    by_clip = [names[i] for i in sorted(range(5), key=lambda i: clip_ranks[i])]
+    reward = dict(zip(case["images"], case["rewards"]))
+    same, pairs = pairs_agreeing([reward[n] for n in names], clip)
+    sync_api.expect(page.locator("#agreement")).to_contain_text(f"CLIP {same} of {pairs} pairs")
+    page.locator("#order-by label", has_text="CLIP").click()
+    want = [f"#{clip_ranks[names.index(n)]} · {clip[names.index(n)]:.2f} · {n}" for n in by_clip]
+    sync_api.expect(page.locator("#ranked .caption-label")).to_have_text(want)
+    rows_shown = page.locator("#table div[role=row][data-index]")
+    sync_api.expect(rows_shown.first).to_contain_text(by_clip[0])
+    rows = rows_shown.all_inner_texts()
+    assert [next(n for n in names if n in row) for row in rows] == by_clip  # the table follows the gallery
