@@ -9,7 +9,7 @@ The text part reads the original's ``med_config.json``; the vision part reads an
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -83,9 +83,6 @@ class ModelConfig:
     @property
     def head_input_size(self) -> int:
         return self.text.hidden_size
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _known_fields(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
