@@ -324,6 +324,33 @@ def _load_judges(args: argparse.Namespace) -> list:
     return [_load_judge(args, name) for name in names]
 
 
+def cmd_bulk(args: argparse.Namespace) -> int:
+    try:
+        import ray  # noqa: F401
+    except ImportError as e:
+        raise InputError(
+            "imagereward bulk needs Ray Data: pip install 'imagereward[bulk]' (or pip install 'ray[data]')"
+        ) from e
+    from .bulk import bulk_score
+
+    summary = bulk_score(
+        args.inputs,
+        args.output,
+        prompt=args.prompt,
+        model=args.model,
+        scorers=args.scorer or (),
+        device=args.device,
+        dtype=args.dtype,
+        batch_size=args.batch_size,
+        actors=args.actors,
+        download_root=args.download_root,
+        progress=not args.quiet,
+    )
+    if args.quiet:
+        print(f"imagereward bulk: {summary.line()}", file=sys.stderr)
+    return 0
+
+
 def positive_int(text: str) -> int:
     """argparse type: a whole number >= 1."""
     try:
@@ -395,6 +422,26 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=positive_int, default=None, help="images per forward pass (default 32)")
     model_options(ev)
     ev.set_defaults(func=cmd_eval)
+
+    bulk = sub.add_parser(
+        "bulk",
+        help="score a dataset with Ray Data (manifests, folders, WebDataset shards) into Parquet; resumable",
+    )
+    bulk.add_argument(
+        "inputs",
+        nargs="+",
+        help="manifests (.parquet, .csv, .jsonl with columns prompt, image, optional id), folders of images "
+        "(with --prompt) or WebDataset shards (.tar)",
+    )
+    bulk.add_argument("--output", "-o", required=True, help="the Parquet dataset (a folder) to write; rerun to resume")
+    bulk.add_argument("--prompt", "-p", help="the prompt of a folder's images (and of manifest rows without one)")
+    bulk.add_argument("--batch-size", type=positive_int, default=None, help="images per model call (256 GPU, 32 CPU)")
+    bulk.add_argument("--actors", type=positive_int, default=None, help="model actors (default: one per GPU, or 1)")
+    bulk.add_argument(
+        "--scorer", action="append", metavar="NAME", help=f"a judge (repeatable); one of {', '.join(JUDGES)}"
+    )
+    model_options(bulk)
+    bulk.set_defaults(func=cmd_bulk)
     return parser
 
 

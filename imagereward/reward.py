@@ -112,6 +112,27 @@ class ImageReward(BatchedScorer, ImageRewardModel):
             rewards = self.score_embeddings(embeds, ids, mask)
         return rewards.cpu()
 
+    @torch.inference_mode()
+    def score_pairs(self, prompts: Sequence[str], decoded: Sequence[Decoded]) -> list[Scored]:
+        """One reward per (prompt, image) pair: one ViT pass for all the images, and one text-encoder pass per
+        prompt length, each row with its own prompt (run at its own length, as a prompt scored alone is). A
+        float16 overflow is scored again in float32, pair by pair."""
+        embeds = self.image_embeddings(decoded)
+        tokens = [self.prompt_tokens(p) for p in prompts]
+        lengths = [int(t.attention_mask.sum()) for t in tokens]
+        rewards: list[float] = [0.0] * len(tokens)
+        for length in sorted(set(lengths)):
+            rows = [k for k, n in enumerate(lengths) if n == length]
+            ids = torch.cat([tokens[k].input_ids[:, :length] for k in rows]).to(self.device)
+            mask = torch.cat([tokens[k].attention_mask[:, :length] for k in rows]).to(self.device)
+            for k, r in zip(rows, self.forward_head(self.encode_text(ids, mask, embeds[rows])).cpu().tolist()):
+                rewards[k] = r
+        scored = [Scored(r, self.dtype) for r in rewards]
+        for k, r in enumerate(rewards):
+            if not math.isfinite(r):
+                scored[k] = self._scored(tokens[k], [decoded[k]])[0]
+        return scored
+
     def _scored(self, tokens: PromptTokens, good: list[Decoded]) -> list[Scored]:
         rewards = self.rewards_from_pixels(tokens.as_dict(), good).tolist()
         scored = [Scored(r, self.dtype) for r in rewards]

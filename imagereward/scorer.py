@@ -207,6 +207,20 @@ class BatchedScorer:
             for r, name in zip(out, names, strict=True)
         ]
 
+    def score_pairs(self, prompts: Sequence[str], decoded: Sequence[Decoded]) -> list[Scored]:
+        """One score per (prompt, image) pair, prompts differing from pair to pair (bulk scoring of a dataset):
+        one image-encoder pass for all the images, then the prompts' part per distinct prompt."""
+        features = self.image_embeddings(decoded)
+        out: list[Scored | None] = [None] * len(decoded)
+        groups: dict[str, list[int]] = {}
+        for k, prompt in enumerate(prompts):
+            groups.setdefault(prompt, []).append(k)
+        for prompt, rows in groups.items():
+            scores = self.scores_from_features(self.prompt_tokens(prompt), features[rows]).tolist()
+            for k, score in zip(rows, scores):
+                out[k] = Scored(score, self.dtype)
+        return out  # type: ignore[return-value]
+
     def _scored(self, tokens: Any, good: list[Decoded]) -> list[Scored]:
         scores = self.scores_from_features(tokens, self.image_embeddings(good)).tolist()
         return [Scored(s, self.dtype) for s in scores]

@@ -1,0 +1,415 @@
+"""Scoring a dataset with Ray Data: millions of (prompt, image) pairs on one machine or a cluster.
+
+    imagereward bulk manifest.parquet --output scores.parquet
+
+The pipeline is Ray Data's: the inputs become a dataset of `(id, prompt, image, data)` rows; CPU tasks decode
+and preprocess each image exactly as the package does (`images.load_pixels`: uint8 (3, 224, 224)); model
+actors (one per GPU, or `cpu_actors` on the CPU) score batches, every judge from the same decoded pixels, one
+image-encoder pass per batch whatever the prompts (`BatchedScorer.score_pairs`); the driver streams the
+results into Parquet part files.
+
+Inputs: a manifest (Parquet, CSV or JSONL with columns `prompt`, `image` (a path relative to the manifest's
+folder, or the encoded bytes) and an optional `id`), a folder of images with `prompt`, or WebDataset tar
+shards (`<key>.png|jpg|webp` + `<key>.txt` or `<key>.json` holding the prompt).
+
+Output: a Parquet dataset (a folder) of rows `id`, `prompt`, `image` (the reference, never the bytes), `score`
+(the first judge's), `score_<judge>` for each other judge, `model`, `dtype`, `error` (null, or why the image
+could not be scored). Resumable: results are written in part files, each renamed into place only when
+complete, and a run started again skips every id already written, so a run killed half-way and restarted
+ends with every row exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tarfile
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import ImageLoadError, InputError
+from .images import IMAGE_EXTENSIONS
+
+MANIFEST_SUFFIXES = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
+# Rows per Parquet part file: what a killed run can lose and recompute at most.
+PART_ROWS = 4096
+# Images per decoding task, and the memory a task reserves (decoded images up to the pixel limit).
+DECODE_BATCH = 64
+DECODE_MEMORY = 512 * 2**20
+MAX_BLOCKS = 10_000
+
+
+@dataclass(frozen=True)
+class BulkSummary:
+    """What a run did: rows written now, of them errors, rows found already written, seconds, images/s."""
+
+    written: int
+    errors: int
+    skipped: int
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        return (
+            f"{self.written} rows written ({self.errors} errors), {self.skipped} already done, "
+            f"in {self.seconds:.1f} s: {self.images_per_second:.1f} images/s"
+        )
+
+
+# ------------------------------------------------------------------------------------------------- inputs
+def read_rows(inputs: Sequence[str | Path], prompt: str | None = None) -> list[dict[str, Any]]:
+    """The rows to score, `{"id", "prompt", "image", "data"}` (`data`: encoded bytes, or empty to read the
+    path `image`), from manifests, folders (with `prompt`) and WebDataset shards, in order.
+
+    Raises:
+        InputError: an input that is none of these, a manifest without its columns, a folder without prompt.
+    """
+    rows: list[dict[str, Any]] = []
+    for raw in inputs:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise InputError(f"{path}: no such file or folder")
+        if path.is_dir():
+            if prompt is None:
+                raise InputError(f"{path} is a folder: give --prompt, the prompt its images were generated from")
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+            rows += [{"id": str(p.relative_to(path)), "prompt": prompt, "image": str(p), "data": b""} for p in files]
+        elif path.suffix == ".tar":
+            rows += _webdataset_rows(path, prompt)
+        elif path.suffix in MANIFEST_SUFFIXES:
+            rows += _manifest_rows(path, prompt)
+        else:
+            raise InputError(
+                f"{path}: not a manifest (.parquet, .csv, .jsonl), a WebDataset shard (.tar) or a folder of images"
+            )
+    ids = [r["id"] for r in rows]
+    if len(set(ids)) != len(ids):
+        repeated = sorted({i for i in ids if ids.count(i) > 1})[:5] if len(ids) < 100_000 else []
+        raise InputError(f"ids must be unique across the inputs (repeated: {repeated or 'several'}); give an id column")
+    return rows
+
+
+def _manifest_rows(path: Path, prompt: str | None) -> list[dict[str, Any]]:
+    import pyarrow.csv as pa_csv
+    import pyarrow.json as pa_json
+    import pyarrow.parquet as pq
+
+    kind = MANIFEST_SUFFIXES[path.suffix]
+    if kind == "parquet":
+        table = pq.read_table(path)
+    elif kind == "csv":
+        table = pa_csv.read_csv(path)
+    else:
+        table = pa_json.read_json(path)  # one JSON object per line
+    columns = set(table.column_names)
+    if "image" not in columns or ("prompt" not in columns and prompt is None):
+        raise InputError(
+            f"{path}: a manifest needs the columns prompt and image (and optionally id); it has {sorted(columns)}"
+        )
+    records = table.to_pylist()
+    rows = []
+    for k, record in enumerate(records):
+        image = record["image"]
+        data = bytes(image) if isinstance(image, (bytes, bytearray)) else b""
+        reference = f"{path.name}#{k}" if data else str(path.parent / str(image))
+        row_id = record.get("id")
+        rows.append(
+            {
+                "id": str(row_id) if row_id is not None else str(k),
+                "prompt": record.get("prompt") if record.get("prompt") is not None else prompt,
+                "image": reference,
+                "data": data,
+            }
+        )
+    return rows
+
+
+def _webdataset_rows(path: Path, prompt: str | None) -> list[dict[str, Any]]:
+    """`<key>.<image ext>` with `<key>.txt` (the prompt) or `<key>.json` (`{"prompt": ...}`) per sample."""
+    samples: dict[str, dict[str, bytes]] = {}
+    with tarfile.open(path) as tar:
+        for member in tar:
+            if not member.isfile():
+                continue
+            key, _, ext = member.name.partition(".")
+            handle = tar.extractfile(member)
+            if handle is not None:
+                samples.setdefault(key, {})[ext.lower()] = handle.read()
+    rows = []
+    for key, parts in samples.items():
+        image_ext = next((e for e in parts if f".{e}" in IMAGE_EXTENSIONS), None)
+        if image_ext is None:
+            continue
+        text = parts.get("txt", b"").decode("utf-8") if "txt" in parts else None
+        if text is None and "json" in parts:
+            text = json.loads(parts["json"]).get("prompt")
+        rows.append(
+            {
+                "id": key,
+                "prompt": text if text is not None else prompt,
+                "image": f"{path.name}/{key}.{image_ext}",
+                "data": parts[image_ext],
+            }
+        )
+    return rows
+
+
+# ------------------------------------------------------------------------------------------- ray stages
+def decode_batch(batch: dict[str, np.ndarray]) -> dict[str, Any]:
+    """CPU task: decode and preprocess each row's image as the package does -> `pixels` (N, 3, 224, 224)
+    uint8 and `error` (None or why)."""
+    from .images import load_pixels
+
+    n = len(batch["id"])
+    pixels = np.zeros((n, 3, 224, 224), dtype=np.uint8)
+    errors: list[str | None] = [None] * n
+    for k in range(n):
+        data = batch["data"][k]
+        source = bytes(data) if isinstance(data, (bytes, np.bytes_)) and len(data) else str(batch["image"][k])
+        try:
+            pixels[k] = load_pixels(source, str(batch["image"][k])).numpy()
+        except ImageLoadError as e:
+            errors[k] = e.reason
+        prompt = batch["prompt"][k]
+        if not isinstance(prompt, str) or not prompt.strip():
+            errors[k] = errors[k] or "no prompt: the row's prompt is empty (and no --prompt was given)"
+    return {
+        "id": batch["id"],
+        "prompt": batch["prompt"],
+        "image": batch["image"],
+        "pixels": pixels,
+        "error": np.array(errors, dtype=object),
+    }
+
+
+class ScoreActor:
+    """A Ray actor holding the judges on its device; scores decoded batches (`__call__`)."""
+
+    def __init__(
+        self, judges: Sequence[str], model: str, device: str | None, dtype: str | None, download_root: str | None
+    ) -> None:
+        from .factory import load
+        from .judges import IMAGEREWARD, load_score
+
+        self.judges = []
+        for name in judges:
+            judge = (
+                load(model, device=device, dtype=dtype, download_root=download_root)
+                if name == IMAGEREWARD
+                else load_score(name, device=device, dtype=dtype, download_root=download_root)
+            )
+            judge.embedding_cache.resize(0)  # every image once: nothing to reuse
+            self.judges.append((name, judge))
+        first = self.judges[0][1]
+        self.model = model if judges[0] == IMAGEREWARD else judges[0]
+        self.dtype = str(first.dtype).removeprefix("torch.")
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import torch
+
+        from .cache import content_key
+        from .scorer import Decoded, Scored
+
+        n = len(batch["id"])
+        errors = [e if isinstance(e, str) else None for e in batch["error"]]  # all-null columns arrive as NaN
+        good = [k for k in range(n) if errors[k] is None]
+        decoded = []
+        for k in good:
+            pixels = torch.from_numpy(np.ascontiguousarray(batch["pixels"][k]))
+            decoded.append(Decoded(pixels, content_key(pixels)))
+        prompts = [str(batch["prompt"][k]) for k in good]
+        out: dict[str, Any] = {"id": batch["id"], "prompt": batch["prompt"], "image": batch["image"]}
+        for j, (name, judge) in enumerate(self.judges):
+            scores = np.full(n, np.nan)
+            if good:
+                for k, result in zip(good, judge.score_pairs(prompts, decoded)):
+                    if isinstance(result, Scored) and np.isfinite(result.reward):
+                        scores[k] = result.reward
+                    elif errors[k] is None:
+                        errors[k] = f"{name}: its score is not a finite number"
+            out["score" if j == 0 else f"score_{name}"] = scores
+        out["model"] = np.array([self.model] * n, dtype=object)
+        out["dtype"] = np.array([self.dtype] * n, dtype=object)
+        out["error"] = np.array(errors, dtype=object)
+        return out
+
+
+# ------------------------------------------------------------------------------------------------ output
+def written_ids(output: Path) -> set[str]:
+    """The ids already in the output's complete part files (a killed run's unfinished part never counts)."""
+    if not output.is_dir():
+        return set()
+    import pyarrow.parquet as pq
+
+    done: set[str] = set()
+    for part in sorted(output.glob("part-*.parquet")):
+        done.update(pq.read_table(part, columns=["id"]).column("id").to_pylist())
+    return done
+
+
+class PartWriter:
+    """Writes rows into `output/part-<run>-<n>.parquet`, each file renamed into place only once complete."""
+
+    def __init__(self, output: Path, rows_per_part: int = PART_ROWS) -> None:
+        output.mkdir(parents=True, exist_ok=True)
+        for stale in output.glob(".part-*.tmp"):
+            stale.unlink()  # a killed run's unfinished part
+        self.output, self.rows_per_part = output, rows_per_part
+        self.run = uuid.uuid4().hex[:8]
+        self.pending: list[dict[str, Any]] = []
+        self.parts = 0
+
+    def add(self, batch: dict[str, Any]) -> None:
+        columns = list(batch)
+        for k in range(len(batch["id"])):
+            self.pending.append({c: _plain(batch[c][k]) for c in columns})
+        while len(self.pending) >= self.rows_per_part:
+            self._flush(self.pending[: self.rows_per_part])
+            self.pending = self.pending[self.rows_per_part :]
+
+    def close(self) -> None:
+        if self.pending:
+            self._flush(self.pending)
+            self.pending = []
+
+    def _flush(self, rows: list[dict[str, Any]]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        name = f"part-{self.run}-{self.parts:05d}.parquet"
+        temp = self.output / f".{name}.tmp"
+        pq.write_table(pa.Table.from_pylist(rows), temp)
+        os.replace(temp, self.output / name)
+        self.parts += 1
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+# --------------------------------------------------------------------------------------------------- run
+def init_ray(cpus: int | None = None) -> None:
+    """Connects to the cluster `RAY_ADDRESS` names, else starts Ray here with its temp folder in the working
+    folder (`.ray/`, or the system's when that path is too long for Ray's sockets)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=False)
+        return
+    temp = Path.cwd() / ".ray"
+    if len(str(temp)) > 60:  # Ray's unix sockets live under it (path limit 107 with its own suffixes)
+        temp = Path(tempfile.gettempdir()) / f"ray-{os.getuid()}"
+    ray.init(
+        num_cpus=cpus or os.cpu_count() or 1,
+        _temp_dir=str(temp),
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+
+
+def bulk_score(
+    inputs: Sequence[str | Path],
+    output: str | Path,
+    prompt: str | None = None,
+    model: str = "ImageReward-v1.0",
+    scorers: Sequence[str] = (),
+    device: str | None = None,
+    dtype: str | None = None,
+    batch_size: int | None = None,
+    actors: int | None = None,
+    download_root: str | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> BulkSummary:
+    """Scores every row of `inputs` into the Parquet dataset `output` (see the module doc), skipping ids it
+    already holds.
+
+    Args:
+        scorers: judges, the first ranks (`score`); default ImageReward (`model`) alone.
+        device: where actors run: default one actor per GPU when the cluster has GPUs, else the CPU.
+        batch_size: images per model call (default 256 on GPU, 32 on CPU).
+        actors: model actors (default: the GPUs, or 1 on the CPU).
+        stop_after: stop after this many batches were written (for tests of resuming).
+    """
+    import ray
+
+    from .judges import IMAGEREWARD
+
+    start = time.perf_counter()
+    output = Path(output)
+    rows = read_rows(inputs, prompt)
+    done = written_ids(output)
+    todo = [r for r in rows if r["id"] not in done]
+    judges = list(dict.fromkeys(scorers or [IMAGEREWARD]))
+    if not todo:
+        return BulkSummary(0, 0, len(rows) - len(todo), time.perf_counter() - start)
+    init_ray()
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    on_gpu = device != "cpu" and gpus > 0 and (device is None or device.startswith("cuda"))
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    n_actors = actors or (gpus if on_gpu else 1)
+    size = batch_size or (256 if on_gpu else 32)
+    actor_cpus = 1 if on_gpu else max(1, min(cpus - 1, cpus // 2))  # leave the readers room: no deadlock
+    ray.data.DataContext.get_current().enable_progress_bars = progress
+    # Blocks of about DECODE_BATCH rows (at most MAX_BLOCKS), so that decoding spreads over every CPU.
+    ds = ray.data.from_items(todo, override_num_blocks=min(MAX_BLOCKS, -(-len(todo) // DECODE_BATCH)))
+    # Decoding in CPU tasks of their own (the memory hint keeps Ray from fusing them into the model actors).
+    ds = ds.map_batches(decode_batch, batch_size=DECODE_BATCH, num_cpus=1, memory=DECODE_MEMORY, batch_format="numpy")
+    ds = ds.map_batches(
+        ScoreActor,
+        fn_constructor_args=(judges, model, "cuda" if on_gpu else "cpu", dtype, download_root),
+        batch_size=size,
+        concurrency=n_actors,
+        num_gpus=1 if on_gpu else 0,
+        num_cpus=actor_cpus,
+        batch_format="numpy",
+    )
+    writer = PartWriter(output)
+    written = errors = batches = 0
+    try:
+        for batch in ds.iter_batches(batch_size=size, batch_format="numpy"):
+            writer.add(batch)
+            written += len(batch["id"])
+            errors += sum(isinstance(e, str) for e in batch["error"])
+            batches += 1
+            if on_batch is not None:
+                on_batch(batches)
+            if stop_after is not None and batches >= stop_after:
+                break
+    finally:
+        writer.close()
+    summary = BulkSummary(written, errors, len(rows) - len(todo), time.perf_counter() - start)
+    if progress:
+        print(f"imagereward bulk: {summary.line()}", file=sys.stderr)
+    return summary
+
+
+def read_output(output: str | Path) -> list[dict[str, Any]]:
+    """Every row of an output dataset (all its complete part files)."""
+    import pyarrow.parquet as pq
+
+    rows: list[dict[str, Any]] = []
+    for part in sorted(Path(output).glob("part-*.parquet")):
+        rows += pq.read_table(part).to_pylist()
+    return rows
+
+
+__all__ = ["BulkSummary", "bulk_score", "read_output", "read_rows", "written_ids"]

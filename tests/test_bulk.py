@@ -1,0 +1,159 @@
+"""`imagereward bulk` on a local Ray: the same scores as `imagereward score`, errors as rows, resuming."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from conftest import EXPECTED, PARITY
+from imagereward import cli
+from imagereward.errors import InputError
+
+ray = pytest.importorskip("ray")
+from imagereward import bulk  # noqa: E402
+
+NAMES = EXPECTED["images"]
+PROMPT = EXPECTED["prompts"][0]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray(tmp_path_factory: pytest.TempPathFactory):
+    """One local Ray for the module (two CPUs, as a small machine has)."""
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        _temp_dir=str(Path("/tmp") / f"ray-test-{tmp_path_factory.getbasetemp().name}"),
+    )
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    images = tmp_path / "gens"
+    images.mkdir()
+    for name in NAMES[:6]:
+        shutil.copy(PARITY / "images" / name, images / name)
+    return images
+
+
+def score_cli(paths: list[str], prompt: str, capsys: pytest.CaptureFixture) -> dict[str, float]:
+    assert (
+        cli.main(["score", "-p", prompt, *paths, "--model", str(PARITY), "--device", "cpu", "-f", "jsonl", "-q"]) == 0
+    )
+    return {json.loads(line)["path"]: json.loads(line)["score"] for line in capsys.readouterr().out.splitlines()}
+
+
+def test_a_parquet_manifest_gives_the_scores_of_imagereward_score(tmp_path: Path, folder: Path, capsys) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    prompts = [p for p in EXPECTED["prompts"] if p.strip()][:3]
+    rows = [{"id": f"r{k}", "prompt": prompts[k % 3], "image": f"gens/{n}"} for k, n in enumerate(NAMES[:6])]
+    rows.append({"id": "bad", "prompt": PROMPT, "image": "gens/corrupt.png"})
+    rows.append({"id": "blank", "prompt": "  ", "image": f"gens/{NAMES[0]}"})
+    manifest = tmp_path / "manifest.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), manifest)
+    out = tmp_path / "scores.parquet"
+    summary = bulk.bulk_score([manifest], out, model=str(PARITY), device="cpu", batch_size=4, progress=False)
+    assert (summary.written, summary.errors, summary.skipped) == (8, 2, 0)
+    got = {r["id"]: r for r in bulk.read_output(out)}
+    assert set(got) == {r["id"] for r in rows}
+    assert got["blank"]["score"] is None and "no prompt" in got["blank"]["error"]
+    assert got["blank"]["score"] is None and "no prompt" in got["blank"]["error"]
+    for row in rows[:6]:
+        path = str(tmp_path / row["image"])
+        want = score_cli([path], row["prompt"], capsys)[path]
+        assert abs(got[row["id"]]["score"] - want) <= 1e-6
+        assert got[row["id"]]["image"] == path and got[row["id"]]["error"] is None
+        assert got[row["id"]]["model"] == str(PARITY) and got[row["id"]]["dtype"] == "float32"
+    assert got["bad"]["score"] is None and "not an image" in got["bad"]["error"]
+
+
+def test_a_folder_through_the_command_line_gives_the_scores_of_imagereward_score(
+    tmp_path: Path, folder: Path, capsys
+) -> None:
+    want = score_cli([str(folder)], PROMPT, capsys)
+    out = tmp_path / "out.parquet"
+    args = ["bulk", str(folder), "--prompt", PROMPT, "--output", str(out), "--model", str(PARITY)]
+    assert cli.main([*args, "--device", "cpu", "--batch-size", "4", "-q"]) == 0
+    assert "6 rows written (0 errors)" in capsys.readouterr().err
+    got = {r["image"]: r["score"] for r in bulk.read_output(out)}
+    assert set(got) == set(want)
+    assert max(abs(got[p] - want[p]) for p in want) <= 1e-6
+
+
+def test_an_interrupted_run_resumes_with_every_row_exactly_once(tmp_path: Path, folder: Path, monkeypatch) -> None:
+    monkeypatch.setattr(bulk, "PART_ROWS", 2)
+    out = tmp_path / "out.parquet"
+    options = {"prompt": PROMPT, "model": str(PARITY), "device": "cpu", "batch_size": 2, "progress": False}
+    first = bulk.bulk_score([folder], out, stop_after=1, **options)
+    assert 0 < first.written < 6
+    (out / ".part-killed-00009.parquet.tmp").write_bytes(b"half a file, as a killed run leaves it")
+    second = bulk.bulk_score([folder], out, **options)
+    assert second.skipped == first.written and first.written + second.written == 6
+    ids = [r["id"] for r in bulk.read_output(out)]
+    assert sorted(ids) == sorted(NAMES[:6])  # every row exactly once
+    assert not list(out.glob(".*.tmp"))
+    third = bulk.bulk_score([folder], out, **options)
+    assert (third.written, third.skipped) == (0, 6)
+
+
+def test_two_judges_share_the_decoded_pixels_and_give_a_column_each(tmp_path: Path, folder: Path) -> None:
+    from imagereward.judges import load_score
+
+    baselines = Path(__file__).parent / "fixtures" / "parity-baselines"
+    out = tmp_path / "out.parquet"
+    bulk.bulk_score(
+        [folder],
+        out,
+        prompt=PROMPT,
+        model=str(PARITY),
+        scorers=["ImageReward-v1.0", "Aesthetic"],
+        device="cpu",
+        download_root=str(baselines),
+        progress=False,
+    )
+    rows = bulk.read_output(out)
+    aesthetic = load_score("Aesthetic", device="cpu", download_root=baselines)
+    want = dict(zip([r["image"] for r in rows], aesthetic.rewards(PROMPT, [r["image"] for r in rows])))
+    assert all(abs(r["score_Aesthetic"] - want[r["image"]]) <= 1e-5 for r in rows)
+
+
+def test_manifest_formats_and_webdataset_shards_are_read(tmp_path: Path) -> None:
+    image = (PARITY / "images" / NAMES[0]).read_bytes()
+    (tmp_path / "m.csv").write_text(f"prompt,image\na dog,images/{NAMES[0]}\n", encoding="utf-8")
+    (tmp_path / "m.jsonl").write_text(json.dumps({"id": 7, "prompt": "a cat", "image": "x.png"}) + "\n")
+    shard = tmp_path / "shard-000.tar"
+    with tarfile.open(shard, "w") as tar:
+        for name, data in [
+            ("s1.png", image),
+            ("s1.txt", b"a fox"),
+            ("s2.jpg", image),
+            ("s2.json", b'{"prompt": "a owl"}'),
+        ]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    rows = bulk.read_rows([tmp_path / "m.csv", tmp_path / "m.jsonl", shard])
+    assert [(r["id"], r["prompt"]) for r in rows] == [("0", "a dog"), ("7", "a cat"), ("s1", "a fox"), ("s2", "a owl")]
+    assert rows[0]["image"] == str(tmp_path / "images" / NAMES[0]) and rows[0]["data"] == b""
+    assert rows[2]["data"] == image and rows[2]["image"] == "shard-000.tar/s1.png"
+
+
+def test_bad_inputs_are_named(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="give --prompt"):
+        bulk.read_rows([tmp_path])
+    (tmp_path / "m.csv").write_text("caption,file\nx,y\n")
+    with pytest.raises(InputError, match=r"needs the columns prompt and image .* has \['caption', 'file'\]"):
+        bulk.read_rows([tmp_path / "m.csv"])
+    with pytest.raises(InputError, match="no such file or folder"):
+        bulk.read_rows([tmp_path / "missing.parquet"])
