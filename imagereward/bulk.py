@@ -42,7 +42,7 @@ MANIFEST_SUFFIXES = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".j
 PART_ROWS = 4096
 # Images per decoding task, and the memory a task reserves (decoded images up to the pixel limit).
 DECODE_BATCH = 64
-DECODE_MEMORY = 512 * 2**20
+DECODE_MEMORY = 768 * 2**20
 MAX_BLOCKS = 10_000
 
 
@@ -210,6 +210,12 @@ class ScoreActor:
             )
             judge.embedding_cache.resize(0)  # every image once: nothing to reuse
             self.judges.append((name, judge))
+        if not str(device).startswith("cuda"):
+            import torch
+
+            # Ray limits an actor to the threads of the CPUs it reserved; on the CPU the model is nearly all of
+            # the work (decoding is ~2%), so it may use every core of its node.
+            torch.set_num_threads(os.cpu_count() or 1)
         first = self.judges[0][1]
         self.model = model if judges[0] == IMAGEREWARD else judges[0]
         self.dtype = str(first.dtype).removeprefix("torch.")
@@ -367,7 +373,7 @@ def bulk_score(
     cpus = int(ray.cluster_resources().get("CPU", 1))
     n_actors = actors or (gpus if on_gpu else 1)
     size = batch_size or (256 if on_gpu else 32)
-    actor_cpus = 1 if on_gpu else max(1, min(cpus - 1, cpus // 2))  # leave the readers room: no deadlock
+    actor_cpus = 1 if on_gpu else max(1, cpus // 2)  # leaves the decoding tasks room: no deadlock on 2 cores
     ray.data.DataContext.get_current().enable_progress_bars = progress
     # Blocks of about DECODE_BATCH rows (at most MAX_BLOCKS), so that decoding spreads over every CPU.
     ds = ray.data.from_items(todo, override_num_blocks=min(MAX_BLOCKS, -(-len(todo) // DECODE_BATCH)))
@@ -377,7 +383,7 @@ def bulk_score(
         ScoreActor,
         fn_constructor_args=(judges, model, "cuda" if on_gpu else "cpu", dtype, download_root),
         batch_size=size,
-        concurrency=n_actors,
+        compute=ray.data.ActorPoolStrategy(size=n_actors),
         num_gpus=1 if on_gpu else 0,
         num_cpus=actor_cpus,
         batch_format="numpy",

@@ -1,0 +1,150 @@
+"""`imagereward bulk` (Ray Data) against the package's own end-to-end scoring of the same files, in one run.
+
+    python benchmarks/bench_bulk.py --images 512 --device cpu          # this machine
+    python benchmarks/bench_bulk.py --images 8192 --device cuda        # a GPU machine (bulk_gpu_run.sh)
+
+Both sides load one full-size checkpoint (ViT-L/16 + BERT-base, seeded random weights, made once by
+bench.make_checkpoint) and score the same folder of 512x512 files (half JPEG, half PNG) for one prompt:
+
+- `score`: `imagereward score FOLDER` as the command line runs it (model load included), and the package's
+  steady rate (`model.rewards` on the files, decoding included, after a warm-up);
+- `bulk`: `bulk_score` on one batch of the files first (its wall time is the start-up cost: Ray starting, the
+  actor loading the model), then on the whole folder (its images/s include the actor loading the model again).
+  `bulk_vs_score_cli_wall` compares the command line's wall time with both bulk runs together.
+
+Prints and writes a JSON report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench import PROMPT, make_checkpoint  # noqa: E402
+from bench_gpu import write_images  # noqa: E402
+
+
+def package_rate(checkpoint: Path, paths: list[str], device: str, batch: int) -> dict:
+    import torch
+
+    import imagereward
+
+    t = time.perf_counter()
+    model = imagereward.load(str(checkpoint), device=device)
+    load_s = time.perf_counter() - t
+    model.embedding_cache.resize(0)
+    model.rewards(PROMPT, paths[: 2 * batch], batch_size=batch)  # warm-up
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    model.rewards(PROMPT, paths, batch_size=batch)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t
+    del model
+    return {"load_s": load_s, "steady_images_per_s": len(paths) / seconds}
+
+
+def cli_wall(checkpoint: Path, folder: Path, device: str, out: Path) -> float:
+    from imagereward import cli
+
+    t = time.perf_counter()
+    code = cli.main(
+        [
+            "score",
+            "-p",
+            PROMPT,
+            str(folder),
+            "--model",
+            str(checkpoint),
+            "--device",
+            device,
+            "-q",
+            "-f",
+            "jsonl",
+            "-o",
+            str(out),
+        ]
+    )
+    assert code == 0
+    return time.perf_counter() - t
+
+
+def bulk_run(checkpoint: Path, folder: Path, device: str, batch: int | None, out: Path) -> dict:
+    from imagereward.bulk import bulk_score
+
+    marks: list[float] = []
+    t = time.perf_counter()
+    summary = bulk_score(
+        [folder],
+        out,
+        prompt=PROMPT,
+        model=str(checkpoint),
+        device=device,
+        batch_size=batch,
+        progress=False,
+        on_batch=lambda n: marks.append(time.perf_counter()),
+    )
+    wall = time.perf_counter() - t
+    first_rows = batch or (256 if device.startswith("cuda") else 32)
+    steady = (summary.written - first_rows) / (marks[-1] - marks[0]) if len(marks) > 1 else float("nan")
+    return {
+        "wall_s": wall,
+        "first_batch_s": marks[0] - t,
+        "steady_images_per_s": steady,
+        "written": summary.written,
+        "errors": summary.errors,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=512)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--checkpoint", default=str(Path(tempfile.gettempdir()) / "imagereward-bench"))
+    ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "bulk.json"))
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-bulk-"))
+    folder = work / "images"
+    folder.mkdir()
+    paths = write_images(folder, args.images)
+    checkpoint = make_checkpoint(Path(args.checkpoint))
+    batch = args.batch_size or (256 if args.device.startswith("cuda") else 32)
+    report: dict = {
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "device": args.device,
+        "images": args.images,
+        "batch": batch,
+    }
+    if args.device.startswith("cuda"):
+        import torch
+
+        report["gpu"] = torch.cuda.get_device_name(0)
+    report["package"] = package_rate(checkpoint, paths, args.device, batch)
+    report["score_cli_wall_s"] = cli_wall(checkpoint, folder, args.device, work / "score.jsonl")
+    report["bulk"] = bulk_run(checkpoint, folder, args.device, args.batch_size, work / "bulk.parquet")
+    report["bulk_vs_package_steady"] = report["bulk"]["images_per_s"] / report["package"]["steady_images_per_s"]
+    report["bulk_vs_score_cli_wall"] = report["score_cli_wall_s"] / (
+        report["bulk"]["wall_s"] + report["bulk"]["first_run_wall_s"]
+    )
+    print(json.dumps(report, indent=1))
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(report, indent=1))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
