@@ -33,6 +33,7 @@ class ImageReward(BatchedScorer, ImageRewardModel):
             `None` (default) on CUDA, False never.
     """
 
+    tokens_type = PromptTokens
     non_finite_reason = "its reward is not a finite number even in float32; the weights may hold inf or NaN"
 
     def __init__(
@@ -87,13 +88,6 @@ class ImageReward(BatchedScorer, ImageRewardModel):
 
     # ------------------------------------------------------------------------------------ judge hooks
     def tokenize(self, prompt: str) -> PromptTokens:
-        return encode_prompt(prompt)
-
-    def prompt_tokens(self, prompt: str | PromptTokens) -> PromptTokens:
-        if isinstance(prompt, PromptTokens):
-            return prompt
-        if not isinstance(prompt, str):
-            raise TypeError(f"score one prompt at a time: `prompt` must be a string, got {type(prompt).__name__}")
         return encode_prompt(prompt)
 
     def features_from_pixels(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -73,6 +73,8 @@ class BatchedScorer:
     preprocessing: str = ORIGINAL_224
     image_size: int = 224
     non_finite_reason = "its score is not a finite number; the weights may hold inf or NaN"
+    # What `tokenize` returns, accepted as it is where a prompt is expected (None: only strings).
+    tokens_type: type | None = None
 
     def _init_batching(self, name: str, batch_size: int, cache_size: int) -> None:
         self.name = name
@@ -110,13 +112,16 @@ class BatchedScorer:
 
     # --------------------------------------------------------------------------------------- batching
     def prompt_tokens(self, prompt: Any) -> Any:
-        """`prompt` tokenized (a string), or as it is when it is already this judge's tokens."""
-        if isinstance(prompt, str):
-            return self.tokenize(prompt)
-        if prompt is None or isinstance(prompt, (list, tuple, bytes)):
-            what = type(prompt).__name__
-            raise TypeError(f"score one prompt at a time: `prompt` must be a string, got {what}")
-        return prompt
+        """`prompt` tokenized (a string), or as it is when it is already this judge's tokens (`tokens_type`).
+
+        Raises:
+            TypeError: anything else (e.g. a list of prompts: one prompt at a time).
+        """
+        if self.tokens_type is not None and isinstance(prompt, self.tokens_type):
+            return prompt
+        if not isinstance(prompt, str):
+            raise TypeError(f"score one prompt at a time: `prompt` must be a string, got {type(prompt).__name__}")
+        return self.tokenize(prompt)
 
     def rewards(self, prompt: str, images: Sequence[ImageInput], batch_size: int | None = None) -> list[float]:
         """Scores of `images` for one prompt, in input order; the first image that fails raises."""

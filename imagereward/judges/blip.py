@@ -42,6 +42,8 @@ def is_ignored(key: str) -> bool:
 class BlipScore(Baseline):
     """BLIP score: cosine of BLIP's projected text and image CLS features (about -1 to 1)."""
 
+    tokens_type = PromptTokens
+
     def __init__(self, config: ModelConfig, embed_dim: int, name: str = "BLIP") -> None:
         super().__init__(name)
         self.config = config
@@ -60,13 +62,6 @@ class BlipScore(Baseline):
         return self.visual_encoder.cls_token.dtype
 
     def tokenize(self, prompt: str) -> PromptTokens:
-        return encode_prompt(prompt)
-
-    def prompt_tokens(self, prompt: object) -> PromptTokens:
-        if isinstance(prompt, PromptTokens):
-            return prompt
-        if not isinstance(prompt, str):
-            raise TypeError(f"score one prompt at a time: `prompt` must be a string, got {type(prompt).__name__}")
         return encode_prompt(prompt)
 
     def features_from_pixels(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -242,14 +242,9 @@ class _ClipJudge(Baseline):
 class ClipScore(_ClipJudge):
     """CLIP score: cosine of CLIP ViT-L/14's normalised text and image features (about -1 to 1)."""
 
-    def tokenize(self, prompt: str) -> ClipTokens:
-        return clip_tokens(prompt)
+    tokens_type = ClipTokens
 
-    def prompt_tokens(self, prompt: object) -> ClipTokens:
-        if isinstance(prompt, ClipTokens):
-            return prompt
-        if not isinstance(prompt, str):
-            raise TypeError(f"score one prompt at a time: `prompt` must be a string, got {type(prompt).__name__}")
+    def tokenize(self, prompt: str) -> ClipTokens:
         return clip_tokens(prompt)
 
     @torch.inference_mode()
@@ -286,6 +281,8 @@ def aesthetic_from_state(state: dict[str, torch.Tensor], source: str | Path) -> 
 class AestheticScore(_ClipJudge):
     """The LAION aesthetic predictor on CLIP ViT-L/14 image features (about 1 to 10); ignores the prompt."""
 
+    tokens_type = type(None)  # its "tokens": the prompt does not count
+
     def __init__(self, name: str, tower: ClipTower, mlp_path: Path) -> None:
         super().__init__(name, tower)
         if tower.embed_dim != AESTHETIC_INPUT:
@@ -296,11 +293,6 @@ class AestheticScore(_ClipJudge):
 
     def tokenize(self, prompt: str) -> None:
         return None  # the prompt does not count
-
-    def prompt_tokens(self, prompt: object) -> None:
-        if prompt is not None and not isinstance(prompt, str):
-            raise TypeError(f"score one prompt at a time: `prompt` must be a string, got {type(prompt).__name__}")
-        return None
 
     @torch.inference_mode()
     def scores_from_features(self, tokens: None, features: torch.Tensor) -> torch.Tensor:
