@@ -52,6 +52,16 @@ def test_blip_tokens_identical(case: dict) -> None:
     assert get_tokenizer().convert_ids_to_tokens(case["input_ids"]) == case["wordpieces"]
 
 
+SPECIAL = json.loads((ROOT / "special_tokens.json").read_text(encoding="utf-8"))["cases"]
+
+
+@pytest.mark.parametrize("case", SPECIAL, ids=lambda c: repr(c["prompt"][:20]))
+def test_clip_reads_special_strings_as_openai_does(case: dict) -> None:
+    """A literal `<|endoftext|>` in a prompt is OpenAI's end id (open_clip's own tokenizer reads
+    `<end_of_text>` instead); ids made by OpenAI's `clip.tokenize` (tools/openai_special_tokens.py)."""
+    assert clip_judge.clip_tokens(case["prompt"]).ids[0].tolist() == case["input_ids"]
+
+
 def test_a_huge_prompt_is_read_only_as_far_as_clip_needs() -> None:
     words = "a red fox in the snow " * 200_000  # 4.4 MB
     tokens = clip_judge.clip_tokens(words)

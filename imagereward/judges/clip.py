@@ -21,7 +21,6 @@ from __future__ import annotations
 import threading
 import weakref
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -32,67 +31,28 @@ from ..cache import EmbeddingCache
 from ..checkpoint import load_converted, read_state_dict
 from ..errors import CheckpointError
 from ..scorer import DEFAULT_CACHE_SIZE
-from ..tokenizer import MAX_PROMPT_CHARS, clean_prompt, cut_at_whitespace
 from ..torchscript import is_torchscript_archive, read_torchscript_tensors
 from .base import Baseline
+from .bpe import OPENAI, BpeTokens, bpe_tokens
 
-CONTEXT_LENGTH = 77
 # int64 buffers of OpenAI's archive that `clip.build_model` deletes before its strict load.
 IGNORED_KEYS = frozenset({"input_resolution", "context_length", "vocab_size"})
 AESTHETIC_INPUT = 768  # the original's `MLP(768)`, hard-coded
 AESTHETIC_WIDTHS = (1024, 128, 64, 16, 1)
-_FIRST_WINDOW = 512
 
 
 # ----------------------------------------------------------------------------------------------- tokens
-class ClipTokens(NamedTuple):
-    """One prompt as CLIP reads it: `ids` (1, 77) int64 zero-padded (`clip.tokenize(p, truncate=True)`),
-    `length` the tokens the prompt takes untruncated (start and end included) as far as it was read, and
-    whether the whole prompt was read."""
-
-    ids: torch.Tensor
-    length: int
-    complete: bool
-
-
-_TOKENIZER = None
-_TOKENIZER_LOCK = threading.Lock()
-
-
-def _tokenizer():  # type: ignore[no-untyped-def]
-    global _TOKENIZER
-    with _TOKENIZER_LOCK:
-        if _TOKENIZER is None:
-            from open_clip.tokenizer import SimpleTokenizer
-
-            _TOKENIZER = SimpleTokenizer()
-        return _TOKENIZER
+ClipTokens = BpeTokens
 
 
 def clip_tokens(prompt: str) -> ClipTokens:
-    """`clip.tokenize(prompt, truncate=True)`, reading at most `MAX_PROMPT_CHARS` characters: a prefix cut at
-    whitespace tokenizes to a prefix of the whole prompt's tokens, so the prefix grows from 512 characters
-    until it holds more than 77 tokens or is the whole prompt.
+    """`clip.tokenize(prompt, truncate=True)` of OpenAI's CLIP (its `<|endoftext|>` strings), bounded: see
+    `bpe.bpe_tokens`.
 
     Raises:
         TypeError: `prompt` is not a string.
     """
-    if not isinstance(prompt, str):
-        raise TypeError(f"a prompt must be a string, got {type(prompt).__name__}")
-    tokenizer = _tokenizer()
-    window = _FIRST_WINDOW
-    while True:
-        prefix = clean_prompt(cut_at_whitespace(prompt, window))
-        complete = len(prefix) == len(prompt)
-        bpe = tokenizer.encode(prefix)
-        if complete or len(bpe) + 2 > CONTEXT_LENGTH or window >= MAX_PROMPT_CHARS:
-            break
-        window = min(window * 4, MAX_PROMPT_CHARS)
-    ids = [tokenizer.sot_token_id, *bpe, tokenizer.eot_token_id][:CONTEXT_LENGTH]
-    ids[-1] = tokenizer.eot_token_id
-    padded = torch.zeros(1, CONTEXT_LENGTH, dtype=torch.int64)
-    padded[0, : len(ids)] = torch.tensor(ids)
-    return ClipTokens(padded, len(bpe) + 2, complete)
+    return bpe_tokens(prompt, OPENAI)
 
 
 # ------------------------------------------------------------------------------------------------ tower
