@@ -142,6 +142,7 @@ def decode_ceiling(paths: list[str], threads: int, processes: int) -> dict:
     from imagereward.cache import content_key
     from imagereward.decoding import ProcessDecoder
     from imagereward.images import load_pixels
+    from imagereward.preprocessing import ORIGINAL_224
 
     def one(path: str) -> bytes:
         return content_key(load_pixels(path))
@@ -154,11 +155,11 @@ def decode_ceiling(paths: list[str], threads: int, processes: int) -> dict:
         out["threads_images_per_s"] = len(paths) / (time.perf_counter() - t)
     t = time.perf_counter()
     decoder = ProcessDecoder(processes)
-    for _ in decoder.decoded_batches(paths[:processes], paths[:processes], 224, 64):
+    for _ in decoder.decoded_batches(paths[:processes], paths[:processes], ORIGINAL_224, 64):
         pass
     out["process_start_seconds"] = time.perf_counter() - t
     t = time.perf_counter()
-    for _ in decoder.decoded_batches(paths, paths, 224, 256):
+    for _ in decoder.decoded_batches(paths, paths, ORIGINAL_224, 256):
         pass
     out["processes_images_per_s"] = len(paths) / (time.perf_counter() - t)
     t = time.perf_counter()

@@ -1,10 +1,10 @@
 """Decoding images in worker processes, for jobs where decoding threads hit the GIL.
 
-The exact preprocessing (`images.load_pixels`: Pillow decode, bicubic resize, crop) spends part of its time
+The exact preprocessing (`Preprocessing.load`: Pillow decode, resize, crop or pad) spends part of its time
 holding the GIL, so decoding threads stop scaling at a few hundred images a second, well below what a GPU
 scores. Worker processes (one torch thread each) decode in parallel for real.
 
-Pixels never travel through a pipe: each worker writes an image's uint8 pixels straight into its row of a
+Pixels never travel through a pipe: each worker writes an image's pixels straight into its row of a
 shared-memory ring of batches and sends back only the content key (or the error). The parent hands a batch
 on as consecutive rows of one block, which goes to the GPU without another copy. Tasks are submitted at most
 two batches ahead of the one being consumed, so memory stays flat however many files a job has.
@@ -26,7 +26,7 @@ import torch
 
 from .cache import content_key
 from .errors import ImageLoadError
-from .images import load_pixels
+from .preprocessing import Preprocessing
 
 # Images per task sent to a worker, at most: enough that a task's round trip is small beside decoding (a
 # 512 px image takes ~10 ms), few enough that a batch fills evenly. A small job is spread over all workers
@@ -42,7 +42,7 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def _ring(name: str, shape: tuple[int, ...]) -> np.ndarray:
+def _ring(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """In a worker: the shared ring as an array, attached once per worker."""
     if name not in _ATTACHED:
         for old in list(_ATTACHED):  # a new job's ring: let go of the old one
@@ -50,17 +50,19 @@ def _ring(name: str, shape: tuple[int, ...]) -> np.ndarray:
         # Forked workers share the parent's resource tracker, which already knows the name; the parent
         # unlinks it when the job ends.
         _ATTACHED[name] = shared_memory.SharedMemory(name=name)
-    return np.ndarray(shape, dtype=np.uint8, buffer=_ATTACHED[name].buf)
+    return np.ndarray(shape, dtype=dtype, buffer=_ATTACHED[name].buf)
 
 
-def _decode_task(ring: str, shape: tuple[int, ...], first_row: int, paths: list[str], names: list[str]) -> list:
+def _decode_task(
+    ring: str, shape: tuple[int, ...], preprocessing: Preprocessing, first_row: int, paths: list[str], names: list[str]
+) -> list:
     """In a worker: decodes files into consecutive rows of the ring; returns each one's content key, or its
     error."""
-    rows = _ring(ring, shape)
+    rows = _ring(ring, shape, _numpy_dtype(preprocessing))
     out: list[bytes | ImageLoadError] = []
     for k, (path, name) in enumerate(zip(paths, names)):
         try:
-            pixels = load_pixels(path, name, shape[-1])
+            pixels = preprocessing.load(path, name)
         except ImageLoadError as e:
             out.append(e)
             continue
@@ -69,10 +71,15 @@ def _decode_task(ring: str, shape: tuple[int, ...], first_row: int, paths: list[
     return out
 
 
-def ring_fits(batch_size: int, size: int) -> bool:
-    """Whether the shared-memory ring for `batch_size` images of `size` px fits in the free shared memory
-    (`/dev/shm`, often small in containers: writing past it would kill a worker), with a quarter to spare."""
-    needed = RING_BATCHES * batch_size * 3 * size * size
+def _numpy_dtype(preprocessing: Preprocessing) -> np.dtype:
+    return np.dtype(np.float32) if preprocessing.dtype == torch.float32 else np.dtype(np.uint8)
+
+
+def ring_fits(batch_size: int, preprocessing: Preprocessing) -> bool:
+    """Whether the shared-memory ring for `batch_size` images fits in the free shared memory (`/dev/shm`,
+    often small in containers: writing past it would kill a worker), with a quarter to spare."""
+    size = preprocessing.size
+    needed = RING_BATCHES * batch_size * 3 * size * size * _numpy_dtype(preprocessing).itemsize
     try:
         stats = os.statvfs("/dev/shm")
     except OSError:  # no /dev/shm to measure: shm_open manages its own
@@ -93,20 +100,27 @@ class ProcessDecoder:
         self._pool = multiprocessing.get_context("fork").Pool(self.processes, initializer=_init_worker)
 
     def decoded_batches(
-        self, paths: Sequence[str], names: Sequence[str], size: int, batch_size: int, reuse_buffers: bool = False
+        self,
+        paths: Sequence[str],
+        names: Sequence[str],
+        preprocessing: Preprocessing,
+        batch_size: int,
+        reuse_buffers: bool = False,
     ) -> Iterator[list[tuple[torch.Tensor, bytes] | ImageLoadError]]:
-        """Decoded images in input order, `batch_size` at a time: (pixels (3, size, size) uint8, content key),
-        or the image's error.
+        """Decoded images in input order, `batch_size` at a time: (pixels (3, size, size) as `preprocessing`
+        makes them, content key), or the image's error.
 
         With `reuse_buffers` a batch's pixels are rows of the shared ring, valid until the consumer asks for
         the batch after next (for a consumer that scores each batch before asking for more); without it they
         are copied out."""
         batches = range(0, len(paths), batch_size)
         per_task = max(1, min(TASK_IMAGES, -(-min(batch_size, len(paths)) // self.processes)))
+        size = preprocessing.size
         shape = (RING_BATCHES * batch_size, 3, size, size)
-        memory = shared_memory.SharedMemory(create=True, size=int(np.prod(shape)))
+        dtype = _numpy_dtype(preprocessing)
+        memory = shared_memory.SharedMemory(create=True, size=int(np.prod(shape)) * dtype.itemsize)
         try:
-            block = torch.frombuffer(memory.buf, dtype=torch.uint8).view(shape)
+            block = torch.frombuffer(memory.buf, dtype=preprocessing.dtype).view(shape)
             submitted: deque[list] = deque()
 
             def submit(k: int) -> None:
@@ -119,6 +133,7 @@ class ProcessDecoder:
                             (
                                 memory.name,
                                 shape,
+                                preprocessing,
                                 base + i - start,
                                 list(paths[i : i + per_task]),
                                 list(names[i : i + per_task]),

@@ -175,8 +175,11 @@ def _constants(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def normalize(pixels: torch.Tensor) -> torch.Tensor:
-    """uint8 (..., 3, H, W) -> float32, `ToTensor` then `Normalize` with the same float32 arithmetic."""
-    x = pixels.to(torch.float32).div(255)
+    """uint8 (..., 3, H, W) -> float32, `ToTensor` then `Normalize` with the same float32 arithmetic; float
+    pixels (already `ToTensor`'s [0, 1] scale) are only normalised."""
+    x = pixels.to(torch.float32)
+    if pixels.dtype == torch.uint8:
+        x = x.div(255)
     mean, std = _constants(x.device)
     return x.sub(mean).div(std)
 

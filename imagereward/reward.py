@@ -19,6 +19,7 @@ from .config import ModelConfig
 from .graphs import SmallBatchGraphs
 from .images import ImageInput
 from .model import ImageRewardModel
+from .preprocessing import RESIZE_CROP, Preprocessing
 from .scorer import DEFAULT_BATCH_SIZE, DEFAULT_CACHE_SIZE, BatchedScorer, Decoded, Scored, ranks_from_rewards
 from .tokenizer import PromptTokens, encode_prompt
 
@@ -45,7 +46,7 @@ class ImageReward(BatchedScorer, ImageRewardModel):
     ) -> None:
         ImageRewardModel.__init__(self, config)
         self._init_batching(name, batch_size, cache_size)
-        self.image_size = config.vision.image_size
+        self.preprocessing = Preprocessing(RESIZE_CROP, config.vision.image_size)
         self.cuda_graphs: bool | None = None
         self._graphs: SmallBatchGraphs | None = None
         self._float32_twin: ImageRewardModel | None = None

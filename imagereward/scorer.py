@@ -24,6 +24,7 @@ from .cache import EmbeddingCache, content_key
 from .decoding import ProcessDecoder, ring_fits
 from .errors import ImageError, ImageLoadError, NonFiniteRewardError
 from .images import ImageInput
+from .preprocessing import ORIGINAL_224, Preprocessing
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_CACHE_SIZE = 256
@@ -31,12 +32,11 @@ DEFAULT_CACHE_SIZE = 256
 PREFETCH_BATCHES = 2
 # A job of files this many batches long decodes in worker processes by default on CUDA.
 PROCESS_DECODE_BATCHES = 4
-# The preprocessing of ImageReward, CLIP, BLIP and Aesthetic (bicubic resize before RGB, centre crop, 224).
-ORIGINAL_224 = "resize-crop-rgb-224"
 
 
 class Decoded(NamedTuple):
-    """One decoded input: uint8 pixels (3, 224, 224) and their `content_key`, both made in a worker thread."""
+    """One decoded input: pixels (3, S, S) as its judge's `preprocessing` makes them (uint8, or float32) and
+    their `content_key`, both made in a worker thread."""
 
     pixels: torch.Tensor
     key: bytes
@@ -70,8 +70,8 @@ class BatchedScorer:
             Other jobs decode in threads.
     """
 
-    preprocessing: str = ORIGINAL_224
-    image_size: int = 224
+    # How the judge's original prepares an image (the same for ImageReward, CLIP, BLIP and Aesthetic).
+    preprocessing: Preprocessing = ORIGINAL_224
     non_finite_reason = "its score is not a finite number; the weights may hold inf or NaN"
     # What `tokenize` returns, accepted as it is where a prompt is expected (None: only strings).
     tokens_type: type | None = None
@@ -104,6 +104,10 @@ class BatchedScorer:
     def scores_from_features(self, tokens: Any, features: torch.Tensor) -> torch.Tensor:
         """Features (N, ...) and one tokenized prompt -> scores (N,) float32 on the CPU."""
         raise NotImplementedError
+
+    @property
+    def image_size(self) -> int:
+        return self.preprocessing.size
 
     def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
         # Moving or casting the judge invalidates features made before.
@@ -263,7 +267,7 @@ class BatchedScorer:
                 self._process_decoder = ProcessDecoder(processes)
             paths = [os.fspath(image) for image in images]  # type: ignore[arg-type]
             batches = self._process_decoder.decoded_batches(
-                paths, names, self.image_size, size, reuse_buffers=reuse_buffers
+                paths, names, self.preprocessing, size, reuse_buffers=reuse_buffers
             )
             for batch in batches:
                 yield [item if isinstance(item, ImageLoadError) else Decoded(*item) for item in batch]
@@ -287,7 +291,7 @@ class BatchedScorer:
             return 0
         if not all(isinstance(image, (str, os.PathLike)) for image in images):
             return 0
-        if not ring_fits(min(batch_size, len(images)), self.image_size):
+        if not ring_fits(min(batch_size, len(images)), self.preprocessing):
             return 0
         if self.decode_processes is not None:
             return self.decode_processes
@@ -297,7 +301,7 @@ class BatchedScorer:
 
     def _safe_load(self, image: ImageInput, name: str) -> Decoded | ImageLoadError:
         try:
-            pixels = imgs.load_pixels(image, name, self.image_size)
+            pixels = self.preprocessing.load(image, name)
         except ImageLoadError as e:
             return e
         return Decoded(pixels, content_key(pixels))

@@ -22,6 +22,7 @@ from ..checkpoint import load_converted, read_state_dict
 from ..config import ModelConfig, read_json, text_config_from_med, vision_config_from_dict
 from ..errors import CheckpointError
 from ..model import build_text_encoder, build_vision_encoder, text_cls
+from ..preprocessing import RESIZE_CROP, Preprocessing
 from ..tokenizer import PromptTokens, encode_prompt
 from .base import Baseline
 
@@ -47,7 +48,7 @@ class BlipScore(Baseline):
     def __init__(self, config: ModelConfig, embed_dim: int, name: str = "BLIP") -> None:
         super().__init__(name)
         self.config = config
-        self.image_size = config.vision.image_size
+        self.preprocessing = Preprocessing(RESIZE_CROP, config.vision.image_size)
         self.visual_encoder = build_vision_encoder(config.vision)
         self.text_encoder = build_text_encoder(config, cross_attention=False)
         self.vision_proj = nn.Linear(config.vision.width, embed_dim)

@@ -30,6 +30,7 @@ from .. import images as imgs
 from ..cache import EmbeddingCache
 from ..checkpoint import load_converted, read_state_dict
 from ..errors import CheckpointError
+from ..preprocessing import RESIZE_CROP, Preprocessing
 from ..scorer import DEFAULT_CACHE_SIZE
 from ..torchscript import is_torchscript_archive, read_torchscript_tensors
 from .base import Baseline
@@ -185,7 +186,7 @@ class _ClipJudge(Baseline):
         super().__init__(name)
         self.tower = tower
         self.embedding_cache = tower.cache  # shared: CLIP and Aesthetic encode an image once between them
-        self.image_size = tower.model.visual.image_size[0]
+        self.preprocessing = Preprocessing(RESIZE_CROP, tower.model.visual.image_size[0])
 
     @property
     def device(self) -> torch.device:

@@ -1,0 +1,111 @@
+"""The judges' image prepressing, each to its original's bit, as pixels a batch can be made of.
+
+A judge says which preprocessing it reads (`Preprocessing`: a kind and a size); judges that read the same
+one score the same decoded pixels, so a request decodes each file once per kind. Each kind stops where its
+original's work is still per image, before normalisation (`images.normalize`, on the device):
+
+- `RESIZE_CROP` (ImageReward, CLIP, BLIP, Aesthetic; `images.to_pixels`): bicubic resize of the short side
+  *before* the RGB conversion, centre crop with `round()` offsets -> uint8.
+- `RGB_RESIZE_CROP` (PickScore: transformers 4.27's `CLIPImageProcessor`): `convert("RGB")` *first* (alpha
+  dropped, not premultiplied), Pillow bicubic of the short side to `size` and the long side to
+  `int(size * long / short)`, centre crop with `//` offsets -> uint8.
+- `LETTERBOX` (HPSv2: open_clip's `image_transform(resize_longest_max=True)`): RGB, `ToTensor`, the long side
+  resized to `size` *on the float tensor* (`round()` of the other side, antialiased bicubic, no clamp), then
+  zero padding to a square -> float32 in about [0, 1]. Two deliberate differences from the original, which
+  raises on both: an RGBA image is scored as its RGB (the original hands 4 channels to the model), and a
+  non-square image whose long side is already `size` is padded to a square (the original skips the padding
+  with the resize, and the position embedding no longer fits).
+
+EXIF orientation is ignored by every original, and here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import images as imgs
+from .errors import ImageLoadError
+from .images import ImageInput
+
+RESIZE_CROP = "resize-crop"
+RGB_RESIZE_CROP = "rgb-resize-crop"
+LETTERBOX = "letterbox"
+
+
+def _rgb_resize_crop(image: Image.Image, size: int) -> torch.Tensor:
+    image = image.convert("RGB")
+    width, height = image.size
+    short, long = min(width, height), max(width, height)
+    new_long = int(size * long / short)
+    new = (size, new_long) if width <= height else (new_long, size)
+    if new != image.size:
+        image = image.resize(new, Image.BICUBIC)
+    top, left = (image.height - size) // 2, (image.width - size) // 2
+    image = image.crop((left, top, left + size, top + size))
+    return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+
+
+def _letterbox(image: Image.Image, size: int) -> torch.Tensor:
+    rgb = np.array(image.convert("RGB"), dtype=np.uint8)
+    x = torch.from_numpy(rgb).permute(2, 0, 1).to(torch.float32).div(255)  # ToTensor
+    height, width = x.shape[-2:]
+    scale = size / float(max(height, width))
+    if scale != 1.0:
+        new = (round(height * scale), round(width * scale))  # Python's round: halves to even, as the original
+        x = F.interpolate(x[None], size=new, mode="bicubic", align_corners=False, antialias=True)[0]
+        height, width = new
+    pad_h, pad_w = size - height, size - width
+    if pad_h or pad_w:
+        x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2), value=0.0)
+    return x.contiguous()
+
+
+_TRANSFORMS: dict[str, Callable[[Image.Image, int], torch.Tensor]] = {
+    RGB_RESIZE_CROP: _rgb_resize_crop,
+    LETTERBOX: _letterbox,
+}
+KINDS = (RESIZE_CROP, RGB_RESIZE_CROP, LETTERBOX)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """One judge's preprocessing: its kind (one of `KINDS`) and the square side it makes."""
+
+    kind: str = RESIZE_CROP
+    size: int = 224
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown preprocessing {self.kind!r}; known: {list(KINDS)}")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """What its pixels are: uint8, or float32 for a kind that resizes floats."""
+        return torch.float32 if self.kind == LETTERBOX else torch.uint8
+
+    def load(self, image: ImageInput, name: str | None = None) -> torch.Tensor:
+        """Opens and preprocesses one input -> (3, size, size) of `dtype`.
+
+        Raises:
+            ImageLoadError: the input cannot be read or decoded (named).
+        """
+        if self.kind == RESIZE_CROP:
+            return imgs.load_pixels(image, name, self.size)
+        name = name or imgs.describe(image)
+        opened = imgs.open_image(image, name)
+        try:
+            return _TRANSFORMS[self.kind](opened, self.size)
+        except (OSError, ValueError) as e:
+            raise ImageLoadError(name, f"the image could not be decoded ({e})") from e
+
+    def __str__(self) -> str:
+        return f"{self.kind}-{self.size}"
+
+
+ORIGINAL_224 = Preprocessing(RESIZE_CROP, 224)
