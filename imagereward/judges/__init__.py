@@ -1,5 +1,6 @@
 """Judges besides ImageReward, by name: the paper's Table 2 baselines (CLIP, BLIP, Aesthetic), a drop-in for
-the original's `ImageReward.load_score`; and `load_judge`, which takes any judge's name, ImageReward's too.
+the original's `ImageReward.load_score`, and the modern judges PickScore and HPSv2.1; and `load_judge`, which
+takes any judge's name, ImageReward's too.
 
 Each judge is a `scorer.BatchedScorer`: the same `score` / `inference_rank` as its original, plus batched
 `rewards` / `try_rewards` / `results`, parallel decoding and a cache of image features.
@@ -17,8 +18,12 @@ from ..scorer import BatchedScorer
 from . import sources
 from .blip import BlipScore, load_blip
 from .clip import AestheticScore, ClipScore, shared_tower
+from .hps import HpsScore, load_hps
+from .pickscore import PickScore, load_pickscore
 
 BASELINES = ("CLIP", "BLIP", "Aesthetic")
+MODERN = ("PickScore", "HPSv2.1")
+SCORES = BASELINES + MODERN
 IMAGEREWARD = "ImageReward-v1.0"
 
 # What each judge's score means, for people reading a table of them.
@@ -27,17 +32,21 @@ MEANINGS = {
     "CLIP": "CLIP score: cosine of CLIP ViT-L/14 text and image features, -1..1 (typically 0.1..0.4)",
     "BLIP": "BLIP score: cosine of BLIP's projected text and image features, -1..1",
     "Aesthetic": "LAION aesthetic predictor: about 1..10 (5 is average); ignores the prompt",
+    "PickScore": "PickScore v1: 100 x cosine of its CLIP ViT-H/14 features, typically 15..25; its choice is the "
+    "softmax of the scores over the images compared",
+    "HPSv2.1": "HPSv2.1: cosine of its CLIP ViT-H/14 features, -1..1 (typically 0.2..0.35)",
 }
 
 
 def available_scores() -> list[str]:
-    """The baselines `load_score` knows, as the original's `ImageReward.available_scores()`."""
-    return list(BASELINES)
+    """The judges `load_score` knows: the original's `ImageReward.available_scores()` (the Table 2 baselines),
+    then PickScore and HPSv2.1."""
+    return list(SCORES)
 
 
 def available_judges() -> list[str]:
-    """Every judge `load_judge` knows: ImageReward and the baselines."""
-    return [IMAGEREWARD, *BASELINES]
+    """Every judge `load_judge` knows: ImageReward, the baselines, PickScore and HPSv2.1."""
+    return [IMAGEREWARD, *SCORES]
 
 
 def load_score(
@@ -46,7 +55,7 @@ def load_score(
     download_root: str | Path | None = None,
     dtype: str | torch.dtype | None = None,
 ) -> BatchedScorer:
-    """Loads a Table 2 baseline, a drop-in for the original's `ImageReward.load_score`.
+    """Loads a Table 2 baseline (a drop-in for the original's `ImageReward.load_score`), PickScore or HPSv2.1.
 
     Args:
         name: one of `available_scores()`.
@@ -55,6 +64,11 @@ def load_score(
             `ViT-L-14.pt` (CLIP, Aesthetic), `sac%2Blogos%2Bava1-l14-linearMSE.pth` (Aesthetic),
             `model_large.pth` and `med_config.json` (BLIP; an optional `vision_config.json` gives BLIP's ViT
             dims); default `~/.cache/ImageReward`, as the original. A file found there is used as it is.
+            PickScore: `<root>/yuvalkirstain-PickScore_v1/` (`config.json`, `model.safetensors`) and
+            `<root>/laion-CLIP-ViT-H-14-laion2B-s32B-b79K/` (`tokenizer.json`, `preprocessor_config.json`);
+            HPSv2.1: `<root>/HPS_v2.1_compressed.pt` and optionally `<root>/open_clip_config.json` (the
+            architecture, when not ViT-H-14). For these two the default is the Hugging Face cache, as their
+            originals use.
         dtype: default float32 on the CPU (the original's numbers) and float16 on CUDA (CLIP's own
             precision there; BLIP and the aesthetic MLP read float32 features either way).
 
@@ -63,10 +77,16 @@ def load_score(
         imagereward.WeightsUnavailableError: a file is missing and could not be downloaded.
         imagereward.CheckpointError: a file that is corrupt or whose keys or shapes do not fit, named.
     """
-    if name not in BASELINES:
+    if name not in SCORES:
         raise ValueError(f"unknown score {name!r}; available scores: {available_scores()}")
     target = resolve_device(device)
     target_dtype = resolve_dtype(dtype, target)
+    if name == "PickScore":
+        model_dir, processor_dir = sources.pickscore_folders(download_root)
+        return load_pickscore(model_dir, processor_dir, target, target_dtype)
+    if name == "HPSv2.1":
+        weights, config = sources.hps_files(download_root)
+        return load_hps(weights, config, target, target_dtype)
     if name == "BLIP":
         root = sources.download_root(download_root)
         weights = sources.find_or_download(sources.BLIP_FILE, download_root, "BLIP")
@@ -88,7 +108,7 @@ def load_judge(name: str, download_root: str | Path | None = None, **kwargs: Any
     Raises:
         ValueError: an unknown name (the message lists the judges).
     """
-    if name in BASELINES:
+    if name in SCORES:
         return load_score(name, download_root=download_root, **kwargs)
     from ..factory import load
 
@@ -106,6 +126,8 @@ __all__ = [
     "AestheticScore",
     "BlipScore",
     "ClipScore",
+    "HpsScore",
+    "PickScore",
     "available_judges",
     "available_scores",
     "load_judge",

@@ -153,16 +153,22 @@ def clip_from_state(state: dict[str, torch.Tensor], source: str | Path) -> nn.Mo
     return model
 
 
-def load_clip_model(path: Path, device: torch.device, dtype: torch.dtype) -> nn.Module:
-    """CLIP from OpenAI's file, placed: float32 upcasts everything, half precision keeps OpenAI's mixed layout."""
+def placed(model: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    """An open_clip CLIP on `device`: float32 upcasts everything; half precision casts the Linear, Conv and
+    attention weights and keeps norms and embeddings in float32 (OpenAI's layout, as `clip.load` on CUDA)."""
     from open_clip.model import convert_weights_to_lp
 
-    model = clip_from_state(read_clip_weights(path), path).to(device)
+    model = model.to(device)
     if dtype == torch.float32:
         model = model.float()
     else:
         convert_weights_to_lp(model.float(), dtype)
     return model.eval()
+
+
+def load_clip_model(path: Path, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    """CLIP from OpenAI's file, placed (see `placed`)."""
+    return placed(clip_from_state(read_clip_weights(path), path), device, dtype)
 
 
 _TOWERS: weakref.WeakValueDictionary[tuple, ClipTower] = weakref.WeakValueDictionary()

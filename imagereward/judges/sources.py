@@ -1,4 +1,4 @@
-"""Where the baselines' weights come from, and finding them in a `download_root` as the original does.
+"""Where the judges' weights come from, and finding them in a `download_root` as their originals do.
 
 The original (`ImageReward.utils._download`) keeps each file as `<download_root>/<basename of its URL>`
 (default `~/.cache/ImageReward`, shared with an installed original) and uses a file found there without any
@@ -6,6 +6,10 @@ check; otherwise it downloads the URL. The URLs are the original's: OpenAI's `Vi
 in the URL and is checked after a download, as `clip.load` does), Salesforce's `model_large.pth`, LAION's
 aesthetic MLP. THUDM's `med_config.json` comes from the hub repo through huggingface_hub, as the original
 fetches it. `HF_HUB_OFFLINE=1` forbids every download.
+
+PickScore and HPSv2.1 come from the hub, as their originals fetch them (`from_pretrained`,
+`hf_hub_download`): into the Hugging Face cache, or, with a `download_root`, into a folder laid out like
+`tests/fixtures/parity-judges/<judge>/` (PickScore: one subfolder per hub repo, named `<owner>-<repo>`).
 """
 
 from __future__ import annotations
@@ -122,3 +126,99 @@ def med_config(root: str | Path | None) -> Path:
             f"could not get {MED_CONFIG_FILE} from the hub repo {MED_CONFIG_REPO} ({type(e).__name__}); "
             f"put it into {folder} to work offline"
         ) from e
+
+
+# ------------------------------------------------------------------------------ hub judges (PickScore, HPSv2.1)
+@dataclass(frozen=True)
+class HubRepo:
+    """A hub repo whose files a judge reads, and the subfolder a `download_root` keeps them in."""
+
+    repo_id: str
+    # No commit hash could be established offline; "main" is what the originals use.
+    revision: str = "main"
+
+    @property
+    def folder(self) -> str:
+        return self.repo_id.replace("/", "-")
+
+
+PICKSCORE_MODEL = HubRepo("yuvalkirstain/PickScore_v1")
+PICKSCORE_PROCESSOR = HubRepo("laion/CLIP-ViT-H-14-laion2B-s32B-b79K")
+PICKSCORE_WEIGHTS = ("model.safetensors", "pytorch_model.bin")  # the first the repo (or folder) has
+HPS_REPO = HubRepo("xswu/HPSv2")
+HPS_FILE = "HPS_v2.1_compressed.pt"
+HPS_CONFIG = "open_clip_config.json"  # optional, in a download_root only: the architecture if not ViT-H-14
+
+
+def hub_file(repo: HubRepo, filenames: tuple[str, ...], folder: Path | None) -> Path:
+    """The first of `filenames` that `folder` holds (as it is, like the original's found files), else the first
+    the hub repo has, through huggingface_hub: into `folder` when given, else the Hugging Face cache (offline
+    mode, `HF_HOME` and `HF_HUB_CACHE` apply).
+
+    Raises:
+        WeightsUnavailableError: none of the files is there and the hub could not give one (named, with what
+            to do offline).
+    """
+    if folder is not None:
+        for name in filenames:
+            if (folder / name).is_file():
+                return folder / name
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+
+    error: Exception | None = None
+    for name in filenames:
+        try:
+            path = hf_hub_download(
+                repo.repo_id,
+                name,
+                revision=repo.revision,
+                local_dir=str(folder) if folder is not None else None,
+                library_name="imagereward",
+            )
+            return Path(path)
+        except (EntryNotFoundError, LocalEntryNotFoundError) as e:
+            error = error or e  # try the next name; report the first failure
+        except (HfHubHTTPError, OSError) as e:
+            error = e
+            break
+    where = f"in {folder}" if folder is not None else "in the Hugging Face cache"
+    offline_hint = (
+        f"put {filenames[0]} into {folder}"
+        if folder is not None
+        else f"fill the cache on a machine with network (`hf download {repo.repo_id} {filenames[0]}`) and set "
+        "HF_HUB_OFFLINE=1, or pass download_root= / --download-root with a folder laid out like "
+        f"<root>/{repo.folder}/{filenames[0]}"
+    )
+    why = "offline mode is on, or the hub could not be reached"
+    if isinstance(error, HfHubHTTPError) and not isinstance(error, EntryNotFoundError):
+        why = f"the hub answered: {str(error).splitlines()[0]}"
+    raise WeightsUnavailableError(
+        f"{filenames[0]} of the hub repo {repo.repo_id} is not {where} and could not be downloaded ({why}). "
+        f"To work offline, {offline_hint}."
+    ) from error
+
+
+def pickscore_folders(root: str | Path | None) -> tuple[Path, Path]:
+    """PickScore's model folder (`config.json` + weights) and processor folder (`tokenizer.json` +
+    `preprocessor_config.json`): `<root>/yuvalkirstain-PickScore_v1/` and
+    `<root>/laion-CLIP-ViT-H-14-laion2B-s32B-b79K/` (filled from the hub when files are missing), or the
+    hub cache's snapshots when `root` is None. Only these files are fetched (not LAION's 4 GB of weights)."""
+    folders = []
+    for repo, files in (
+        (PICKSCORE_MODEL, (("config.json",), PICKSCORE_WEIGHTS)),
+        (PICKSCORE_PROCESSOR, (("tokenizer.json",), ("preprocessor_config.json",))),
+    ):
+        folder = download_root(root) / repo.folder if root is not None else None
+        paths = [hub_file(repo, names, folder) for names in files]
+        folders.append(paths[0].parent)
+    return folders[0], folders[1]
+
+
+def hps_files(root: str | Path | None) -> tuple[Path, Path | None]:
+    """HPSv2.1's checkpoint (`<root>/HPS_v2.1_compressed.pt`, else from the hub repo xswu/HPSv2, as
+    `hpsv2.score` fetches it) and the optional `<root>/open_clip_config.json`."""
+    folder = download_root(root) if root is not None else None
+    weights = hub_file(HPS_REPO, (HPS_FILE,), folder)
+    config = folder / HPS_CONFIG if folder is not None and (folder / HPS_CONFIG).is_file() else None
+    return weights, config
