@@ -47,7 +47,7 @@ SETTINGS = Settings.from_env()
 LOADED = load_for_serving(SETTINGS)
 if LOADED.model is not None and not SETTINGS.zero_gpu:
     warm_up(LOADED.model)
-# The baselines a visitor may add (IMAGEREWARD_JUDGES), loaded on first use; on ZeroGPU all at start.
+# The judges a visitor may add (IMAGEREWARD_JUDGES), loaded on first use; on ZeroGPU all at start.
 JUDGES = JudgePool(SETTINGS.judges, SETTINGS.device, SETTINGS.dtype, SETTINGS.download_root)
 if SETTINGS.zero_gpu and LOADED.model is not None:
     JUDGES.preload()
@@ -105,7 +105,7 @@ def _rank_all(prompt_text: Any, images: Any, judges: Any) -> tuple[list[tuple[st
     if LOADED.model is None:
         raise InputError("Scoring is unavailable: the model could not be loaded.")
     extra = chosen_judges(judges, SETTINGS.judges)
-    return rank_prompts(LOADED.model, prompt_text, images, ALLOWED_ROOTS, SETTINGS, _on_device, extra)
+    return rank_prompts(LOADED.model, prompt_text, images, ALLOWED_ROOTS, SETTINGS, _on_device, extra, JUDGES)
 
 
 def _score_page(prompt: str, images: list[Any] | None, judges: Any, order_by: Any) -> tuple:

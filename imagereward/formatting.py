@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import REWARD_STD
+from .judges import CHOICES
 from .ranking import Ranking
 
 EXPORT_FIELDS = ("prompt", "rank", "name", "score", "model", "precision")
@@ -40,9 +41,16 @@ def gallery_items(ranking: Ranking, judge: str | None = None) -> list[tuple[Any,
 TABLE_COLUMNS = ["rank", "image", "score", "precision"]
 
 
+def judge_columns(judge: str) -> tuple[str, ...]:
+    """What the table and the downloads show of another judge: score and rank, and its choice where it has one
+    (PickScore: the probability, in %, that it picks this image among those scored together)."""
+    return ("score", "rank", "choice %") if judge in CHOICES else ("score", "rank")
+
+
 def table_headers(judges: list[str]) -> list[str]:
-    """The table's columns: ImageReward's rank, image, score, precision; then each other judge's score and rank."""
-    return [*TABLE_COLUMNS, *(f"{j} {what}" for j in judges[1:] for what in ("score", "rank"))]
+    """The table's columns: ImageReward's rank, image, score, precision; then each other judge's score and rank
+    (and choice, see `judge_columns`)."""
+    return [*TABLE_COLUMNS, *(f"{j} {what}" for j in judges[1:] for what in judge_columns(j))]
 
 
 def table_rows(ranking: Ranking, judge: str | None = None) -> list[list[Any]]:
@@ -54,6 +62,9 @@ def table_rows(ranking: Ranking, judge: str | None = None) -> list[list[Any]]:
         for other in ranking.judges[1:]:
             score = item.scores.get(other)
             row += [None if score is None else round(score, 4), item.ranks.get(other)]
+            if other in CHOICES:
+                choice = item.choices.get(other)
+                row.append(None if choice is None else round(100 * choice, 2))
         rows.append(row)
     return rows
 
@@ -147,15 +158,19 @@ def export_rows(ranking: Ranking, prompt: str, model: str) -> list[dict[str, Any
 
 
 def export_fields(rankings: list[tuple[str, Ranking]]) -> list[str]:
-    """The CSV's columns: `EXPORT_FIELDS`, then `<judge> score` and `<judge> rank` for every other judge."""
+    """The CSV's columns: `EXPORT_FIELDS`, then `<judge> score` and `<judge> rank` for every other judge, and
+    `<judge> choice` (a probability, 0..1) for a judge that gives one."""
     judges = list(dict.fromkeys(j for _, r in rankings for j in r.judges[1:]))
-    return [*EXPORT_FIELDS, *(f"{j} {what}" for j in judges for what in ("score", "rank"))]
+    columns = [(j, what) for j in judges for what in ("score", "rank", "choice") if what != "choice" or j in CHOICES]
+    return [*EXPORT_FIELDS, *(f"{j} {what}" for j, what in columns)]
 
 
 def _csv_row(row: dict[str, Any], fields: list[str]) -> dict[str, Any]:
     flat = {k: row.get(k) for k in EXPORT_FIELDS}
     for judge, score in row.get("scores", {}).items():
         flat[f"{judge} score"], flat[f"{judge} rank"] = score, row["ranks"][judge]
+    for judge, choice in row.get("choices", {}).items():
+        flat[f"{judge} choice"] = choice
     return {k: flat.get(k) for k in fields}
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .errors import ImageError, ImageLoadError, InputError
+from .judge_pool import JudgePool
 from .ranking import Ranking
 from .reward import ImageReward
 from .serving import (
@@ -103,6 +104,7 @@ def rank_prompts(
     settings: Settings,
     on_device: Callable[[PreparedRequest], JudgeResults] | None = None,
     judges: Sequence[str] = (),
+    pool: JudgePool | None = None,
 ) -> tuple[list[tuple[str, Ranking]], list[str]]:
     """Every prompt of a request (`plan_prompts`) ranked, each through `prepare_request` (once per set of
     images: the lines of the box share one, checked and decoded once), `on_device` (default `score_prepared`
@@ -121,7 +123,7 @@ def rank_prompts(
                 request = with_prompt(prepared[id(group.images)], group.prompt)
             else:
                 request = prepared[id(group.images)] = prepare_request(
-                    model, group.prompt, group.images, roots, settings.max_images, settings.pixel_budget, judges
+                    model, group.prompt, group.images, roots, settings.max_images, settings.pixel_budget, judges, pool
                 )
             ranking, group_notes = score_and_finish(model, request, on_device)
         except InputError as e:

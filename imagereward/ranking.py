@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 from .config import MAX_PROMPT_TOKENS
 from .errors import ImageError, InputError, NonFiniteRewardError
 from .images import FORMATS_TEXT, ImageInput, describe
+from .judges import CHOICES
 from .panel import pairs_agreeing, panel_results, score_or_none
 from .reward import ImageReward
 from .scorer import BatchedScorer, Result, Scored, ranks_from_rewards
@@ -32,14 +33,18 @@ class RankedImage:
     # With several judges: each judge's score and rank among the images it scored (None: it could not).
     scores: dict[str, float | None] = field(default_factory=dict)
     ranks: dict[str, int | None] = field(default_factory=dict)
+    # A judge's choice among the images it scored, where it defines one (PickScore: its probabilities).
+    choices: dict[str, float | None] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
         """The result row the API and downloads use: rank, name, score (unrounded), precision; with several
-        judges also `scores` and `ranks` by judge."""
+        judges also `scores` and `ranks` by judge, and `choices` by judge for the judges that give one."""
         row = {"rank": self.rank, "name": self.name, "score": self.score, "precision": self.precision}
         if self.scores:
             row["scores"] = dict(self.scores)
             row["ranks"] = dict(self.ranks)
+        if self.choices:
+            row["choices"] = dict(self.choices)
         return row
 
 
@@ -88,15 +93,26 @@ def add_judges(ranking: Ranking, first: str, others: dict[str, Sequence[Result]]
         scores[judge] = [score_or_none(r) for r in mine]
         failures += [(judge, r) for r in mine if isinstance(r, ImageError)]
     ranks = {judge: _ranks_of(values) for judge, values in scores.items()}
+    choices = {judge: _choices_of(CHOICES[judge], values) for judge, values in scores.items() if judge in CHOICES}
     ranked = [
         replace(
             item,
             scores={j: scores[j][k] for j in scores},
             ranks={j: ranks[j][k] for j in ranks},
+            choices={j: choices[j][k] for j in choices},
         )
         for k, item in enumerate(ranking.ranked)
     ]
     return replace(ranking, ranked=ranked, judges=list(scores), judge_failures=failures)
+
+
+def _choices_of(choice: Callable[[list[float]], list[float]], values: Sequence[float | None]) -> list[float | None]:
+    """A judge's choice (e.g. PickScore's softmax) over the values that are not None."""
+    present = [k for k, v in enumerate(values) if v is not None]
+    out: list[float | None] = [None] * len(values)
+    for k, p in zip(present, choice([values[k] for k in present])):  # type: ignore[misc]
+        out[k] = p
+    return out
 
 
 def _ranks_of(values: Sequence[float | None]) -> list[int | None]:

@@ -30,11 +30,12 @@ from .errors import ImageError, ImageLoadError, ImageRewardError, InputError
 from .factory import load
 from .images import MAX_IMAGE_PIXELS, pixel_count
 from .judge_pool import JudgePool
-from .judges import BASELINES
+from .judges import SCORES
+from .preprocessing import Preprocessing
 from .pretrained import available_models
 from .ranking import Ranking, add_judges, check_prompt, rank_results, unique_names
 from .reward import ImageReward
-from .scorer import DEFAULT_BATCH_SIZE, Decoded, Result
+from .scorer import DEFAULT_BATCH_SIZE, BatchedScorer, Decoded, Result
 from .tokenizer import PromptTokens, encode_prompt
 
 DEFAULT_MODEL = "ImageReward-v1.0"
@@ -56,27 +57,27 @@ def on_zero_gpu(env: Mapping[str, str] | None = None) -> bool:
 
 
 def parse_judges(raw: str | None) -> tuple[str, ...]:
-    """`IMAGEREWARD_JUDGES`: the baselines a visitor may add, comma-separated; unset: all; `none`: none.
+    """`IMAGEREWARD_JUDGES`: the judges a visitor may add, comma-separated; unset: all; `none`: none.
 
     Raises:
         ValueError: an unknown name (the message lists the valid ones).
     """
     if raw is None:
-        return BASELINES
+        return SCORES
     names = [n.strip() for n in raw.split(",") if n.strip()]
     if names in ([], ["none"]):
         return ()
-    unknown = [n for n in names if n not in BASELINES]
+    unknown = [n for n in names if n not in SCORES]
     if unknown:
-        raise ValueError(f"IMAGEREWARD_JUDGES names unknown judges {unknown}; use any of {list(BASELINES)}, or none")
-    return tuple(n for n in BASELINES if n in names)
+        raise ValueError(f"IMAGEREWARD_JUDGES names unknown judges {unknown}; use any of {list(SCORES)}, or none")
+    return tuple(n for n in SCORES if n in names)
 
 
 @dataclass(frozen=True)
 class Settings:
     """`IMAGEREWARD_MODEL` (registry name or local path), `IMAGEREWARD_DEVICE`, `IMAGEREWARD_DTYPE`,
-    `IMAGEREWARD_MAX_IMAGES`, `IMAGEREWARD_JUDGES` (the baselines visitors may add; see `parse_judges`),
-    `IMAGEREWARD_DOWNLOAD_ROOT` (the baselines' files); on ZeroGPU the device defaults to CUDA."""
+    `IMAGEREWARD_MAX_IMAGES`, `IMAGEREWARD_JUDGES` (the judges visitors may add; see `parse_judges`),
+    `IMAGEREWARD_DOWNLOAD_ROOT` (the other judges' files); on ZeroGPU the device defaults to CUDA."""
 
     model: str = DEFAULT_MODEL
     device: str | None = None
@@ -84,7 +85,7 @@ class Settings:
     max_images: int = DEFAULT_MAX_IMAGES
     pixel_budget: int = DEFAULT_PIXEL_BUDGET
     zero_gpu: bool = False
-    judges: tuple[str, ...] = BASELINES
+    judges: tuple[str, ...] = SCORES
     download_root: str | None = None
 
     @classmethod
@@ -209,6 +210,8 @@ class PreparedRequest:
     seconds: float = 0.0
     prompt: str = ""
     judges: tuple[str, ...] = ()  # the other judges asked for, besides ImageReward
+    # The same images as other judges' preprocessing makes them (PickScore, HPSv2.1), decoded here too.
+    pixels: dict[Preprocessing, list[Decoded | ImageLoadError]] = field(default_factory=dict)
 
 
 def prepare_request(
@@ -219,8 +222,10 @@ def prepare_request(
     max_images: int = DEFAULT_MAX_IMAGES,
     pixel_budget: int = DEFAULT_PIXEL_BUDGET,
     judges: Sequence[str] = (),
+    pool: JudgePool | None = None,
 ) -> PreparedRequest:
-    """Checks a request and decodes what may be decoded (see the module doc for the rules).
+    """Checks a request and decodes what may be decoded (see the module doc for the rules), once per
+    preprocessing among ImageReward and the `judges` asked for (from `pool`, which loads them on first use).
 
     Raises:
         InputError: no prompt or no images.
@@ -262,6 +267,11 @@ def prepare_request(
     sources = [p for p, _ in admitted]
     admitted_names = [n for _, n in admitted]
     decoded = model.decode(sources, admitted_names)
+    pixels: dict[Preprocessing, list[Decoded | ImageLoadError]] = {}
+    for name in judges if pool is not None else ():
+        judge = pool.get(name)  # type: ignore[union-attr]
+        if not isinstance(judge, str) and judge.preprocessing not in (model.preprocessing, *pixels):
+            pixels[judge.preprocessing] = judge.decode(sources, admitted_names)
     return PreparedRequest(
         tokens,
         admitted_names,
@@ -272,6 +282,7 @@ def prepare_request(
         seconds=time.perf_counter() - start,
         prompt=prompt,
         judges=tuple(judges),
+        pixels=pixels,
     )
 
 
@@ -317,9 +328,21 @@ def score_prepared(model: ImageReward, request: PreparedRequest, pool: JudgePool
     for name in request.judges:
         judge = pool.get(name) if pool is not None else f"{name} is not offered here"
         out[name] = (
-            judge if isinstance(judge, str) else judge.score_decoded(request.prompt, request.decoded, request.names)
+            judge
+            if isinstance(judge, str)
+            else judge.score_decoded(request.prompt, _pixels_for(judge, model, request), request.names)
         )
     return out
+
+
+def _pixels_for(judge: BatchedScorer, model: ImageReward, request: PreparedRequest) -> list[Decoded | ImageLoadError]:
+    """The request's images as `judge` reads them: decoded by `prepare_request`, or here if it could not know
+    the judge (its files were admitted there)."""
+    if judge.preprocessing == model.preprocessing:
+        return request.decoded
+    if judge.preprocessing not in request.pixels:
+        request.pixels[judge.preprocessing] = judge.decode(request.sources, request.names)
+    return request.pixels[judge.preprocessing]
 
 
 def finish_request(request: PreparedRequest, results: JudgeResults, seconds: float) -> tuple[Ranking, list[str]]:
@@ -349,9 +372,10 @@ def rank_request(
     pixel_budget: int = DEFAULT_PIXEL_BUDGET,
     on_device: Callable[[PreparedRequest], JudgeResults] | None = None,
     judges: Sequence[str] = (),
+    pool: JudgePool | None = None,
 ) -> tuple[Ranking, list[str]]:
     """`prepare_request`, then `score_and_finish` (`on_device`: the app passes its ZeroGPU function)."""
-    request = prepare_request(model, prompt, images, roots, max_images, pixel_budget, judges)
+    request = prepare_request(model, prompt, images, roots, max_images, pixel_budget, judges, pool)
     return score_and_finish(model, request, on_device)
 
 

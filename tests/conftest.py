@@ -33,3 +33,19 @@ def tiny_model():
     import imagereward
 
     return imagereward.load(str(PARITY), device="cpu")
+
+
+BASELINES = Path(__file__).parent / "fixtures" / "parity-baselines"
+JUDGES = Path(__file__).parent / "fixtures" / "parity-judges"
+
+
+def judges_root(folder: Path) -> Path:
+    """One download root holding every judge's tiny files, laid out as each judge reads its root: the
+    baselines' files, PickScore's two repo folders, HPSv2.1's checkpoint and architecture (links)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = [*BASELINES.iterdir(), *(JUDGES / "pickscore").glob("*-*"), *(JUDGES / "hpsv2").glob("*")]
+    for source in sources:
+        if source.name in ("README.md", "expected.json", "images") or source.suffix == ".npz":
+            continue
+        (folder / source.name).symlink_to(source.resolve())
+    return folder

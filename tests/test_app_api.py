@@ -13,7 +13,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from appserver import ROOT, running_app
-from conftest import EXPECTED, PARITY, image_path
+from conftest import EXPECTED, PARITY, image_path, judges_root
 
 CASE = EXPECTED["rank"][0]
 STUBS = Path(__file__).parent / "stubs"
@@ -28,7 +28,8 @@ MORE_INPUTS = {"score": [[]], "score_and_compare": [["CLIP"], "CLIP"]}
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("api")
-    with running_app(tmp, IMAGEREWARD_MODEL=str(PARITY), IMAGEREWARD_DOWNLOAD_ROOT=str(BASELINES)) as url:
+    root = judges_root(tmp / "judges")
+    with running_app(tmp, IMAGEREWARD_MODEL=str(PARITY), IMAGEREWARD_DOWNLOAD_ROOT=str(root)) as url:
         yield url, tmp
 
 
@@ -297,5 +298,30 @@ def test_the_api_returns_every_judges_scores_ranks_and_agreement(client: Client)
 
 
 def test_an_unknown_judge_is_named_with_the_offered_ones(client: Client) -> None:
-    with pytest.raises(Exception, match=r"'PickScore'.* not in the list of choices: \['CLIP', 'BLIP', 'Aesthetic'\]"):
-        client.predict(CASE["prompt"], gallery([image_path(CASE["images"][0])]), ["PickScore"], api_name="/score")
+    offered = r"\['CLIP', 'BLIP', 'Aesthetic', 'PickScore', 'HPSv2.1'\]"
+    with pytest.raises(Exception, match=r"'HPSv2'.* not in the list of choices: " + offered):
+        client.predict(CASE["prompt"], gallery([image_path(CASE["images"][0])]), ["HPSv2"], api_name="/score")
+
+
+def test_the_api_returns_pickscore_and_hps_beside_imagereward(client: Client) -> None:
+    """The modern judges on one request: each one's scores equal that judge alone, PickScore's choices are its
+    README's softmax over the images scored, and the agreement covers both."""
+    from conftest import JUDGES
+    from imagereward.judges import load_score
+    from imagereward.judges.pickscore import softmax
+    from imagereward.panel import pairs_agreeing
+
+    paths = [image_path(n) for n in CASE["images"][:4]]
+    response = client.predict(CASE["prompt"], gallery(paths), ["PickScore", "HPSv2.1"], api_name="/score")
+    assert response["judges"] == ["ImageReward", "PickScore", "HPSv2.1"]
+    rows = response["ranked"]
+    for judge, root in (("PickScore", JUDGES / "pickscore"), ("HPSv2.1", JUDGES / "hpsv2")):
+        scores = load_score(judge, device="cpu", download_root=root).rewards(CASE["prompt"], paths)
+        alone = dict(zip([p.name for p in paths], scores))
+        assert all(abs(r["scores"][judge] - alone[r["name"]]) <= 1e-4 for r in rows)
+        same, pairs = pairs_agreeing([r["score"] for r in rows], [r["scores"][judge] for r in rows])
+        assert response["agreement"][judge] == {"same": same, "pairs": pairs} and pairs == 6
+    probs = softmax([r["scores"]["PickScore"] for r in rows])
+    assert [r["choices"]["PickScore"] for r in rows] == pytest.approx(probs, abs=1e-6)
+    assert sum(r["choices"]["PickScore"] for r in rows) == pytest.approx(1.0, abs=1e-6)
+    assert all("choices" not in r or set(r["choices"]) == {"PickScore"} for r in rows)

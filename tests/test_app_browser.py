@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from appserver import running_app
-from conftest import EXPECTED, PARITY, image_path
+from conftest import EXPECTED, JUDGES, PARITY, image_path, judges_root
 
 BASELINES = Path(__file__).parent / "fixtures" / "parity-baselines"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -56,7 +56,7 @@ def app_url(tmp_path_factory: pytest.TempPathFactory):
         tmp_path_factory.mktemp("browser"),
         IMAGEREWARD_MODEL=str(PARITY),
         IMAGEREWARD_MAX_IMAGES="12",
-        IMAGEREWARD_DOWNLOAD_ROOT=str(BASELINES),
+        IMAGEREWARD_DOWNLOAD_ROOT=str(judges_root(tmp_path_factory.mktemp("judges"))),
     ) as url:
         yield url
 
@@ -453,3 +453,48 @@ def test_two_judges_on_one_request_give_columns_an_ordered_gallery_and_agreement
     sync_api.expect(rows_shown.first).to_contain_text(by_clip[0])
     rows = rows_shown.all_inner_texts()
     assert [next(n for n in names if n in row) for row in rows] == by_clip  # the table follows the gallery
+
+
+def test_imagereward_pickscore_and_hps_on_one_request(page) -> None:
+    """The three judges on the same images: the table has each modern judge's columns with its own numbers
+    (PickScore's choice is its softmax, in %), choosing HPSv2.1 orders the gallery and the table by it, and the
+    agreement line names both."""
+    from imagereward.judges import load_score
+    from imagereward.judges.pickscore import softmax
+    from imagereward.panel import pairs_agreeing
+    from imagereward.scorer import ranks_from_rewards
+
+    case = EXPECTED["rank"][1]
+    names = case["images"][:5]
+    paths = [image_path(n) for n in names]
+    page.locator("#judges label", has_text="PickScore").first.click()
+    page.locator("#judges label", has_text="HPSv2.1").first.click()
+    upload_and_score(page, case["prompt"], paths)
+    captions(page, 5)
+    headers = [h.strip() for h in page.locator("#table thead th").all_inner_texts()]
+    assert headers[4:] == [
+        "PickScore score",
+        "PickScore rank",
+        "PickScore choice %",
+        "HPSv2.1 score",
+        "HPSv2.1 rank",
+    ]
+    pick = load_score("PickScore", device="cpu", download_root=JUDGES / "pickscore").rewards(case["prompt"], paths)
+    hps = load_score("HPSv2.1", device="cpu", download_root=JUDGES / "hpsv2").rewards(case["prompt"], paths)
+    reward = dict(zip(case["images"], case["rewards"]))
+    for judge, scores in (("PickScore", pick), ("HPSv2.1", hps)):
+        same, pairs = pairs_agreeing([reward[n] for n in names], scores)
+        sync_api.expect(page.locator("#agreement")).to_contain_text(f"{judge} {same} of {pairs} pairs")
+    hps_ranks = ranks_from_rewards(hps)
+    by_hps = [names[i] for i in sorted(range(5), key=lambda i: hps_ranks[i])]
+    page.locator("#order-by label", has_text="HPSv2.1").click()
+    want = [f"#{hps_ranks[names.index(n)]} · {hps[names.index(n)]:.2f} · {n}" for n in by_hps]
+    sync_api.expect(page.locator("#ranked .caption-label")).to_have_text(want)
+    rows_shown = page.locator("#table div[role=row][data-index]")
+    sync_api.expect(rows_shown.first).to_contain_text(by_hps[0])
+    rows = rows_shown.all_inner_texts()
+    assert [next(n for n in names if n in row) for row in rows] == by_hps
+    choice = dict(zip(names, softmax(pick)))
+    for row, name in zip(rows, by_hps):
+        cells = row.split()
+        assert f"{round(100 * choice[name], 2):g}" in cells and f"{round(hps[names.index(name)], 4):g}" in cells

@@ -312,6 +312,6 @@ def test_offline_a_missing_file_says_where_to_put_it(tmp_path: Path, monkeypatch
 
 
 def test_an_unknown_score_names_the_available_ones() -> None:
-    with pytest.raises(ValueError, match=r"available scores: \['CLIP', 'BLIP', 'Aesthetic'\]"):
+    with pytest.raises(ValueError, match=r"available scores: \['CLIP', 'BLIP', 'Aesthetic', 'PickScore', 'HPSv2.1'\]"):
         load_score("PickScore2", device="cpu", download_root=ROOT)
-    assert imagereward.available_scores() == ["CLIP", "BLIP", "Aesthetic"]
+    assert imagereward.available_scores() == ["CLIP", "BLIP", "Aesthetic", "PickScore", "HPSv2.1"]

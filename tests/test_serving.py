@@ -493,10 +493,12 @@ def test_chosen_judges_keep_the_offered_order_and_name_unknown_ones() -> None:
         chosen_judges(["BLIP"], ("CLIP",))
     with pytest.raises(InputError, match="list of names"):
         chosen_judges([{"path": "/etc/passwd"}], ("CLIP",))
-    assert parse_judges(None) == ("CLIP", "BLIP", "Aesthetic") and parse_judges("none") == ()
+    assert parse_judges(None) == ("CLIP", "BLIP", "Aesthetic", "PickScore", "HPSv2.1") and parse_judges("none") == ()
     assert parse_judges(" aesthetic ,CLIP".replace("aesthetic", "Aesthetic")) == ("CLIP", "Aesthetic")
-    with pytest.raises(ValueError, match=r"unknown judges \['PickScore'\]; use any of \['CLIP', 'BLIP', 'Aesthetic'\]"):
-        parse_judges("PickScore")
+    assert parse_judges("HPSv2.1,PickScore") == ("PickScore", "HPSv2.1")
+    offered = r"\['CLIP', 'BLIP', 'Aesthetic', 'PickScore', 'HPSv2.1'\]"
+    with pytest.raises(ValueError, match=r"unknown judges \['HPSv2'\]; use any of " + offered):
+        parse_judges("HPSv2")
 
 
 def test_a_judge_that_cannot_load_is_named_and_imagereward_still_ranks(tiny_model, tmp_path: Path, monkeypatch) -> None:

@@ -19,7 +19,7 @@ from . import sources
 from .blip import BlipScore, load_blip
 from .clip import AestheticScore, ClipScore, shared_tower
 from .hps import HpsScore, load_hps
-from .pickscore import PickScore, load_pickscore
+from .pickscore import PickScore, load_pickscore, softmax
 
 BASELINES = ("CLIP", "BLIP", "Aesthetic")
 MODERN = ("PickScore", "HPSv2.1")
@@ -36,6 +36,11 @@ MEANINGS = {
     "softmax of the scores over the images compared",
     "HPSv2.1": "HPSv2.1: cosine of its CLIP ViT-H/14 features, -1..1 (typically 0.2..0.35)",
 }
+
+
+# A judge's "choice" among the images scored together, where its original defines one: PickScore's README
+# turns its scores into probabilities with a softmax ("PickScore's choice").
+CHOICES = {"PickScore": softmax}
 
 
 def available_scores() -> list[str]:
