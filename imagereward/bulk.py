@@ -3,8 +3,9 @@
     imagereward bulk manifest.parquet --output scores.parquet
 
 The pipeline is Ray Data's: the inputs become a dataset of `(id, prompt, image, data)` rows; CPU tasks decode
-and preprocess each image exactly as the package does (`images.load_pixels`: uint8 (3, 224, 224)); model
-actors (one per GPU, or `cpu_actors` on the CPU) score batches, every judge from the same decoded pixels, one
+and preprocess each image exactly as the package does, once per preprocessing the judges read (each file
+opened once; ImageReward and the baselines share theirs, PickScore and HPSv2.1 have their own); model
+actors (one per GPU, or `cpu_actors` on the CPU) score batches, every judge from its decoded pixels, one
 image-encoder pass per batch whatever the prompts (`BatchedScorer.score_pairs`); the driver streams the
 results into Parquet part files.
 
@@ -165,19 +166,31 @@ def _webdataset_rows(path: Path, prompt: str | None) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------------------- ray stages
-def decode_batch(batch: dict[str, np.ndarray]) -> dict[str, Any]:
-    """CPU task: decode and preprocess each row's image as the package does -> `pixels` (N, 3, 224, 224)
-    uint8 and `error` (None or why)."""
-    from .images import load_pixels
+def pixels_column(preprocessing: str) -> str:
+    return f"pixels_{preprocessing}"
+
+
+def decode_batch(batch: dict[str, np.ndarray], preprocessings: Sequence[str] = ("resize-crop-224",)) -> dict[str, Any]:
+    """CPU task: open each row's image once and preprocess it as each of `preprocessings` (`str` of a
+    `Preprocessing`) does -> `pixels_<preprocessing>` (N, 3, S, S) uint8 or float32 each, and `error` (None or
+    why)."""
+    from .images import open_image
+    from .preprocessing import parse
 
     n = len(batch["id"])
-    pixels = np.zeros((n, 3, 224, 224), dtype=np.uint8)
+    kinds = [parse(p) for p in preprocessings]
+    pixels = [
+        np.zeros((n, 3, p.size, p.size), dtype=np.float32 if p.dtype.is_floating_point else np.uint8) for p in kinds
+    ]
     errors: list[str | None] = [None] * n
     for k in range(n):
         data = batch["data"][k]
         source = bytes(data) if isinstance(data, (bytes, np.bytes_)) and len(data) else str(batch["image"][k])
+        name = str(batch["image"][k])
         try:
-            pixels[k] = load_pixels(source, str(batch["image"][k])).numpy()
+            with open_image(source, name) as image:
+                for out, kind in zip(pixels, kinds):
+                    out[k] = kind.apply(image, name).numpy()
         except ImageLoadError as e:
             errors[k] = e.reason
         prompt = batch["prompt"][k]
@@ -187,7 +200,7 @@ def decode_batch(batch: dict[str, np.ndarray]) -> dict[str, Any]:
         "id": batch["id"],
         "prompt": batch["prompt"],
         "image": batch["image"],
-        "pixels": pixels,
+        **{pixels_column(p): array for p, array in zip(preprocessings, pixels)},
         "error": np.array(errors, dtype=object),
     }
 
@@ -199,7 +212,7 @@ class ScoreActor:
         self, judges: Sequence[str], model: str, device: str | None, dtype: str | None, download_root: str | None
     ) -> None:
         from .factory import load
-        from .judges import IMAGEREWARD, load_score
+        from .judges import IMAGEREWARD, PREPROCESSING, load_score
 
         self.judges = []
         for name in judges:
@@ -208,6 +221,11 @@ class ScoreActor:
                 if name == IMAGEREWARD
                 else load_score(name, device=device, dtype=dtype, download_root=download_root)
             )
+            if judge.preprocessing != PREPROCESSING[name]:
+                raise InputError(
+                    f"{name} was loaded with {judge.preprocessing} preprocessing; bulk scoring decodes "
+                    f"{PREPROCESSING[name]} for it. Use weights of the published architecture."
+                )
             judge.embedding_cache.resize(0)  # every image once: nothing to reuse
             self.judges.append((name, judge))
         if not str(device).startswith("cuda"):
@@ -230,12 +248,11 @@ class ScoreActor:
         good = [k for k in range(n) if errors[k] is None]
         # Each row's own key (not a hash of its pixels: the cache is off, and hashing 150 kB an image would cost
         # the actor's one thread more than the GPU's time for it).
-        decoded = [
-            Decoded(torch.from_numpy(np.ascontiguousarray(batch["pixels"][k])), f"row-{k}".encode()) for k in good
-        ]
         prompts = [str(batch["prompt"][k]) for k in good]
         out: dict[str, Any] = {"id": batch["id"], "prompt": batch["prompt"], "image": batch["image"]}
         for j, (name, judge) in enumerate(self.judges):
+            pixels = batch[pixels_column(str(judge.preprocessing))]
+            decoded = [Decoded(torch.from_numpy(np.ascontiguousarray(pixels[k])), f"row-{k}".encode()) for k in good]
             scores = np.full(n, np.nan)
             if good:
                 for k, result in zip(good, judge.score_pairs(prompts, decoded)):
@@ -357,7 +374,7 @@ def bulk_score(
     """
     import ray
 
-    from .judges import IMAGEREWARD
+    from .judges import IMAGEREWARD, PREPROCESSING
 
     start = time.perf_counter()
     output = Path(output)
@@ -365,6 +382,9 @@ def bulk_score(
     done = written_ids(output)
     todo = [r for r in rows if r["id"] not in done]
     judges = list(dict.fromkeys(scorers or [IMAGEREWARD]))
+    unknown = [name for name in judges if name not in PREPROCESSING]
+    if unknown:
+        raise InputError(f"unknown scorer {unknown[0]!r}; available: {', '.join(PREPROCESSING)}")
     if not todo:
         return BulkSummary(0, 0, len(rows) - len(todo), time.perf_counter() - start)
     init_ray()
@@ -378,7 +398,15 @@ def bulk_score(
     # Blocks of about DECODE_BATCH rows (at most MAX_BLOCKS), so that decoding spreads over every CPU.
     ds = ray.data.from_items(todo, override_num_blocks=min(MAX_BLOCKS, -(-len(todo) // DECODE_BATCH)))
     # Decoding in CPU tasks of their own (the memory hint keeps Ray from fusing them into the model actors).
-    ds = ds.map_batches(decode_batch, batch_size=DECODE_BATCH, num_cpus=1, memory=DECODE_MEMORY, batch_format="numpy")
+    preprocessings = list(dict.fromkeys(str(PREPROCESSING[name]) for name in judges))
+    ds = ds.map_batches(
+        decode_batch,
+        fn_kwargs={"preprocessings": preprocessings},
+        batch_size=DECODE_BATCH,
+        num_cpus=1,
+        memory=DECODE_MEMORY,
+        batch_format="numpy",
+    )
     ds = ds.map_batches(
         ScoreActor,
         fn_constructor_args=(judges, model, "cuda" if on_gpu else "cpu", dtype, download_root),

@@ -101,9 +101,14 @@ def evaluate(
 
 
 def download_weights(scorers: Sequence[str], download_root: str | Path | None) -> None:
-    """Fetches the chosen baselines' files into `download_root` (ImageReward's come with loading it)."""
+    """Fetches the chosen judges' files into `download_root` (ImageReward's come with loading it; PickScore's
+    and HPSv2.1's into the Hugging Face cache when `download_root` is None)."""
     from .judges import sources
 
+    if "PickScore" in scorers:
+        sources.pickscore_folders(download_root)
+    if "HPSv2.1" in scorers:
+        sources.hps_files(download_root)
     files = {"CLIP": [sources.CLIP_FILE], "Aesthetic": [sources.CLIP_FILE, sources.AESTHETIC_FILE]}
     files["BLIP"] = [sources.BLIP_FILE]
     for name in scorers:

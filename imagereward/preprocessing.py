@@ -67,6 +67,7 @@ def _letterbox(image: Image.Image, size: int) -> torch.Tensor:
 
 
 _TRANSFORMS: dict[str, Callable[[Image.Image, int], torch.Tensor]] = {
+    RESIZE_CROP: imgs.to_pixels,
     RGB_RESIZE_CROP: _rgb_resize_crop,
     LETTERBOX: _letterbox,
 }
@@ -98,9 +99,16 @@ class Preprocessing:
         if self.kind == RESIZE_CROP:
             return imgs.load_pixels(image, name, self.size)
         name = name or imgs.describe(image)
-        opened = imgs.open_image(image, name)
+        return self.apply(imgs.open_image(image, name), name)
+
+    def apply(self, image: Image.Image, name: str) -> torch.Tensor:
+        """Preprocesses an opened image (for several kinds of one file: open it once).
+
+        Raises:
+            ImageLoadError: the image cannot be decoded (named).
+        """
         try:
-            return _TRANSFORMS[self.kind](opened, self.size)
+            return _TRANSFORMS[self.kind](image, self.size)
         except (OSError, ValueError) as e:
             raise ImageLoadError(name, f"the image could not be decoded ({e})") from e
 
@@ -109,3 +117,15 @@ class Preprocessing:
 
 
 ORIGINAL_224 = Preprocessing(RESIZE_CROP, 224)
+
+
+def parse(text: str) -> Preprocessing:
+    """The inverse of `str(preprocessing)`, e.g. `letterbox-224`.
+
+    Raises:
+        ValueError: not `<kind>-<size>` with a known kind.
+    """
+    kind, _, size = text.rpartition("-")
+    if not size.isdigit():
+        raise ValueError(f"not a preprocessing: {text!r}; expected <kind>-<size> with kind one of {list(KINDS)}")
+    return Preprocessing(kind, int(size))

@@ -107,25 +107,56 @@ def test_an_interrupted_run_resumes_with_every_row_exactly_once(tmp_path: Path, 
     assert (third.written, third.skipped) == (0, 6)
 
 
-def test_two_judges_share_the_decoded_pixels_and_give_a_column_each(tmp_path: Path, folder: Path) -> None:
+def test_several_judges_give_a_column_each_with_their_own_scores(tmp_path: Path) -> None:
+    """ImageReward, Aesthetic (the same decoded pixels), PickScore and HPSv2.1 (their own preprocessing) on a
+    manifest of mixed prompts: each column equals that judge scoring each row alone."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from conftest import JUDGES, judges_root
     from imagereward.judges import load_score
 
-    baselines = Path(__file__).parent / "fixtures" / "parity-baselines"
+    root = judges_root(tmp_path / "root")
+    prompts = [p for p in EXPECTED["prompts"] if p.strip()][:2]
+    images = sorted((JUDGES / "images").iterdir())[:6]
+    rows = [{"id": f"r{k}", "prompt": prompts[k % 2], "image": str(p)} for k, p in enumerate(images)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "manifest.parquet")
     out = tmp_path / "out.parquet"
+    judges = ["Aesthetic", "PickScore", "HPSv2.1"]
     bulk.bulk_score(
-        [folder],
+        [tmp_path / "manifest.parquet"],
         out,
-        prompt=PROMPT,
         model=str(PARITY),
-        scorers=["ImageReward-v1.0", "Aesthetic"],
+        scorers=["ImageReward-v1.0", *judges],
         device="cpu",
-        download_root=str(baselines),
+        batch_size=4,
+        download_root=str(root),
         progress=False,
     )
-    rows = bulk.read_output(out)
-    aesthetic = load_score("Aesthetic", device="cpu", download_root=baselines)
-    want = dict(zip([r["image"] for r in rows], aesthetic.rewards(PROMPT, [r["image"] for r in rows])))
-    assert all(abs(r["score_Aesthetic"] - want[r["image"]]) <= 1e-5 for r in rows)
+    got = {r["id"]: r for r in bulk.read_output(out)}
+    for name in judges:
+        judge = load_score(name, device="cpu", download_root=root)
+        for row in rows:
+            want = judge.rewards(row["prompt"], [row["image"]])[0]
+            assert abs(got[row["id"]][f"score_{name}"] - want) <= 1e-5 * max(1.0, abs(want)), (name, row)
+
+
+def test_decoding_opens_each_file_once_for_every_preprocessing(monkeypatch) -> None:
+    import numpy as np
+
+    from imagereward import images
+    from imagereward.judges import PREPROCESSING
+
+    opened = []
+    real = images.open_image
+    monkeypatch.setattr(images, "open_image", lambda *a, **k: opened.append(a[0]) or real(*a, **k))
+    kinds = list(dict.fromkeys(str(p) for p in PREPROCESSING.values()))
+    path = str(PARITY / "images" / NAMES[0])
+    batch = {"id": np.array(["a"]), "prompt": np.array([PROMPT]), "image": np.array([path]), "data": np.array([b""])}
+    out = bulk.decode_batch(batch, kinds)
+    assert opened == [path] and len(kinds) == 3
+    assert out[bulk.pixels_column("letterbox-224")].dtype == np.float32
+    assert out[bulk.pixels_column("resize-crop-224")].dtype == np.uint8
 
 
 def test_manifest_formats_and_webdataset_shards_are_read(tmp_path: Path) -> None:

@@ -193,3 +193,67 @@ def test_download_fetches_both_parts_and_unpacks(tmp_path: Path, monkeypatch: py
     assert all((images / g).is_file() for item in items for g in item["generations"])
     evaluation.download_test_set(data)  # a second call finds everything and fetches nothing
     assert len(calls) == 2
+
+
+JUDGES_DIR = Path(__file__).parent / "fixtures" / "parity-judges"
+# A small test set on the images both modern judges' originals can score, in the test.json format; the
+# "human" rankings are data (1 = best, ties allowed), as the real set's are.
+MODERN_ITEMS = [
+    (
+        0,
+        ["01_rgb_structured_512.png", "02_landscape_640x480.jpg", "03_portrait_300x700.webp", "05_palette_360x240.gif"],
+        [2, 1, 3, 3],
+    ),
+    (
+        1,
+        [
+            "06_gray_L_256x320.png",
+            "07_bilevel_1_333x250.png",
+            "08_cmyk_420x300.jpg",
+            "09_gray16_I16_300x200.png",
+            "10_tiny_7x5.png",
+        ],
+        [1, 4, 2, 3, 5],
+    ),
+    (6, ["11_panorama_2000x150.png", "12_exif_orientation6_398x300.jpg", "14_roundhalf_448x301.png"], [3, 1, 2]),
+]
+
+
+def test_eval_of_pickscore_and_hps_gives_the_accuracies_of_their_originals_scores(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """`imagereward eval --scorers ImageReward-v1.0 PickScore HPSv2.1` end to end with the tiny models: each
+    modern judge's rewards are its original's (tests/fixtures/parity-judges/*/expected.json) and its
+    accuracy is the one computed from the original's scores."""
+    from conftest import judges_root
+
+    prompts = json.loads((JUDGES_DIR / "prompts.json").read_text(encoding="utf-8"))
+    items = [
+        {"id": f"item-{k}", "prompt": prompts[i], "generations": [f"images/{n}" for n in names], "ranking": human}
+        for k, (i, names, human) in enumerate(MODERN_ITEMS)
+    ]
+    (tmp_path / "test.json").write_text(json.dumps(items), encoding="utf-8")
+    scorers = ["ImageReward-v1.0", "PickScore", "HPSv2.1"]
+    args = ["eval", "--test-json", str(tmp_path / "test.json"), "--images-dir", str(JUDGES_DIR)]
+    args += [
+        "--output-dir",
+        str(tmp_path),
+        "--model",
+        str(PARITY),
+        "--download-root",
+        str(judges_root(tmp_path / "root")),
+    ]
+    assert cli.main([*args, "--device", "cpu", "--quiet", "--scorers", *scorers]) == 0
+    printed = capsys.readouterr().out
+    for scorer, folder in (("PickScore", "pickscore"), ("HPSv2.1", "hpsv2")):
+        scores = json.loads((JUDGES_DIR / folder / "expected.json").read_text(encoding="utf-8"))["scores"]
+        originals = [[scores[i][n] for n in names] for i, names, _ in MODERN_ITEMS]
+        ours = json.loads((tmp_path / f"test_{scorer}.json").read_text())
+        tolerance = 1e-4 * (100 if scorer == "PickScore" else 1)  # PickScore's scores are x100
+        for mine, theirs in zip(ours, originals, strict=True):
+            assert max(abs(a - b) for a, b in zip(mine["rewards"], theirs, strict=True)) <= tolerance
+        want = pairwise_accuracy([h for _, _, h in MODERN_ITEMS], originals)
+        assert pairwise_accuracy([h for _, _, h in MODERN_ITEMS], [r["rewards"] for r in ours]) == want
+        line = next(line for line in printed.splitlines() if line.split()[:1] == [scorer])
+        assert f"{100 * want:7.2f}%" in line
+    assert (tmp_path / "test_ImageReward-v1.0.json").is_file()

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ..factory import resolve_device, resolve_dtype
+from ..preprocessing import LETTERBOX, ORIGINAL_224, RGB_RESIZE_CROP, Preprocessing
 from ..scorer import BatchedScorer
 from . import sources
 from .blip import BlipScore, load_blip
@@ -37,6 +38,14 @@ MEANINGS = {
     "HPSv2.1": "HPSv2.1: cosine of its CLIP ViT-H/14 features, -1..1 (typically 0.2..0.35)",
 }
 
+
+# How each judge's original prepares an image, known before the judge is loaded (bulk scoring decodes in other
+# processes than the judges'); a loaded judge's `preprocessing` says the same.
+PREPROCESSING = {
+    **{name: ORIGINAL_224 for name in (IMAGEREWARD, *BASELINES)},
+    "PickScore": Preprocessing(RGB_RESIZE_CROP, 224),
+    "HPSv2.1": Preprocessing(LETTERBOX, 224),
+}
 
 # A judge's "choice" among the images scored together, where its original defines one: PickScore's README
 # turns its scores into probabilities with a softmax ("PickScore's choice").
