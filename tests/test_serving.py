@@ -512,3 +512,38 @@ def test_a_judge_that_cannot_load_is_named_and_imagereward_still_ranks(tiny_mode
     ranking, notes = score_and_finish(tiny_model, request, lambda r: score_prepared(tiny_model, r, pool))
     assert len(ranking.ranked) == 1 and ranking.judges == []
     assert "CLIP is unavailable right now (its weights could not be loaded)." in notes
+
+
+def test_other_preprocessings_are_decoded_before_the_device_call_and_pickle(tiny_model, tmp_path: Path) -> None:
+    """A request for PickScore and HPSv2.1 decodes their pixels in `prepare_request` (the CPU half), once per
+    preprocessing; the prepared request pickles (it crosses to a ZeroGPU worker) and the device half decodes
+    nothing."""
+    import pickle
+
+    from conftest import judges_root
+    from imagereward.judge_pool import JudgePool
+    from imagereward.preprocessing import LETTERBOX, RGB_RESIZE_CROP
+    from imagereward.serving import prepare_request, score_and_finish
+
+    pool = JudgePool(["CLIP", "PickScore", "HPSv2.1"], device="cpu", download_root=judges_root(tmp_path / "root"))
+    paths = [str(image_path(n)) for n in EXPECTED["images"][:3]]
+    request = prepare_request(
+        tiny_model, "a cat", paths, [str(PARITY)], judges=["CLIP", "PickScore", "HPSv2.1"], pool=pool
+    )
+    assert sorted(p.kind for p in request.pixels) == sorted([LETTERBOX, RGB_RESIZE_CROP])
+    crossed = pickle.loads(pickle.dumps(request))
+    for name in ("CLIP", "PickScore", "HPSv2.1"):
+        pool.get(name).decode = None  # type: ignore[union-attr,method-assign]  # decoding now would fail
+    ranking, notes = score_and_finish(tiny_model, crossed, lambda r: score_prepared(tiny_model, r, pool))
+    assert ranking.judges == ["ImageReward", "CLIP", "PickScore", "HPSv2.1"] and not notes
+    hps = load_hps_alone()
+    by_name = {item.name: item.scores["HPSv2.1"] for item in ranking.ranked}
+    alone = hps.rewards("a cat", paths)
+    assert all(abs(by_name[Path(p).name] - s) <= 1e-6 for p, s in zip(paths, alone))
+
+
+def load_hps_alone():  # type: ignore[no-untyped-def]
+    from conftest import JUDGES
+    from imagereward.judges import load_score
+
+    return load_score("HPSv2.1", device="cpu", download_root=JUDGES / "hpsv2")
