@@ -177,8 +177,8 @@ def _compared(rows: list[dict[str, Any]], name_a: str | None, name_b: str | None
 def score_api(prompt: str, images: list[Any] | None, judges: list[str] | None = None) -> dict[str, Any]:
     """Scores images for a prompt. Returns {"ranked": [{rank, name, score, precision}] best first,
     "skipped": [{name, reason}], "notes": [...], "model": str, "seconds": float}; with other judges (`judges`:
-    any of the offered baselines) each row also has "scores" and "ranks" by judge, and the response "judges"
-    and "agreement" ({judge: {"same", "pairs"}}); with several prompts (one per line, or each image's own when
+    any of the offered ones) each row also has "scores" and "ranks" by judge (and "choices": {"PickScore": p}
+    with PickScore), and the response "judges" and "agreement" ({judge: {"same", "pairs"}}); with several prompts (one per line, or each image's own when
     the prompt is empty) that of the first, and "by_prompt": [{"prompt", ...the same keys}] for all of them."""
     try:
         rankings, notes = _rank_all(prompt, images, judges)
