@@ -15,6 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import Callable
 
 import torch
 from transformers import BertTokenizer
@@ -86,6 +87,21 @@ def cut_at_whitespace(prompt: str, limit: int) -> str:
     return prompt[:limit]
 
 
+def read_enough(prompt: str, encode: Callable[[str], list[int]], limit: int) -> tuple[list[int], bool]:
+    """`encode` of the shortest prefix of `prompt` that holds more than `limit` ids, or of the whole prompt;
+    and whether it was the whole prompt. A prefix cut at whitespace encodes to a prefix of the whole prompt's
+    ids, so the prefix grows from 512 characters (x4 each time) and at most `MAX_PROMPT_CHARS` are read: a
+    10 MB prompt costs what its first words cost."""
+    window = _FIRST_WINDOW
+    while True:
+        prefix = cut_at_whitespace(prompt, window)
+        complete = len(prefix) == len(prompt)
+        ids = encode(clean_prompt(prefix))
+        if complete or len(ids) > limit or window >= MAX_PROMPT_CHARS:
+            return ids, complete
+        window = min(window * 4, MAX_PROMPT_CHARS)
+
+
 def encode_prompt(prompt: str) -> PromptTokens:
     """Tokenizes one prompt as the original does (pad and truncate to 35), reading at most
     `MAX_PROMPT_CHARS` characters of it.
@@ -96,14 +112,9 @@ def encode_prompt(prompt: str) -> PromptTokens:
     if not isinstance(prompt, str):
         raise TypeError(f"a prompt must be a string, got {type(prompt).__name__}")
     tokenizer = get_tokenizer()
-    window = _FIRST_WINDOW
-    while True:
-        prefix = cut_at_whitespace(prompt, window)
-        complete = len(prefix) == len(prompt)
-        ids = tokenizer(clean_prompt(prefix), truncation=False)["input_ids"]  # [CLS] ... [SEP]
-        if complete or len(ids) > MAX_PROMPT_TOKENS or window >= MAX_PROMPT_CHARS:
-            break
-        window = min(window * 4, MAX_PROMPT_CHARS)
+    ids, complete = read_enough(
+        prompt, lambda text: tokenizer(text, truncation=False)["input_ids"], MAX_PROMPT_TOKENS
+    )  # [CLS] ... [SEP]
     kept = ids if len(ids) <= MAX_PROMPT_TOKENS else ids[: MAX_PROMPT_TOKENS - 1] + [tokenizer.sep_token_id]
     padding = MAX_PROMPT_TOKENS - len(kept)
     input_ids = torch.tensor([kept + [tokenizer.pad_token_id] * padding], dtype=torch.int64)

@@ -22,10 +22,9 @@ import ftfy
 import regex
 import torch
 
-from ..tokenizer import MAX_PROMPT_CHARS, clean_prompt, cut_at_whitespace
+from ..tokenizer import read_enough
 
 CONTEXT_LENGTH = 77
-_FIRST_WINDOW = 512
 _WORDS = r"""|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 
 
@@ -105,14 +104,7 @@ def bpe_tokens(prompt: str, flavour: Flavour) -> BpeTokens:
     if not isinstance(prompt, str):
         raise TypeError(f"a prompt must be a string, got {type(prompt).__name__}")
     bpe = tokenizer(flavour)
-    window = _FIRST_WINDOW
-    while True:
-        prefix = clean_prompt(cut_at_whitespace(prompt, window))
-        complete = len(prefix) == len(prompt)
-        ids = bpe.encode(prefix)
-        if complete or len(ids) + 2 > CONTEXT_LENGTH or window >= MAX_PROMPT_CHARS:
-            break
-        window = min(window * 4, MAX_PROMPT_CHARS)
+    ids, complete = read_enough(prompt, bpe.encode, CONTEXT_LENGTH - 2)  # start and end ids come around them
     row = [bpe.sot_token_id, *ids, bpe.eot_token_id][:CONTEXT_LENGTH]
     row[-1] = bpe.eot_token_id
     padded = torch.zeros(1, CONTEXT_LENGTH, dtype=torch.int64)

@@ -19,7 +19,6 @@ transformers 4.27.3 (PickScore's pin) does around it:
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
@@ -31,11 +30,10 @@ from ..checkpoint import load_converted, read_state_dict
 from ..errors import CheckpointError
 from ..images import ImageInput
 from ..preprocessing import RGB_RESIZE_CROP, Preprocessing
-from ..tokenizer import MAX_PROMPT_CHARS, clean_prompt, cut_at_whitespace
+from ..tokenizer import read_enough
 from .base import Baseline
 
 MAX_TOKENS = 77
-_FIRST_WINDOW = 512
 # transformers 4.27 saved these int64 buffers; later versions rebuild them (non-persistent). Files may or may
 # not hold them.
 POSITION_IDS = ("text_model.embeddings.position_ids", "vision_model.embeddings.position_ids")
@@ -63,25 +61,16 @@ class PickTokenizer:
         except Exception as e:  # the Rust side raises its own exception type on a bad file
             raise CheckpointError(f"{path} is not a tokenizers file ({e}); it should be the processor's") from e
         self._tokenizer.no_padding()
-        self._lock = threading.Lock()  # truncation is the tokenizer's state: set it per call, under the lock
+        self._tokenizer.no_truncation()
 
     def __call__(self, prompt: str) -> PickTokens:
         """Raises: TypeError: `prompt` is not a string."""
         if not isinstance(prompt, str):
             raise TypeError(f"a prompt must be a string, got {type(prompt).__name__}")
-        window = _FIRST_WINDOW
-        with self._lock:
-            while True:  # read a growing prefix cut at whitespace, as `bpe.bpe_tokens`
-                prefix = clean_prompt(cut_at_whitespace(prompt, window))
-                complete = len(prefix) == len(prompt)
-                self._tokenizer.no_truncation()
-                length = len(self._tokenizer.encode(prefix).ids)
-                if complete or length > MAX_TOKENS or window >= MAX_PROMPT_CHARS:
-                    break
-                window = min(window * 4, MAX_PROMPT_CHARS)
-            self._tokenizer.enable_truncation(MAX_TOKENS)
-            ids = self._tokenizer.encode(prefix).ids
-        return PickTokens(torch.tensor([ids], dtype=torch.int64), length, complete)
+        ids, complete = read_enough(prompt, lambda text: self._tokenizer.encode(text).ids, MAX_TOKENS)
+        # Truncated as the processor truncates (`truncation=True, max_length=77`): the end id kept last.
+        kept = ids if len(ids) <= MAX_TOKENS else [*ids[: MAX_TOKENS - 1], ids[-1]]
+        return PickTokens(torch.tensor([kept], dtype=torch.int64), len(ids), complete)
 
 
 # ------------------------------------------------------------------------------------------- processor
