@@ -360,7 +360,7 @@ def bulk_score(
     download_root: str | None = None,
     progress: bool = True,
     stop_after: int | None = None,
-    on_batch: Callable[[int], None] | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> BulkSummary:
     """Scores every row of `inputs` into the Parquet dataset `output` (see the module doc), skipping ids it
     already holds.
@@ -371,6 +371,7 @@ def bulk_score(
         batch_size: images per model call (default 256 on GPU, 32 on CPU).
         actors: model actors (default: the GPUs, or 1 on the CPU).
         stop_after: stop after this many batches were written (for tests of resuming).
+        on_batch: called as `on_batch(batches, rows)` after each batch is written (progress, benchmarks).
     """
     import ray
 
@@ -425,7 +426,7 @@ def bulk_score(
             errors += sum(isinstance(e, str) for e in batch["error"])
             batches += 1
             if on_batch is not None:
-                on_batch(batches)
+                on_batch(batches, written)
             if stop_after is not None and batches >= stop_after:
                 break
     finally:
