@@ -372,3 +372,19 @@ def test_half_precision_runs_close_to_float32(name: str, folder: Path, tolerance
     half = load_score(name, device="cpu", download_root=folder, dtype="bf16")
     assert half.dtype == torch.bfloat16
     assert max(abs(a - b) for a, b in zip(full, half.rewards(PROMPTS[1], images))) <= tolerance
+
+
+def test_the_space_preloads_the_files_the_judges_fetch() -> None:
+    """README's front matter (`preload_from_hub`) names exactly the hub files PickScore and HPSv2.1 read."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    front = readme.split("---")[1]
+    block = front.split("preload_from_hub:")[1].split("\n", 1)[1]
+    preload = {}
+    for line in block.splitlines():
+        if not line.startswith("  - "):
+            break
+        repo, files = line[4:].split()
+        preload[repo] = files.split(",")
+    assert preload[sources.PICKSCORE_MODEL.repo_id] == ["config.json", sources.PICKSCORE_WEIGHTS[0]]
+    assert preload[sources.PICKSCORE_PROCESSOR.repo_id] == ["tokenizer.json", "preprocessor_config.json"]
+    assert preload[sources.HPS_REPO.repo_id] == [sources.HPS_FILE]
