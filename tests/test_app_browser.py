@@ -430,7 +430,6 @@ def test_two_judges_on_one_request_give_columns_an_ordered_gallery_and_agreement
     numbers, choosing CLIP orders the gallery by CLIP, and the agreement line counts the pairs."""
     from imagereward.judges import load_score
     from imagereward.panel import pairs_agreeing
-    from imagereward.scorer import ranks_from_rewards
 
     case = EXPECTED["rank"][0]
     names = case["images"][:5]
@@ -441,18 +440,27 @@ def test_two_judges_on_one_request_give_columns_an_ordered_gallery_and_agreement
     headers = page.locator("#table thead th").all_inner_texts()
     assert [h.strip() for h in headers][:6] == ["rank", "image", "score", "precision", "CLIP score", "CLIP rank"]
     clip = load_score("CLIP", device="cpu", download_root=BASELINES).rewards(case["prompt"], paths)
-    clip_ranks = ranks_from_rewards(clip)
-    by_clip = [names[i] for i in sorted(range(5), key=lambda i: clip_ranks[i])]
     reward = dict(zip(case["images"], case["rewards"]))
     same, pairs = pairs_agreeing([reward[n] for n in names], clip)
     sync_api.expect(page.locator("#agreement")).to_contain_text(f"CLIP {same} of {pairs} pairs")
-    page.locator("#order-by label", has_text="CLIP").click()
-    want = [f"#{clip_ranks[names.index(n)]} · {clip[names.index(n)]:.2f} · {n}" for n in by_clip]
+    order_by_and_check(page, "CLIP", names, clip)
+
+
+def order_by_and_check(page, judge: str, names: list[str], scores: list[float]) -> list[str]:
+    """Chooses `judge` in "Order the gallery and table by"; checks that the gallery's captions show its ranks and
+    scores in its order and that the table follows the gallery; returns the table's rows as shown."""
+    from imagereward.scorer import ranks_from_rewards
+
+    ranks = ranks_from_rewards(scores)
+    order = [names[i] for i in sorted(range(len(names)), key=lambda i: ranks[i])]
+    page.locator("#order-by label", has_text=judge).click()
+    want = [f"#{ranks[names.index(n)]} · {scores[names.index(n)]:.2f} · {n}" for n in order]
     sync_api.expect(page.locator("#ranked .caption-label")).to_have_text(want)
     rows_shown = page.locator("#table div[role=row][data-index]")
-    sync_api.expect(rows_shown.first).to_contain_text(by_clip[0])
+    sync_api.expect(rows_shown.first).to_contain_text(order[0])
     rows = rows_shown.all_inner_texts()
-    assert [next(n for n in names if n in row) for row in rows] == by_clip  # the table follows the gallery
+    assert [next(n for n in names if n in row) for row in rows] == order  # the table follows the gallery
+    return rows
 
 
 def test_imagereward_pickscore_and_hps_on_one_request(page) -> None:
@@ -462,7 +470,6 @@ def test_imagereward_pickscore_and_hps_on_one_request(page) -> None:
     from imagereward.judges import load_score
     from imagereward.judges.pickscore import softmax
     from imagereward.panel import pairs_agreeing
-    from imagereward.scorer import ranks_from_rewards
 
     case = EXPECTED["rank"][1]
     names = case["images"][:5]
@@ -485,16 +492,9 @@ def test_imagereward_pickscore_and_hps_on_one_request(page) -> None:
     for judge, scores in (("PickScore", pick), ("HPSv2.1", hps)):
         same, pairs = pairs_agreeing([reward[n] for n in names], scores)
         sync_api.expect(page.locator("#agreement")).to_contain_text(f"{judge} {same} of {pairs} pairs")
-    hps_ranks = ranks_from_rewards(hps)
-    by_hps = [names[i] for i in sorted(range(5), key=lambda i: hps_ranks[i])]
-    page.locator("#order-by label", has_text="HPSv2.1").click()
-    want = [f"#{hps_ranks[names.index(n)]} · {hps[names.index(n)]:.2f} · {n}" for n in by_hps]
-    sync_api.expect(page.locator("#ranked .caption-label")).to_have_text(want)
-    rows_shown = page.locator("#table div[role=row][data-index]")
-    sync_api.expect(rows_shown.first).to_contain_text(by_hps[0])
-    rows = rows_shown.all_inner_texts()
-    assert [next(n for n in names if n in row) for row in rows] == by_hps
+    rows = order_by_and_check(page, "HPSv2.1", names, hps)
     choice = dict(zip(names, softmax(pick)))
+    by_hps = [next(n for n in names if n in row) for row in rows]
     for row, name in zip(rows, by_hps):
         cells = row.split()
         assert f"{round(100 * choice[name], 2):g}" in cells and f"{round(hps[names.index(name)], 4):g}" in cells

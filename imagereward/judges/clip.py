@@ -187,12 +187,16 @@ def shared_tower(path: Path, device: torch.device, dtype: torch.dtype) -> ClipTo
 
 
 # ----------------------------------------------------------------------------------------------- judges
-class _ClipJudge(Baseline):
+class TowerJudge(Baseline):
+    """A judge on a `ClipTower`: its device, dtype and image features (cached in the tower's cache)."""
+
+    preprocessing_kind = RESIZE_CROP
+
     def __init__(self, name: str, tower: ClipTower) -> None:
         super().__init__(name)
         self.tower = tower
         self.embedding_cache = tower.cache  # shared: CLIP and Aesthetic encode an image once between them
-        self.preprocessing = Preprocessing(RESIZE_CROP, tower.model.visual.image_size[0])
+        self.preprocessing = Preprocessing(self.preprocessing_kind, tower.model.visual.image_size[0])
 
     @property
     def device(self) -> torch.device:
@@ -206,7 +210,7 @@ class _ClipJudge(Baseline):
         return self.tower.image_features(pixels)
 
 
-class ClipScore(_ClipJudge):
+class ClipScore(TowerJudge):
     """CLIP score: cosine of CLIP ViT-L/14's normalised text and image features (about -1 to 1)."""
 
     tokens_type = ClipTokens
@@ -245,7 +249,7 @@ def aesthetic_from_state(state: dict[str, torch.Tensor], source: str | Path) -> 
     return mlp
 
 
-class AestheticScore(_ClipJudge):
+class AestheticScore(TowerJudge):
     """The LAION aesthetic predictor on CLIP ViT-L/14 image features (about 1 to 10); ignores the prompt."""
 
     tokens_type = type(None)  # its "tokens": the prompt does not count

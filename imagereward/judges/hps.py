@@ -25,10 +25,9 @@ from torch import nn
 
 from ..checkpoint import load_converted, read_state_dict
 from ..errors import CheckpointError
-from ..preprocessing import LETTERBOX, Preprocessing
-from .base import Baseline
+from ..preprocessing import LETTERBOX
 from .bpe import OPEN_CLIP, BpeTokens, bpe_tokens
-from .clip import ClipTower, placed
+from .clip import ClipScore, ClipTower, placed
 
 ARCHITECTURE = "ViT-H-14"
 
@@ -70,34 +69,15 @@ def hps_from_state(state: dict[str, torch.Tensor], config: dict[str, Any], sourc
     return model
 
 
-class HpsScore(Baseline):
-    """HPSv2.1: cosine of its ViT-H/14 text and image features (about 0.2..0.35 for typical generations)."""
+class HpsScore(ClipScore):
+    """HPSv2.1: cosine of its ViT-H/14 text and image features (about 0.2..0.35 for typical generations): CLIP
+    score's computation with HPSv2's tokenizer flavour and letterboxed pixels."""
 
     tokens_type = BpeTokens
-
-    def __init__(self, tower: ClipTower, name: str = "HPSv2.1") -> None:
-        super().__init__(name)
-        self.tower = tower
-        self.embedding_cache = tower.cache
-        self.preprocessing = Preprocessing(LETTERBOX, tower.model.visual.image_size[0])
-
-    @property
-    def device(self) -> torch.device:
-        return self.tower.model.positional_embedding.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.tower.model.visual.conv1.weight.dtype
+    preprocessing_kind = LETTERBOX
 
     def tokenize(self, prompt: str) -> BpeTokens:
         return bpe_tokens(prompt, OPEN_CLIP)
-
-    def features_from_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.tower.image_features(pixels)
-
-    @torch.inference_mode()
-    def scores_from_features(self, tokens: BpeTokens, features: torch.Tensor) -> torch.Tensor:
-        return (features.float() @ self.tower.text_features(tokens)[0]).cpu()
 
 
 def load_hps(
@@ -106,4 +86,4 @@ def load_hps(
     """HPSv2.1 from its checkpoint (float16 or float32 tensors: upcast in float32) and optional config; in
     half precision with CLIP's mixed layout (see `clip.placed`)."""
     model = hps_from_state(read_state_dict(weights), architecture(config_file), weights)
-    return HpsScore(ClipTower(placed(model, device, dtype)), name)
+    return HpsScore(name, ClipTower(placed(model, device, dtype)))
