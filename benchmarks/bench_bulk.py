@@ -103,9 +103,11 @@ def bulk_run(checkpoint: Path, folder: Path, device: str, batch: int | None, out
     )
     wall = time.perf_counter() - t
     # The steady rate: rows after the first batch arrived, over the time since (start-up and the first batch's
-    # latency left out), as the package's steady rate leaves out its load and warm-up.
+    # latency left out), as the package's steady rate leaves out its load and warm-up. Only when the batches
+    # arrived spread over the run (at least a fifth of it): Ray may hand a small run's results over at once.
     (t0, rows0), (t1, rows1) = arrivals[0], arrivals[-1]
-    steady = (rows1 - rows0) / (t1 - t0) if len(arrivals) > 2 and t1 > t0 else None
+    spread = len(arrivals) > 2 and t1 - t0 >= 0.2 * (time.perf_counter() - t)
+    steady = (rows1 - rows0) / (t1 - t0) if spread else None
     return {
         "first_batch_after_s": t0 - t,
         "steady_images_per_s": steady,
