@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +32,9 @@ from ..images import ImageInput
 from ..preprocessing import RGB_RESIZE_CROP, Preprocessing
 from ..tokenizer import read_enough
 from .base import Baseline
+
+if TYPE_CHECKING:
+    from transformers import CLIPConfig, CLIPModel
 
 MAX_TOKENS = 77
 # transformers 4.27 saved these int64 buffers; later versions rebuild them (non-persistent). Files may or may
@@ -119,7 +122,7 @@ def read_image_processing(path: Path) -> ImageProcessing:
 
 
 # ----------------------------------------------------------------------------------------------- model
-def _clip_config(path: Path):  # type: ignore[no-untyped-def]
+def _clip_config(path: Path) -> CLIPConfig:
     from transformers import CLIPConfig
 
     try:
@@ -133,7 +136,7 @@ def _clip_config(path: Path):  # type: ignore[no-untyped-def]
     return config
 
 
-def pickscore_from_state(state: dict[str, torch.Tensor], config_path: Path, source: str | Path):  # type: ignore[no-untyped-def]
+def pickscore_from_state(state: dict[str, torch.Tensor], config_path: Path, source: str | Path) -> CLIPModel:
     """`CLIPModel` built on the meta device from `config.json`, every tensor of `state` assigned strictly
     (errors name the file's keys; its position-id buffers are accepted and rebuilt). Meta tensors give a meta
     model (for checking layouts)."""
@@ -156,7 +159,9 @@ class PickScore(Baseline):
 
     tokens_type = PickTokens
 
-    def __init__(self, model: Any, tokenizer: PickTokenizer, processing: ImageProcessing, name: str = "PickScore"):
+    def __init__(
+        self, model: CLIPModel, tokenizer: PickTokenizer, processing: ImageProcessing, name: str = "PickScore"
+    ) -> None:
         super().__init__(name)
         self.model = model
         self.tokenizer = tokenizer
