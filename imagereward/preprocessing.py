@@ -1,4 +1,4 @@
-"""The judges' image prepressing, each to its original's bit, as pixels a batch can be made of.
+"""The judges' image preprocessing, each to its original's bit, as pixels a batch can be made of.
 
 A judge says which preprocessing it reads (`Preprocessing`: a kind and a size); judges that read the same
 one score the same decoded pixels, so a request decodes each file once per kind. Each kind stops where its

@@ -134,7 +134,7 @@ class HubRepo:
     """A hub repo whose files a judge reads, and the subfolder a `download_root` keeps them in."""
 
     repo_id: str
-    # No commit hash could be established offline; "main" is what the originals use.
+    # The revision the originals load.
     revision: str = "main"
 
     @property
