@@ -92,8 +92,8 @@ def add_judges(ranking: Ranking, first: str, others: dict[str, Sequence[Result]]
         mine = [results[index[item.name]] for item in ranking.ranked]
         scores[judge] = [score_or_none(r) for r in mine]
         failures += [(judge, r) for r in mine if isinstance(r, ImageError)]
-    ranks = {judge: _ranks_of(values) for judge, values in scores.items()}
-    choices = {judge: _choices_of(CHOICES[judge], values) for judge, values in scores.items() if judge in CHOICES}
+    ranks = {judge: _over_scored(ranks_from_rewards, values) for judge, values in scores.items()}
+    choices = {judge: _over_scored(CHOICES[judge], values) for judge, values in scores.items() if judge in CHOICES}
     ranked = [
         replace(
             item,
@@ -106,22 +106,14 @@ def add_judges(ranking: Ranking, first: str, others: dict[str, Sequence[Result]]
     return replace(ranking, ranked=ranked, judges=list(scores), judge_failures=failures)
 
 
-def _choices_of(choice: Callable[[list[float]], list[float]], values: Sequence[float | None]) -> list[float | None]:
-    """A judge's choice (e.g. PickScore's softmax) over the values that are not None."""
+def _over_scored(fn: Callable[[list[float]], list[Any]], values: Sequence[float | None]) -> list[Any]:
+    """`fn` (ranks, PickScore's softmax, ...) over the values that are not None (the images a judge scored),
+    in place; None where a judge could not score."""
     present = [k for k, v in enumerate(values) if v is not None]
-    out: list[float | None] = [None] * len(values)
-    for k, p in zip(present, choice([values[k] for k in present])):  # type: ignore[misc]
-        out[k] = p
-    return out
-
-
-def _ranks_of(values: Sequence[float | None]) -> list[int | None]:
-    """1-based ranks (as the original ranks) among the values that are not None."""
-    present = [k for k, v in enumerate(values) if v is not None]
-    out: list[int | None] = [None] * len(values)
+    out: list[Any] = [None] * len(values)
     if present:
-        for k, rank in zip(present, ranks_from_rewards([values[k] for k in present])):
-            out[k] = rank
+        for k, value in zip(present, fn([values[k] for k in present])):  # type: ignore[misc]
+            out[k] = value
     return out
 
 

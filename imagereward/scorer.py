@@ -105,10 +105,6 @@ class BatchedScorer:
         """Features (N, ...) and one tokenized prompt -> scores (N,) float32 on the CPU."""
         raise NotImplementedError
 
-    @property
-    def image_size(self) -> int:
-        return self.preprocessing.size
-
     def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
         # Moving or casting the judge invalidates features made before.
         self.embedding_cache.clear()
