@@ -45,6 +45,10 @@ PART_ROWS = 4096
 DECODE_BATCH = 64
 DECODE_MEMORY = 768 * 2**20
 MAX_BLOCKS = 10_000
+# CPUs a GPU model actor reserves: none. On a GPU node the work is decoding (the GPU scores faster than the
+# node's cores decode), and the actor's own CPU share is small (handing batches to the GPU), so every core
+# takes a decoding task, as the package runs one decoding process per core beside its model.
+GPU_ACTOR_CPUS = 0
 
 
 @dataclass(frozen=True)
@@ -252,7 +256,9 @@ class ScoreActor:
         out: dict[str, Any] = {"id": batch["id"], "prompt": batch["prompt"], "image": batch["image"]}
         for j, (name, judge) in enumerate(self.judges):
             pixels = batch[pixels_column(str(judge.preprocessing))]
-            decoded = [Decoded(torch.from_numpy(np.ascontiguousarray(pixels[k])), f"row-{k}".encode()) for k in good]
+            # The good rows as views of one block, which the judge takes as its batch without copying it.
+            block = torch.from_numpy(np.ascontiguousarray(pixels if len(good) == n else pixels[good]))
+            decoded = [Decoded(row, f"row-{k}".encode()) for k, row in zip(good, block)]
             scores = np.full(n, np.nan)
             if good:
                 for k, result in zip(good, judge.score_pairs(prompts, decoded)):
@@ -281,7 +287,10 @@ def written_ids(output: Path) -> set[str]:
 
 
 class PartWriter:
-    """Writes rows into `output/part-<run>-<n>.parquet`, each file renamed into place only once complete."""
+    """Writes rows into `output/part-<run>-<n>.parquet`, each file renamed into place only once complete.
+
+    Every part has the same schema (scores float64, every other column string, nulls where absent), so the
+    output folder reads as one dataset (`pyarrow.dataset`, `pandas.read_parquet`, Ray's `read_parquet`)."""
 
     def __init__(self, output: Path, rows_per_part: int = PART_ROWS) -> None:
         output.mkdir(parents=True, exist_ok=True)
@@ -289,39 +298,53 @@ class PartWriter:
             stale.unlink()  # a killed run's unfinished part
         self.output, self.rows_per_part = output, rows_per_part
         self.run = uuid.uuid4().hex[:8]
-        self.pending: list[dict[str, Any]] = []
+        self.pending: list[Any] = []  # pyarrow Tables
+        self.pending_rows = 0
         self.parts = 0
 
     def add(self, batch: dict[str, Any]) -> None:
-        columns = list(batch)
-        for k in range(len(batch["id"])):
-            self.pending.append({c: _plain(batch[c][k]) for c in columns})
-        while len(self.pending) >= self.rows_per_part:
-            self._flush(self.pending[: self.rows_per_part])
-            self.pending = self.pending[self.rows_per_part :]
+        import pyarrow as pa
+
+        table = pa.table({name: _arrow_column(name, values) for name, values in batch.items()})
+        self.pending.append(table)
+        self.pending_rows += table.num_rows
+        if self.pending_rows >= self.rows_per_part:
+            rows = pa.concat_tables(self.pending)
+            while rows.num_rows >= self.rows_per_part:
+                self._flush(rows.slice(0, self.rows_per_part))
+                rows = rows.slice(self.rows_per_part)
+            self.pending, self.pending_rows = [rows], rows.num_rows
 
     def close(self) -> None:
-        if self.pending:
-            self._flush(self.pending)
-            self.pending = []
+        if self.pending_rows:
+            import pyarrow as pa
 
-    def _flush(self, rows: list[dict[str, Any]]) -> None:
-        import pyarrow as pa
+            self._flush(pa.concat_tables(self.pending))
+        self.pending, self.pending_rows = [], 0
+
+    def _flush(self, rows: Any) -> None:
         import pyarrow.parquet as pq
 
         name = f"part-{self.run}-{self.parts:05d}.parquet"
         temp = self.output / f".{name}.tmp"
-        pq.write_table(pa.Table.from_pylist(rows), temp)
+        pq.write_table(rows, temp)
         os.replace(temp, self.output / name)
         self.parts += 1
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    return value
+def _arrow_column(name: str, values: Any) -> Any:
+    """A batch column as Arrow: `score*` as float64 (NaN -> null), the rest as strings (None/NaN -> null; Ray
+    hands an all-null column over as NaNs)."""
+    import pyarrow as pa
+
+    if name == "score" or name.startswith("score_"):
+        scores = np.asarray(values, dtype=np.float64)
+        return pa.array(scores, mask=np.isnan(scores), type=pa.float64())
+    return pa.array([v if isinstance(v, str) else None if _missing(v) else str(v) for v in values], type=pa.string())
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, (float, np.floating)) and value != value)
 
 
 # --------------------------------------------------------------------------------------------------- run
@@ -394,7 +417,7 @@ def bulk_score(
     cpus = int(ray.cluster_resources().get("CPU", 1))
     n_actors = actors or (gpus if on_gpu else 1)
     size = batch_size or (256 if on_gpu else 32)
-    actor_cpus = 1 if on_gpu else max(1, cpus // 2)  # leaves the decoding tasks room: no deadlock on 2 cores
+    actor_cpus = GPU_ACTOR_CPUS if on_gpu else max(1, cpus // 2)  # on the CPU half: no deadlock on 2 cores
     ray.data.DataContext.get_current().enable_progress_bars = progress
     # Blocks of about DECODE_BATCH rows (at most MAX_BLOCKS), so that decoding spreads over every CPU.
     ds = ray.data.from_items(todo, override_num_blocks=min(MAX_BLOCKS, -(-len(todo) // DECODE_BATCH)))

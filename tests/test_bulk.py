@@ -159,6 +159,64 @@ def test_decoding_opens_each_file_once_for_every_preprocessing(monkeypatch) -> N
     assert out[bulk.pixels_column("resize-crop-224")].dtype == np.uint8
 
 
+def test_the_actor_scores_a_decoded_batch_as_the_package_and_hands_its_pixels_over_uncopied(monkeypatch) -> None:
+    """The model actor alone (no Ray): a batch of decoded rows, one of them an error, gives the package's
+    scores; the judge's image encoder gets the batch's own pixel memory when no row is an error."""
+    import numpy as np
+
+    import imagereward
+
+    paths = [str(PARITY / "images" / n) for n in NAMES[:4]]
+    prompts = [p for p in EXPECTED["prompts"] if p.strip()][:2]
+    raw = {
+        "id": np.array(["a", "b", "c", "d"]),
+        "prompt": np.array([prompts[0], prompts[1], prompts[0], prompts[1]]),
+        "image": np.array(paths),
+        "data": np.array([b""] * 4, dtype=object),
+    }
+    batch = bulk.decode_batch(raw)
+    actor = bulk.ScoreActor(["ImageReward-v1.0"], str(PARITY), "cpu", None, None)
+    model = imagereward.load(str(PARITY), device="cpu")
+    want = [model.score(p, path) for p, path in zip(raw["prompt"], paths)]
+    seen = []
+    judge = actor.judges[0][1]
+    real = judge.features_from_pixels
+    monkeypatch.setattr(judge, "features_from_pixels", lambda pixels: seen.append(pixels.data_ptr()) or real(pixels))
+    out = actor(batch)
+    assert np.allclose(out["score"], want, rtol=0, atol=1e-6) and list(out["error"]) == [None] * 4
+    assert seen == [batch[bulk.pixels_column("resize-crop-224")].ctypes.data]
+    batch["error"] = np.array([None, "unreadable", None, None], dtype=object)
+    out = actor(batch)
+    assert np.isnan(out["score"][1]) and out["error"][1] == "unreadable"
+    assert np.allclose(np.delete(out["score"], 1), np.delete(want, 1), rtol=0, atol=1e-6)
+
+
+def test_part_files_share_one_schema_and_read_as_one_dataset(tmp_path: Path) -> None:
+    """Parts whose rows have no error (an all-null column), or no score, still read together as one dataset."""
+    import numpy as np
+    import pyarrow.dataset as pads
+
+    writer = bulk.PartWriter(tmp_path / "out", rows_per_part=3)
+    for k in range(3):
+        ids = [f"{k}-{j}" for j in range(2)]
+        writer.add(
+            {
+                "id": np.array(ids),
+                "prompt": np.array(["a prompt"] * 2, dtype=object),
+                "score": np.array([np.nan, np.nan] if k == 2 else [0.5, -1.0]),
+                "error": np.array(["unreadable", None] if k == 2 else [np.nan, np.nan], dtype=object),
+            }
+        )
+    writer.close()
+    assert len(list((tmp_path / "out").glob("part-*.parquet"))) == 2
+    table = pads.dataset(tmp_path / "out").to_table()
+    assert sorted(table.column("id").to_pylist()) == [f"{k}-{j}" for k in range(3) for j in range(2)]
+    assert str(table.schema.field("error").type) == "string" and str(table.schema.field("score").type) == "double"
+    rows = {r["id"]: r for r in table.to_pylist()}
+    assert rows["2-0"]["error"] == "unreadable" and rows["2-0"]["score"] is None
+    assert rows["0-1"] == {"id": "0-1", "prompt": "a prompt", "score": -1.0, "error": None}
+
+
 def test_manifest_formats_and_webdataset_shards_are_read(tmp_path: Path) -> None:
     image = (PARITY / "images" / NAMES[0]).read_bytes()
     (tmp_path / "m.csv").write_text(f"prompt,image\na dog,images/{NAMES[0]}\n", encoding="utf-8")
