@@ -8,6 +8,8 @@ Paper: Xu et al., "ImageReward: Learning and Evaluating Human Preferences for Te
 arXiv 2304.05977. Original code: https://github.com/THUDM/ImageReward (PyPI `image-reward`).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     CheckpointError,
     ImageError,
@@ -17,10 +19,39 @@ from .errors import (
     NonFiniteRewardError,
     WeightsUnavailableError,
 )
-from .factory import load
-from .judges import available_judges, available_scores, load_judge, load_score
-from .pretrained import available_models
-from .reward import ImageReward
+
+if TYPE_CHECKING:
+    from .factory import load
+    from .judges import available_judges, available_scores, load_judge, load_score
+    from .pretrained import available_models
+    from .reward import ImageReward
+
+# The models' modules (torch, timm, transformers: seconds to import) load on first use, so that a process that
+# only decodes images (bulk scoring's Ray workers, the decoding processes) or prints --help starts at once.
+_LAZY = {
+    "load": "factory",
+    "available_judges": "judges",
+    "available_scores": "judges",
+    "load_judge": "judges",
+    "load_score": "judges",
+    "available_models": "pretrained",
+    "ImageReward": "reward",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'imagereward' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "available_judges",

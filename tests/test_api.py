@@ -208,3 +208,22 @@ def test_without_room_in_shared_memory_decoding_stays_in_threads(parity_dir, mon
     assert model._processes_for(PATHS, 4) == 0
     np.testing.assert_allclose(model.rewards(CASE["prompt"], PATHS[:4], batch_size=2), CASE["rewards"][:4], atol=1e-4)
     assert model._process_decoder is None
+
+
+def test_decoding_modules_import_without_the_models_libraries() -> None:
+    """A process that only decodes (bulk scoring's Ray workers) imports neither timm nor transformers; the
+    package's names still resolve on first use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, imagereward, imagereward.bulk, imagereward.preprocessing;"
+        "heavy = [m for m in ('timm', 'transformers', 'open_clip') if m in sys.modules];"
+        "assert not heavy, heavy;"
+        "from imagereward import load, ImageReward, load_score, available_models;"
+        "assert imagereward.load is load and 'timm' in sys.modules and 'load' in dir(imagereward)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        imagereward.nothing  # noqa: B018
