@@ -12,4 +12,4 @@ export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 RAY_USAGE
   python3 -c 'import sys, torch, ray, timm, transformers; print(sys.version.split()[0], "torch", torch.__version__, "ray", ray.__version__, "timm", timm.__version__, "transformers", transformers.__version__)'
   nproc
 } 2>&1 | tee "$OUT/machine.txt"
-python3 benchmarks/bench_bulk.py --device cuda --images "${IMAGES:-8192}" --json "$OUT/bulk_gpu.json" "$@" 2>&1 | tee "$OUT/bulk_gpu.log"
+python3 benchmarks/bench_bulk.py --device cuda --images "${IMAGES:-32768}" --json "$OUT/bulk_gpu.json" "$@" 2>&1 | tee "$OUT/bulk_gpu.log"

@@ -132,6 +132,7 @@ def main() -> None:
     bulk.decode_batch = partial(timed_decode, log=str(log), decode=original)  # type: ignore[assignment]
     try:
         arrivals: list[tuple[float, int]] = []
+        began = time.time()
         t = time.perf_counter()
         summary = bulk.bulk_score(
             [work / "images"],
@@ -143,6 +144,7 @@ def main() -> None:
             on_batch=lambda _, rows: arrivals.append((time.perf_counter(), rows)),
         )
         wall = time.perf_counter() - t
+        ended = time.time()
     finally:
         bulk.decode_batch = original
     spans = [tuple(map(float, line.split()[:2])) for line in log.read_text().splitlines()]
@@ -158,6 +160,8 @@ def main() -> None:
         "bulk_steady_images_per_s": steady_rate(arrivals),
         "decode": concurrency(spans),  # type: ignore[arg-type]
     }
+    report["decode"]["first_start_after_s"] = min(s for s, _ in spans) - began
+    report["decode"]["last_end_before_end_s"] = ended - max(e for _, e in spans)
     report["decode_images_per_s"] = args.images / report["decode"]["first_start_to_last_end_s"]
     if args.timeline:
         zero = min(s for s, _ in spans)
