@@ -1,7 +1,7 @@
 """`imagereward bulk` (Ray Data) against the package's own end-to-end scoring of the same files, in one run.
 
     python benchmarks/bench_bulk.py --images 512 --device cpu          # this machine
-    python benchmarks/bench_bulk.py --images 8192 --device cuda        # a GPU machine (bulk_gpu_run.sh)
+    python benchmarks/bench_bulk.py --images 32768 --device cuda       # a GPU machine (bulk_gpu_run.sh)
 
 Both sides load one full-size checkpoint (ViT-L/16 + BERT-base, seeded random weights, made once by
 bench.make_checkpoint) and score the same folder of 512x512 files (half JPEG, half PNG) for one prompt:
@@ -10,7 +10,9 @@ bench.make_checkpoint) and score the same folder of 512x512 files (half JPEG, ha
   steady rate (`model.rewards` on the files, decoding included, after a warm-up);
 - `bulk`: `bulk_score` on one batch of the files first (its wall time is the start-up cost: Ray starting, the
   actor loading the model), then on the whole folder (its images/s include the actor loading the model again).
-  `bulk_vs_score_cli_wall` compares the command line's wall time with both bulk runs together.
+  `bulk_vs_score_cli_wall` compares the command line's wall time with both bulk runs together. The whole-folder
+  run is timed inside (`bulk_timing.py`): its steady rate off the result batches' arrivals, when the decoding
+  tasks ran (how many at once, their images/s), when the model actor was ready, its rows per busy second.
 
 Prints and writes a JSON report.
 """
@@ -33,6 +35,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench import PROMPT, make_checkpoint  # noqa: E402
 from bench_gpu import write_images  # noqa: E402
+from bulk_timing import steady_rate, timed  # noqa: E402
 
 
 def package_rate(checkpoint: Path, paths: list[str], device: str, batch: int) -> dict:
@@ -85,7 +88,7 @@ def bulk_run(checkpoint: Path, folder: Path, device: str, batch: int | None, out
     """Two runs in one process: a first one on one batch of the files (its wall time is the start-up: Ray,
     the actor loading the model, one batch), then the whole folder (Ray already up; the actor loads the model
     again, which stays in its rate)."""
-    from imagereward.bulk import bulk_score
+    from imagereward import bulk
 
     few = out.parent / "few"
     few.mkdir()
@@ -94,29 +97,25 @@ def bulk_run(checkpoint: Path, folder: Path, device: str, batch: int | None, out
         (few / path.name).symlink_to(path)
     options = {"prompt": PROMPT, "model": str(checkpoint), "device": device, "batch_size": batch, "progress": False}
     t = time.perf_counter()
-    bulk_score([few], out.parent / "few.parquet", **options)
+    bulk.bulk_score([few], out.parent / "few.parquet", **options)
     startup = time.perf_counter() - t
     arrivals: list[tuple[float, int]] = []  # (time, rows written) as each batch reaches the driver
-    t = time.perf_counter()
-    summary = bulk_score(
-        [folder], out, on_batch=lambda _, rows: arrivals.append((time.perf_counter(), rows)), **options
-    )
-    wall = time.perf_counter() - t
-    # The steady rate: rows after the first batch arrived, over the time since (start-up and the first batch's
-    # latency left out), as the package's steady rate leaves out its load and warm-up. Only when the batches
-    # arrived spread over the run (at least a fifth of it): Ray may hand a small run's results over at once.
-    (t0, rows0), (t1, rows1) = arrivals[0], arrivals[-1]
-    spread = len(arrivals) > 2 and t1 - t0 >= 0.2 * (time.perf_counter() - t)
-    steady = (rows1 - rows0) / (t1 - t0) if spread else None
+    with timed(bulk, out.parent / "timeline") as timeline:
+        t = time.perf_counter()
+        summary = bulk.bulk_score(
+            [folder], out, on_batch=lambda _, rows: arrivals.append((time.perf_counter(), rows)), **options
+        )
+        wall = time.perf_counter() - t
     return {
-        "first_batch_after_s": t0 - t,
-        "steady_images_per_s": steady,
+        "first_batch_after_s": arrivals[0][0] - t,
+        "steady_images_per_s": steady_rate(arrivals, wall),
         "first_run_wall_s": startup,
         "first_run_images": size,
         "wall_s": wall,
         "images_per_s": summary.written / wall,
         "written": summary.written,
         "errors": summary.errors,
+        **timeline.report(),
     }
 
 

@@ -23,28 +23,19 @@ import os
 import sys
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_gpu import write_images  # noqa: E402
+from bulk_timing import steady_rate, timed  # noqa: E402
 
 import imagereward.bulk as bulk  # noqa: E402
 
 PROMPT = "a photo of a red fox in the snow"
 TINY = ROOT / "tests" / "fixtures" / "parity"
-
-
-def timed_decode(batch: dict, preprocessings: list[str], log: str, decode: Callable) -> dict:
-    start = time.time()
-    out = decode(batch, preprocessings)
-    with open(log, "a") as f:
-        f.write(f"{start} {time.time()} {os.getpid()}\n")
-    return out
 
 
 class TinyOnCpu(bulk.ScoreActor):
@@ -73,42 +64,12 @@ def package_rate(paths: list[str], batch: int) -> float:
     return rate
 
 
-def steady_rate(arrivals: list[tuple[float, int]]) -> float | None:
-    """Rows after the first result batch over the time since (start-up left out); None for fewer than 3."""
-    if len(arrivals) < 3:
-        return None
-    (t0, rows0), (t1, rows1) = arrivals[0], arrivals[-1]
-    return (rows1 - rows0) / (t1 - t0)
-
-
-def concurrency(spans: list[tuple[float, float]]) -> dict:
-    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
-    running = peak = 0
-    busy = weighted = 0.0
-    last = events[0][0]
-    for t, step in events:
-        if running:
-            busy += t - last
-            weighted += running * (t - last)
-        running += step
-        peak = max(peak, running)
-        last = t
-    first, last_end = min(s for s, _ in spans), max(e for _, e in spans)
-    return {
-        "tasks": len(spans),
-        "peak": peak,
-        "mean_while_decoding": weighted / busy if busy else 0.0,
-        "first_start_to_last_end_s": last_end - first,
-    }
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cpus", type=int, default=16, help="logical CPUs of the node Ray is told about")
     ap.add_argument("--images", type=int, default=2048)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--actor-cpus", type=float, default=bulk.GPU_ACTOR_CPUS, help="CPUs the model actor reserves")
-    ap.add_argument("--timeline", action="store_true", help="also print each decoding task's start and end")
     ap.add_argument("--json", help="also write the report here")
     args = ap.parse_args()
     import ray
@@ -116,7 +77,6 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bulk-schedule-"))
     (work / "images").mkdir()
     write_images(work / "images", args.images)
-    log = work / "decode.log"
     ray.init(
         num_cpus=args.cpus,
         num_gpus=1,
@@ -127,12 +87,8 @@ def main() -> None:
     )
     package = package_rate([str(p) for p in sorted((work / "images").iterdir())], args.batch_size)
     bulk.GPU_ACTOR_CPUS = args.actor_cpus  # type: ignore[misc]
-    original = bulk.decode_batch
-    bulk.ScoreActor = TinyOnCpu  # type: ignore[misc]
-    bulk.decode_batch = partial(timed_decode, log=str(log), decode=original)  # type: ignore[assignment]
-    try:
-        arrivals: list[tuple[float, int]] = []
-        began = time.time()
+    arrivals: list[tuple[float, int]] = []
+    with timed(bulk, work / "timeline", actor=TinyOnCpu) as timeline:
         t = time.perf_counter()
         summary = bulk.bulk_score(
             [work / "images"],
@@ -144,10 +100,6 @@ def main() -> None:
             on_batch=lambda _, rows: arrivals.append((time.perf_counter(), rows)),
         )
         wall = time.perf_counter() - t
-        ended = time.time()
-    finally:
-        bulk.decode_batch = original
-    spans = [tuple(map(float, line.split()[:2])) for line in log.read_text().splitlines()]
     report = {
         "cpus_declared": args.cpus,
         "cpus_here": os.cpu_count(),
@@ -157,15 +109,10 @@ def main() -> None:
         "package_images_per_s": package,
         "bulk_wall_s": wall,
         "bulk_images_per_s": summary.written / wall,
-        "bulk_steady_images_per_s": steady_rate(arrivals),
-        "decode": concurrency(spans),  # type: ignore[arg-type]
+        "bulk_steady_images_per_s": steady_rate(arrivals, wall),
+        **timeline.report(),
     }
-    report["decode"]["first_start_after_s"] = min(s for s, _ in spans) - began
-    report["decode"]["last_end_before_end_s"] = ended - max(e for _, e in spans)
     report["decode_images_per_s"] = args.images / report["decode"]["first_start_to_last_end_s"]
-    if args.timeline:
-        zero = min(s for s, _ in spans)
-        report["decode_spans_s"] = [[round(s - zero, 2), round(e - zero, 2)] for s, e in sorted(spans)]
     print(json.dumps(report, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
