@@ -29,12 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from bench import PROMPT  # noqa: E402
+from bench_bulk import package_rate  # noqa: E402
 from bench_gpu import write_images  # noqa: E402
 from bulk_timing import steady_rate, timed  # noqa: E402
 
 import imagereward.bulk as bulk  # noqa: E402
 
-PROMPT = "a photo of a red fox in the snow"
 TINY = ROOT / "tests" / "fixtures" / "parity"
 
 
@@ -46,22 +47,6 @@ class TinyOnCpu(bulk.ScoreActor):
 
         super().__init__(judges, str(TINY / "ImageReward.pt"), "cpu", None, None)
         torch.set_num_threads(1)
-
-
-def package_rate(paths: list[str], batch: int) -> float:
-    """The package's own images/s from the files with the tiny model on the CPU (decoding-bound: one decoding
-    process per core), after a warm-up."""
-    import imagereward
-
-    model = imagereward.load(str(TINY / "ImageReward.pt"), device="cpu")
-    model.embedding_cache.resize(0)
-    model.rewards(PROMPT, paths[: 2 * batch], batch_size=batch)
-    t = time.perf_counter()
-    model.rewards(PROMPT, paths, batch_size=batch)
-    rate = len(paths) / (time.perf_counter() - t)
-    if model._process_decoder is not None:  # its processes would sit beside Ray's workers
-        model._process_decoder.close()
-    return rate
 
 
 def main() -> None:
@@ -85,7 +70,8 @@ def main() -> None:
         log_to_driver=False,
         configure_logging=False,
     )
-    package = package_rate([str(p) for p in sorted((work / "images").iterdir())], args.batch_size)
+    paths = [str(p) for p in sorted((work / "images").iterdir())]
+    package = package_rate(TINY / "ImageReward.pt", paths, "cpu", args.batch_size)["steady_images_per_s"]
     bulk.GPU_ACTOR_CPUS = args.actor_cpus  # type: ignore[misc]
     arrivals: list[tuple[float, int]] = []
     with timed(bulk, work / "timeline", actor=TinyOnCpu) as timeline:

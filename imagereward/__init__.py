@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from .pretrained import available_models
     from .reward import ImageReward
 
-# The models' modules (torch, timm, transformers: seconds to import) load on first use, so that a process that
-# only decodes images (bulk scoring's Ray workers, the decoding processes) or prints --help starts at once.
+# The models' modules (timm, transformers: seconds to import) load on first use, so that a process that only
+# decodes images (bulk scoring's Ray workers) starts without them.
 _LAZY = {
     "load": "factory",
     "available_judges": "judges",
