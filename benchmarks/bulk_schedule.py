@@ -13,6 +13,7 @@ decoding tasks' peak and mean concurrency and their images/s from the first star
     python benchmarks/bulk_schedule.py --cpus 2 --images 8192                   # this machine's real cores
     python benchmarks/bulk_schedule.py --cpus 2 --images 8192 --actor-cpus 1    # the actor reserving a core
     python benchmarks/bulk_schedule.py --cpus 16 --images 4096                  # scheduling of a 16-core node
+    python benchmarks/bulk_schedule.py --cpus 2 --images 8192 --actor-start 20  # a GPU actor's start-up
 """
 
 from __future__ import annotations
@@ -40,11 +41,15 @@ TINY = ROOT / "tests" / "fixtures" / "parity"
 
 
 class TinyOnCpu(bulk.ScoreActor):
-    """The real actor, holding the tiny test model on the CPU whatever device it is given."""
+    """The real actor, holding the tiny test model on the CPU whatever device it is given, and taking
+    `START_S` seconds more to start (a GPU actor's imports, CUDA start and weights: ~20 s measured on an H100)."""
+
+    START_S = 0.0
 
     def __init__(self, judges, model, device, dtype, download_root) -> None:
         import torch
 
+        time.sleep(self.START_S)
         super().__init__(judges, str(TINY / "ImageReward.pt"), "cpu", None, None)
         torch.set_num_threads(1)
 
@@ -55,6 +60,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=2048)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--actor-cpus", type=float, default=bulk.GPU_ACTOR_CPUS, help="CPUs the model actor reserves")
+    ap.add_argument("--actor-start", type=float, default=0.0, help="seconds the model actor takes to start, more")
     ap.add_argument("--json", help="also write the report here")
     args = ap.parse_args()
     import ray
@@ -73,6 +79,7 @@ def main() -> None:
     paths = [str(p) for p in sorted((work / "images").iterdir())]
     package = package_rate(TINY / "ImageReward.pt", paths, "cpu", args.batch_size)["steady_images_per_s"]
     bulk.GPU_ACTOR_CPUS = args.actor_cpus  # type: ignore[misc]
+    TinyOnCpu.START_S = args.actor_start
     arrivals: list[tuple[float, int]] = []
     with timed(bulk, work / "timeline", actor=TinyOnCpu) as timeline:
         t = time.perf_counter()
@@ -90,6 +97,7 @@ def main() -> None:
         "cpus_declared": args.cpus,
         "cpus_here": os.cpu_count(),
         "actor_cpus": args.actor_cpus,
+        "actor_start_s": args.actor_start,
         "images": args.images,
         "written": summary.written,
         "package_images_per_s": package,

@@ -26,7 +26,7 @@ def timed_decode(batch: dict, preprocessings: list[str], log: str, decode: Calla
     start = time.time()
     out = decode(batch, preprocessings)
     with open(log, "a") as f:
-        f.write(f"{start} {time.time()} {os.getpid()}\n")
+        f.write(f"{start} {time.time()} {os.getpid()} {len(batch['id'])}\n")
     return out
 
 
@@ -61,7 +61,8 @@ class Timeline:
         """Decoding: tasks, peak and mean concurrency, images/s from the first start to the last end, when the
         first started and the last ended relative to the run. The actor(s): when construction began and ended,
         calls, rows, seconds busy, rows per busy second (the model side's own rate), the first call's seconds."""
-        spans = [tuple(map(float, line.split()[:2])) for line in _lines(self.folder / "decode.log")]
+        tasks = [line.split() for line in _lines(self.folder / "decode.log")]
+        spans = [(float(start), float(end)) for start, end, *_ in tasks]
         actor = [line.split() for line in _lines(self.folder / "actor.log")]
         report: dict[str, Any] = {"decode": concurrency(spans)}  # type: ignore[arg-type]
         if spans:
@@ -83,6 +84,10 @@ class Timeline:
                 "first_call_s": calls[0][1] - calls[0][0],
                 "last_call_end_before_end_s": self.ended - max(b for _, b, _ in calls),
             }
+            ready = max(b for _, b in inits)
+            report["decode"]["rows_decoded_before_actor_ready"] = sum(
+                int(rows) for _, end, _, rows in tasks if float(end) <= ready
+            )
         return report
 
 
