@@ -2,16 +2,16 @@
 
     imagereward bulk manifest.parquet --output scores.parquet
 
-The pipeline is Ray Data's: the inputs become a dataset of `(id, prompt, image, data)` rows; CPU tasks decode
-and preprocess each image exactly as the package does, once per preprocessing the judges read (each file
-opened once; ImageReward and the baselines share theirs, PickScore and HPSv2.1 have their own); model
-actors (one per GPU, or `cpu_actors` on the CPU) score batches, every judge from its decoded pixels, one
-image-encoder pass per batch whatever the prompts (`BatchedScorer.score_pairs`); the driver streams the
-results into Parquet part files.
+The pipeline is Ray Data's: the inputs become a dataset of rows that say where each image lies
+(`bulk_inputs`: the driver never holds the images); CPU tasks read, decode and preprocess each image exactly
+as the package does, once per preprocessing the judges read (each image opened once; ImageReward and the
+baselines share theirs, PickScore and HPSv2.1 have their own); model actors (one per GPU, or `actors` on the
+CPU) score batches, every judge from its decoded pixels, one image-encoder pass per batch whatever the prompts
+(`BatchedScorer.score_pairs`); the driver streams the results into Parquet part files.
 
 Inputs: a manifest (Parquet, CSV or JSONL with columns `prompt`, `image` (a path relative to the manifest's
-folder, or the encoded bytes) and an optional `id`), a folder of images with `prompt`, or WebDataset tar
-shards (`<key>.png|jpg|webp` + `<key>.txt` or `<key>.json` holding the prompt).
+folder, or in Parquet the encoded bytes) and an optional `id`), a folder of images with `prompt`, or
+uncompressed WebDataset tar shards (`<key>.png|jpg|webp` + `<key>.txt` or `<key>.json` holding the prompt).
 
 Output: a Parquet dataset (a folder) of rows `id`, `prompt`, `image` (the reference, never the bytes), `score`
 (the first judge's), `score_<judge>` for each other judge, `model`, `dtype`, `error` (null, or why the image
@@ -22,10 +22,8 @@ ends with every row exactly once.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import tarfile
 import tempfile
 import time
 import uuid
@@ -35,10 +33,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .bulk_inputs import EncodedImages, read_rows
 from .errors import ImageLoadError, InputError
-from .images import IMAGE_EXTENSIONS
 
-MANIFEST_SUFFIXES = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
 # Rows per Parquet part file: what a killed run can lose and recompute at most.
 PART_ROWS = 4096
 # Images per decoding task, and the memory a task reserves (decoded images up to the pixel limit).
@@ -71,111 +68,13 @@ class BulkSummary:
         )
 
 
-# ------------------------------------------------------------------------------------------------- inputs
-def read_rows(inputs: Sequence[str | Path], prompt: str | None = None) -> list[dict[str, Any]]:
-    """The rows to score, `{"id", "prompt", "image", "data"}` (`data`: encoded bytes, or empty to read the
-    path `image`), from manifests, folders (with `prompt`) and WebDataset shards, in order.
-
-    Raises:
-        InputError: an input that is none of these, a manifest without its columns, a folder without prompt.
-    """
-    rows: list[dict[str, Any]] = []
-    for raw in inputs:
-        path = Path(raw).expanduser()
-        if not path.exists():
-            raise InputError(f"{path}: no such file or folder")
-        if path.is_dir():
-            if prompt is None:
-                raise InputError(f"{path} is a folder: give --prompt, the prompt its images were generated from")
-            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-            rows += [{"id": str(p.relative_to(path)), "prompt": prompt, "image": str(p), "data": b""} for p in files]
-        elif path.suffix == ".tar":
-            rows += _webdataset_rows(path, prompt)
-        elif path.suffix in MANIFEST_SUFFIXES:
-            rows += _manifest_rows(path, prompt)
-        else:
-            raise InputError(
-                f"{path}: not a manifest (.parquet, .csv, .jsonl), a WebDataset shard (.tar) or a folder of images"
-            )
-    ids = [r["id"] for r in rows]
-    if len(set(ids)) != len(ids):
-        repeated = sorted({i for i in ids if ids.count(i) > 1})[:5] if len(ids) < 100_000 else []
-        raise InputError(f"ids must be unique across the inputs (repeated: {repeated or 'several'}); give an id column")
-    return rows
-
-
-def _manifest_rows(path: Path, prompt: str | None) -> list[dict[str, Any]]:
-    import pyarrow.csv as pa_csv
-    import pyarrow.json as pa_json
-    import pyarrow.parquet as pq
-
-    kind = MANIFEST_SUFFIXES[path.suffix]
-    if kind == "parquet":
-        table = pq.read_table(path)
-    elif kind == "csv":
-        table = pa_csv.read_csv(path)
-    else:
-        table = pa_json.read_json(path)  # one JSON object per line
-    columns = set(table.column_names)
-    if "image" not in columns or ("prompt" not in columns and prompt is None):
-        raise InputError(
-            f"{path}: a manifest needs the columns prompt and image (and optionally id); it has {sorted(columns)}"
-        )
-    records = table.to_pylist()
-    rows = []
-    for k, record in enumerate(records):
-        image = record["image"]
-        data = bytes(image) if isinstance(image, (bytes, bytearray)) else b""
-        reference = f"{path.name}#{k}" if data else str(path.parent / str(image))
-        row_id = record.get("id")
-        rows.append(
-            {
-                "id": str(row_id) if row_id is not None else str(k),
-                "prompt": record.get("prompt") if record.get("prompt") is not None else prompt,
-                "image": reference,
-                "data": data,
-            }
-        )
-    return rows
-
-
-def _webdataset_rows(path: Path, prompt: str | None) -> list[dict[str, Any]]:
-    """`<key>.<image ext>` with `<key>.txt` (the prompt) or `<key>.json` (`{"prompt": ...}`) per sample."""
-    samples: dict[str, dict[str, bytes]] = {}
-    with tarfile.open(path) as tar:
-        for member in tar:
-            if not member.isfile():
-                continue
-            key, _, ext = member.name.partition(".")
-            handle = tar.extractfile(member)
-            if handle is not None:
-                samples.setdefault(key, {})[ext.lower()] = handle.read()
-    rows = []
-    for key, parts in samples.items():
-        image_ext = next((e for e in parts if f".{e}" in IMAGE_EXTENSIONS), None)
-        if image_ext is None:
-            continue
-        text = parts.get("txt", b"").decode("utf-8") if "txt" in parts else None
-        if text is None and "json" in parts:
-            text = json.loads(parts["json"]).get("prompt")
-        rows.append(
-            {
-                "id": key,
-                "prompt": text if text is not None else prompt,
-                "image": f"{path.name}/{key}.{image_ext}",
-                "data": parts[image_ext],
-            }
-        )
-    return rows
-
-
 # ------------------------------------------------------------------------------------------- ray stages
 def pixels_column(preprocessing: str) -> str:
     return f"pixels_{preprocessing}"
 
 
 def decode_batch(batch: dict[str, np.ndarray], preprocessings: Sequence[str] = ("resize-crop-224",)) -> dict[str, Any]:
-    """CPU task: open each row's image once and preprocess it as each of `preprocessings` (`str` of a
+    """CPU task: read each row's image (`bulk_inputs.EncodedImages`), open it once and preprocess it as each of `preprocessings` (`str` of a
     `Preprocessing`) does -> `pixels_<preprocessing>` (N, 3, S, S) uint8 or float32 each, and `error` (None or
     why)."""
     from .images import open_image
@@ -187,19 +86,21 @@ def decode_batch(batch: dict[str, np.ndarray], preprocessings: Sequence[str] = (
         np.zeros((n, 3, p.size, p.size), dtype=np.float32 if p.dtype.is_floating_point else np.uint8) for p in kinds
     ]
     errors: list[str | None] = [None] * n
-    for k in range(n):
-        data = batch["data"][k]
-        source = bytes(data) if isinstance(data, (bytes, np.bytes_)) and len(data) else str(batch["image"][k])
-        name = str(batch["image"][k])
-        try:
-            with open_image(source, name) as image:
-                for out, kind in zip(pixels, kinds):
-                    out[k] = kind.apply(image, name).numpy()
-        except ImageLoadError as e:
-            errors[k] = e.reason
-        prompt = batch["prompt"][k]
-        if not isinstance(prompt, str) or not prompt.strip():
-            errors[k] = errors[k] or "no prompt: the row's prompt is empty (and no --prompt was given)"
+    with EncodedImages() as fetch:
+        for k in range(n):
+            name = str(batch["image"][k])
+            try:
+                encoded = fetch(
+                    name, batch["kind"][k], batch["source"][k], int(batch["offset"][k]), int(batch["size"][k])
+                )
+                with open_image(encoded, name) as image:
+                    for out, kind in zip(pixels, kinds):
+                        out[k] = kind.apply(image, name).numpy()
+            except ImageLoadError as e:
+                errors[k] = e.reason
+            prompt = batch["prompt"][k]
+            if not isinstance(prompt, str) or not prompt.strip():
+                errors[k] = errors[k] or "no prompt: the row's prompt is empty (and no --prompt was given)"
     return {
         "id": batch["id"],
         "prompt": batch["prompt"],

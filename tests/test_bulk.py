@@ -44,6 +44,21 @@ def folder(tmp_path: Path) -> Path:
     return images
 
 
+def file_rows(paths: list[str], prompts: list[str]) -> dict:
+    """A batch of rows as Ray hands them to a decoding task: image files, with their prompts."""
+    import numpy as np
+
+    return {
+        "id": np.array([f"r{k}" for k in range(len(paths))]),
+        "prompt": np.array(prompts),
+        "image": np.array(paths),
+        "kind": np.array(["file"] * len(paths)),
+        "source": np.array(paths),
+        "offset": np.zeros(len(paths), dtype=np.int64),
+        "size": np.zeros(len(paths), dtype=np.int64),
+    }
+
+
 def score_cli(paths: list[str], prompt: str, capsys: pytest.CaptureFixture) -> dict[str, float]:
     assert (
         cli.main(["score", "-p", prompt, *paths, "--model", str(PARITY), "--device", "cpu", "-f", "jsonl", "-q"]) == 0
@@ -152,8 +167,7 @@ def test_decoding_opens_each_file_once_for_every_preprocessing(monkeypatch) -> N
     monkeypatch.setattr(images, "open_image", lambda *a, **k: opened.append(a[0]) or real(*a, **k))
     kinds = list(dict.fromkeys(str(p) for p in PREPROCESSING.values()))
     path = str(PARITY / "images" / NAMES[0])
-    batch = {"id": np.array(["a"]), "prompt": np.array([PROMPT]), "image": np.array([path]), "data": np.array([b""])}
-    out = bulk.decode_batch(batch, kinds)
+    out = bulk.decode_batch(file_rows([path], [PROMPT]), kinds)
     assert opened == [path] and len(kinds) == 3
     assert out[bulk.pixels_column("letterbox-224")].dtype == np.float32
     assert out[bulk.pixels_column("resize-crop-224")].dtype == np.uint8
@@ -168,12 +182,7 @@ def test_the_actor_scores_a_decoded_batch_as_the_package_and_hands_its_pixels_ov
 
     paths = [str(PARITY / "images" / n) for n in NAMES[:4]]
     prompts = [p for p in EXPECTED["prompts"] if p.strip()][:2]
-    raw = {
-        "id": np.array(["a", "b", "c", "d"]),
-        "prompt": np.array([prompts[0], prompts[1], prompts[0], prompts[1]]),
-        "image": np.array(paths),
-        "data": np.array([b""] * 4, dtype=object),
-    }
+    raw = file_rows(paths, [prompts[0], prompts[1], prompts[0], prompts[1]])
     batch = bulk.decode_batch(raw)
     actor = bulk.ScoreActor(["ImageReward-v1.0"], str(PARITY), "cpu", None, None)
     model = imagereward.load(str(PARITY), device="cpu")
@@ -217,25 +226,80 @@ def test_part_files_share_one_schema_and_read_as_one_dataset(tmp_path: Path) -> 
     assert rows["0-1"] == {"id": "0-1", "prompt": "a prompt", "score": -1.0, "error": None}
 
 
+def write_shard(shard: Path, samples: list[tuple[str, bytes]]) -> None:
+    with tarfile.open(shard, "w") as tar:
+        for name, data in samples:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
 def test_manifest_formats_and_webdataset_shards_are_read(tmp_path: Path) -> None:
+    """Rows say where each image lies; a shard's images are located, not read."""
     image = (PARITY / "images" / NAMES[0]).read_bytes()
     (tmp_path / "m.csv").write_text(f"prompt,image\na dog,images/{NAMES[0]}\n", encoding="utf-8")
     (tmp_path / "m.jsonl").write_text(json.dumps({"id": 7, "prompt": "a cat", "image": "x.png"}) + "\n")
     shard = tmp_path / "shard-000.tar"
-    with tarfile.open(shard, "w") as tar:
-        for name, data in [
-            ("s1.png", image),
-            ("s1.txt", b"a fox"),
-            ("s2.jpg", image),
-            ("s2.json", b'{"prompt": "a owl"}'),
-        ]:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    write_shard(
+        shard, [("s1.png", image), ("s1.txt", b"a fox"), ("s2.jpg", image), ("s2.json", b'{"prompt": "a owl"}')]
+    )
     rows = bulk.read_rows([tmp_path / "m.csv", tmp_path / "m.jsonl", shard])
     assert [(r["id"], r["prompt"]) for r in rows] == [("0", "a dog"), ("7", "a cat"), ("s1", "a fox"), ("s2", "a owl")]
-    assert rows[0]["image"] == str(tmp_path / "images" / NAMES[0]) and rows[0]["data"] == b""
-    assert rows[2]["data"] == image and rows[2]["image"] == "shard-000.tar/s1.png"
+    assert rows[0]["image"] == rows[0]["source"] == str(tmp_path / "images" / NAMES[0]) and rows[0]["kind"] == "file"
+    assert rows[2]["image"] == "shard-000.tar/s1.png" and (rows[2]["kind"], rows[2]["source"]) == ("tar", str(shard))
+    for row in rows[2:]:
+        assert shard.read_bytes()[row["offset"] : row["offset"] + row["size"]] == image
+    assert not any(isinstance(v, bytes) for row in rows for v in row.values())
+
+
+def test_shards_and_manifests_holding_the_images_give_the_scores_of_imagereward_score(
+    tmp_path: Path, folder: Path, capsys
+) -> None:
+    """A WebDataset shard and Parquet manifests with the image bytes inline (a binary column, and the struct
+    Hugging Face `datasets` writes, in row groups of 2) are scored as the files are; the driver's rows hold
+    no image bytes; a corrupt image and a row without one become error rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names = NAMES[:5]
+    want = score_cli([str(folder / n) for n in names], PROMPT, capsys)
+    data = {n: (folder / n).read_bytes() for n in names}
+    samples = [(f"k{k}{Path(n).suffix}", data[n]) for k, n in enumerate(names)] + [("bad.png", b"\x89PNG not really")]
+    prompts = [(f"{Path(name).stem}.txt", PROMPT.encode()) for name, _ in samples]
+    write_shard(tmp_path / "shard.tar", [part for pair in zip(samples, prompts) for part in pair])
+    binary = pa.table({"prompt": [PROMPT] * 6, "image": [d for _, d in samples]})
+    pq.write_table(binary, tmp_path / "binary.parquet", row_group_size=2)
+    struct = [{"bytes": d, "path": None} for _, d in samples[:-1]] + [{"bytes": None, "path": None}]
+    pq.write_table(pa.table({"prompt": [PROMPT] * 6, "image": struct}), tmp_path / "hf.parquet", row_group_size=2)
+    for source, ids in [
+        ("shard.tar", [f"k{k}" for k in range(5)] + ["bad"]),
+        ("binary.parquet", [str(k) for k in range(6)]),
+        ("hf.parquet", [str(k) for k in range(6)]),
+    ]:
+        rows = bulk.read_rows([tmp_path / source])
+        assert [r["id"] for r in rows] == ids
+        assert not any(isinstance(v, bytes) for row in rows for v in row.values())
+        out = tmp_path / f"{source}.out"
+        summary = bulk.bulk_score(
+            [tmp_path / source], out, model=str(PARITY), device="cpu", batch_size=4, progress=False
+        )
+        assert (summary.written, summary.errors) == (6, 1), source
+        got = {r["id"]: r for r in bulk.read_output(out)}
+        for k, name in enumerate(names):
+            assert abs(got[ids[k]]["score"] - want[str(folder / name)]) <= 1e-6, (source, name)
+            assert got[ids[k]]["error"] is None
+        bad = got[ids[5]]
+        assert bad["score"] is None and bad["error"], source
+    assert "no image in this row" in got["5"]["error"] and got["5"]["image"] == "hf.parquet#5"
+
+
+def test_a_compressed_shard_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    with tarfile.open(tmp_path / "shard.tar", "w:gz") as tar:
+        info = tarfile.TarInfo("k.txt")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(InputError, match="not an uncompressed tar .* decompress them first"):
+        bulk.read_rows([tmp_path / "shard.tar"])
 
 
 def test_bad_inputs_are_named(tmp_path: Path) -> None:
