@@ -69,6 +69,14 @@ class BulkSummary:
 
 
 # ------------------------------------------------------------------------------------------- ray stages
+def rows_dataset(rows: list[dict[str, Any]]) -> Any:
+    """`rows` (`bulk_inputs.read_rows`) as a Ray dataset in blocks of about DECODE_BATCH rows (at most
+    MAX_BLOCKS), so that decoding spreads over every CPU."""
+    import ray
+
+    return ray.data.from_items(rows, override_num_blocks=min(MAX_BLOCKS, -(-len(rows) // DECODE_BATCH)))
+
+
 def pixels_column(preprocessing: str) -> str:
     return f"pixels_{preprocessing}"
 
@@ -320,8 +328,7 @@ def bulk_score(
     size = batch_size or (256 if on_gpu else 32)
     actor_cpus = GPU_ACTOR_CPUS if on_gpu else max(1, cpus // 2)  # on the CPU half: no deadlock on 2 cores
     ray.data.DataContext.get_current().enable_progress_bars = progress
-    # Blocks of about DECODE_BATCH rows (at most MAX_BLOCKS), so that decoding spreads over every CPU.
-    ds = ray.data.from_items(todo, override_num_blocks=min(MAX_BLOCKS, -(-len(todo) // DECODE_BATCH)))
+    ds = rows_dataset(todo)
     # Decoding in CPU tasks of their own (the memory hint keeps Ray from fusing them into the model actors).
     preprocessings = list(dict.fromkeys(str(PREPROCESSING[name]) for name in judges))
     ds = ds.map_batches(

@@ -122,6 +122,22 @@ def test_an_interrupted_run_resumes_with_every_row_exactly_once(tmp_path: Path, 
     assert (third.written, third.skipped) == (0, 6)
 
 
+def test_a_large_manifest_run_in_chunks_into_one_output_gives_every_row_once(tmp_path: Path, folder: Path) -> None:
+    """The README's way for tens of millions of rows: one command per manifest chunk, the same output."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"id": f"g{k}", "prompt": PROMPT, "image": f"gens/{n}"} for k, n in enumerate(NAMES[:6])]
+    chunks = [tmp_path / "chunk-0.parquet", tmp_path / "chunk-1.parquet"]
+    pq.write_table(pa.Table.from_pylist(rows[:4]), chunks[0])
+    pq.write_table(pa.Table.from_pylist(rows[2:]), chunks[1])  # overlaps: g2 and g3 are in both
+    out = tmp_path / "out.parquet"
+    options = {"model": str(PARITY), "device": "cpu", "batch_size": 4, "progress": False}
+    runs = [bulk.bulk_score([chunk], out, **options) for chunk in [*chunks, chunks[0]]]
+    assert [(r.written, r.skipped) for r in runs] == [(4, 0), (2, 2), (0, 4)]
+    assert sorted(r["id"] for r in bulk.read_output(out)) == [f"g{k}" for k in range(6)]
+
+
 def test_several_judges_give_a_column_each_with_their_own_scores(tmp_path: Path) -> None:
     """ImageReward, Aesthetic (the same decoded pixels), PickScore and HPSv2.1 (their own preprocessing) on a
     manifest of mixed prompts: each column equals that judge scoring each row alone."""
