@@ -14,6 +14,7 @@ decoding tasks' peak and mean concurrency and their images/s from the first star
     python benchmarks/bulk_schedule.py --cpus 2 --images 8192 --actor-cpus 1    # the actor reserving a core
     python benchmarks/bulk_schedule.py --cpus 16 --images 4096                  # scheduling of a 16-core node
     python benchmarks/bulk_schedule.py --cpus 2 --images 8192 --actor-start 20  # a GPU actor's start-up
+    python benchmarks/bulk_schedule.py --cpus 2 --images 4096 --input parquet   # the images inside a manifest
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import json
 import os
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -54,6 +56,26 @@ class TinyOnCpu(bulk.ScoreActor):
         torch.set_num_threads(1)
 
 
+def pack(work: Path, kind: str) -> Path:
+    """The folder `work/images` as bulk's input `kind`: itself, one WebDataset shard, or one Parquet manifest
+    holding the images in a single row group."""
+    folder = work / "images"
+    files = sorted(folder.iterdir())
+    if kind == "shard":
+        with tarfile.open(work / "shard.tar", "w") as tar:
+            for k, path in enumerate(files):
+                tar.add(path, arcname=f"{k:06d}{path.suffix}")
+        return work / "shard.tar"
+    if kind == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table({"prompt": [PROMPT] * len(files), "image": [p.read_bytes() for p in files]})
+        pq.write_table(table, work / "manifest.parquet", row_group_size=len(files))
+        return work / "manifest.parquet"
+    return folder
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cpus", type=int, default=16, help="logical CPUs of the node Ray is told about")
@@ -61,6 +83,13 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--actor-cpus", type=float, default=bulk.GPU_ACTOR_CPUS, help="CPUs the model actor reserves")
     ap.add_argument("--actor-start", type=float, default=0.0, help="seconds the model actor takes to start, more")
+    ap.add_argument(
+        "--input",
+        choices=["folder", "shard", "parquet"],
+        default="folder",
+        help="how bulk gets the images: the folder, one WebDataset shard, or one Parquet manifest holding them"
+        " in a single row group (the package always reads the folder)",
+    )
     ap.add_argument("--json", help="also write the report here")
     args = ap.parse_args()
     import ray
@@ -68,6 +97,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bulk-schedule-"))
     (work / "images").mkdir()
     write_images(work / "images", args.images)
+    inputs = pack(work, args.input)
     ray.init(
         num_cpus=args.cpus,
         num_gpus=1,
@@ -84,7 +114,7 @@ def main() -> None:
     with timed(bulk, work / "timeline", actor=TinyOnCpu) as timeline:
         t = time.perf_counter()
         summary = bulk.bulk_score(
-            [work / "images"],
+            [inputs],
             work / "out",
             prompt=PROMPT,
             device="cuda",
@@ -98,6 +128,7 @@ def main() -> None:
         "cpus_here": os.cpu_count(),
         "actor_cpus": args.actor_cpus,
         "actor_start_s": args.actor_start,
+        "input": args.input,
         "images": args.images,
         "written": summary.written,
         "package_images_per_s": package,

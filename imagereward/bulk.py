@@ -33,7 +33,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .bulk_inputs import EncodedImages, read_rows
+from .bulk_inputs import PARQUET, EncodedImages, parquet_row_groups, read_row_groups, read_rows
 from .errors import ImageLoadError, InputError
 
 # Rows per Parquet part file: what a killed run can lose and recompute at most.
@@ -69,12 +69,31 @@ class BulkSummary:
 
 
 # ------------------------------------------------------------------------------------------- ray stages
-def rows_dataset(rows: list[dict[str, Any]]) -> Any:
+def rows_dataset(rows: list[dict[str, Any]], readers: int = 2) -> Any:
     """`rows` (`bulk_inputs.read_rows`) as a Ray dataset in blocks of about DECODE_BATCH rows (at most
-    MAX_BLOCKS), so that decoding spreads over every CPU."""
+    MAX_BLOCKS), so that decoding spreads over every CPU; the rows of Parquet manifests holding their images
+    come from `readers` tasks reading one row group each (`bulk_inputs.read_row_groups`)."""
     import ray
 
-    return ray.data.from_items(rows, override_num_blocks=min(MAX_BLOCKS, -(-len(rows) // DECODE_BATCH)))
+    located = [row for row in rows if row["kind"] != PARQUET]
+    groups = parquet_row_groups([row for row in rows if row["kind"] == PARQUET])
+    parts = []
+    if located:
+        parts.append(
+            ray.data.from_items(located, override_num_blocks=min(MAX_BLOCKS, -(-len(located) // DECODE_BATCH)))
+        )
+    if groups:
+        # No CPU reserved: reading is light beside decoding, and a reader lives as long as its rows wait.
+        parts.append(
+            ray.data.from_items(groups, override_num_blocks=min(MAX_BLOCKS, len(groups))).map_batches(
+                read_row_groups,
+                batch_size=None,
+                batch_format="pyarrow",
+                num_cpus=0,
+                compute=ray.data.TaskPoolStrategy(size=min(readers, len(groups))),
+            )
+        )
+    return parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
 
 
 def pixels_column(preprocessing: str) -> str:
@@ -98,9 +117,8 @@ def decode_batch(batch: dict[str, np.ndarray], preprocessings: Sequence[str] = (
         for k in range(n):
             name = str(batch["image"][k])
             try:
-                encoded = fetch(
-                    name, batch["kind"][k], batch["source"][k], int(batch["offset"][k]), int(batch["size"][k])
-                )
+                where = batch["kind"][k], batch["source"][k], int(batch["offset"][k]), int(batch["size"][k])
+                encoded = fetch(name, *where, batch["data"][k])
                 with open_image(encoded, name) as image:
                     for out, kind in zip(pixels, kinds):
                         out[k] = kind.apply(image, name).numpy()
@@ -328,7 +346,7 @@ def bulk_score(
     size = batch_size or (256 if on_gpu else 32)
     actor_cpus = GPU_ACTOR_CPUS if on_gpu else max(1, cpus // 2)  # on the CPU half: no deadlock on 2 cores
     ray.data.DataContext.get_current().enable_progress_bars = progress
-    ds = rows_dataset(todo)
+    ds = rows_dataset(todo, readers=max(2, cpus // 8))
     # Decoding in CPU tasks of their own (the memory hint keeps Ray from fusing them into the model actors).
     preprocessings = list(dict.fromkeys(str(PREPROCESSING[name]) for name in judges))
     ds = ds.map_batches(

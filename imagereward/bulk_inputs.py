@@ -8,24 +8,41 @@ output; `kind` says how to fetch the encoded image from `source`:
 - `tar`: `size` bytes at `offset` of the uncompressed tar `source` (a WebDataset shard's member; the shard's
   headers are read when the rows are listed, the images themselves never are);
 - `parquet`: row `offset` of the Parquet manifest `source`, whose `image` column holds the bytes (or, as
-  Hugging Face `datasets` writes images, a struct of `bytes` and `path`); read per decoding task, one row
-  group at a time.
+  Hugging Face `datasets` writes images, a struct of `bytes` and `path`). A Parquet column can only be read
+  from the start of its row group, so these rows are gathered by row group (`parquet_row_groups`) and a Ray
+  task reads each group once, start to end, handing its rows on as `bytes` rows (`data`: the image) a few at a
+  time (`read_row_groups`): one pass over the file, however large its groups, and the decoding in parallel.
 
-A million rows take a few hundred MB on the machine that lists them, whatever the images weigh.
+Every row also has `data` (empty but for `bytes` rows), so that all rows share one schema.
+A million rows take about a GB on the machine that lists them, whatever the images weigh.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import tarfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from .errors import ImageLoadError, InputError
-from .images import IMAGE_EXTENSIONS
 
 MANIFEST_SUFFIXES = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
-FILE, TAR, PARQUET = "file", "tar", "parquet"
+FILE, TAR, PARQUET, BYTES = "file", "tar", "parquet", "bytes"
+UNREADABLE = "unreadable"  # a `bytes` row whose manifest could not be read: `source` says why
+
+
+def row_schema() -> Any:
+    """The rows' pyarrow schema (built on use: pyarrow is imported only where rows are made)."""
+    import pyarrow as pa
+
+    names = {"id": pa.string(), "prompt": pa.string(), "image": pa.string(), "kind": pa.string()}
+    return pa.schema({**names, "source": pa.string(), "offset": pa.int64(), "size": pa.int64(), "data": pa.binary()})
+
+
+# Rows a row-group reader hands on at a time (and reads at a time: memory stays at a few of them).
+READ_ROWS = 64
+READ_BUFFER = 8 * 2**20
 
 
 def read_rows(inputs: Sequence[str | Path], prompt: str | None = None) -> list[dict[str, Any]]:
@@ -36,6 +53,8 @@ def read_rows(inputs: Sequence[str | Path], prompt: str | None = None) -> list[d
         InputError: an input that is none of these, a manifest without its columns, a folder without prompt,
             a compressed shard, ids repeated across the inputs.
     """
+    from .images import IMAGE_EXTENSIONS  # here: the row-group readers import this module, and need no torch
+
     rows: list[dict[str, Any]] = []
     for raw in inputs:
         path = Path(raw).expanduser()
@@ -72,6 +91,7 @@ def _row(
         "source": source,
         "offset": offset,
         "size": size,
+        "data": b"",
     }
 
 
@@ -89,7 +109,7 @@ def _manifest_rows(path: Path, prompt: str | None) -> list[dict[str, Any]]:
         inline = (
             pa.types.is_binary(image_type) or pa.types.is_large_binary(image_type) or pa.types.is_struct(image_type)
         )
-        # Inline images stay in the file: a decoding task reads them (`EncodedImages`).
+        # Inline images stay in the file: a reader task streams them (`read_row_groups`).
         table = pq.read_table(path, columns=[c for c in schema.names if not (inline and c == "image")])
     else:
         table = pa_csv.read_csv(path) if kind == "csv" else pa_json.read_json(path)  # JSON: an object per line
@@ -116,6 +136,8 @@ def _manifest_rows(path: Path, prompt: str | None) -> list[dict[str, Any]]:
 def _webdataset_rows(path: Path, prompt: str | None) -> list[dict[str, Any]]:
     """`<key>.<image ext>` with `<key>.txt` (the prompt) or `<key>.json` (`{"prompt": ...}`) per sample; reads
     the shard's headers and prompts, and notes where each image lies in it."""
+    from .images import IMAGE_EXTENSIONS
+
     samples: dict[str, dict[str, Any]] = {}
     try:
         with tarfile.open(path, "r:") as tar:
@@ -147,13 +169,84 @@ def _webdataset_rows(path: Path, prompt: str | None) -> list[dict[str, Any]]:
     return rows
 
 
+def parquet_row_groups(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`parquet` rows gathered by manifest and row group, for `read_row_groups`: one item per group,
+    `{"source", "group", "first"` (its first row's index), `"rows"` (the group's rows to read, in order)`}`."""
+    import pyarrow.parquet as pq
+
+    by_manifest: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_manifest.setdefault(row["source"], []).append(row)
+    items = []
+    for manifest, manifest_rows in by_manifest.items():
+        metadata = pq.ParquetFile(manifest).metadata
+        starts = [0]
+        for g in range(metadata.num_row_groups):
+            starts.append(starts[-1] + metadata.row_group(g).num_rows)
+        groups: dict[int, list[dict[str, Any]]] = {}
+        for row in sorted(manifest_rows, key=lambda r: r["offset"]):
+            groups.setdefault(bisect.bisect_right(starts, row["offset"]) - 1, []).append(row)
+        items += [{"source": manifest, "group": g, "first": starts[g], "rows": rs} for g, rs in groups.items()]
+    return items
+
+
+def read_row_groups(items: Any) -> Iterator[Any]:
+    """Ray task over a pyarrow table of `parquet_row_groups` items: reads each group's `image` column once,
+    start to end, READ_ROWS rows at a time, and yields its rows (pyarrow tables) as `bytes` rows (`file` rows
+    where a Hugging Face image holds a path instead of bytes; `unreadable` rows, with the reason, where the
+    manifest cannot be read)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for item in items.to_pylist():
+        manifest = item["source"]
+        wanted = {row["offset"]: row for row in item["rows"]}
+        out: list[dict[str, Any]] = []
+        reason = ""
+        try:
+            index = item["first"]
+            # Unbuffered, pyarrow reads a whole column chunk at once; buffered, ~half of it at the most (measured).
+            parquet = pq.ParquetFile(manifest, pre_buffer=False, buffer_size=READ_BUFFER)
+            for record in parquet.iter_batches(READ_ROWS, row_groups=[item["group"]], columns=["image"]):
+                for value in record.column(0).to_pylist():
+                    if index in wanted:
+                        out.append(_inline_row(wanted.pop(index), value, manifest))
+                    index += 1
+                if len(out) >= READ_ROWS:
+                    yield _table(out)
+                    out = []
+        except (OSError, ValueError, pa.ArrowException) as e:
+            reason = f"cannot read {manifest}: {e}"
+        if wanted:  # rows not read: an error, or the manifest has changed since it was listed
+            reason = reason or f"{manifest} has changed since it was listed: no row {min(wanted)} any more"
+            out += [{**row, "kind": UNREADABLE, "source": reason} for row in wanted.values()]
+        if out:
+            yield _table(out)
+
+
+def _inline_row(row: dict[str, Any], value: Any, manifest: str) -> dict[str, Any]:
+    if isinstance(value, dict):  # Hugging Face datasets' Image: {"bytes": ..., "path": ...}
+        if not value.get("bytes") and value.get("path"):
+            path = str(Path(manifest).parent / value["path"])
+            return {**row, "kind": FILE, "source": path}
+        value = value.get("bytes")
+    return {**row, "kind": BYTES, "data": bytes(value) if isinstance(value, (bytes, bytearray)) else b""}
+
+
+def _table(rows: list[dict[str, Any]]) -> Any:
+    """Rows as a pyarrow table of the rows' schema (bytes stay bytes: a numpy `S` array would drop trailing
+    zero bytes)."""
+    import pyarrow as pa
+
+    return pa.Table.from_pylist(rows, schema=row_schema())
+
+
 class EncodedImages:
-    """Fetches rows' encoded images in a decoding task: a path to open, or the bytes. Keeps each shard open and
-    the last Parquet row group read while the task runs (`with EncodedImages() as fetch: fetch(name, kind, ...)`)."""
+    """Fetches rows' encoded images in a decoding task: a path to open, or the bytes. Keeps each shard open
+    while the task runs (`with EncodedImages() as fetch: fetch(name, kind, ...)`)."""
 
     def __init__(self) -> None:
         self.shards: dict[str, Any] = {}
-        self.group: tuple[str, int, int, list[Any]] | None = None  # (manifest, first row, rows, images)
 
     def __enter__(self) -> EncodedImages:
         return self
@@ -163,7 +256,7 @@ class EncodedImages:
             handle.close()
         self.shards.clear()
 
-    def __call__(self, name: str, kind: str, source: str, offset: int, size: int) -> str | bytes:
+    def __call__(self, name: str, kind: str, source: str, offset: int, size: int, data: bytes) -> str | bytes:
         """The path or the bytes of row `name`'s image.
 
         Raises:
@@ -172,45 +265,19 @@ class EncodedImages:
         """
         if kind == FILE:
             return source
+        if kind == BYTES:
+            if not data:
+                raise ImageLoadError(name, "the manifest has no image in this row")
+            return data
+        if kind == UNREADABLE:
+            raise ImageLoadError(name, source)
+        if kind != TAR:
+            raise ValueError(f"unknown row kind {kind!r}; one of {FILE}, {TAR}, {BYTES}, {UNREADABLE}")
         try:
-            if kind == TAR:
-                if source not in self.shards:
-                    self.shards[source] = open(source, "rb")
-                shard = self.shards[source]
-                shard.seek(offset)
-                return shard.read(size)
-            if kind == PARQUET:
-                image = self._parquet_image(source, offset)
-                if not image:
-                    raise ImageLoadError(name, "the manifest has no image in this row")
-                return image
-        except (OSError, ValueError) as e:  # pyarrow's errors are OSError / ValueError subclasses
+            if source not in self.shards:
+                self.shards[source] = open(source, "rb")
+            shard = self.shards[source]
+            shard.seek(offset)
+            return shard.read(size)
+        except OSError as e:
             raise ImageLoadError(name, f"cannot read {source}: {e}") from e
-        raise ValueError(f"unknown row kind {kind!r}; one of {FILE}, {TAR}, {PARQUET}")
-
-    def _parquet_image(self, manifest: str, row: int) -> str | bytes:
-        if self.group is None or self.group[0] != manifest or not 0 <= row - self.group[1] < self.group[2]:
-            import pyarrow.parquet as pq
-
-            parquet = pq.ParquetFile(manifest)
-            first = 0
-            for g in range(parquet.num_row_groups):
-                rows = parquet.metadata.row_group(g).num_rows
-                if row < first + rows:
-                    images = parquet.read_row_group(g, columns=["image"]).column("image").to_pylist()
-                    self.group = (manifest, first, rows, images)
-                    break
-                first += rows
-            else:
-                raise ValueError(f"{manifest} has no row {row}")
-        assert self.group is not None
-        value = self.group[3][row - self.group[1]]
-        if isinstance(value, dict):  # Hugging Face datasets' Image: {"bytes": ..., "path": ...}
-            if value.get("bytes"):
-                return bytes(value["bytes"])
-            value = value.get("path")
-            if value:
-                return str(Path(manifest).parent / value)
-        if isinstance(value, (bytes, bytearray)):
-            return bytes(value)
-        return b""

@@ -211,13 +211,14 @@ def test_without_room_in_shared_memory_decoding_stays_in_threads(parity_dir, mon
 
 
 def test_decoding_modules_import_without_the_models_libraries() -> None:
-    """A process that only decodes (bulk scoring's Ray workers) imports neither timm nor transformers; the
-    package's names still resolve on first use."""
+    """A process that only decodes (bulk scoring's Ray workers) imports neither timm nor transformers, one
+    that only reads Parquet row groups not even torch; the package's names still resolve on first use."""
     import subprocess
     import sys
 
     code = (
-        "import sys, imagereward, imagereward.bulk, imagereward.preprocessing;"
+        "import sys, imagereward.bulk_inputs; assert 'torch' not in sys.modules;"
+        "import imagereward, imagereward.bulk, imagereward.preprocessing;"
         "heavy = [m for m in ('timm', 'transformers', 'open_clip') if m in sys.modules];"
         "assert not heavy, heavy;"
         "from imagereward import load, ImageReward, load_score, available_models;"

@@ -56,6 +56,7 @@ def file_rows(paths: list[str], prompts: list[str]) -> dict:
         "source": np.array(paths),
         "offset": np.zeros(len(paths), dtype=np.int64),
         "size": np.zeros(len(paths), dtype=np.int64),
+        "data": np.array([b""] * len(paths), dtype=object),
     }
 
 
@@ -265,14 +266,14 @@ def test_manifest_formats_and_webdataset_shards_are_read(tmp_path: Path) -> None
     assert rows[2]["image"] == "shard-000.tar/s1.png" and (rows[2]["kind"], rows[2]["source"]) == ("tar", str(shard))
     for row in rows[2:]:
         assert shard.read_bytes()[row["offset"] : row["offset"] + row["size"]] == image
-    assert not any(isinstance(v, bytes) for row in rows for v in row.values())
+    assert all(row["data"] == b"" for row in rows)  # no image bytes
 
 
 def test_shards_and_manifests_holding_the_images_give_the_scores_of_imagereward_score(
     tmp_path: Path, folder: Path, capsys
 ) -> None:
-    """A WebDataset shard and Parquet manifests with the image bytes inline (a binary column, and the struct
-    Hugging Face `datasets` writes, in row groups of 2) are scored as the files are; the driver's rows hold
+    """A WebDataset shard and Parquet manifests with the image bytes inline (a binary column in one row group,
+    and the struct Hugging Face `datasets` writes, in row groups of 2) are scored as the files are; the driver's rows hold
     no image bytes; a corrupt image and a row without one become error rows."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -284,7 +285,7 @@ def test_shards_and_manifests_holding_the_images_give_the_scores_of_imagereward_
     prompts = [(f"{Path(name).stem}.txt", PROMPT.encode()) for name, _ in samples]
     write_shard(tmp_path / "shard.tar", [part for pair in zip(samples, prompts) for part in pair])
     binary = pa.table({"prompt": [PROMPT] * 6, "image": [d for _, d in samples]})
-    pq.write_table(binary, tmp_path / "binary.parquet", row_group_size=2)
+    pq.write_table(binary, tmp_path / "binary.parquet")  # one row group
     struct = [{"bytes": d, "path": None} for _, d in samples[:-1]] + [{"bytes": None, "path": None}]
     pq.write_table(pa.table({"prompt": [PROMPT] * 6, "image": struct}), tmp_path / "hf.parquet", row_group_size=2)
     for source, ids in [
@@ -294,7 +295,7 @@ def test_shards_and_manifests_holding_the_images_give_the_scores_of_imagereward_
     ]:
         rows = bulk.read_rows([tmp_path / source])
         assert [r["id"] for r in rows] == ids
-        assert not any(isinstance(v, bytes) for row in rows for v in row.values())
+        assert all(row["data"] == b"" for row in rows)  # no image bytes
         out = tmp_path / f"{source}.out"
         summary = bulk.bulk_score(
             [tmp_path / source], out, model=str(PARITY), device="cpu", batch_size=4, progress=False
@@ -307,6 +308,37 @@ def test_shards_and_manifests_holding_the_images_give_the_scores_of_imagereward_
         bad = got[ids[5]]
         assert bad["score"] is None and bad["error"], source
     assert "no image in this row" in got["5"]["error"] and got["5"]["image"] == "hf.parquet#5"
+
+
+def test_a_row_group_is_read_once_a_few_rows_at_a_time_and_an_unreadable_manifest_gives_error_rows(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from imagereward import bulk_inputs
+
+    monkeypatch.setattr(bulk_inputs, "READ_ROWS", 2)
+    manifest = tmp_path / "m.parquet"
+    pq.write_table(pa.table({"prompt": [PROMPT] * 7, "image": [bytes([k, 0, 0]) for k in range(7)]}), manifest)
+    rows = [r for r in bulk.read_rows([manifest]) if r["id"] != "3"]  # row 3 already written
+    items = bulk_inputs.parquet_row_groups(rows)
+    assert [(i["group"], i["first"], len(i["rows"])) for i in items] == [(0, 0, 6)]
+    reads = []
+    real = pq.ParquetFile.iter_batches
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", lambda *a, **k: reads.append(k) or real(*a, **k))
+    tables = list(bulk_inputs.read_row_groups(pa.Table.from_pylist(items)))
+    assert len(reads) == 1 and all(t.num_rows <= 3 for t in tables)  # streamed: a read's rows, plus one kept
+    got = [r for t in tables for r in t.to_pylist()]
+    assert [(r["id"], r["kind"], r["data"]) for r in got] == [
+        (str(k), "bytes", bytes([k, 0, 0])) for k in (0, 1, 2, 4, 5, 6)
+    ]
+    pq.write_table(pa.table({"prompt": [PROMPT] * 5, "image": [b"x"] * 5}), manifest)  # shorter now
+    got = [r for t in bulk_inputs.read_row_groups(pa.Table.from_pylist(items)) for r in t.to_pylist()]
+    assert [r["kind"] for r in got] == ["bytes"] * 4 + ["unreadable"] * 2 and "no row 5 any more" in got[4]["source"]
+    manifest.write_bytes(b"not parquet any more")
+    got = [r for t in bulk_inputs.read_row_groups(pa.Table.from_pylist(items)) for r in t.to_pylist()]
+    assert len(got) == 6 and {r["kind"] for r in got} == {"unreadable"} and "cannot read" in got[0]["source"]
 
 
 def test_a_compressed_shard_is_refused_with_what_to_do(tmp_path: Path) -> None:
