@@ -101,9 +101,9 @@ def pixels_column(preprocessing: str) -> str:
 
 
 def decode_batch(batch: dict[str, np.ndarray], preprocessings: Sequence[str] = ("resize-crop-224",)) -> dict[str, Any]:
-    """CPU task: read each row's image (`bulk_inputs.EncodedImages`), open it once and preprocess it as each of `preprocessings` (`str` of a
-    `Preprocessing`) does -> `pixels_<preprocessing>` (N, 3, S, S) uint8 or float32 each, and `error` (None or
-    why)."""
+    """CPU task: read each row's image (`bulk_inputs.EncodedImages`), open it once and preprocess it as each of
+    `preprocessings` (`str` of a `Preprocessing`) does -> `pixels_<preprocessing>` (N, 3, S, S) uint8 or float32
+    each, and `error` (None or why)."""
     from .images import open_image
     from .preprocessing import parse
 

@@ -1,8 +1,8 @@
 """What `imagereward bulk` scores: the rows of manifests, folders and WebDataset shards, and where each row's
-encoded image lies, so that only the CPU task decoding a row ever reads its bytes.
+encoded image lies, so that only Ray's tasks ever read the images, never the machine that lists the rows.
 
-A row is `{"id", "prompt", "image", "kind", "source", "offset", "size"}`: `image` is the reference written to the
-output; `kind` says how to fetch the encoded image from `source`:
+A row is `{"id", "prompt", "image", "kind", "source", "offset", "size", "data"}`: `image` is the reference
+written to the output; `kind` says how to fetch the encoded image from `source`:
 
 - `file`: the image file `source` (a folder's file, or a manifest's path);
 - `tar`: `size` bytes at `offset` of the uncompressed tar `source` (a WebDataset shard's member; the shard's
@@ -13,8 +13,8 @@ output; `kind` says how to fetch the encoded image from `source`:
   task reads each group once, start to end, handing its rows on as `bytes` rows (`data`: the image) a few at a
   time (`read_row_groups`): one pass over the file, however large its groups, and the decoding in parallel.
 
-Every row also has `data` (empty but for `bytes` rows), so that all rows share one schema.
-A million rows take about a GB on the machine that lists them, whatever the images weigh.
+`data` is empty but for `bytes` rows (all rows share one schema, `row_schema`). A million rows take about a GB
+on the machine that lists them, whatever the images weigh.
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ from .errors import ImageLoadError, InputError
 
 MANIFEST_SUFFIXES = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
 FILE, TAR, PARQUET, BYTES = "file", "tar", "parquet", "bytes"
-UNREADABLE = "unreadable"  # a `bytes` row whose manifest could not be read: `source` says why
+UNREADABLE = "unreadable"  # a row its manifest's reader could not read: `source` says why
+# Rows a row-group reader hands on at a time (and reads at a time: memory stays at a few of them).
+READ_ROWS = 64
+READ_BUFFER = 8 * 2**20
 
 
 def row_schema() -> Any:
@@ -38,11 +41,6 @@ def row_schema() -> Any:
 
     names = {"id": pa.string(), "prompt": pa.string(), "image": pa.string(), "kind": pa.string()}
     return pa.schema({**names, "source": pa.string(), "offset": pa.int64(), "size": pa.int64(), "data": pa.binary()})
-
-
-# Rows a row-group reader hands on at a time (and reads at a time: memory stays at a few of them).
-READ_ROWS = 64
-READ_BUFFER = 8 * 2**20
 
 
 def read_rows(inputs: Sequence[str | Path], prompt: str | None = None) -> list[dict[str, Any]]:
