@@ -431,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs",
         nargs="+",
         help="manifests (.parquet, .csv, .jsonl with columns prompt, image, optional id), folders of images "
-        "(with --prompt) or WebDataset shards (.tar)",
+        "(with --prompt) or WebDataset shards (uncompressed .tar)",
     )
     bulk.add_argument("--output", "-o", required=True, help="the Parquet dataset (a folder) to write; rerun to resume")
     bulk.add_argument("--prompt", "-p", help="the prompt of a folder's images (and of manifest rows without one)")
