@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import sys
 import tempfile
 import time
@@ -128,39 +127,39 @@ def main() -> None:
     ap.add_argument("--checkpoint", default=str(Path(tempfile.gettempdir()) / "imagereward-bench"))
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "bulk.json"))
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-bulk-"))
-    folder = work / "images"
-    folder.mkdir()
-    paths = write_images(folder, args.images)
-    checkpoint = make_checkpoint(Path(args.checkpoint))
-    batch = args.batch_size or (256 if args.device.startswith("cuda") else 32)
-    report: dict = {
-        "machine": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "device": args.device,
-        "images": args.images,
-        "batch": batch,
-    }
-    if args.device.startswith("cuda"):
-        import torch
+    with tempfile.TemporaryDirectory(prefix="bench-bulk-") as tmp:  # the images and outputs: never left behind
+        work = Path(tmp)
+        folder = work / "images"
+        folder.mkdir()
+        paths = write_images(folder, args.images)
+        checkpoint = make_checkpoint(Path(args.checkpoint))
+        batch = args.batch_size or (256 if args.device.startswith("cuda") else 32)
+        report: dict = {
+            "machine": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "device": args.device,
+            "images": args.images,
+            "batch": batch,
+        }
+        if args.device.startswith("cuda"):
+            import torch
 
-        report["gpu"] = torch.cuda.get_device_name(0)
-    report["package"] = package_rate(checkpoint, paths, args.device, batch)
-    print(json.dumps(report), flush=True)
-    report["score_cli_wall_s"] = cli_wall(checkpoint, folder, args.device, work / "score.jsonl")
-    print(json.dumps(report), flush=True)
-    report["bulk"] = bulk_run(checkpoint, folder, args.device, args.batch_size, work / "bulk.parquet")
-    package = report["package"]["steady_images_per_s"]
-    report["bulk_vs_package_steady"] = report["bulk"]["images_per_s"] / package
-    if report["bulk"]["steady_images_per_s"]:
-        report["bulk_steady_vs_package_steady"] = report["bulk"]["steady_images_per_s"] / package
-    report["bulk_vs_score_cli_wall"] = report["score_cli_wall_s"] / (
-        report["bulk"]["wall_s"] + report["bulk"]["first_run_wall_s"]
-    )
-    print(json.dumps(report, indent=1))
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=1))
-    shutil.rmtree(work, ignore_errors=True)
+            report["gpu"] = torch.cuda.get_device_name(0)
+        report["package"] = package_rate(checkpoint, paths, args.device, batch)
+        print(json.dumps(report), flush=True)
+        report["score_cli_wall_s"] = cli_wall(checkpoint, folder, args.device, work / "score.jsonl")
+        print(json.dumps(report), flush=True)
+        report["bulk"] = bulk_run(checkpoint, folder, args.device, args.batch_size, work / "bulk.parquet")
+        package = report["package"]["steady_images_per_s"]
+        report["bulk_vs_package_steady"] = report["bulk"]["images_per_s"] / package
+        if report["bulk"]["steady_images_per_s"]:
+            report["bulk_steady_vs_package_steady"] = report["bulk"]["steady_images_per_s"] / package
+        report["bulk_vs_score_cli_wall"] = report["score_cli_wall_s"] / (
+            report["bulk"]["wall_s"] + report["bulk"]["first_run_wall_s"]
+        )
+        print(json.dumps(report, indent=1))
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

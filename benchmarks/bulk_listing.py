@@ -99,13 +99,14 @@ def main() -> None:
     ap.add_argument("--manifest-rows", type=int, default=0, help="also a Parquet manifest of this many paths")
     ap.add_argument("--json", help="also write the report here")
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bulk-listing-"))
-    report: dict = {"images": args.images, "import_only": listing()}
-    for name, path in (make_inputs(work, args.images) if args.images else {}).items():
-        size = sum(p.stat().st_size for p in path.rglob("*")) if path.is_dir() else path.stat().st_size
-        report[name] = {"input_mb": size / 2**20, **listing(path, prompt=PROMPT if name == "folder" else "")}
-    if args.manifest_rows:
-        report["manifest_of_paths"] = listing(paths_manifest(work, args.manifest_rows), dataset=True)
+    with tempfile.TemporaryDirectory(prefix="bulk-listing-") as tmp:  # a 1.5 GB shard and manifest
+        work = Path(tmp)
+        report: dict = {"images": args.images, "import_only": listing()}
+        for name, path in (make_inputs(work, args.images) if args.images else {}).items():
+            size = sum(p.stat().st_size for p in path.rglob("*")) if path.is_dir() else path.stat().st_size
+            report[name] = {"input_mb": size / 2**20, **listing(path, prompt=PROMPT if name == "folder" else "")}
+        if args.manifest_rows:
+            report["manifest_of_paths"] = listing(paths_manifest(work, args.manifest_rows), dataset=True)
     print(json.dumps(report, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))

@@ -94,53 +94,54 @@ def main() -> None:
     args = ap.parse_args()
     import ray
 
-    work = Path(tempfile.mkdtemp(prefix="bulk-schedule-"))
-    (work / "images").mkdir()
-    write_images(work / "images", args.images)
-    inputs = pack(work, args.input)
-    ray.init(
-        num_cpus=args.cpus,
-        num_gpus=1,
-        _temp_dir=str(Path(tempfile.gettempdir()) / f"ray-{os.getuid()}"),
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    paths = [str(p) for p in sorted((work / "images").iterdir())]
-    package = package_rate(TINY / "ImageReward.pt", paths, "cpu", args.batch_size)["steady_images_per_s"]
-    bulk.GPU_ACTOR_CPUS = args.actor_cpus  # type: ignore[misc]
-    TinyOnCpu.START_S = args.actor_start
-    arrivals: list[tuple[float, int]] = []
-    with timed(bulk, work / "timeline", actor=TinyOnCpu) as timeline:
-        t = time.perf_counter()
-        summary = bulk.bulk_score(
-            [inputs],
-            work / "out",
-            prompt=PROMPT,
-            device="cuda",
-            batch_size=args.batch_size,
-            progress=False,
-            on_batch=lambda _, rows: arrivals.append((time.perf_counter(), rows)),
+    with tempfile.TemporaryDirectory(prefix="bulk-schedule-") as tmp:  # gigabytes of images: never left behind
+        work = Path(tmp)
+        (work / "images").mkdir()
+        write_images(work / "images", args.images)
+        inputs = pack(work, args.input)
+        ray.init(
+            num_cpus=args.cpus,
+            num_gpus=1,
+            _temp_dir=str(Path(tempfile.gettempdir()) / f"ray-{os.getuid()}"),
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
         )
-        wall = time.perf_counter() - t
-    report = {
-        "cpus_declared": args.cpus,
-        "cpus_here": os.cpu_count(),
-        "actor_cpus": args.actor_cpus,
-        "actor_start_s": args.actor_start,
-        "input": args.input,
-        "images": args.images,
-        "written": summary.written,
-        "package_images_per_s": package,
-        "bulk_wall_s": wall,
-        "bulk_images_per_s": summary.written / wall,
-        "bulk_steady_images_per_s": steady_rate(arrivals, wall),
-        **timeline.report(),
-    }
-    report["decode_images_per_s"] = args.images / report["decode"]["first_start_to_last_end_s"]
-    print(json.dumps(report, indent=1))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1))
+        paths = [str(p) for p in sorted((work / "images").iterdir())]
+        package = package_rate(TINY / "ImageReward.pt", paths, "cpu", args.batch_size)["steady_images_per_s"]
+        bulk.GPU_ACTOR_CPUS = args.actor_cpus  # type: ignore[misc]
+        TinyOnCpu.START_S = args.actor_start
+        arrivals: list[tuple[float, int]] = []
+        with timed(bulk, work / "timeline", actor=TinyOnCpu) as timeline:
+            t = time.perf_counter()
+            summary = bulk.bulk_score(
+                [inputs],
+                work / "out",
+                prompt=PROMPT,
+                device="cuda",
+                batch_size=args.batch_size,
+                progress=False,
+                on_batch=lambda _, rows: arrivals.append((time.perf_counter(), rows)),
+            )
+            wall = time.perf_counter() - t
+        report = {
+            "cpus_declared": args.cpus,
+            "cpus_here": os.cpu_count(),
+            "actor_cpus": args.actor_cpus,
+            "actor_start_s": args.actor_start,
+            "input": args.input,
+            "images": args.images,
+            "written": summary.written,
+            "package_images_per_s": package,
+            "bulk_wall_s": wall,
+            "bulk_images_per_s": summary.written / wall,
+            "bulk_steady_images_per_s": steady_rate(arrivals, wall),
+            **timeline.report(),
+        }
+        report["decode_images_per_s"] = args.images / report["decode"]["first_start_to_last_end_s"]
+        print(json.dumps(report, indent=1))
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

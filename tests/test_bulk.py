@@ -23,16 +23,18 @@ PROMPT = EXPECTED["prompts"][0]
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray(tmp_path_factory: pytest.TempPathFactory):
-    """One local Ray for the module (two CPUs, as a small machine has)."""
+    """One local Ray for the module (two CPUs, as a small machine has); its session folder removed after."""
+    temp = Path("/tmp") / f"ray-test-{tmp_path_factory.getbasetemp().name}"  # short: Ray's sockets live there
     ray.init(
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,
         configure_logging=False,
-        _temp_dir=str(Path("/tmp") / f"ray-test-{tmp_path_factory.getbasetemp().name}"),
+        _temp_dir=str(temp),
     )
     yield
     ray.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture
