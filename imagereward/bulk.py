@@ -119,7 +119,7 @@ def decode_batch(batch: dict[str, np.ndarray], preprocessings: Sequence[str] = (
             try:
                 where = batch["kind"][k], batch["source"][k], int(batch["offset"][k]), int(batch["size"][k])
                 encoded = fetch(name, *where, batch["data"][k])
-                with open_image(encoded, name) as image:
+                with open_image(encoded, name, lambda w, h, n: [kind.check_size(w, h, n) for kind in kinds]) as image:
                     for out, kind in zip(pixels, kinds):
                         out[k] = kind.apply(image, name).numpy()
             except ImageLoadError as e:

@@ -34,9 +34,12 @@ from .tokenizer import PromptTokens
 PathInput = str | os.PathLike
 
 
-def _read(path: PathInput, name: str) -> tuple[torch.Tensor, tuple[int, int]] | ImageLoadError | None:
-    """In a thread: the file's bytes and size if it is an RGB or grey JPEG under the pixel limit; None for a
-    file the exact path should take; the error of a file that cannot be read at all."""
+def _read(
+    path: PathInput, name: str, image_size: int = 224
+) -> tuple[torch.Tensor, tuple[int, int]] | ImageLoadError | None:
+    """In a thread: the file's bytes and size if it is an RGB or grey JPEG under the pixel limit (and whose resize
+    to `image_size` is within `images.MAX_RESIZE_FACTOR`); None for a file the exact path should take; the error
+    of a file that cannot be read at all."""
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -47,6 +50,7 @@ def _read(path: PathInput, name: str) -> tuple[torch.Tensor, tuple[int, int]] | 
         return ImageLoadError(name, reason if not isinstance(e, IsADirectoryError) else "not a file")
     try:
         with imgs.open_header(io.BytesIO(data), name) as header:
+            imgs.check_resize_crop(header.width, header.height, name, image_size)
             if header.format != "JPEG" or header.mode not in ("RGB", "L"):
                 return None
             size = header.size
@@ -108,7 +112,7 @@ def _prepare(
     stream: torch.cuda.Stream | None,
 ) -> _Prepared:
     """Reads one batch of files (in the reader threads) and decodes and resizes its JPEGs on `stream`."""
-    read = list(readers.map(_read, paths, names))
+    read = list(readers.map(_read, paths, names, [image_size] * len(paths)))
     errors = {i: r for i, r in enumerate(read) if isinstance(r, ImageError)}
     exact = [i for i, r in enumerate(read) if r is None]
     jpegs = [i for i, r in enumerate(read) if isinstance(r, tuple)]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 import numpy as np
 import torch
@@ -36,6 +36,11 @@ MAX_IMAGE_PIXELS: int = 89_478_485
 ACCEPTED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 FORMATS_TEXT = "PNG, JPEG, WEBP, GIF, BMP or TIFF"
 
+# A resize can make an image far from square much larger than the file: 100,000 x 5 pixels (0.5 Mpx) resize to
+# 4,480,000 x 224 (1 Gpx, seconds and gigabytes) before a 224 crop. The image a preprocessing resizes to may hold
+# at most this many times its square's pixels: for a resize of the short side, an aspect ratio of at most 64:1.
+MAX_RESIZE_FACTOR: int = 64
+
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 
 
@@ -50,23 +55,39 @@ def describe(image: Any, index: int | None = None) -> str:
     return f"{type(image).__name__} input{where}"
 
 
-def open_image(image: ImageInput, name: str | None = None) -> Image.Image:
+SizeCheck = Callable[[int, int, str], None]
+
+
+def open_image(image: ImageInput, name: str | None = None, check_size: SizeCheck | None = None) -> Image.Image:
     """Opens any supported input as a PIL image without converting it (the original converts later).
 
     Args:
         image: a PIL image, a path (str or Path), encoded bytes, a binary file object, or a numpy array
             (H, W), (H, W, 3) or (H, W, 4) of uint8.
         name: how to name the input in errors; defaults to `describe(image)`.
+        check_size: called as `check_size(width, height, name)` before the pixels are decoded (from the
+            header of an encoded input); raises to refuse the image.
 
     Raises:
         ImageLoadError: the input is missing, not an image, corrupt, too large or of an unsupported type.
     """
     name = name or describe(image)
     if isinstance(image, Image.Image):
+        if check_size is not None:
+            check_size(image.width, image.height, name)
         return image
     if isinstance(image, np.ndarray):
-        return _from_array(image, name)
+        array = _from_array(image, name)
+        if check_size is not None:
+            check_size(array.width, array.height, name)
+        return array
     opened = open_header(image, name)
+    try:
+        if check_size is not None:
+            check_size(opened.width, opened.height, name)
+    except ImageLoadError:
+        opened.close()
+        raise
     try:
         opened.load()
     except (OSError, SyntaxError, ValueError) as e:
@@ -116,22 +137,39 @@ def _too_large(size: tuple[int, int] | None) -> str:
     return f"{what} is over the limit of {MAX_IMAGE_PIXELS:,} pixels; scale it down first"
 
 
-def pixel_count(image: ImageInput, name: str) -> int:
-    """Width x height of an input, read from its header (nothing is decoded).
+def header_size(image: ImageInput, name: str) -> tuple[int, int]:
+    """(width, height) of an input, read from its header (nothing is decoded).
 
     Raises:
         ImageLoadError: as `open_header`.
     """
     if isinstance(image, Image.Image):
-        return image.width * image.height
+        return image.size
     if isinstance(image, np.ndarray):
-        return int(image.shape[0] * image.shape[1]) if image.ndim >= 2 else 0
+        return (int(image.shape[1]), int(image.shape[0])) if image.ndim >= 2 else (0, 0)
     position = image.tell() if isinstance(image, io.IOBase) else None
     with open_header(image, name) as opened:
-        count = opened.width * opened.height
+        size = opened.size
     if position is not None:
         image.seek(position)  # type: ignore[union-attr]
-    return count
+    return size
+
+
+def check_resize(width: int, height: int, resized: tuple[int, int], square: int, name: str) -> None:
+    """Refuses an image whose resize (to `resized`, before a crop or pad to `square` x `square`) would hold more
+    than `MAX_RESIZE_FACTOR` times the square's pixels.
+
+    Raises:
+        ImageLoadError: naming the sizes, the limit and what to do.
+    """
+    limit = MAX_RESIZE_FACTOR * square * square
+    if resized[0] * resized[1] > limit:
+        raise ImageLoadError(
+            name,
+            f"a {width}x{height} image would be resized to {resized[0]}x{resized[1]} pixels for the model, over the "
+            f"limit of {limit:,} ({MAX_RESIZE_FACTOR}x the {square}x{square} it sees, an aspect ratio of at most "
+            f"{MAX_RESIZE_FACTOR}:1); crop it closer to square first",
+        )
 
 
 def _from_array(array: np.ndarray, name: str) -> Image.Image:
@@ -189,10 +227,20 @@ def preprocess(image: Image.Image, size: int = 224) -> torch.Tensor:
     return normalize(to_pixels(image, size))
 
 
+def check_resize_crop(width: int, height: int, name: str, size: int = 224) -> None:
+    """`check_resize` for `to_pixels`'s resize of the short side to `size`.
+
+    Raises:
+        ImageLoadError: the resized image would be too large (see `MAX_RESIZE_FACTOR`).
+    """
+    check_resize(width, height, resized_size(width, height, size), size, name)
+
+
 def load_pixels(image: ImageInput, name: str | None = None, size: int = 224) -> torch.Tensor:
-    """Opens and preprocesses one input to uint8 pixels; any failure is an `ImageLoadError` naming it."""
+    """Opens and preprocesses one input to uint8 pixels; any failure is an `ImageLoadError` naming it (an
+    image whose resize would be too large is refused from its header, see `MAX_RESIZE_FACTOR`)."""
     name = name or describe(image)
-    opened = open_image(image, name)
+    opened = open_image(image, name, lambda w, h, n: check_resize_crop(w, h, n, size))
     try:
         return to_pixels(opened, size)
     except (OSError, ValueError) as e:

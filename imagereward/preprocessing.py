@@ -53,7 +53,7 @@ def _rgb_resize_crop(image: Image.Image, size: int) -> torch.Tensor:
 
 def _letterbox(image: Image.Image, size: int) -> torch.Tensor:
     rgb = np.array(image.convert("RGB"), dtype=np.uint8)
-    x = torch.from_numpy(rgb).permute(2, 0, 1).to(torch.float32).div(255)  # ToTensor
+    x = torch.from_numpy(rgb).permute(2, 0, 1).to(torch.float32).div_(255)  # ToTensor (in place: one float copy)
     height, width = x.shape[-2:]
     scale = size / float(max(height, width))
     if scale != 1.0:
@@ -90,23 +90,41 @@ class Preprocessing:
         """What its pixels are: uint8, or float32 for a kind that resizes floats."""
         return torch.float32 if self.kind == LETTERBOX else torch.uint8
 
-    def load(self, image: ImageInput, name: str | None = None) -> torch.Tensor:
-        """Opens and preprocesses one input -> (3, size, size) of `dtype`.
+    def resized(self, width: int, height: int) -> tuple[int, int]:
+        """The size a `width` x `height` image is resized to, before the crop or the padding."""
+        if self.kind == LETTERBOX:
+            scale = self.size / float(max(width, height))
+            return round(width * scale), round(height * scale)
+        return imgs.resized_size(width, height, self.size)
+
+    def check_size(self, width: int, height: int, name: str) -> None:
+        """Refuses an image whose resize would be too large (`images.MAX_RESIZE_FACTOR`: an aspect ratio of at
+        most 64:1 for the resize-and-crop kinds; the letterbox only shrinks).
 
         Raises:
-            ImageLoadError: the input cannot be read or decoded (named).
+            ImageLoadError: naming the sizes and the limit.
+        """
+        imgs.check_resize(width, height, self.resized(width, height), self.size, name)
+
+    def load(self, image: ImageInput, name: str | None = None) -> torch.Tensor:
+        """Opens and preprocesses one input -> (3, size, size) of `dtype`; an image whose resize would be too
+        large is refused from its header, before decoding (`check_size`).
+
+        Raises:
+            ImageLoadError: the input cannot be read or decoded, or is refused (named).
         """
         if self.kind == RESIZE_CROP:
             return imgs.load_pixels(image, name, self.size)
         name = name or imgs.describe(image)
-        return self.apply(imgs.open_image(image, name), name)
+        return self.apply(imgs.open_image(image, name, self.check_size), name)
 
     def apply(self, image: Image.Image, name: str) -> torch.Tensor:
         """Preprocesses an opened image (for several kinds of one file: open it once).
 
         Raises:
-            ImageLoadError: the image cannot be decoded (named).
+            ImageLoadError: the image cannot be decoded, or its resize would be too large (named).
         """
+        self.check_size(image.width, image.height, name)
         try:
             return _TRANSFORMS[self.kind](image, self.size)
         except (OSError, ValueError) as e:

@@ -97,3 +97,48 @@ def test_exif_orientation_is_ignored_like_the_original() -> None:
         assert image.getexif().get(0x0112) == 6
         plain = images.to_pixels(image)
     assert plain.shape == (3, 224, 224)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: str(p),
+        lambda p: p.read_bytes(),
+        lambda p: Image.open(p),
+        lambda p: np.zeros((5, 100_000, 3), np.uint8),
+    ],
+    ids=["path", "bytes", "PIL", "numpy"],
+)
+def test_an_image_whose_resize_would_be_huge_is_refused_before_decoding(make, tmp_path: Path, monkeypatch) -> None:
+    """A 100,000 x 5 image is 0.5 Mpx but resizes to 4,480,000 x 224 (1 Gpx) for the 224 crop: every
+    preprocessing refuses it from its size, naming the limit, and never decodes it."""
+    from imagereward.preprocessing import KINDS, Preprocessing
+
+    path = tmp_path / "strip.png"
+    Image.new("RGB", (100_000, 5)).save(path)
+    decoded = []
+    real = Image.Image.load
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(self.size) or real(self))
+    for kind in KINDS:
+        preprocessing = Preprocessing(kind, 224)
+        if preprocessing.resized(100_000, 5)[0] * preprocessing.resized(100_000, 5)[1] <= 64 * 224 * 224:
+            continue  # the letterbox only shrinks
+        with pytest.raises(ImageLoadError, match=r"aspect ratio of at most 64:1"):
+            preprocessing.load(make(path), "strip.png")
+    assert (100_000, 5) not in decoded
+
+
+def test_the_resize_bound_is_an_aspect_ratio_of_64() -> None:
+    from imagereward.preprocessing import ORIGINAL_224
+
+    ORIGINAL_224.check_size(64 * 300, 300, "ok.png")
+    ORIGINAL_224.check_size(2000, 150, "panorama.png")  # the fixtures' widest
+    with pytest.raises(ImageLoadError, match="19264x300"):
+        ORIGINAL_224.check_size(64 * 301, 300, "too-wide.png")
+
+
+def test_the_scoring_api_names_the_refused_image_and_scores_the_rest(tiny_model, tmp_path: Path) -> None:
+    Image.new("RGB", (5, 100_000)).save(tmp_path / "tall.png")
+    results = tiny_model.try_rewards("a cat", [str(tmp_path / "tall.png"), image_path(NAME)])
+    assert isinstance(results[0], ImageLoadError) and "aspect ratio of at most 64:1" in results[0].reason
+    assert isinstance(results[1], float)
