@@ -4,7 +4,6 @@ Table 2 (preference accuracy on the 466-prompt test set). Also `python -m imager
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -20,6 +19,7 @@ from .errors import ImageError, ImageLoadError, ImageRewardError, InputError
 from .images import IMAGE_EXTENSIONS
 from .judges import available_judges
 from .ranking import Ranking, rank_images, rank_with_judges
+from .rows import write_csv
 
 JUDGES = available_judges()
 
@@ -190,10 +190,8 @@ def write_results(results: list[tuple[Group, Ranking | None, list[ImageError]]],
     elif fmt == "csv":
         judges = next((r.judges for _, r, _ in results if r is not None), [])
         fieldnames = ["prompt", "rank", "path", "score", *(f"score_{j}" for j in judges)]
-        writer = csv.DictWriter(out, fieldnames=fieldnames, lineterminator="\n")
-        writer.writeheader()
-        for group, ranking, _ in results:
-            writer.writerows(rows_of(group.prompt, ranking) if ranking else [])
+        rows = (row for group, ranking, _ in results for row in (rows_of(group.prompt, ranking) if ranking else []))
+        write_csv(out, fieldnames, rows, lineterminator="\n")
     else:
         for k, (group, ranking, _) in enumerate(results):
             if len(results) > 1:

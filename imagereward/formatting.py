@@ -4,7 +4,6 @@ that the app stays a thin layer of wiring and these stay testable."""
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -15,6 +14,7 @@ from typing import Any
 from .config import REWARD_STD
 from .judges import CHOICES
 from .ranking import Ranking
+from .rows import write_csv
 
 EXPORT_FIELDS = ("prompt", "rank", "name", "score", "model", "precision")
 # The image files one zip holds at most, all together (a public page must bound what a request writes).
@@ -174,10 +174,17 @@ def _csv_row(row: dict[str, Any], fields: list[str]) -> dict[str, Any]:
     return {k: flat.get(k) for k in fields}
 
 
+# Characters that reorder how text is displayed (a right-to-left override makes `gnp.exe` read as `exe.png`):
+# dropped from the zip's entry names.
+BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
 def _safe_name(name: str) -> str:
-    """A file name for the zip: path separators and control characters replaced, a repeat's counter moved
-    before the extension (`image.png (2)` -> `image (2).png`), at most 120 characters."""
-    name = re.sub(r"[\x00-\x1f/\\]", "_", name)
+    """A file name for the zip: bidirectional controls dropped, path separators and control characters
+    replaced, a repeat's counter moved before the extension (`image.png (2)` -> `image (2).png`), at most 120
+    characters."""
+    name = BIDI_CONTROLS.sub("", name)
+    name = re.sub(r"[\x00-\x1f\x7f-\x9f/\\]", "_", name)
     repeat = re.fullmatch(r"(.*?)(\.[A-Za-z0-9]{1,5}) \((\d+)\)", name)
     if repeat:
         name = f"{repeat.group(1)} ({repeat.group(3)}){repeat.group(2)}"
@@ -195,10 +202,8 @@ def write_downloads(
     csv_path, json_path, zip_path = folder / "rankings.csv", folder / "rankings.json", folder / "ranked_images.zip"
     with open(csv_path, "w", encoding="utf-8", newline="") as f:
         fields = export_fields(rankings)
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        for prompt, ranking in rankings:
-            writer.writerows(_csv_row(row, fields) for row in export_rows(ranking, prompt, model))
+        rows = (_csv_row(row, fields) for prompt, ranking in rankings for row in export_rows(ranking, prompt, model))
+        write_csv(f, fields, rows)
     payload = {"model": model, "rankings": [{"prompt": p, "ranked": export_rows(r, p, model)} for p, r in rankings]}
     json_path.write_text(json.dumps(payload, indent=1, ensure_ascii=False), encoding="utf-8")
     written, left_out = 0, []
