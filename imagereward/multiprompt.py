@@ -21,6 +21,7 @@ from .serving import (
     gallery_paths,
     item_name,
     prepare_request,
+    request_budget,
     score_and_finish,
     skipped_note,
     with_prompt,
@@ -63,7 +64,8 @@ def plan_prompts(
     notes: list[str] = []
     if lines:
         if len(lines) > max_prompts:
-            notes.append(f"Only the first {max_prompts} of {len(lines)} prompts were scored (one prompt per line).")
+            total = count_prompts(prompt_text) if len(text) < len(prompt_text) else len(lines)
+            notes.append(f"Only the first {max_prompts} of {total:,} prompts were scored (one prompt per line).")
         shared = list(images or [])  # one list for every line: `rank_prompts` decodes it once
         return [PromptGroup(line, shared) for line in lines[:max_prompts]], [], notes
     real_roots = [os.path.realpath(r) for r in roots]
@@ -96,6 +98,12 @@ def plan_prompts(
     return list(groups.values())[:max_prompts], errors, notes
 
 
+def count_prompts(text: str) -> int:
+    """The non-blank lines of the prompt box (its prompts), however long it is: a pass over the text, as long as
+    the one that received it."""
+    return sum(1 for line in text.splitlines() if line and not line.isspace())
+
+
 def rank_prompts(
     model: ImageReward,
     prompt_text: Any,
@@ -115,6 +123,9 @@ def rank_prompts(
         InputError: nothing could be scored; the message says why.
     """
     groups, errors, notes = plan_prompts(prompt_text, images, roots, max_images=settings.max_images)
+    # One budget for the whole request: every prompt's images count against it, so that splitting the images
+    # over prompts (each file carrying its own) admits no more than one prompt would.
+    budget = request_budget(model, settings.pixel_budget, judges, pool)
     rankings: list[tuple[str, Ranking]] = []
     prepared: dict[int, PreparedRequest] = {}  # by image list: the lines of the box share theirs
     for group in groups:
@@ -123,7 +134,14 @@ def rank_prompts(
                 request = with_prompt(prepared[id(group.images)], group.prompt)
             else:
                 request = prepared[id(group.images)] = prepare_request(
-                    model, group.prompt, group.images, roots, settings.max_images, settings.pixel_budget, judges, pool
+                    model,
+                    group.prompt,
+                    group.images,
+                    roots,
+                    settings.max_images,
+                    judges=judges,
+                    pool=pool,
+                    budget=budget,
                 )
             ranking, group_notes = score_and_finish(model, request, on_device)
         except InputError as e:

@@ -9,15 +9,19 @@ Everything that crosses between them pickles.
 Every request may be hostile. A gallery item is opened only if its path lies inside one of the allowed roots
 (Gradio's upload folder, the app's examples); any other path is refused by a lexical check, before any
 file-system call, with the same sentence whether it exists or not. The work is bounded: at most
-`max_images` images, each at most `images.MAX_IMAGE_PIXELS` pixels by its header, all together at most
-`pixel_budget` pixels, each file decoded once however often it is referenced, and at most
-`tokenizer.MAX_PROMPT_CHARS` characters of the prompt tokenized.
+`max_images` images, each at most `images.MAX_IMAGE_PIXELS` pixels by its header and resized to at most
+`images.MAX_RESIZE_FACTOR` times the square the model sees (an aspect ratio of at most 64:1), all of a request
+together (every prompt of it) at most `pixel_budget` decoded pixels (`PixelBudget`: each file counted once
+per preprocessing however often it is referenced, and refused every time if refused once), each file decoded
+once per preprocessing, and at most `tokenizer.MAX_PROMPT_CHARS` characters of the prompt tokenized.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
@@ -28,7 +32,7 @@ from PIL import Image
 
 from .errors import ImageError, ImageLoadError, ImageRewardError, InputError
 from .factory import load
-from .images import MAX_IMAGE_PIXELS, pixel_count
+from .images import MAX_IMAGE_PIXELS, header_size
 from .judge_pool import JudgePool
 from .judges import SCORES
 from .preprocessing import Preprocessing
@@ -37,6 +41,8 @@ from .ranking import Ranking, add_judges, check_prompt, rank_results, unique_nam
 from .reward import ImageReward
 from .scorer import DEFAULT_BATCH_SIZE, BatchedScorer, Decoded, Result
 from .tokenizer import PromptTokens, encode_prompt
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "ImageReward-v1.0"
 # The page's and the API's name for the loaded ImageReward weights among the judges.
@@ -47,6 +53,7 @@ DEFAULT_MAX_IMAGES = DEFAULT_BATCH_SIZE
 DEFAULT_PIXEL_BUDGET = 3 * MAX_IMAGE_PIXELS
 
 NOT_UPLOADED = "not a file uploaded to this page; only images you upload (or the page's examples) can be scored"
+EXPIRED = "this upload is no longer on the server (uploads are kept for a while only); upload the image again"
 
 
 def on_zero_gpu(env: Mapping[str, str] | None = None) -> bool:
@@ -73,11 +80,31 @@ def parse_judges(raw: str | None) -> tuple[str, ...]:
     return tuple(n for n in SCORES if n in names)
 
 
+def _whole_number(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    """An environment setting that is a whole number >= `minimum`.
+
+    Raises:
+        ValueError: anything else (the message names the setting and what it must be).
+    """
+    raw = env.get(name, str(default)).strip()
+    if not raw.isdigit() or int(raw) < minimum:
+        what = "a positive whole number" if minimum == 1 else f"a whole number >= {minimum}"
+        raise ValueError(f"{name} must be {what}, got {raw!r}")
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class Settings:
-    """`IMAGEREWARD_MODEL` (registry name or local path), `IMAGEREWARD_DEVICE`, `IMAGEREWARD_DTYPE`,
+    """The app's settings, from the environment (README, "Settings"):
+
+    `IMAGEREWARD_MODEL` (registry name or local path), `IMAGEREWARD_DEVICE`, `IMAGEREWARD_DTYPE`,
     `IMAGEREWARD_MAX_IMAGES`, `IMAGEREWARD_JUDGES` (the judges visitors may add; see `parse_judges`),
-    `IMAGEREWARD_DOWNLOAD_ROOT` (the other judges' files); on ZeroGPU the device defaults to CUDA."""
+    `IMAGEREWARD_DOWNLOAD_ROOT` (the other judges' files); on ZeroGPU the device defaults to CUDA. The limits
+    of a public page: `IMAGEREWARD_PIXEL_BUDGET` (decoded pixels per request), `IMAGEREWARD_MAX_PENDING` (calls one visitor may have queued or running),
+    `IMAGEREWARD_PROXY_HOPS` (trusted proxies in front of the app, whose `X-Forwarded-For` names the visitor:
+    1 on a Space, else 0), `IMAGEREWARD_FILE_LIFETIME` (seconds uploads and downloads are kept),
+    `IMAGEREWARD_UPLOAD_QUOTA_MB` (one visitor's uploads within that time) and `IMAGEREWARD_DISK_BUDGET_MB`
+    (all uploads together)."""
 
     model: str = DEFAULT_MODEL
     device: str | None = None
@@ -87,22 +114,31 @@ class Settings:
     zero_gpu: bool = False
     judges: tuple[str, ...] = SCORES
     download_root: str | None = None
+    max_pending: int = 4
+    proxy_hops: int = 0
+    file_lifetime: int = 900
+    upload_quota: int = 1024 * 2**20
+    disk_budget: int = 8192 * 2**20
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
-        raw_max = env.get("IMAGEREWARD_MAX_IMAGES", str(DEFAULT_MAX_IMAGES))
-        if not raw_max.isdigit() or int(raw_max) < 1:
-            raise ValueError(f"IMAGEREWARD_MAX_IMAGES must be a positive whole number, got {raw_max!r}")
         zero_gpu = on_zero_gpu(env)
+        on_space = bool(env.get("SPACE_ID"))
         return cls(
             model=env.get("IMAGEREWARD_MODEL") or cls.model,
             device=env.get("IMAGEREWARD_DEVICE") or ("cuda" if zero_gpu else None),
             dtype=env.get("IMAGEREWARD_DTYPE") or None,
-            max_images=int(raw_max),
+            max_images=_whole_number(env, "IMAGEREWARD_MAX_IMAGES", DEFAULT_MAX_IMAGES),
+            pixel_budget=_whole_number(env, "IMAGEREWARD_PIXEL_BUDGET", DEFAULT_PIXEL_BUDGET),
             zero_gpu=zero_gpu,
             judges=parse_judges(env.get("IMAGEREWARD_JUDGES")),
             download_root=env.get("IMAGEREWARD_DOWNLOAD_ROOT") or None,
+            max_pending=_whole_number(env, "IMAGEREWARD_MAX_PENDING", cls.max_pending),
+            proxy_hops=_whole_number(env, "IMAGEREWARD_PROXY_HOPS", 1 if on_space else 0, minimum=0),
+            file_lifetime=_whole_number(env, "IMAGEREWARD_FILE_LIFETIME", cls.file_lifetime),
+            upload_quota=_whole_number(env, "IMAGEREWARD_UPLOAD_QUOTA_MB", cls.upload_quota // 2**20) * 2**20,
+            disk_budget=_whole_number(env, "IMAGEREWARD_DISK_BUDGET_MB", cls.disk_budget // 2**20) * 2**20,
         )
 
 
@@ -115,10 +151,32 @@ class LoadedModel:
     error: str | None = None
 
 
+def display_name(model: str) -> str:
+    """What the page and the API call the configured weights: a registry name as it is, a local path by its
+    file or folder name only (a public page never shows the server's paths)."""
+    if model in available_models():
+        return model
+    return Path(model.rstrip("/\\")).name or model
+
+
+_PATH = re.compile(r"(?<![\w:/.~])(?:~|/)[^\s'\"(),;]*")
+
+
+def without_paths(text: str) -> str:
+    """`text` with every file-system path in it (absolute, or from `~`) cut to its last part: what a public page
+    may show of an error message (URLs and hub repo ids are kept)."""
+
+    def last_part(match: re.Match) -> str:
+        path = match.group(0).rstrip(".:/")
+        return (Path(path).name or "…") + match.group(0)[len(path) :]
+
+    return _PATH.sub(last_part, text)
+
+
 def model_label(model: ImageReward) -> str:
-    """E.g. `ImageReward-v1.0 on cuda (float16)`."""
+    """E.g. `ImageReward-v1.0 on cuda (float16)`; a model loaded from a path is named by its folder or file."""
     dtype = str(model.dtype).replace("torch.", "")
-    return f"{model.name} on {model.device.type} ({dtype})"
+    return f"{display_name(model.name)} on {model.device.type} ({dtype})"
 
 
 def load_for_serving(settings: Settings) -> LoadedModel:
@@ -127,12 +185,17 @@ def load_for_serving(settings: Settings) -> LoadedModel:
     try:
         model = load(settings.model, device=settings.device, dtype=settings.dtype)
     except (ImageRewardError, OSError, ValueError, RuntimeError) as e:  # RuntimeError: e.g. no CUDA driver
+        # The reason names files on the server: it goes to the log only; the page says where to look.
+        log.error("the model %s could not be loaded: %s", settings.model, e)
         advice = (
             "Set IMAGEREWARD_MODEL to a local folder holding ImageReward.pt and med_config.json, "
             "or to a registry name whose files are in the Hugging Face cache "
             f"(available: {', '.join(available_models())}), then restart the app."
         )
-        return LoadedModel(None, f"{settings.model} (not loaded)", f"The model could not be loaded: {e} {advice}")
+        name = display_name(settings.model)
+        return LoadedModel(
+            None, f"{name} (not loaded)", f"The model could not be loaded: {without_paths(str(e))} {advice}"
+        )
     if settings.zero_gpu:
         model.cuda_graphs = False  # each ZeroGPU call runs in a fresh worker: a capture would never be reused
     # A request decodes in threads: warm worker processes were no faster for 8 images (BENCHMARKS.md), and
@@ -197,6 +260,58 @@ def _inside(path: str, roots: Sequence[str]) -> bool:
     return any(path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
 
+class PixelBudget:
+    """The pixels one request may decode, all its files and prompts together.
+
+    A file costs its width x height (from its header) once per preprocessing the request decodes it with
+    (ImageReward's, and PickScore's or HPSv2.1's own when they are asked for), and only the first time it
+    appears: a file referenced again is neither counted nor checked again, and a file refused once is refused
+    every time it appears, with the same reason. Every file is also checked against each preprocessing's
+    resize bound (`Preprocessing.check_size`) before anything is decoded.
+
+    Args:
+        pixels: the budget.
+        preprocessings: how the request's judges read pixels.
+    """
+
+    def __init__(self, pixels: int, preprocessings: Sequence[Preprocessing]) -> None:
+        self.pixels = pixels
+        self.left = pixels
+        self.preprocessings = list(dict.fromkeys(preprocessings))
+        self._seen: dict[str, ImageLoadError | None] = {}
+
+    def admit(self, path: str, name: str) -> None:
+        """Counts an allowed file against the budget (see the class doc).
+
+        Raises:
+            ImageLoadError: unreadable, expired, too large, its resize too large, or over what is left.
+        """
+        if path in self._seen:
+            refused = self._seen[path]
+            if refused is not None:
+                raise refused.renamed(name)
+            return
+        try:
+            if not os.path.lexists(path):
+                raise ImageLoadError(name, EXPIRED)
+            width, height = header_size(path, name)
+            for preprocessing in self.preprocessings:
+                preprocessing.check_size(width, height, name)
+            cost = width * height * len(self.preprocessings)
+            if cost > self.left:
+                raise ImageLoadError(
+                    name,
+                    f"the request's budget of {self.pixels:,} decoded pixels was used up by the images before it "
+                    "(each image counts once for ImageReward and once more for each other judge that reads "
+                    "pixels its own way); score it in another request",
+                )
+        except ImageLoadError as e:
+            self._seen[path] = e
+            raise
+        self._seen[path] = None
+        self.left -= cost
+
+
 @dataclass
 class PreparedRequest:
     """A request checked and decoded on the CPU, ready for the device: what crosses to a ZeroGPU worker."""
@@ -214,6 +329,17 @@ class PreparedRequest:
     pixels: dict[Preprocessing, list[Decoded | ImageLoadError]] = field(default_factory=dict)
 
 
+def request_budget(
+    model: ImageReward, pixel_budget: int, judges: Sequence[str] = (), pool: JudgePool | None = None
+) -> PixelBudget:
+    """The `PixelBudget` of one request for ImageReward and the `judges` asked for (from `pool`, which loads
+    them on first use): the preprocessings of the judges that could be loaded."""
+    loaded = [pool.get(name) for name in judges] if pool is not None else []
+    return PixelBudget(
+        pixel_budget, [model.preprocessing, *(j.preprocessing for j in loaded if not isinstance(j, str))]
+    )
+
+
 def prepare_request(
     model: ImageReward,
     prompt: Any,
@@ -223,9 +349,13 @@ def prepare_request(
     pixel_budget: int = DEFAULT_PIXEL_BUDGET,
     judges: Sequence[str] = (),
     pool: JudgePool | None = None,
+    budget: PixelBudget | None = None,
 ) -> PreparedRequest:
     """Checks a request and decodes what may be decoded (see the module doc for the rules), once per
     preprocessing among ImageReward and the `judges` asked for (from `pool`, which loads them on first use).
+
+    Args:
+        budget: the request's `PixelBudget`, shared by all its prompts; default a new one of `pixel_budget`.
 
     Raises:
         InputError: no prompt or no images.
@@ -242,24 +372,16 @@ def prepare_request(
             "request. Score the rest in another run."
         )
         raw = raw[:max_images]
+    if budget is None:
+        budget = request_budget(model, pixel_budget, judges, pool)
     names = unique_names([item_name(r, i) for i, r in enumerate(raw)])
     real_roots = [os.path.realpath(r) for r in roots]
     refused: list[ImageError] = []
     admitted: list[tuple[str, str]] = []
-    budget_left = pixel_budget
-    counted: dict[str, int] = {}
     for item, name in zip(raw, names):
         try:
             path = allowed_file(item, real_roots, name)
-            if path not in counted:
-                counted[path] = pixel_count(path, name)
-                if counted[path] > budget_left:
-                    raise ImageLoadError(
-                        name,
-                        f"the request's budget of {pixel_budget:,} pixels was used up by the images before it; "
-                        "score it in another request",
-                    )
-                budget_left -= counted[path]
+            budget.admit(path, name)
         except ImageLoadError as e:
             refused.append(e)
             continue
@@ -508,26 +630,6 @@ def reordered(ranked: Any, table: Any, judge: str, roots: Sequence[str | Path]) 
         [None if isinstance(v, float) and math.isnan(v) else v for v in (r.get(h) for h in headers)] for _, r in rows
     ]
     return gallery, {"headers": headers, "data": data}
-
-
-def download_folder(root: Path, keep_seconds: float = 600.0) -> Path:
-    """A new folder under `root` for one request's downloads. Folders older than `keep_seconds` are removed
-    first: Gradio copies a response's files into its own cache (which `delete_cache` cleans) as the response
-    is sent, so the originals are not needed after that, and a public page must not fill its disk."""
-    import shutil
-    import uuid
-
-    root.mkdir(parents=True, exist_ok=True)
-    cutoff = time.time() - keep_seconds
-    for old in root.iterdir():
-        try:
-            if old.is_dir() and old.stat().st_mtime < cutoff:
-                shutil.rmtree(old, ignore_errors=True)
-        except OSError:
-            continue
-    folder = root / uuid.uuid4().hex
-    folder.mkdir()
-    return folder
 
 
 def read_examples(folder: Path) -> list[list[Any]]:

@@ -79,7 +79,7 @@ def test_unloadable_weights_are_explained_not_raised(tmp_path: Path) -> None:
     loaded = load_for_serving(Settings(model=str(tmp_path / "nowhere")))
     assert loaded.model is None
     assert "could not be loaded" in loaded.error and "IMAGEREWARD_MODEL" in loaded.error
-    assert loaded.label == f"{tmp_path / 'nowhere'} (not loaded)"
+    assert loaded.label == "nowhere (not loaded)"
 
 
 def test_a_device_that_is_not_there_is_explained_not_raised(monkeypatch) -> None:
@@ -90,9 +90,20 @@ def test_a_device_that_is_not_there_is_explained_not_raised(monkeypatch) -> None
     assert loaded.model is None and "could not be loaded" in loaded.error
 
 
-def test_loaded_label_names_weights_device_and_dtype() -> None:
+def test_loaded_label_names_weights_device_and_dtype_never_a_server_path() -> None:
     loaded = load_for_serving(Settings(model=str(PARITY), device="cpu"))
-    assert loaded.error is None and loaded.label == f"{PARITY} on cpu (float32)"
+    assert loaded.error is None and loaded.label == f"{PARITY.name} on cpu (float32)"
+    assert str(PARITY.parent) not in loaded.label
+
+
+def test_weights_that_cannot_be_loaded_are_explained_without_the_servers_paths(tmp_path: Path, caplog) -> None:
+    folder = tmp_path / "secret-folder" / "weights"
+    folder.mkdir(parents=True)
+    loaded = load_for_serving(Settings(model=str(folder)))
+    assert loaded.model is None and str(tmp_path) not in loaded.error and str(tmp_path) not in loaded.label
+    assert loaded.label == "weights (not loaded)" and "IMAGEREWARD_MODEL" in loaded.error
+    assert "no checkpoint in weights: expected ImageReward.pt" in loaded.error  # the reason, less the path
+    assert str(folder) in caplog.text  # the operator finds the details in the log
 
 
 def test_gallery_values_of_every_shape() -> None:
@@ -211,7 +222,77 @@ def test_the_pixel_budget_bounds_a_request(tiny_model, uploads: Path) -> None:
     ranking, _ = rank_request(tiny_model, "a cat", gallery, [uploads], pixel_budget=25_000_000)
     assert [r.name for r in ranking.ranked] == ["b0.png", "b1.png"] or len(ranking.ranked) == 2
     assert [f.name for f in ranking.failures] == ["b2.png"]
-    assert "budget of 25,000,000 pixels" in ranking.failures[0].reason
+    assert "budget of 25,000,000 decoded pixels" in ranking.failures[0].reason
+
+
+def test_a_refused_file_is_refused_every_time_it_appears(tiny_model, uploads: Path, monkeypatch) -> None:
+    """Issue 21: eight distinct files over the budget, each sent twice: the repeats neither pass the budget
+    nor are decoded; the admitted files are the ones admitted when each is sent once."""
+    big = uploads / "bombs"
+    big.mkdir()
+    for k in range(8):
+        Image.new("1", (4000, 3000 + k)).save(big / f"b{k}.png")  # 12 MPx each
+    once = [(str(big / f"b{k}.png"), None) for k in range(8)]
+    alone, _ = rank_request(tiny_model, "a cat", once, [uploads], pixel_budget=25_000_000)
+    decoded = []
+    real = images.load_pixels
+    monkeypatch.setattr(images, "load_pixels", lambda *a, **k: decoded.append(a[0]) or real(*a, **k))
+    twice, _ = rank_request(tiny_model, "a cat", once + once, [uploads], pixel_budget=25_000_000)
+    admitted = {r.source for r in alone.ranked}
+    assert len(admitted) == 2 and {r.source for r in twice.ranked} == admitted
+    assert len(decoded) == 2  # each admitted file decoded once, the refused ones never
+    assert len(twice.ranked) == 4 and len(twice.failures) == 12
+    assert {f.reason for f in twice.failures} == {alone.failures[0].reason}
+
+
+def test_the_budget_is_shared_by_every_prompt_of_a_request(tiny_model, uploads: Path) -> None:
+    """Files that carry different prompts make one group each; together they still get one budget."""
+    from PIL.PngImagePlugin import PngInfo
+
+    from imagereward.multiprompt import rank_prompts
+    from imagereward.serving import Settings
+
+    gallery = []
+    for k in range(4):
+        info = PngInfo()
+        info.add_text("parameters", f"prompt number {k}\nSteps: 20")
+        Image.new("1", (4000, 3000 + k)).save(uploads / f"p{k}.png", pnginfo=info)
+        gallery.append((str(uploads / f"p{k}.png"), None))
+    rankings, notes = rank_prompts(tiny_model, "", gallery, [uploads], Settings(pixel_budget=25_000_000))
+    assert sum(len(r.ranked) for _, r in rankings) == 2
+    assert any("budget of 25,000,000 decoded pixels" in n for n in notes)
+
+
+def test_a_judge_that_reads_pixels_its_own_way_counts_against_the_budget(tiny_model, uploads: Path) -> None:
+    from imagereward.preprocessing import LETTERBOX, Preprocessing
+    from imagereward.serving import PixelBudget
+
+    Image.new("1", (4000, 3000)).save(uploads / "one.png")
+    path = str(uploads / "one.png")
+    PixelBudget(12_000_000, [tiny_model.preprocessing]).admit(path, "one.png")
+    with pytest.raises(ImageLoadError, match="budget of 12,000,000 decoded pixels"):
+        PixelBudget(12_000_000, [tiny_model.preprocessing, Preprocessing(LETTERBOX, 224)]).admit(path, "one.png")
+
+
+def test_an_extreme_shape_is_refused_from_its_header(tiny_model, uploads: Path, monkeypatch) -> None:
+    """Issue 21: a 100,000 x 5 image (0.5 Mpx) would be resized to 4,480,000 x 224 for the 224 crop; it is refused
+    before any pixel is decoded, saying the limit, and the other images are scored."""
+    Image.new("RGB", (100_000, 5), (200, 10, 10)).save(uploads / "strip.png")
+    Image.new("RGB", (64 * 224, 224), (10, 200, 10)).save(uploads / "wide.png")  # exactly at the bound
+    decoded, real_load = [], Image.Image.load
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(self.size) or real_load(self))
+    request = prepare_request(
+        tiny_model, "a cat", [(str(uploads / "strip.png"), None), (str(uploads / "wide.png"), None)], [uploads]
+    )
+    monkeypatch.undo()
+    assert (100_000, 5) not in decoded and (64 * 224, 224) in decoded
+    (refused,) = request.refused
+    assert refused.name == "strip.png"
+    assert refused.reason == (
+        "a 100000x5 image would be resized to 4480000x224 pixels for the model, over the limit of 3,211,264 "
+        "(64x the 224x224 it sees, an aspect ratio of at most 64:1); crop it closer to square first"
+    )
+    assert len(request.decoded) == 1 and request.names == ["wide.png"]
 
 
 def test_an_image_over_the_pixel_limit_is_refused_from_its_header(tiny_model, uploads: Path, monkeypatch) -> None:
@@ -437,19 +518,57 @@ def test_planning_bounds_a_hostile_prompt_box_and_gallery(uploads: Path) -> None
     assert [len(g.images) for g in groups] == [5] and not errors and any("first 5 of 100 images" in n for n in notes)
 
 
-def test_download_folders_are_cleaned_after_a_while(tmp_path: Path) -> None:
+def test_download_folders_are_removed_once_their_lifetime_is_over(tmp_path: Path) -> None:
     import os
     import time
 
-    from imagereward.serving import download_folder
+    from imagereward.app.files import Downloads
 
-    old = download_folder(tmp_path)
+    downloads = Downloads(tmp_path, lifetime=600)
+    past = time.time() - 601
+    old = downloads.root / f"{past:.0f}-a-request"  # named by its creation time, as `new_folder` names them
+    old.mkdir(parents=True)
     (old / "rankings.csv").write_text("x")
-    past = time.time() - 3600
-    os.utime(old, (past, past))
-    recent = download_folder(tmp_path)
-    new = download_folder(tmp_path)
-    assert not old.exists() and recent.is_dir() and new.is_dir() and recent != new
+    emptied = tmp_path / ("ab" * 20)  # a folder Gradio made for an upload it has since removed
+    emptied.mkdir()
+    os.utime(emptied, (past, past))
+    kept = tmp_path / ("cd" * 20)
+    kept.mkdir()
+    (kept / "upload.png").write_bytes(b"x")
+    os.utime(kept, (past, past))
+    recent = downloads.new_folder()
+    new = downloads.new_folder()
+    assert not old.exists() and not emptied.exists() and kept.is_dir()
+    assert recent.is_dir() and new.is_dir() and recent != new
+    downloads.remove()
+    assert not downloads.root.exists()
+
+
+def test_the_downloads_of_a_process_that_is_gone_are_swept_at_start(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from imagereward.app.files import PREFIX, Downloads
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # its pid now names no process
+    dead, alive = tmp_path / f"{PREFIX}{gone.pid}", tmp_path / f"{PREFIX}{os.getppid()}"
+    for folder in (dead, alive):
+        (folder / "req").mkdir(parents=True)
+        (folder / "req" / "ranked_images.zip").write_bytes(b"x" * 100)
+    downloads = Downloads(tmp_path)
+    assert not dead.exists() and alive.is_dir() and downloads.root.name == f"{PREFIX}{os.getpid()}"
+
+
+def test_a_long_prompt_box_is_counted_whole() -> None:
+    """Issue 21: 5 million lines said "first 8 of 131076 prompts" (only a prefix had been split)."""
+    from imagereward.multiprompt import plan_prompts
+
+    text = "a cat\n" * 5_000_000
+    groups, _, notes = plan_prompts(text, [("x.png", None)], [])
+    assert len(groups) == 8 and notes == ["Only the first 8 of 5,000,000 prompts were scored (one prompt per line)."]
+    _, _, notes = plan_prompts("a\n\n  \nb\n" * 5, [("x.png", None)], [])
+    assert notes == ["Only the first 8 of 10 prompts were scored (one prompt per line)."]
 
 
 def test_the_zip_is_bounded_and_says_what_it_left_out(tiny_model, tmp_path: Path) -> None:
