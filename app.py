@@ -14,14 +14,16 @@ import os
 if os.environ.get("SPACES_ZERO_GPU"):  # ZeroGPU asks for `spaces` to be imported before torch
     import spaces
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 from gradio.utils import get_upload_folder
+from starlette.middleware import Middleware
 
 from imagereward import formatting
+from imagereward.app.admission import QueueGate, UploadGuard
+from imagereward.app.files import DiskMeter, Downloads, Janitor, sweep_every
 from imagereward.errors import InputError
 from imagereward.judge_pool import JudgePool
 from imagereward.judges import MEANINGS as JUDGE_MEANINGS
@@ -33,7 +35,6 @@ from imagereward.serving import (
     Settings,
     api_response,
     chosen_judges,
-    download_folder,
     gpu_duration,
     load_for_serving,
     read_examples,
@@ -57,8 +58,9 @@ ASSETS = Path(__file__).parent / "assets"
 # The only folders a request may name files in: Gradio's uploads (and cached examples), and the examples.
 ALLOWED_ROOTS = [get_upload_folder(), str(EXAMPLES_DIR)]
 MAX_UPLOAD = "20mb"
-# Where a request's CSV, JSON and zip are written before Gradio copies them into its cache.
-DOWNLOADS = Path(tempfile.gettempdir()) / f"imagereward-downloads-{os.getpid()}"
+# A request's CSV, JSON and zip, written into Gradio's upload folder (served from there, not copied) and
+# removed with the uploads once `file_lifetime` old.
+DOWNLOADS = Downloads(get_upload_folder(), SETTINGS.file_lifetime)
 
 ABOUT = f"""
 **What the score means.** ImageReward ([Xu et al., 2023](https://arxiv.org/abs/2304.05977)) predicts which
@@ -68,8 +70,9 @@ same prompt*; a score on its own says little.
 
 **Limits.** The model reads only the first 35 tokens of the prompt (about 25 words) and sees each image at
 224x224 pixels, centre-cropped, so fine detail and the edges of wide images do not count. Up to
-{SETTINGS.max_images} images per request, PNG, JPEG, WEBP, GIF, BMP or TIFF, each at most {MAX_UPLOAD.upper()}
-and 89.5 million pixels.
+{SETTINGS.max_images} images per request, PNG, JPEG, WEBP, GIF, BMP or TIFF, each at most {MAX_UPLOAD.upper()},
+89.5 million pixels and 64 times as long as it is wide (or the other way round); uploads are kept
+{SETTINGS.file_lifetime // 60} minutes.
 
 **Other judges.** Tick them to see their scores and ranks beside ImageReward's, and order the gallery by any of
 them; the agreement line counts the pairs of images each orders as ImageReward does. {" ".join(f"{JUDGE_MEANINGS[j]}." for j in SETTINGS.judges)}
@@ -118,7 +121,7 @@ def _score_page(prompt: str, images: list[Any] | None, judges: Any, order_by: An
         gr.Warning(note)
     first_prompt, ranking = rankings[0]
     judge = order_by if order_by in ranking.judges else PRIMARY
-    downloads = formatting.write_downloads(rankings, LOADED.label, download_folder(DOWNLOADS))
+    downloads = formatting.write_downloads(rankings, LOADED.label, DOWNLOADS.new_folder())
     rows = [{"name": r.name, "score": r.score, "path": r.source} for r in ranking.ordered_by(judge)]
     if len(rankings) > 1:
         headers, cells = formatting.matrix(rankings)
@@ -206,7 +209,10 @@ def fill_prompt(prompt: str, images: list[Any] | None):
     return gr.skip()
 
 
-with gr.Blocks(title="ImageReward: rank images by human preference", delete_cache=(1800, 3600)) as demo:
+with gr.Blocks(
+    title="ImageReward: rank images by human preference",
+    delete_cache=(sweep_every(SETTINGS.file_lifetime), SETTINGS.file_lifetime),
+) as demo:
     gr.Markdown("# ImageReward\nRank text-to-image generations by how much people would prefer them.")
     gr.Markdown(model_banner(), elem_id="model-status")
     if LOADED.error:
@@ -324,11 +330,22 @@ with gr.Blocks(title="ImageReward: rank images by human preference", delete_cach
     api_trigger.click(score_api, [prompt, images, judges_box], api_json, api_name="score")
 
 demo.queue(default_concurrency_limit=2, max_size=64)
+QueueGate(demo, SETTINGS.max_pending, SETTINGS.proxy_hops, choice_inputs=[judges_box, order_by]).install()
 
 if __name__ == "__main__":
+    Janitor(DOWNLOADS).start()
+    upload_guard = Middleware(
+        UploadGuard,
+        upload_quota=SETTINGS.upload_quota,
+        disk_budget=SETTINGS.disk_budget,
+        window=SETTINGS.file_lifetime,
+        meter=DiskMeter(get_upload_folder()),
+        proxy_hops=SETTINGS.proxy_hops,
+    )
     demo.launch(
         theme=gr.themes.Soft(),
         max_file_size=MAX_UPLOAD,
         css_paths=[ASSETS / "app.css"],
         js=(ASSETS / "app.js").read_text(encoding="utf-8"),
+        app_kwargs={"middleware": [upload_guard]},
     )

@@ -14,6 +14,16 @@ from pathlib import Path
 from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
+# The process id of each running app, by its base URL (for tests that read the server's memory).
+PIDS: dict[str, int] = {}
+
+
+def peak_memory_mb(pid: int) -> float:
+    """The peak resident memory of a process so far (VmHWM), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    raise RuntimeError(f"no VmHWM for process {pid}")
 
 
 def free_port() -> int:
@@ -57,8 +67,10 @@ def running_app(tmp_dir: Path, **env_overrides: str) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"app did not answer on {url}: {(tmp_dir / f'app-{port}.log').read_text()}")
             time.sleep(0.5)
+        PIDS[url] = proc.pid
         yield url
     finally:
+        PIDS.pop(url, None)
         os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=15)

@@ -1,0 +1,229 @@
+"""Who may queue what, and upload how much: the gates a public page needs in front of Gradio's queue and its
+upload route.
+
+Every call of the page and its API joins Gradio's queue through `QueueGate.push`, which, before the call is
+queued:
+
+- gives each visitor a fair share: at most `max_pending` calls queued or running per visitor (its address as
+  the Space's proxy forwards it, see `visitor`); past that the call is refused at once (HTTP 429) with a
+  sentence saying to wait, and every other visitor's calls are queued as usual, so that one client flooding
+  the queue cannot lock everyone else out;
+- fills a public API call's missing trailing inputs, and nulls, with those inputs' defaults (a client written
+  for `/score` with two values, prompt and images, keeps working);
+- refuses a value that is not one of a choice input's choices (the judges, the order) with the offered
+  choices and at most `SHOWN_CHARS` characters of the value, before Gradio's own check would echo it whole.
+
+`UploadGuard` (an ASGI middleware) bounds the disk uploads can fill: at most `upload_quota` bytes per visitor
+within the files' lifetime, and nothing more once the upload folder holds `disk_budget` bytes
+(`files.DiskMeter`).
+
+Gradio has no hook for either: `QueueGate` wraps the queue's `push` of the pinned Gradio (6.31), reading its
+queued events and running jobs; `tests/test_app_admission.py` fails if that shape changes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict, deque
+from typing import Any, Callable, Sequence
+
+SHOWN_CHARS = 60
+DEFAULT_MAX_PENDING = 4
+
+
+def visitor(request: Any, proxy_hops: int = 0) -> str:
+    """Who sent a request: with `proxy_hops` trusted proxies in front of the app (1 on a Space), the address
+    the outermost of them saw, i.e. the `proxy_hops`-th entry of `X-Forwarded-For` from the right (entries
+    further left are whatever the client wrote there); else the peer's address."""
+    if proxy_hops > 0:
+        forwarded = [a.strip() for a in request.headers.get("x-forwarded-for", "").split(",") if a.strip()]
+        if len(forwarded) >= proxy_hops:
+            return forwarded[-proxy_hops]
+    client = getattr(request, "client", None)
+    return client.host if client is not None and client.host else "unknown"
+
+
+def shown(value: Any) -> str:
+    """A value a client sent, as a message may quote it: its repr, cut to `SHOWN_CHARS` characters."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
+
+
+class TooMany(Exception):
+    """A visitor over its share; the message is what it is told."""
+
+
+class QueueGate:
+    """The gate in front of a Gradio queue (see the module doc).
+
+    Args:
+        blocks: the app, after `blocks.queue(...)`.
+        max_pending: calls one visitor may have queued or running.
+        proxy_hops: trusted proxies in front of the app (see `visitor`).
+        choice_inputs: components whose value must be among their choices (their choices fixed at build time).
+    """
+
+    def __init__(
+        self,
+        blocks: Any,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        proxy_hops: int = 0,
+        choice_inputs: Sequence[Any] = (),
+    ) -> None:
+        self.blocks = blocks
+        self.max_pending = max_pending
+        self.proxy_hops = proxy_hops
+        self.choices = {block._id: block for block in choice_inputs}
+        self.queue = blocks._queue
+        self._joining: dict[str, int] = defaultdict(int)
+        self._push = self.queue.push
+
+    def install(self) -> QueueGate:
+        """Puts the gate in front of the queue's `push`."""
+        self.queue.push = self.push
+        return self
+
+    def pending(self, who: str) -> int:
+        """Calls of `who` queued or running now (and being admitted)."""
+        events = [e for q in self.queue.event_queue_per_concurrency_id.values() for e in q.queue]
+        events += [e for job in self.queue.active_jobs if job for e in job]
+        return self._joining[who] + sum(1 for e in events if visitor(e.request, self.proxy_hops) == who)
+
+    async def push(self, body: Any, request: Any, username: str | None) -> tuple:
+        """Gradio's `Queue.push`, behind the fair share and the input checks."""
+        from fastapi import HTTPException
+        from gradio import route_utils
+
+        who = visitor(request, self.proxy_hops)
+        try:
+            fn = route_utils.get_fn(self.blocks, None, body) if body.fn_index is not None else None
+        except (KeyError, IndexError):
+            fn = None
+        if fn is not None:
+            refused = self._check_inputs(fn, body)
+            if refused is not None:
+                # Gradio's own validation answer: both its clients show the message (gradio_client raises
+                # `ValidationError` with it; the page marks the input).
+                parameter, message = refused
+                detail = [{"__type__": "validate", "is_valid": False, "message": message, "parameter_name": parameter}]
+                raise HTTPException(status_code=422, detail=detail)
+        # No await between counting and joining: concurrent joins of one visitor cannot both slip through.
+        if self.pending(who) >= self.max_pending:
+            raise HTTPException(
+                status_code=429,
+                detail=f"You have {self.max_pending} requests waiting or running already: wait for them to finish, "
+                f"then try again (each visitor may have {self.max_pending} at a time, so that everyone gets a turn).",
+            )
+        self._joining[who] += 1
+        try:
+            return await self._push(body, request, username)
+        finally:
+            self._joining[who] -= 1
+            if not self._joining[who]:
+                del self._joining[who]
+
+    def _check_inputs(self, fn: Any, body: Any) -> tuple[str, str] | None:
+        """Fills a public API call's missing or null inputs with their defaults; (parameter, sentence) refusing
+        a choice input's value, or None."""
+        data = body.data if isinstance(body.data, list) else None
+        if data is None:
+            return None
+        if getattr(fn, "api_visibility", None) == "public" and fn.api_name:
+            for block in fn.inputs[len(data) :]:
+                data.append(_default(block))
+            for k, block in enumerate(fn.inputs):
+                if data[k] is None and block._id in self.choices:
+                    data[k] = _default(block)
+        for k, (block, value) in enumerate(zip(fn.inputs, data)):
+            if block._id in self.choices:
+                problem = _choice_problem(self.choices[block._id], value)
+                if problem:
+                    return _parameter_name(fn, k), problem
+        return None
+
+
+def _parameter_name(fn: Any, index: int) -> str:
+    """The name of `fn`'s `index`-th input, as Gradio names it in validation answers."""
+    import inspect
+
+    names = list(getattr(fn, "input_parameter_names", None) or [])
+    if not names and getattr(fn, "fn", None) is not None:
+        names = list(inspect.signature(fn.fn).parameters)
+    return names[index] if index < len(names) else f"parameter_{index}"
+
+
+def _default(block: Any) -> Any:
+    value = getattr(block, "value", None)
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def _choice_problem(block: Any, value: Any) -> str | None:
+    """Why `value` is not a valid value of the choice component `block` (None if it is)."""
+    import gradio as gr
+
+    choices = [c[1] if isinstance(c, (list, tuple)) else c for c in (block.choices or [])]
+    label = getattr(block, "label", None) or "a choice"
+    many = isinstance(block, gr.CheckboxGroup) or (isinstance(block, gr.Dropdown) and bool(block.multiselect))
+    if many and not isinstance(value, list):
+        return f"{label}: expected a list of choices, got {shown(value)}; the choices: {choices}"
+    for v in value if many else [value]:
+        if v not in choices:
+            return f"{label}: {shown(v)} is not in the list of choices: {choices}"
+    return None
+
+
+class UploadGuard:
+    """ASGI middleware bounding uploads (Gradio's `/gradio_api/upload`, `/upload`): by their declared size
+    (`Content-Length`, required), at most `upload_quota` bytes per visitor within `window` seconds, and none
+    that would take `meter.used()` (a `files.DiskMeter` of the upload folder) past `disk_budget` bytes. A refused upload gets one sentence (429, or 507 for a
+    full disk), which the page shows."""
+
+    def __init__(
+        self, app: Callable, upload_quota: int, disk_budget: int, window: float, meter: Any, proxy_hops: int = 0
+    ) -> None:
+        self.app = app
+        self.upload_quota = upload_quota
+        self.disk_budget = disk_budget
+        self.window = window
+        self.meter = meter
+        self.proxy_hops = proxy_hops
+        self._uploads: dict[str, deque[tuple[float, int]]] = defaultdict(deque)
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST" or not scope["path"].endswith("/upload"):
+            await self.app(scope, receive, send)
+            return
+        from starlette.requests import Request
+        from starlette.responses import PlainTextResponse
+
+        request = Request(scope)
+        refusal = self.refusal(request)
+        if refusal is not None:
+            status, text = refusal
+            await PlainTextResponse(text, status_code=status)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def refusal(self, request: Any) -> tuple[int, str] | None:
+        """(status, sentence) refusing an upload, or None to let it through (and count it)."""
+        raw = request.headers.get("content-length", "")
+        if not raw.isdigit():
+            return 411, "Uploads must say their size (Content-Length)."
+        size = int(raw)
+        if self.meter.used() + size > self.disk_budget:
+            return 507, "The server has no room for more uploads right now; try again in a few minutes."
+        who = visitor(request, self.proxy_hops)
+        now = time.monotonic()
+        recent = self._uploads[who]
+        while recent and recent[0][0] < now - self.window:
+            recent.popleft()
+        used = sum(n for _, n in recent)
+        if used + size > self.upload_quota:
+            minutes = max(1, round(self.window / 60))
+            return 429, (
+                f"You have uploaded {used / 2**20:,.0f} MB in the last {minutes} minutes, the most one visitor may; "
+                "try again later."
+            )
+        recent.append((now, size))
+        self.meter.add(size)
+        return None
