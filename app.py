@@ -1,10 +1,9 @@
 """ImageReward in the browser: type a prompt, drop generations, see them ranked by predicted human preference.
 
-Only wiring lives here; the work is done by plain functions in `imagereward.serving` (checking, decoding,
-scoring and ranking a request) and `imagereward.formatting` (what the page shows). Runs locally
-(`python app.py`) and as a Hugging Face Space on any hardware: CPU, GPU, or ZeroGPU, where only the model's
-work runs inside `@spaces.GPU`. Settings: IMAGEREWARD_MODEL, IMAGEREWARD_DEVICE, IMAGEREWARD_DTYPE,
-IMAGEREWARD_MAX_IMAGES (see README.md).
+Only wiring lives here; the work is done by one `imagereward.app.Page` (checking, decoding, scoring and ranking
+a request; what the page shows). Runs locally (`python app.py`) and as a Hugging Face Space on any hardware:
+CPU, GPU, or ZeroGPU, where only the model's work runs inside `@spaces.GPU`. Settings: the `IMAGEREWARD_*`
+variables (README, "The app").
 """
 
 from __future__ import annotations
@@ -21,76 +20,37 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 from starlette.middleware import Middleware
 
-from imagereward import formatting
+from imagereward.app import view
 from imagereward.app.admission import QueueGate, UploadGuard
-from imagereward.app.files import DiskMeter, Downloads, Janitor, sweep_every
+from imagereward.app.files import DiskMeter, Janitor
+from imagereward.app.page import Page
+from imagereward.app.requests import Request, Scores, gpu_duration
+from imagereward.app.settings import Settings
 from imagereward.errors import InputError
-from imagereward.judge_pool import JudgePool
-from imagereward.judges import MEANINGS as JUDGE_MEANINGS
-from imagereward.multiprompt import plan_prompts, rank_prompts
-from imagereward.ranking import Ranking
-from imagereward.serving import (
-    PRIMARY,
-    PreparedRequest,
-    Settings,
-    api_response,
-    chosen_judges,
-    gpu_duration,
-    load_for_serving,
-    read_examples,
-    reordered,
-    score_prepared,
-    shown_rows,
-    warm_up,
-)
-
-SETTINGS = Settings.from_env()
-LOADED = load_for_serving(SETTINGS)
-if LOADED.model is not None and not SETTINGS.zero_gpu:
-    warm_up(LOADED.model)
-# The judges a visitor may add (IMAGEREWARD_JUDGES), loaded on first use; on ZeroGPU all at start.
-JUDGES = JudgePool(SETTINGS.judges, SETTINGS.device, SETTINGS.dtype, SETTINGS.download_root)
-if SETTINGS.zero_gpu and LOADED.model is not None:
-    JUDGES.preload()
+from imagereward.judges import primary
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 ASSETS = Path(__file__).parent / "assets"
-# The only folders a request may name files in: Gradio's uploads (and cached examples), and the examples.
-ALLOWED_ROOTS = [get_upload_folder(), str(EXAMPLES_DIR)]
 MAX_UPLOAD = "20mb"
-# A request's CSV, JSON and zip, written into Gradio's upload folder (served from there, not copied) and
-# removed with the uploads once `file_lifetime` old.
-DOWNLOADS = Downloads(get_upload_folder(), SETTINGS.file_lifetime)
+PRIMARY = primary().label
 
-ABOUT = f"""
-**What the score means.** ImageReward ([Xu et al., 2023](https://arxiv.org/abs/2304.05977)) predicts which
-image people would prefer for a prompt, trained on 137k expert comparisons. Scores are normalised: **0 is an
-average generation**, higher is better, and most scores fall between **-2 and 2**. Compare images *for the
-same prompt*; a score on its own says little.
-
-**Limits.** The model reads only the first 35 tokens of the prompt (about 25 words) and sees each image at
-224x224 pixels, centre-cropped, so fine detail and the edges of wide images do not count. Up to
-{SETTINGS.max_images} images per request, PNG, JPEG, WEBP, GIF, BMP or TIFF, each at most {MAX_UPLOAD.upper()},
-89.5 million pixels and 64 times as long as it is wide (or the other way round); uploads are kept
-{SETTINGS.file_lifetime // 60} minutes.
-
-**Other judges.** Tick them to see their scores and ranks beside ImageReward's, and order the gallery by any of
-them; the agreement line counts the pairs of images each orders as ImageReward does. {" ".join(f"{JUDGE_MEANINGS[j]}." for j in SETTINGS.judges)}
-"""
+SETTINGS = Settings.from_env()
+# The only folders a request may name files in: Gradio's uploads (and cached examples), and the examples.
+PAGE = Page(SETTINGS, roots=[get_upload_folder(), str(EXAMPLES_DIR)], upload_folder=get_upload_folder())
 
 
-def model_banner() -> str:
-    if LOADED.error:
-        return "⚠️ **Scoring is unavailable right now:** the model could not be loaded. This is for the page's operator to fix."
-    return f"Model: **{LOADED.label}**"
-
-
-def _on_device(request: PreparedRequest) -> dict[str, Any]:
-    return score_prepared(LOADED.model, request, JUDGES)
+def _on_device(request: Request) -> Scores:
+    return PAGE.score(request)
 
 
 if SETTINGS.zero_gpu:
-    _on_device = spaces.GPU(duration=gpu_duration)(_on_device)
+    PAGE.on_device = spaces.GPU(duration=gpu_duration)(_on_device)
+
+
+def model_banner() -> str:
+    if PAGE.loaded.error:
+        return "⚠️ **Scoring is unavailable right now:** the model could not be loaded. This is for the page's operator to fix."
+    return f"Model: **{PAGE.loaded.label}**"
 
 
 def score_ui(prompt: str, images: list[Any] | None, judges: list[str] | None = None, order_by: str | None = None):
@@ -104,47 +64,36 @@ def score_and_compare(prompt: str, images: list[Any] | None, judges: list[str] |
     return _score_page(prompt, images, judges, order_by)
 
 
-def _rank_all(prompt_text: Any, images: Any, judges: Any) -> tuple[list[tuple[str, Ranking]], list[str]]:
-    if LOADED.model is None:
-        raise InputError("Scoring is unavailable: the model could not be loaded.")
-    extra = chosen_judges(judges, SETTINGS.judges)
-    return rank_prompts(LOADED.model, prompt_text, images, ALLOWED_ROOTS, SETTINGS, _on_device, extra, JUDGES)
-
-
 def _score_page(prompt: str, images: list[Any] | None, judges: Any, order_by: Any) -> tuple:
     try:
-        rankings, notes = _rank_all(prompt, images, judges)
+        rankings, notes = PAGE.rank(prompt, images, judges)
     except InputError as e:
         gr.Warning(str(e))
         return (gr.skip(),) * (len(outputs) + 1 + len(compare_outputs))
     for note in notes:
         gr.Warning(note)
-    first_prompt, ranking = rankings[0]
-    judge = order_by if order_by in ranking.judges else PRIMARY
-    downloads = formatting.write_downloads(rankings, LOADED.label, DOWNLOADS.new_folder())
-    rows = [{"name": r.name, "score": r.score, "path": r.source} for r in ranking.ordered_by(judge)]
-    if len(rankings) > 1:
-        headers, cells = formatting.matrix(rankings)
-        grid = gr.update(value=cells, headers=headers, visible=True)
-        winner_note = f" (for the first prompt, “{first_prompt[:60]}”)"
+    page = view.shown(rankings, PAGE.loaded.label, order_by)
+    downloads = PAGE.write_downloads(rankings)
+    if page.matrix is not None:
+        grid = gr.update(value=page.matrix[1], headers=page.matrix[0], visible=True)
     else:
-        grid, winner_note = gr.update(visible=False), ""
+        grid = gr.update(visible=False)
     return (
-        formatting.status_line_many(rankings, LOADED.label),
-        ranking.ranked[0].source,
-        formatting.winner_text(ranking) + winner_note,
-        formatting.gallery_items(ranking, judge),
-        formatting.table_value(ranking, judge),
+        page.status,
+        page.winner,
+        page.winner_text,
+        page.gallery,
+        page.table,
         [str(p) for p in downloads],
-        formatting.agreement_text(ranking),
+        page.agreement,
         grid,
-        *_first_comparison(rows),
+        *_first_comparison(page.compared),
     )
 
 
 def start_compare(ranked: Any, table: Any):
     """The comparison of the ranking the page shows, at #1 against #2 (after a cached example)."""
-    return _first_comparison(shown_rows(ranked, table, ALLOWED_ROOTS))
+    return _first_comparison(view.shown_rows(ranked, table, PAGE.roots))
 
 
 def _first_comparison(rows: list[dict[str, Any]]) -> tuple:
@@ -161,12 +110,12 @@ def _first_comparison(rows: list[dict[str, Any]]) -> tuple:
 
 def reorder(ranked: Any, table: Any, order_by: str | None):
     """The gallery and the table of the ranking shown, in the chosen judge's order (nothing is scored again)."""
-    return reordered(ranked, table, order_by or PRIMARY, ALLOWED_ROOTS)
+    return view.reordered(ranked, table, order_by or PRIMARY, PAGE.roots)
 
 
 def compare(ranked: Any, table: Any, name_a: str | None, name_b: str | None):
     """The two chosen images side by side, and the model's preference probability between them."""
-    return _compared(shown_rows(ranked, table, ALLOWED_ROOTS), name_a, name_b)
+    return _compared(view.shown_rows(ranked, table, PAGE.roots), name_a, name_b)
 
 
 def _compared(rows: list[dict[str, Any]], name_a: str | None, name_b: str | None) -> tuple:
@@ -174,23 +123,20 @@ def _compared(rows: list[dict[str, Any]], name_a: str | None, name_b: str | None
     if name_a not in by_name or name_b not in by_name:
         return None, None, ""
     a, b = by_name[name_a], by_name[name_b]
-    return a["path"], b["path"], formatting.compare_text(name_a, a["score"], name_b, b["score"])
+    return a["path"], b["path"], view.compare_text(name_a, a["score"], name_b, b["score"])
 
 
 def score_api(prompt: str, images: list[Any] | None, judges: list[str] | None = None) -> dict[str, Any]:
-    """Scores images for a prompt. Returns {"ranked": [{rank, name, score, precision}] best first,
-    "skipped": [{name, reason}], "notes": [...], "model": str, "seconds": float}; with other judges (`judges`:
-    any of the offered ones) each row also has "scores" and "ranks" by judge (and "choices": {"PickScore": p}
-    with PickScore), and the response "judges" and "agreement" ({judge: {"same", "pairs"}}); with several prompts (one per line, or each image's own when
-    the prompt is empty) that of the first, and "by_prompt": [{"prompt", ...the same keys}] for all of them."""
+    """Scores images for a prompt. Returns {"ranked": [rows] best first (rank, image, name, score, precision,
+    model; with other judges score_<judge>, rank_<judge>, choice_PickScore, and "scores", "ranks", "choices" by
+    judge), "skipped": [{name, reason}], "notes": [...], "model": str, "seconds": float}; with other judges
+    (`judges`: any of the offered ones) also "judges" and "agreement" ({judge: {"same", "pairs"}}); with several
+    prompts (one per line, or each image's own when the prompt is empty) that of the first, and "by_prompt":
+    [{"prompt", ...the same keys}] for all of them."""
     try:
-        rankings, notes = _rank_all(prompt, images, judges)
+        return PAGE.api(prompt, images, judges)
     except InputError as e:
         raise gr.Error(str(e), print_exception=False) from None
-    response = api_response(rankings[0][1], notes, LOADED.label)
-    if len(rankings) > 1:
-        response["by_prompt"] = [{"prompt": p, **api_response(r, [], LOADED.label)} for p, r in rankings]
-    return response
 
 
 def fill_prompt(prompt: str, images: list[Any] | None):
@@ -199,25 +145,23 @@ def fill_prompt(prompt: str, images: list[Any] | None):
     ranked against its own."""
     if isinstance(prompt, str) and prompt.strip():
         return gr.skip()
-    try:
-        groups, _, _ = plan_prompts("", images, ALLOWED_ROOTS)
-    except InputError:
-        return gr.skip()
-    if len(groups) == 1:
-        return groups[0].prompt
-    gr.Info(f"These images carry {len(groups)} different prompts: leave the prompt empty to rank each against its own.")
+    prompts = PAGE.embedded_prompts(images)
+    if len(prompts) == 1:
+        return prompts[0]
+    if prompts:
+        gr.Info(
+            f"These images carry {len(prompts)} different prompts: leave the prompt empty to rank each against its own."
+        )
     return gr.skip()
 
 
-with gr.Blocks(
-    title="ImageReward: rank images by human preference",
-    delete_cache=(sweep_every(SETTINGS.file_lifetime), SETTINGS.file_lifetime),
-) as demo:
+# No `delete_cache`: `Janitor` removes the page's files once they are `file_lifetime` old (app/files.py says why).
+with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
     gr.Markdown("# ImageReward\nRank text-to-image generations by how much people would prefer them.")
     gr.Markdown(model_banner(), elem_id="model-status")
-    if LOADED.error:
+    if PAGE.loaded.error:
         with gr.Accordion("Details for the operator", open=False, elem_id="operator-details"):
-            gr.Markdown(LOADED.error)
+            gr.Markdown(PAGE.loaded.error)
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):
             prompt = gr.Textbox(
@@ -240,13 +184,13 @@ with gr.Blocks(
             judges_box = gr.CheckboxGroup(
                 choices=list(SETTINGS.judges),
                 value=[],
-                label="Also judge with (ImageReward always scores)",
-                info="the paper's baselines, side by side: CLIP score, BLIP score, LAION Aesthetic",
+                label=f"Also judge with ({PRIMARY} always scores)",
+                info=PAGE.judges_info(),
                 visible=bool(SETTINGS.judges),
                 elem_id="judges",
             )
             score_btn = gr.Button(
-                "Score and rank", variant="primary", elem_id="score-btn", interactive=LOADED.model is not None
+                "Score and rank", variant="primary", elem_id="score-btn", interactive=PAGE.loaded.model is not None
             )
             examples_slot = gr.Column(elem_id="examples-slot")
         with gr.Column(scale=1, min_width=300, elem_id="results"):
@@ -273,7 +217,7 @@ with gr.Blocks(
         label="Ranks for each prompt (#rank · score)", interactive=False, visible=False, elem_id="matrix", wrap=True
     )
     table = gr.Dataframe(
-        headers=["rank", "image", "score", "precision"],
+        headers=view.TABLE_COLUMNS,
         datatype=["number", "str", "number", "str"],
         interactive=False,
         label="Scores",
@@ -298,7 +242,7 @@ with gr.Blocks(
     outputs = [status, winner, winner_text, ranked, table, downloads, agreement]
     with examples_slot:
         gr.Examples(
-            read_examples(EXAMPLES_DIR),
+            view.read_examples(EXAMPLES_DIR),
             inputs=[prompt, images],
             outputs=outputs,
             fn=score_ui,
@@ -308,7 +252,7 @@ with gr.Blocks(
             elem_id="examples",
             api_visibility="private",
         )
-    gr.Markdown(ABOUT, elem_id="about")
+    gr.Markdown(PAGE.about(MAX_UPLOAD), elem_id="about")
 
     compare_outputs = [pick_a, pick_b, image_a, image_b, compare_text]
     images.upload(fill_prompt, [prompt, images], prompt, api_visibility="private")
@@ -333,7 +277,7 @@ demo.queue(default_concurrency_limit=2, max_size=64)
 QueueGate(demo, SETTINGS.max_pending, SETTINGS.proxy_hops, choice_inputs=[judges_box, order_by]).install()
 
 if __name__ == "__main__":
-    Janitor(DOWNLOADS).start()
+    Janitor(PAGE.downloads, demo).start()
     upload_guard = Middleware(
         UploadGuard,
         upload_quota=SETTINGS.upload_quota,

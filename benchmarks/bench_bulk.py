@@ -54,8 +54,7 @@ def package_rate(checkpoint: Path, paths: list[str], device: str, batch: int) ->
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t
-    if model._process_decoder is not None:  # its processes would sit idle beside Ray's workers
-        model._process_decoder.close()
+    model.close()  # its decoding processes would sit idle beside Ray's workers
     return {"load_s": load_s, "steady_images_per_s": len(paths) / seconds}
 
 

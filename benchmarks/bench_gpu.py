@@ -139,7 +139,7 @@ def end_to_end(model: ImageReward, paths: list[str], batch: int, processes: int 
 def decode_ceiling(paths: list[str], threads: int, processes: int) -> dict:
     """Images/s of the exact preprocessing alone (`images.load_pixels` + content key, no model): in a thread
     pool, and in worker processes with one torch thread each."""
-    from imagereward.cache import content_key
+    from imagereward.decoding import content_key
     from imagereward.decoding import ProcessDecoder
     from imagereward.images import load_pixels
     from imagereward.preprocessing import ORIGINAL_224
@@ -258,7 +258,7 @@ def profile_model(model: ImageReward, batch: int, top: int = 15) -> dict:
 def gpu_decode_run(model: ImageReward, jpegs: list[str], batch: int) -> dict:
     """The approximate path (JPEG decoded and resized on the GPU) from JPEG files: images/s, and its rewards
     against the exact path's on the same files and on the parity fixtures' JPEGs."""
-    from imagereward.gpu_decode import approximate_results
+    from imagereward.reward import approximate_results
 
     model.embedding_cache.resize(0)
     approximate_results(model, PROMPT, jpegs[: batch * 2], batch_size=batch)  # warm-up

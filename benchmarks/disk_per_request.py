@@ -34,8 +34,9 @@ def main() -> None:
     parser.add_argument("--lifetime", type=int, default=5)
     parser.add_argument("--json")
     args = parser.parse_args()
-    import appserver
     import test_app_limits as requests_of
+
+    import appserver
 
     appserver.ROOT = Path(args.app_dir)
     sources = [requests_of.image_path(n) for n in requests_of.CASE["images"][:2]]
@@ -69,7 +70,9 @@ def main() -> None:
         "app": args.app_dir,
         "uploaded_per_request": uploaded / n,
         "page_files_at_start": start_bytes,
-        "right_after_per_request": {k: (v - (start_bytes if k == "upload folder" else 0)) / n for k, v in after.items()},
+        "right_after_per_request": {
+            k: (v - (start_bytes if k == "upload folder" else 0)) / n for k, v in after.items()
+        },
         f"after_{args.lifetime}s_per_request": {
             k: (v - (start_bytes if k == "upload folder" else 0)) / n for k, v in later.items()
         },

@@ -21,20 +21,18 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .factory import load
     from .judges import available_judges, available_scores, load_judge, load_score
-    from .pretrained import available_models
-    from .reward import ImageReward
+    from .reward import ImageReward, available_models, load
 
 # The models' modules (timm, transformers: seconds to import) load on first use, so that a process that only
 # decodes images (bulk scoring's Ray workers) starts without them.
 _LAZY = {
-    "load": "factory",
+    "load": "reward",
     "available_judges": "judges",
     "available_scores": "judges",
     "load_judge": "judges",
     "load_score": "judges",
-    "available_models": "pretrained",
+    "available_models": "reward",
     "ImageReward": "reward",
 }
 

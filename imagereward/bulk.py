@@ -7,15 +7,15 @@ The pipeline is Ray Data's: the inputs become a dataset of rows that say where e
 as the package does, once per preprocessing the judges read (each image opened once; ImageReward and the
 baselines share theirs, PickScore and HPSv2.1 have their own); model actors (one per GPU, or `actors` on the
 CPU) score batches, every judge from its decoded pixels, one image-encoder pass per batch whatever the prompts
-(`BatchedScorer.score_pairs`); the driver streams the results into Parquet part files.
+(`Judge.score_pairs`); the driver streams the results into Parquet part files.
 
 Inputs: a manifest (Parquet, CSV or JSONL with columns `prompt`, `image` (a path relative to the manifest's
 folder, or in Parquet the encoded bytes) and an optional `id`), a folder of images with `prompt`, or
 uncompressed WebDataset tar shards (`<key>.png|jpg|webp` + `<key>.txt` or `<key>.json` holding the prompt).
 
-Output: a Parquet dataset (a folder) of rows `id`, `prompt`, `image` (the reference, never the bytes), `score`
-(the first judge's), `score_<judge>` for each other judge, `model`, `dtype`, `error` (null, or why the image
-could not be scored). Resumable: results are written in part files, each renamed into place only when
+Output: a Parquet dataset (a folder) of the package's result rows (`rows`): `id`, `prompt`, `image` (the
+reference, never the bytes), `score` (the first judge's), `score_<judge>` for each other judge, `precision`,
+`model` and `error` (null, or why the image could not be scored). Resumable: results are written in part files, each renamed into place only when
 complete, and a run started again skips every id already written, so a run killed half-way and restarted
 ends with every row exactly once.
 """
@@ -142,23 +142,20 @@ class ScoreActor:
     def __init__(
         self, judges: Sequence[str], model: str, device: str | None, dtype: str | None, download_root: str | None
     ) -> None:
-        from .factory import load
-        from .judges import IMAGEREWARD, PREPROCESSING, load_score
+        from .judges import load_judge, spec
 
         self.judges = []
         for name in judges:
-            judge = (
-                load(model, device=device, dtype=dtype, download_root=download_root)
-                if name == IMAGEREWARD
-                else load_score(name, device=device, dtype=dtype, download_root=download_root)
-            )
-            if judge.preprocessing != PREPROCESSING[name]:
+            found = spec(name)
+            weights = {"weights": model} if found.primary else {}
+            judge = load_judge(found.name, device=device, dtype=dtype, download_root=download_root, **weights)
+            if judge.preprocessing != found.preprocessing:
                 raise InputError(
                     f"{name} was loaded with {judge.preprocessing} preprocessing; bulk scoring decodes "
-                    f"{PREPROCESSING[name]} for it. Use weights of the published architecture."
+                    f"{found.preprocessing} for it. Use weights of the published architecture."
                 )
             judge.embedding_cache.resize(0)  # every image once: nothing to reuse
-            self.judges.append((name, judge))
+            self.judges.append((found.label, judge))
         if not str(device).startswith("cuda"):
             import torch
 
@@ -166,13 +163,15 @@ class ScoreActor:
             # the work (decoding is ~2%), so it may use every core of its node.
             torch.set_num_threads(os.cpu_count() or 1)
         first = self.judges[0][1]
-        self.model = model if judges[0] == IMAGEREWARD else judges[0]
-        self.dtype = str(first.dtype).removeprefix("torch.")
+        self.model = Path(model).name if first.spec.primary else first.spec.name
+        self.precision = str(first.dtype).removeprefix("torch.")
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import torch
 
-        from .scorer import Decoded, Scored
+        from .decoding import Decoded
+        from .judges.base import Scored
+        from .rows import score_column
 
         n = len(batch["id"])
         errors = [e if isinstance(e, str) else None for e in batch["error"]]  # all-null columns arrive as NaN
@@ -188,14 +187,15 @@ class ScoreActor:
             decoded = [Decoded(row, f"row-{k}".encode()) for k, row in zip(good, block)]
             scores = np.full(n, np.nan)
             if good:
-                for k, result in zip(good, judge.score_pairs(prompts, decoded)):
-                    if isinstance(result, Scored) and np.isfinite(result.reward):
-                        scores[k] = result.reward
+                names = [str(batch["image"][k]) for k in good]
+                for k, result in zip(good, judge.score_pairs(prompts, decoded, names)):
+                    if isinstance(result, Scored):
+                        scores[k] = result.score
                     elif errors[k] is None:
-                        errors[k] = f"{name}: its score is not a finite number"
-            out["score" if j == 0 else f"score_{name}"] = scores
+                        errors[k] = f"{name}: {result.reason}"
+            out["score" if j == 0 else score_column(name)] = scores
+        out["precision"] = np.array([self.precision] * n, dtype=object)
         out["model"] = np.array([self.model] * n, dtype=object)
-        out["dtype"] = np.array([self.dtype] * n, dtype=object)
         out["error"] = np.array(errors, dtype=object)
         return out
 
@@ -301,8 +301,8 @@ def bulk_score(
     inputs: Sequence[str | Path],
     output: str | Path,
     prompt: str | None = None,
-    model: str = "ImageReward-v1.0",
-    scorers: Sequence[str] = (),
+    model: str | None = None,
+    judges: Sequence[str] = (),
     device: str | None = None,
     dtype: str | None = None,
     batch_size: int | None = None,
@@ -316,7 +316,8 @@ def bulk_score(
     already holds.
 
     Args:
-        scorers: judges, the first ranks (`score`); default ImageReward (`model`) alone.
+        model: ImageReward's weights (a registry name or a path; default the published ones).
+        judges: the judges, by name; the first gives `score`; default ImageReward (`model`) alone.
         device: where actors run: default one actor per GPU when the cluster has GPUs, else the CPU.
         batch_size: images per model call (default 256 on GPU, 32 on CPU).
         actors: model actors (default: the GPUs, or 1 on the CPU).
@@ -325,17 +326,18 @@ def bulk_score(
     """
     import ray
 
-    from .judges import IMAGEREWARD, PREPROCESSING
+    from .judges import primary, spec
 
     start = time.perf_counter()
     output = Path(output)
+    model = model or primary().name
+    try:
+        judges = list(dict.fromkeys(spec(name).name for name in judges or [primary().name]))
+    except ValueError as e:
+        raise InputError(str(e)) from None
     rows = read_rows(inputs, prompt)
     done = written_ids(output)
     todo = [r for r in rows if r["id"] not in done]
-    judges = list(dict.fromkeys(scorers or [IMAGEREWARD]))
-    unknown = [name for name in judges if name not in PREPROCESSING]
-    if unknown:
-        raise InputError(f"unknown scorer {unknown[0]!r}; available: {', '.join(PREPROCESSING)}")
     if not todo:
         return BulkSummary(0, 0, len(rows) - len(todo), time.perf_counter() - start)
     init_ray()
@@ -348,7 +350,7 @@ def bulk_score(
     ray.data.DataContext.get_current().enable_progress_bars = progress
     ds = rows_dataset(todo, readers=max(2, cpus // 8))
     # Decoding in CPU tasks of their own (the memory hint keeps Ray from fusing them into the model actors).
-    preprocessings = list(dict.fromkeys(str(PREPROCESSING[name]) for name in judges))
+    preprocessings = list(dict.fromkeys(str(spec(name).preprocessing) for name in judges))
     ds = ds.map_batches(
         decode_batch,
         fn_kwargs={"preprocessings": preprocessings},

@@ -6,24 +6,19 @@ image encoder, which is nearly all of the compute.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 
 import torch
 
 
-def content_key(pixels: torch.Tensor) -> bytes:
-    """A digest of the preprocessed uint8 pixels: the same picture gives the same key whatever its file."""
-    return hashlib.blake2b(pixels.contiguous().numpy().tobytes(), digest_size=16).digest()
-
-
 class EmbeddingCache:
-    """Least-recently-used map from `content_key` to image embeddings (197, width), thread-safe.
+    """Least-recently-used map from `decoding.content_key` to a judge's per-image features, thread-safe.
 
     Args:
-        max_entries: how many images to keep; 0 disables the cache. Each entry of ViT-L costs
-            197 x 1024 values (about 0.8 MB in float32, 0.4 MB in half precision).
+        max_entries: how many images to keep; 0 disables the cache. An entry of ImageReward's ViT-L holds
+            its 197 x 1024 tokens (about 0.8 MB in float32, 0.4 MB in half precision); a CLIP-like judge's, one
+            projected feature (a few kB).
     """
 
     def __init__(self, max_entries: int = 256) -> None:

@@ -10,18 +10,16 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Sequence, TextIO
 
 from tqdm import tqdm
 
 from . import evaluation
 from .errors import ImageError, ImageLoadError, ImageRewardError, InputError
 from .images import IMAGE_EXTENSIONS
-from .judges import available_judges
+from .judges import Judge, available_judges, load_judge, primary, spec
 from .ranking import Ranking, rank_images, rank_with_judges
-from .rows import write_csv
-
-JUDGES = available_judges()
+from .rows import columns, result_rows, write_csv
 
 FORMATS = ("table", "json", "jsonl", "csv")
 
@@ -159,25 +157,17 @@ def commit_output(handle: TextIO, target: Path) -> None:
     os.replace(handle.name, target)
 
 
-def rows_of(prompt: str, ranking: Ranking) -> list[dict[str, Any]]:
-    """One row per image, best first: prompt, rank, path, score; with several judges also `score_<judge>`
-    for each (None where that judge could not score the image)."""
-    rows = []
-    for r in ranking.ranked:
-        row = {"prompt": prompt, "rank": r.rank, "path": r.name, "score": r.score}
-        row.update({f"score_{judge}": r.scores.get(judge) for judge in ranking.judges})
-        rows.append(row)
-    return rows
-
-
-def write_results(results: list[tuple[Group, Ranking | None, list[ImageError]]], fmt: str, out: TextIO) -> None:
-    """Writes every group's rows best first in `fmt` (see FORMATS)."""
+def write_results(
+    results: list[tuple[Group, Ranking | None, list[ImageError]]], fmt: str, out: TextIO, model: str
+) -> None:
+    """Writes every group's result rows best first in `fmt` (see FORMATS; `rows.result_row`'s columns, the
+    image's path under `image`); `model` names the ranking judge."""
     if fmt == "json":
         payload = [
             {
                 "prompt": g.prompt,
-                "results": rows_of(g.prompt, r) if r else [],
-                "errors": [{"path": e.name, "reason": e.reason} for e in errors],
+                "results": result_rows(r, g.prompt, model) if r else [],
+                "errors": [{"image": e.name, "reason": e.reason} for e in errors],
             }
             for g, r, errors in results
         ]
@@ -185,19 +175,18 @@ def write_results(results: list[tuple[Group, Ranking | None, list[ImageError]]],
         out.write("\n")
     elif fmt == "jsonl":
         for group, ranking, _ in results:
-            for row in rows_of(group.prompt, ranking) if ranking else []:
+            for row in result_rows(ranking, group.prompt, model) if ranking else []:
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
     elif fmt == "csv":
         judges = next((r.judges for _, r, _ in results if r is not None), [])
-        fieldnames = ["prompt", "rank", "path", "score", *(f"score_{j}" for j in judges)]
-        rows = (row for group, ranking, _ in results for row in (rows_of(group.prompt, ranking) if ranking else []))
-        write_csv(out, fieldnames, rows, lineterminator="\n")
+        rows = (row for g, r, _ in results for row in (result_rows(r, g.prompt, model) if r else []))
+        write_csv(out, columns(judges[1:]), rows, lineterminator="\n")
     else:
         for k, (group, ranking, _) in enumerate(results):
             if len(results) > 1:
                 out.write(("\n" if k else "") + f"prompt: {group.prompt}\n")
             judges = ranking.judges if ranking else []
-            out.write(f"{'rank':>4}  " + "".join(f"{j[:12]:>12}  " for j in judges or ["score"]) + "path\n")
+            out.write(f"{'rank':>4}  " + "".join(f"{j[:12]:>12}  " for j in judges or ["score"]) + "image\n")
             for r in ranking.ranked if ranking else []:
                 values = [r.scores.get(j) for j in judges] if judges else [r.score]
                 cells = "".join(f"{'-' if v is None else f'{v:.4f}':>12}  " for v in values)
@@ -224,6 +213,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 def _score_groups(args: argparse.Namespace, groups: list[Group], output: tuple[TextIO, Path] | None) -> int:
     judges = _load_judges(args)
     model = judges[0]
+    model_name = _model_name(args, model)
     total = sum(len(g.images) for g in groups)
     bar = tqdm(total=total, unit="img", file=sys.stderr, disable=args.quiet or not sys.stderr.isatty() or total < 2)
     results = []
@@ -254,10 +244,10 @@ def _score_groups(args: argparse.Namespace, groups: list[Group], output: tuple[T
         results.append((group, ranking, errors))
     bar.close()
     if output is not None:
-        write_results(results, args.format, output[0])
+        write_results(results, args.format, output[0], model_name)
         commit_output(*output)
     else:
-        write_results(results, args.format, sys.stdout)
+        write_results(results, args.format, sys.stdout, model_name)
     return 0 if any(r for _, r, _ in results) else 1
 
 
@@ -265,7 +255,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     data = Path(args.data_dir)
     if args.download:
         test_json, images_dir = evaluation.download_test_set(data)
-        evaluation.download_weights(args.scorers, args.download_root)
+        evaluation.download_weights(args.judges, args.download_root)
     else:
         test_json = Path(args.test_json) if args.test_json else data / "test.json"
         images_dir = Path(args.images_dir) if args.images_dir else data / "test_images"
@@ -275,13 +265,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out_dir = Path(args.output_dir) if args.output_dir else test_json.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     table = []
-    for name in args.scorers:
-        scorer = _load_judge(args, name)
+    for name in args.judges:
+        judge = _load_judge(args, name)
         bar = tqdm(
             total=len(items), desc=name, unit="prompt", file=sys.stderr, disable=args.quiet or not sys.stderr.isatty()
         )
         try:
-            results = evaluation.evaluate(scorer, items, images_dir, progress=bar.update)
+            results = evaluation.evaluate(judge, items, images_dir, progress=bar.update)
         except ImageError as e:
             raise InputError(f"{e}; every image of the test set must be readable (check --images-dir)") from e
         finally:
@@ -290,36 +280,41 @@ def cmd_eval(args: argparse.Namespace) -> int:
         target.write_text(json.dumps(results, indent=4, ensure_ascii=False), encoding="utf-8")
         accuracy = evaluation.pairwise_accuracy([i["ranking"] for i in items], [r["rewards"] for r in results])
         table.append((name, accuracy, target))
-    print(f"{'scorer':>16}  {'accuracy':>8}  {'paper':>6}  results")
+    print(f"{'judge':>16}  {'accuracy':>8}  {'paper':>6}  results")
     for name, accuracy, target in table:
-        paper = evaluation.PAPER_ACCURACY.get(name)
+        paper = evaluation.paper_accuracy(name)
         print(f"{name:>16}  {100 * accuracy:7.2f}%  {f'{paper:.2f}%' if paper else '':>6}  {target}")
     return 0
 
 
-def _load_judge(args: argparse.Namespace, name: str):
-    """A judge by name; `ImageReward-v1.0` (the default judge) is the weights `--model` names."""
-    from .factory import load
-    from .judges import IMAGEREWARD, available_judges, load_score
+def _load_judge(args: argparse.Namespace, name: str) -> Judge:
+    """A judge by name (`judges.load_judge`); ImageReward is the weights `--model` names.
 
+    Raises:
+        InputError: an unknown name (the message lists the judges).
+    """
+    try:
+        found = spec(name)
+    except ValueError:
+        raise InputError(f"unknown judge {name!r}; available: {', '.join(available_judges())}") from None
     options = {"download_root": args.download_root, "device": args.device, "dtype": args.dtype}
-    if name == IMAGEREWARD:
-        judge = load(args.model, **options)
-        judge.name = name  # the judge's name in columns, whichever weights --model names
-    elif name in available_judges():
-        judge = load_score(name, **options)
-    else:
-        raise InputError(f"unknown scorer {name!r}; available: {', '.join(available_judges())}")
+    if found.primary:
+        options["weights"] = args.model
+    judge = load_judge(found.name, **options)
     if args.batch_size:
         judge.batch_size = args.batch_size
     return judge
 
 
-def _load_judges(args: argparse.Namespace) -> list:
-    from .judges import IMAGEREWARD
-
-    names = list(dict.fromkeys(args.scorer or [IMAGEREWARD]))
+def _load_judges(args: argparse.Namespace) -> list[Judge]:
+    names = list(dict.fromkeys(args.judge or [primary().name]))
     return [_load_judge(args, name) for name in names]
+
+
+def _model_name(args: argparse.Namespace, judge: Judge) -> str:
+    """The ranking judge as the rows name it: ImageReward by its weights (`--model`: a registry name, or a
+    path's last part), any other judge by its name."""
+    return Path(args.model).name if judge.spec.primary else judge.spec.name
 
 
 def cmd_bulk(args: argparse.Namespace) -> int:
@@ -336,7 +331,7 @@ def cmd_bulk(args: argparse.Namespace) -> int:
         args.output,
         prompt=args.prompt,
         model=args.model,
-        scorers=args.scorer or (),
+        judges=args.judge or (),
         device=args.device,
         dtype=args.dtype,
         batch_size=args.batch_size,
@@ -365,7 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def model_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--model", default="ImageReward-v1.0", help="registry name, or a checkpoint file or folder")
+        p.add_argument(
+            "--model",
+            default=primary().name,
+            help=f"{primary().label}'s weights: a registry name, or a checkpoint file or folder",
+        )
         p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA if available)")
         p.add_argument(
             "--dtype", default=None, choices=["fp32", "fp16", "bf16"], help="default fp32 on CPU, fp16 on CUDA"
@@ -390,11 +389,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("--batch-size", type=positive_int, default=None, help="images per forward pass (default 32)")
     score.add_argument(
+        "--judge",
         "--scorer",
+        dest="judge",
         action="append",
         metavar="NAME",
-        help=f"a judge to score with (repeatable: one column each; the first ranks); one of {', '.join(JUDGES)} "
-        "(default ImageReward-v1.0, the weights --model names)",
+        help=f"a judge to score with (repeatable: one column each; the first ranks); one of "
+        f"{', '.join(available_judges())} (default {primary().name}, the weights --model names); --scorer is "
+        "the same",
     )
     score.add_argument("--format", "-f", choices=FORMATS, default="table")
     score.add_argument("--output", "-o", help="write results here instead of standard output")
@@ -405,12 +407,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data-dir", default="data", help="holds test.json and test_images/ (default: data)")
     ev.add_argument("--test-json", help="the test set in the original's test.json format")
     ev.add_argument("--images-dir", help="folder the test set's image paths are relative to")
-    ev.add_argument("--output-dir", help="where test_<scorer>.json go (default: beside test.json)")
+    ev.add_argument("--output-dir", help="where test_<judge>.json go (default: beside test.json)")
     ev.add_argument(
+        "--judges",
         "--scorers",
+        dest="judges",
         nargs="+",
-        default=["ImageReward-v1.0"],
-        help=f"scorers to evaluate; available: {', '.join(JUDGES)}",
+        default=[primary().name],
+        help=f"judges to evaluate; available: {', '.join(available_judges())}; --scorers is the same",
     )
     ev.add_argument(
         "--download",
@@ -436,7 +440,13 @@ def build_parser() -> argparse.ArgumentParser:
     bulk.add_argument("--batch-size", type=positive_int, default=None, help="images per model call (256 GPU, 32 CPU)")
     bulk.add_argument("--actors", type=positive_int, default=None, help="model actors (default: one per GPU, or 1)")
     bulk.add_argument(
-        "--scorer", action="append", metavar="NAME", help=f"a judge (repeatable); one of {', '.join(JUDGES)}"
+        "--judge",
+        "--scorer",
+        dest="judge",
+        action="append",
+        metavar="NAME",
+        help=f"a judge (repeatable; the first gives `score`); one of {', '.join(available_judges())}; --scorer is "
+        "the same",
     )
     model_options(bulk)
     bulk.set_defaults(func=cmd_bulk)

@@ -21,10 +21,6 @@ REWARD_STD = 1.0333394966054072
 # The head's layer widths after its input (ImageReward.py `MLP`): 1024 -> 128 -> 64 -> 16 -> 1.
 HEAD_WIDTHS = (1024, 128, 64, 16, 1)
 
-# CLIP's normalisation constants, which the original's preprocessing uses.
-IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)
-IMAGE_STD = (0.26862954, 0.26130258, 0.27577711)
-
 # The prompt is padded and truncated to this many tokens, [CLS] and [SEP] included.
 MAX_PROMPT_TOKENS = 35
 

@@ -1,4 +1,4 @@
-"""The paper's Table 2 protocol (the original's `test.py`): rank each prompt's generations with a scorer,
+"""The paper's Table 2 protocol (the original's `test.py`): rank each prompt's generations with a judge,
 then count pairwise agreement with the human ranking.
 
 Counting follows the original's `acc()` exactly: for every pair (i, j) of one prompt's images, a pair whose
@@ -16,15 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
-from .scorer import ranks_from_rewards
+from .judges import spec
+from .judges.base import ranks_from_rewards
 
 # Where the test set is published: test.json in the original's GitHub repository, the images on the hub.
 TEST_JSON_URL = "https://raw.githubusercontent.com/THUDM/ImageReward/main/data/test.json"
 TEST_IMAGES_REPO = "THUDM/ImageReward"
 TEST_IMAGES_FILE = "test_images.zip"
 
-# The paper's Table 2 (preference accuracy on this test set), for the printed comparison.
-PAPER_ACCURACY = {"ImageReward-v1.0": 65.14, "BLIP": 57.76, "Aesthetic": 57.35, "CLIP": 54.82}
+
+def paper_accuracy(judge: str) -> float | None:
+    """The paper's Table 2 accuracy on this test set for a judge (percent), where it gives one."""
+    return spec(judge).paper_accuracy
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,9 @@ def pairwise_accuracy(human_rankings: Iterable[Sequence[float]], rewards: Iterab
     return correct / total if total else float("nan")
 
 
-class Scorer(Protocol):
+class Rewards(Protocol):
+    """What the protocol needs of a judge: its scores of one prompt's images."""
+
     def rewards(self, prompt: str, images: Sequence[Any]) -> list[float]: ...
 
 
@@ -82,7 +87,7 @@ def read_test_set(path: str | Path) -> list[dict[str, Any]]:
 
 
 def evaluate(
-    scorer: Scorer,
+    judge: Rewards,
     items: Sequence[dict[str, Any]],
     images_dir: str | Path,
     progress: Callable[[int], None] | None = None,
@@ -92,7 +97,7 @@ def evaluate(
     results = []
     for item in items:
         paths = [str(images_dir / g) for g in item["generations"]]
-        rewards = scorer.rewards(item["prompt"], paths)
+        rewards = judge.rewards(item["prompt"], paths)
         ranking = ranks_from_rewards(rewards)  # as `inference_rank` ranks, and a list for one image too
         results.append({"id": item["id"], "prompt": item["prompt"], "ranking": ranking, "rewards": rewards})
         if progress:
@@ -100,22 +105,11 @@ def evaluate(
     return results
 
 
-def download_weights(scorers: Sequence[str], download_root: str | Path | None) -> None:
-    """Fetches the chosen judges' files into `download_root` (ImageReward's come with loading it; PickScore's
-    and HPSv2.1's into the Hugging Face cache when `download_root` is None)."""
-    from .judges import sources
-
-    if "PickScore" in scorers:
-        sources.pickscore_folders(download_root)
-    if "HPSv2.1" in scorers:
-        sources.hps_files(download_root)
-    files = {"CLIP": [sources.CLIP_FILE], "Aesthetic": [sources.CLIP_FILE, sources.AESTHETIC_FILE]}
-    files["BLIP"] = [sources.BLIP_FILE]
-    for name in scorers:
-        for spec in files.get(name, []):
-            sources.find_or_download(spec, download_root, name)
-        if name == "BLIP":
-            sources.med_config(download_root)
+def download_weights(judges: Sequence[str], download_root: str | Path | None) -> None:
+    """Fetches the chosen judges' files into `download_root` (ImageReward's, PickScore's and HPSv2.1's into the
+    Hugging Face cache when `download_root` is None)."""
+    for name in judges:
+        spec(name).fetch(download_root)
 
 
 def download_test_set(folder: str | Path) -> tuple[Path, Path]:

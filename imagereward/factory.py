@@ -1,11 +1,12 @@
-"""`load`: resolve (hub or local) -> read -> convert keys -> strict load, on the meta device first so
-that the checkpoint's tensors are assigned, not copied."""
+"""Building and loading the ImageReward network (`load_network`: resolve (hub or local) -> read -> convert keys
+-> strict load, on the meta device first so that the checkpoint's tensors are assigned, not copied), and the
+device and precision every judge is placed in (`resolve_device`, `resolve_dtype`)."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 import torch
 
@@ -20,10 +21,11 @@ from .checkpoint import (
 )
 from .config import ModelConfig, read_json, text_config_from_med, vision_config_from_dict
 from .kernels import use_onednn_linears
+from .model import ImageRewardModel
 from .pretrained import resolve
-from .reward import ImageReward
 
 ConfigSource = str | Path | Mapping[str, Any] | None
+M = TypeVar("M", bound=ImageRewardModel)
 
 _DTYPES = {
     "float32": torch.float32,
@@ -71,32 +73,18 @@ def build_config(med_config: ConfigSource, vision_config: ConfigSource) -> Model
     return config
 
 
-def load(
-    name_or_path: str | Path = "ImageReward-v1.0",
+def load_network(
+    build: Callable[[ModelConfig], M],
+    name_or_path: str | Path,
     device: str | torch.device | None = None,
     download_root: str | Path | None = None,
     med_config: ConfigSource = None,
     vision_config: ConfigSource = None,
     dtype: str | torch.dtype | None = None,
-    *,
-    name: str | None = None,
-) -> ImageReward:
-    """Loads an ImageReward model, a drop-in for the original's `ImageReward.load`.
-
-    Args:
-        name_or_path: a name from `available_models()` (downloaded from the Hugging Face hub), a checkpoint
-            file (`.pt` or `.safetensors`), or a folder laid out like the hub repo.
-        device: where to run; default CUDA when available, else the CPU.
-        download_root: put downloaded files in this folder instead of the Hugging Face cache.
-        med_config: the text encoder's config (path or dict); default the one beside the checkpoint.
-        vision_config: the image encoder's config (path or dict); default the one beside the checkpoint,
-            else ViT-L/16.
-        dtype: compute dtype of the encoders; default float32 on the CPU (the original's numbers) and
-            float16 on CUDA. The head always runs in float32.
-        name: the original's name for `name_or_path`, accepted so that `load(name=...)` keeps working.
-
-    Returns:
-        The model in eval mode, on `device`.
+) -> M:
+    """The ImageReward network of a registry name or a local checkpoint, in four steps: resolve (hub or local)
+    -> read -> convert keys -> strict load, into the module `build(config)` makes (on the meta device, so that
+    the checkpoint's tensors are assigned, not copied); then placed on `device` in `dtype` (the head float32).
 
     Raises:
         ValueError: unknown name, device or dtype.
@@ -104,8 +92,6 @@ def load(
         imagereward.WeightsUnavailableError: the download failed and nothing is cached.
         imagereward.CheckpointError: a corrupt checkpoint, or one whose keys or shapes do not fit.
     """
-    if name is not None:
-        name_or_path = name
     target_device = resolve_device(device)
     target_dtype = resolve_dtype(dtype, target_device)
     files = resolve(name_or_path, download_root)
@@ -117,7 +103,7 @@ def load(
     state = convert_state_dict(raw)
     file_names = {convert_key(k): k for k in raw}  # converted key -> the file's own, for messages
     with torch.device("meta"):
-        model = ImageReward(config, name=str(name_or_path))
+        model = build(config)
     load_converted(model, state, file_key=lambda k: file_names.get(k, original_key(k)))
     del raw
     del state
@@ -128,7 +114,7 @@ def load(
     return model.eval()
 
 
-def _place(model: ImageReward, device: torch.device, dtype: torch.dtype, release: bool) -> None:
+def _place(model: ImageRewardModel, device: torch.device, dtype: torch.dtype, release: bool) -> None:
     """Moves and casts the weights one tensor at a time (the head stays float32). With `release` (weights
     memory-mapped from the checkpoint), a tensor that needed a copy gives its original's pages back at once,
     so that loading never holds the whole checkpoint and its converted copy together."""
@@ -146,7 +132,7 @@ def _place(model: ImageReward, device: torch.device, dtype: torch.dtype, release
     model.to(device)  # buffers
 
 
-def _rebuild_buffers(model: ImageReward) -> None:
+def _rebuild_buffers(model: ImageRewardModel) -> None:
     """Buffers that are not in the checkpoint are still on the meta device after loading: rebuild them."""
     embeddings = model.text_encoder.embeddings
     positions = model.config.text.max_position_embeddings

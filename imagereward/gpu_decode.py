@@ -1,6 +1,7 @@
 """An opt-in fast path past the CPU, and APPROXIMATE: JPEG files decoded on the GPU (nvJPEG, through
 `torchvision.io.decode_jpeg`) and resized there (`F.interpolate`, bicubic with antialiasing), instead of
-Pillow's decoder and resize on the CPU.
+Pillow's decoder and resize on the CPU. `gpu_batches` yields the decoded batches; the ImageReward judge's
+`approximate_results` scores them.
 
 The exact path (`ImageReward.rewards`) reproduces the original's Pillow preprocessing to the bit and is
 limited by how fast the CPU cores decode. This one frees the CPU of decoding, but nvJPEG's IDCT and upsampling
@@ -17,19 +18,15 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from . import images as imgs
 from .errors import ImageError, ImageLoadError
-from .reward import ImageReward
-from .scorer import Result, Scored, check_batch_size
-from .tokenizer import PromptTokens
 
 PathInput = str | os.PathLike
 
@@ -137,56 +134,28 @@ def _prepare(
     return _Prepared(start, rows, pixels, errors, exact, ready)
 
 
-@torch.inference_mode()
-def approximate_results(
-    model: ImageReward,
-    prompt: str | PromptTokens,
+def gpu_batches(
     paths: Sequence[PathInput],
-    names: Sequence[str] | None = None,
-    batch_size: int | None = None,
+    names: Sequence[str],
+    image_size: int,
+    batch_size: int,
+    device: torch.device,
     read_threads: int = 16,
-) -> list[Result]:
-    """Rewards of image files with JPEGs decoded and resized on the GPU (approximate; see the module doc).
-
-    While the model scores one batch, the next is read by `read_threads` threads and decoded on a second
-    CUDA stream.
-
-    Args:
-        model: an ImageReward model on CUDA (on the CPU this runs torchvision's CPU decoder instead, which is
-            only useful for testing).
-        prompt: the prompt (or its tokens).
-        paths: image files.
-        names: how to name them in errors (default: the paths).
-        batch_size: images per forward pass (default `model.batch_size`).
-        read_threads: threads reading files and their headers ahead of the GPU.
-
-    Returns:
-        `Scored` or `ImageError` per file, in order.
-    """
-    tokens = model.prompt_tokens(prompt)
-    names = list(names) if names is not None else [os.fspath(p) for p in paths]
-    size = check_batch_size(batch_size or model.batch_size)
-    device = model.device
+) -> Iterator[_Prepared]:
+    """The files in batches of `batch_size`, JPEGs decoded and resized on `device`: while the consumer works on
+    one batch, the next is read by `read_threads` threads and decoded on a second CUDA stream. Each batch's
+    pixels are ready on the current stream when it is yielded; its `exact` files are for the exact path."""
     stream = torch.cuda.Stream(device) if device.type == "cuda" else None
-    out: list[Result | None] = [None] * len(paths)
-    exact: list[int] = []
-    starts = list(range(0, len(paths), size))
+    starts = list(range(0, len(paths), batch_size))
     with (
         ThreadPoolExecutor(read_threads, thread_name_prefix="imagereward-read") as readers,
         ThreadPoolExecutor(1, thread_name_prefix="imagereward-gpu-decode") as preparer,
     ):
 
         def submit(start: int):  # type: ignore[no-untyped-def]
-            end = start + size
+            end = start + batch_size
             return preparer.submit(
-                _prepare,
-                start,
-                paths[start:end],
-                names[start:end],
-                model.config.vision.image_size,
-                device,
-                readers,
-                stream,
+                _prepare, start, paths[start:end], names[start:end], image_size, device, readers, stream
             )
 
         pending = [submit(s) for s in starts[:1]]
@@ -194,22 +163,7 @@ def approximate_results(
             if k + 1 < len(starts):
                 pending.append(submit(starts[k + 1]))
             batch = pending.pop(0).result()
-            for i, error in batch.errors.items():
-                out[batch.start + i] = error
-            exact.extend(batch.start + i for i in batch.exact)
-            if batch.pixels is None:
-                continue
-            if batch.ready is not None:
+            if batch.pixels is not None and batch.ready is not None:
                 torch.cuda.current_stream(device).wait_event(batch.ready)
                 batch.pixels.record_stream(torch.cuda.current_stream(device))
-            embeds = model.encode_images(imgs.normalize(batch.pixels).to(model.dtype))
-            rewards = model.score_embeddings(embeds, tokens.input_ids, tokens.attention_mask).tolist()
-            for i, reward in zip(batch.rows, rewards):
-                if math.isfinite(reward):
-                    out[batch.start + i] = Scored(reward, model.dtype)
-                else:  # half precision overflowed: the exact path rescores it in float32
-                    exact.append(batch.start + i)
-    if exact:
-        for i, result in zip(exact, model.results(tokens, [paths[i] for i in exact], size, [names[i] for i in exact])):
-            out[i] = result
-    return out  # type: ignore[return-value]
+            yield batch

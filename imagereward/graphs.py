@@ -18,7 +18,6 @@ from typing import Callable
 
 import torch
 
-from . import images as imgs
 from .config import MAX_PROMPT_TOKENS
 from .model import ImageRewardModel
 
@@ -56,10 +55,13 @@ class SmallBatchGraphs:
 
     Args:
         model: the network, on a CUDA device, in its compute dtype.
+        normalize: decoded uint8 pixels -> the network's float input (`images.normalize`), captured with the
+            image part.
     """
 
-    def __init__(self, model: ImageRewardModel) -> None:
+    def __init__(self, model: ImageRewardModel, normalize: Callable[[torch.Tensor], torch.Tensor]) -> None:
         self.model = model
+        self.normalize = normalize
         self._lock = threading.Lock()
         self._vision: dict[int, _Captured] = {}
         self._text: dict[int, _Captured] = {}
@@ -76,7 +78,7 @@ class SmallBatchGraphs:
             if b not in self._vision:
                 static = torch.zeros((b, *pixels.shape[1:]), dtype=torch.uint8, device=pixels.device)
                 self._vision[b] = _capture(
-                    lambda: self.model.encode_images(imgs.normalize(static).to(dtype)), (static,)
+                    lambda: self.model.encode_images(self.normalize(static).to(dtype)), (static,)
                 )
             captured = self._vision[b]
             captured.inputs[0][:n].copy_(pixels)

@@ -21,8 +21,11 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .config import IMAGE_MEAN, IMAGE_STD
 from .errors import ImageLoadError
+
+# CLIP's normalisation constants, which the original's preprocessing uses.
+IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)
+IMAGE_STD = (0.26862954, 0.26130258, 0.27577711)
 
 ImageInput = Union[Image.Image, str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, io.IOBase]
 

@@ -20,13 +20,12 @@ class PretrainedWeights:
     repo_id: str
     weights_file: str = "ImageReward.pt"
     med_config_file: str = "med_config.json"
-    # No commit hash of THUDM/ImageReward could be established offline; "main" is what the original uses.
+    # The revision the original loads.
     revision: str = "main"
 
 
-_REGISTRY: dict[str, PretrainedWeights] = {
-    "ImageReward-v1.0": PretrainedWeights(repo_id="THUDM/ImageReward"),
-}
+# Name -> weights; the ImageReward judge registers the published ones (`reward.WEIGHTS`).
+_REGISTRY: dict[str, PretrainedWeights] = {}
 
 
 @dataclass(frozen=True)

@@ -9,15 +9,19 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .config import MAX_PROMPT_TOKENS
+from .decoding import Decoder
 from .errors import ImageError, InputError, NonFiniteRewardError
 from .images import FORMATS_TEXT, ImageInput, describe
-from .judges import CHOICES
-from .panel import pairs_agreeing, panel_results, score_or_none
+from .judges import spec
+from .judges.base import Judge, Result, Scored, ranks_from_rewards
 from .reward import ImageReward
-from .scorer import BatchedScorer, Result, Scored, ranks_from_rewards
 from .tokenizer import PromptTokens, encode_prompt
 
-__all__ = ["InputError", "RankedImage", "Ranking", "add_judges", "rank_images", "rank_results", "unique_names"]
+__all__ = ["RankedImage", "Ranking", "add_judges", "rank_images", "rank_results", "rank_with_judges", "unique_names"]
+
+# Images decoded at a time when several judges score the same images: bounds the pixels held in memory (about
+# 150 kB each).
+PANEL_CHUNK = 256
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,8 @@ def add_judges(ranking: Ranking, first: str, others: dict[str, Sequence[Result]]
         scores[judge] = [score_or_none(r) for r in mine]
         failures += [(judge, r) for r in mine if isinstance(r, ImageError)]
     ranks = {judge: _over_scored(ranks_from_rewards, values) for judge, values in scores.items()}
-    choices = {judge: _over_scored(CHOICES[judge], values) for judge, values in scores.items() if judge in CHOICES}
+    choice_of = {judge: spec(judge).choice for judge in scores}
+    choices = {judge: _over_scored(choice_of[judge], values) for judge, values in scores.items() if choice_of[judge]}
     ranked = [
         replace(
             item,
@@ -170,10 +175,10 @@ def rank_results(
         if failures and all(isinstance(f, NonFiniteRewardError) for f in failures):
             raise InputError(f"None of the images could be scored ({reasons}).", failures)
         raise InputError(f"None of the images could be read ({reasons}). Use {FORMATS_TEXT} files.", failures)
-    ranks = ranks_from_rewards([r.reward for _, r in scored])
+    ranks = ranks_from_rewards([r.score for _, r in scored])
     ranked = sorted(
         (
-            RankedImage(rank, names[i], float(r.reward), sources[i], str(r.dtype).removeprefix("torch."))
+            RankedImage(rank, names[i], float(r.score), sources[i], str(r.dtype).removeprefix("torch."))
             for (i, r), rank in zip(scored, ranks)
         ),
         key=lambda item: item.rank,
@@ -183,8 +188,31 @@ def rank_results(
     return Ranking(ranked, failures, seconds, tokens.length, tokens.complete)
 
 
+def judge_results(
+    judges: Sequence[Judge],
+    prompt: str,
+    images: Sequence[ImageInput],
+    names: Sequence[str],
+    progress: Callable[[int], None] | None = None,
+    chunk_size: int = PANEL_CHUNK,
+) -> list[list[Result]]:
+    """Each judge's results (in `judges` order) for the same images, in input order: `chunk_size` images at a
+    time, each file decoded once for all the judges' preprocessings (`Decoder.decode`)."""
+    out: list[list[Result]] = [[] for _ in judges]
+    kinds = [judge.preprocessing for judge in judges]
+    with Decoder() as decoder:
+        for start in range(0, len(images), chunk_size):
+            chunk, chunk_names = images[start : start + chunk_size], names[start : start + chunk_size]
+            decoded = decoder.decode(chunk, chunk_names, kinds)
+            for k, judge in enumerate(judges):
+                out[k].extend(judge.score_decoded(prompt, decoded[judge.preprocessing], chunk_names))
+            if progress is not None:
+                progress(len(chunk))
+    return out
+
+
 def rank_with_judges(
-    judges: Sequence[BatchedScorer],
+    judges: Sequence[Judge],
     prompt: str,
     images: Sequence[ImageInput],
     names: Sequence[str],
@@ -199,12 +227,32 @@ def rank_with_judges(
     if not images:
         raise InputError("Add at least one image to score.")
     start = time.perf_counter()
-    results = panel_results(judges, prompt, images, names, progress)
+    results = judge_results(judges, prompt, images, names, progress)
     tokens = judges[0].prompt_tokens(prompt)
     ranking = rank_results(
         results[0], names, images, tokens if isinstance(tokens, PromptTokens) else None, time.perf_counter() - start
     )
-    return add_judges(ranking, judges[0].name, {j.name: r for j, r in zip(judges[1:], results[1:])}, names)
+    labels = [judge.spec.label for judge in judges]
+    return add_judges(ranking, labels[0], dict(zip(labels[1:], results[1:])), names)
+
+
+def pairs_agreeing(a: Sequence[float | None], b: Sequence[float | None]) -> tuple[int, int]:
+    """(pairs ordered the same way by both, pairs both order strictly), over the images both scored."""
+    both = [(x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None]
+    same = total = 0
+    for i in range(len(both)):
+        for j in range(i + 1, len(both)):
+            da, db = both[i][0] - both[j][0], both[i][1] - both[j][1]
+            if da == 0 or db == 0:
+                continue
+            total += 1
+            same += (da > 0) == (db > 0)
+    return same, total
+
+
+def score_or_none(result: Result) -> float | None:
+    """A result's score, or None for an error."""
+    return result.score if isinstance(result, Scored) else None
 
 
 def rank_images(

@@ -1,35 +1,53 @@
-"""`ImageReward`: the network plus the original's scoring API (`score`, `inference_rank`, `preprocess`),
-batched (see `scorer.BatchedScorer`: one image-encoder pass per batch, images decoded in parallel ahead of the
-model, the same file decoded once per call, image embeddings cached by content), with CUDA graphs for small
-batches and float32 rescoring where float16 overflows.
+"""ImageReward, the judge (Xu et al., "ImageReward", arXiv 2304.05977; the original `image-reward` 1.5): the
+network (`model.ImageRewardModel`) with the original's API (`load`, `score`, `inference_rank`, `preprocess`),
+batched as every judge is (`judges.base.Judge`), with CUDA graphs for small batches and float32 rescoring
+where float16 overflows.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import os
 import warnings
+from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 from PIL import Image
 
 from . import images as imgs
-from .config import ModelConfig
+from .config import MAX_PROMPT_TOKENS, ModelConfig
+from .decoding import Decoded
+from .factory import ConfigSource, load_network
 from .graphs import SmallBatchGraphs
 from .images import ImageInput
+from .judges.base import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CACHE_SIZE,
+    Judge,
+    JudgeSpec,
+    Result,
+    Scored,
+    check_batch_size,
+    ranks_from_rewards,
+)
 from .model import ImageRewardModel
-from .preprocessing import RESIZE_CROP, Preprocessing
-from .scorer import DEFAULT_BATCH_SIZE, DEFAULT_CACHE_SIZE, BatchedScorer, Decoded, Scored, ranks_from_rewards
+from .preprocessing import ORIGINAL_224, RESIZE_CROP, Preprocessing
+from .pretrained import PretrainedWeights, available_models, register, resolve
 from .tokenizer import PromptTokens, encode_prompt
 
-__all__ = ["ImageReward"]
+__all__ = ["ImageReward", "approximate_results", "available_models", "load"]
+
+# The published weights, by the name the original loads them with.
+WEIGHTS = "ImageReward-v1.0"
+register(WEIGHTS, PretrainedWeights(repo_id="THUDM/ImageReward"))
 
 
-class ImageReward(BatchedScorer, ImageRewardModel):
+class ImageReward(Judge, ImageRewardModel):
     """ImageReward with the original package's API. Build it with `imagereward.load`.
 
-    Attributes (besides `BatchedScorer`'s):
+    Attributes (besides `Judge`'s):
         cuda_graphs: replay small batches (up to 32 images) from CUDA graphs (`graphs.SmallBatchGraphs`):
             `None` (default) on CUDA, False never.
     """
@@ -45,7 +63,7 @@ class ImageReward(BatchedScorer, ImageRewardModel):
         cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
         ImageRewardModel.__init__(self, config)
-        self._init_batching(name, batch_size, cache_size)
+        self._init_judge(name, batch_size, cache_size)
         self.preprocessing = Preprocessing(RESIZE_CROP, config.vision.image_size)
         self.cuda_graphs: bool | None = None
         self._graphs: SmallBatchGraphs | None = None
@@ -99,20 +117,15 @@ class ImageReward(BatchedScorer, ImageRewardModel):
         return embeds
 
     def scores_from_features(self, tokens: PromptTokens, features: torch.Tensor) -> torch.Tensor:
-        return self._rewards(tokens.input_ids, tokens.attention_mask, features)
-
-    def _rewards(self, ids: torch.Tensor, mask: torch.Tensor, embeds: torch.Tensor) -> torch.Tensor:
-        rewards = self._graphed(lambda g: g.score_embeddings(embeds, ids, mask))
+        rewards = self._graphed(lambda g: g.score_embeddings(features, tokens.input_ids, tokens.attention_mask))
         if rewards is None:
-            rewards = self.score_embeddings(embeds, ids, mask)
+            rewards = self.score_embeddings(features, tokens.input_ids, tokens.attention_mask)
         return rewards.cpu()
 
     @torch.inference_mode()
-    def score_pairs(self, prompts: Sequence[str], decoded: Sequence[Decoded]) -> list[Scored]:
-        """One reward per (prompt, image) pair: one ViT pass for all the images, and one text-encoder pass per
-        prompt length, each row with its own prompt (run at its own length, as a prompt scored alone is). A
-        float16 overflow is scored again in float32, pair by pair."""
-        embeds = self.image_embeddings(decoded)
+    def pair_scores(self, prompts: Sequence[str], features: torch.Tensor) -> list[float]:
+        """One reward per row, each with its own prompt: one text-encoder pass per prompt length, each row run
+        at its own length (as a prompt scored alone is)."""
         tokens = [self.prompt_tokens(p) for p in prompts]
         lengths = [int(t.attention_mask.sum()) for t in tokens]
         rewards: list[float] = [0.0] * len(tokens)
@@ -120,46 +133,16 @@ class ImageReward(BatchedScorer, ImageRewardModel):
             rows = [k for k, n in enumerate(lengths) if n == length]
             ids = torch.cat([tokens[k].input_ids[:, :length] for k in rows]).to(self.device)
             mask = torch.cat([tokens[k].attention_mask[:, :length] for k in rows]).to(self.device)
-            for k, r in zip(rows, self.forward_head(self.encode_text(ids, mask, embeds[rows])).cpu().tolist()):
+            for k, r in zip(rows, self.forward_head(self.encode_text(ids, mask, features[rows])).cpu().tolist()):
                 rewards[k] = r
-        scored = [Scored(r, self.dtype) for r in rewards]
-        for k, r in enumerate(rewards):
-            if not math.isfinite(r):
-                scored[k] = self._scored(tokens[k], [decoded[k]])[0]
-        return scored
-
-    def _scored(self, tokens: PromptTokens, good: list[Decoded]) -> list[Scored]:
-        rewards = self.rewards_from_pixels(tokens.as_dict(), good).tolist()
-        scored = [Scored(r, self.dtype) for r in rewards]
-        overflowed = [i for i, r in enumerate(rewards) if not math.isfinite(r)]
-        if overflowed and self.dtype == torch.float16:
-            again = self._rescore_float32(tokens, [good[i] for i in overflowed]).tolist()
-            for i, r in zip(overflowed, again):
-                scored[i] = Scored(r, torch.float32)
-        return scored
+        return rewards
 
     @torch.inference_mode()
-    def rewards_from_pixels(self, tokens: dict[str, torch.Tensor], pixels: Sequence[Decoded]) -> torch.Tensor:
-        """Rewards (N,) float32 on the CPU for decoded images and one tokenized prompt."""
-        return self._rewards(tokens["input_ids"], tokens["attention_mask"], self.image_embeddings(pixels))
-
-    def _graphed(self, run: Callable[[SmallBatchGraphs], torch.Tensor | None]) -> torch.Tensor | None:
-        """`run` on the small-batch CUDA graphs when they are on (see `cuda_graphs`); None to run eagerly.
-        A part that cannot be captured turns the graphs off with a warning."""
-        if self.cuda_graphs is False or self.device.type != "cuda":
+    def rescore(self, tokens: PromptTokens, decoded: Sequence[Decoded]) -> list[Scored] | None:
+        """Rewards in float32, from a float32 copy of the weights made on first use and kept, for images whose
+        float16 reward overflowed (None in any other precision: float32 has nothing safer)."""
+        if self.dtype != torch.float16:
             return None
-        if self._graphs is None:
-            self._graphs = SmallBatchGraphs(self)
-        try:
-            return run(self._graphs)
-        except RuntimeError as e:
-            warnings.warn(f"CUDA graphs turned off, running eagerly: {e}", RuntimeWarning, stacklevel=3)
-            self.cuda_graphs, self._graphs = False, None
-            return None
-
-    @torch.inference_mode()
-    def _rescore_float32(self, tokens: PromptTokens, pixels: Sequence[Decoded]) -> torch.Tensor:
-        """Rewards in float32 from a float32 copy of the weights, made on first use and kept."""
         if self._float32_twin is None:
             twin = ImageRewardModel.__new__(ImageRewardModel)
             torch.nn.Module.__init__(twin)
@@ -167,6 +150,147 @@ class ImageReward(BatchedScorer, ImageRewardModel):
             for part in ("visual_encoder", "text_encoder", "head"):
                 setattr(twin, part, copy.deepcopy(getattr(self, part)).float())
             self._float32_twin = twin.eval()
-        batch = torch.stack([d.pixels for d in pixels]).to(self.device)
-        pixel_values = imgs.normalize(batch)
-        return self._float32_twin(tokens.input_ids, tokens.attention_mask, pixel_values).cpu()
+        batch = torch.stack([d.pixels for d in decoded]).to(self.device)
+        rewards = self._float32_twin(tokens.input_ids, tokens.attention_mask, imgs.normalize(batch)).cpu().tolist()
+        return [Scored(r, torch.float32) for r in rewards]
+
+    def _graphed(self, run: Callable[[SmallBatchGraphs], torch.Tensor | None]) -> torch.Tensor | None:
+        """`run` on the small-batch CUDA graphs when they are on (see `cuda_graphs`); None to run eagerly.
+        A part that cannot be captured turns the graphs off with a warning."""
+        if self.cuda_graphs is False or self.device.type != "cuda":
+            return None
+        if self._graphs is None:
+            self._graphs = SmallBatchGraphs(self, imgs.normalize)
+        try:
+            return run(self._graphs)
+        except RuntimeError as e:
+            warnings.warn(f"CUDA graphs turned off, running eagerly: {e}", RuntimeWarning, stacklevel=3)
+            self.cuda_graphs, self._graphs = False, None
+            return None
+
+
+def load(
+    name_or_path: str | Path = WEIGHTS,
+    device: str | torch.device | None = None,
+    download_root: str | Path | None = None,
+    med_config: ConfigSource = None,
+    vision_config: ConfigSource = None,
+    dtype: str | torch.dtype | None = None,
+    *,
+    name: str | None = None,
+) -> ImageReward:
+    """Loads an ImageReward model, a drop-in for the original's `ImageReward.load`.
+
+    Args:
+        name_or_path: a name from `available_models()` (downloaded from the Hugging Face hub), a checkpoint
+            file (`.pt` or `.safetensors`), or a folder laid out like the hub repo.
+        device: where to run; default CUDA when available, else the CPU.
+        download_root: put downloaded files in this folder instead of the Hugging Face cache.
+        med_config: the text encoder's config (path or dict); default the one beside the checkpoint.
+        vision_config: the image encoder's config (path or dict); default the one beside the checkpoint,
+            else ViT-L/16.
+        dtype: compute dtype of the encoders; default float32 on the CPU (the original's numbers) and
+            float16 on CUDA. The head always runs in float32.
+        name: the original's name for `name_or_path`, accepted so that `load(name=...)` keeps working.
+
+    Returns:
+        The model in eval mode, on `device`.
+
+    Raises:
+        ValueError: unknown name, device or dtype.
+        FileNotFoundError: a path that does not exist, or a folder without a checkpoint.
+        imagereward.WeightsUnavailableError: the download failed and nothing is cached.
+        imagereward.CheckpointError: a corrupt checkpoint, or one whose keys or shapes do not fit.
+    """
+    if name is not None:
+        name_or_path = name
+    model = load_network(
+        lambda config: ImageReward(config, name=str(name_or_path)),
+        name_or_path,
+        device,
+        download_root,
+        med_config,
+        vision_config,
+        dtype,
+    )
+    return model
+
+
+def _load_judge(
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    download_root: str | Path | None = None,
+    weights: str | Path | None = None,
+) -> ImageReward:
+    """`SPEC.load`: the `weights` (a registry name or a path; default the published ones)."""
+    return load(weights if weights is not None else WEIGHTS, device=device, download_root=download_root, dtype=dtype)
+
+
+def _fetch(download_root: str | Path | None) -> None:
+    resolve(WEIGHTS, download_root)
+
+
+SPEC = JudgeSpec(
+    name=WEIGHTS,
+    label="ImageReward",
+    load=_load_judge,
+    fetch=_fetch,
+    preprocessing=ORIGINAL_224,
+    meaning="predicted human preference; 0 is an average generation, most scores in -2..2",
+    files=("ImageReward.pt", "med_config.json"),
+    prompt_tokens=MAX_PROMPT_TOKENS,
+    paper_accuracy=65.14,
+    primary=True,
+)
+ImageReward.spec = SPEC
+
+
+@torch.inference_mode()
+def approximate_results(
+    model: ImageReward,
+    prompt: str | PromptTokens,
+    paths: Sequence[str | os.PathLike],
+    names: Sequence[str] | None = None,
+    batch_size: int | None = None,
+    read_threads: int = 16,
+) -> list[Result]:
+    """Rewards of image files with JPEGs decoded and resized on the GPU: APPROXIMATE (nvJPEG and torch's
+    bicubic are not Pillow's; see `gpu_decode`). Files that are not RGB or grey JPEGs, and rewards that
+    overflowed in half precision, go through the exact path in the same call.
+
+    Args:
+        model: an ImageReward model on CUDA (on the CPU this runs torchvision's CPU decoder instead, which is
+            only useful for testing).
+        prompt: the prompt (or its tokens).
+        paths: image files.
+        names: how to name them in errors (default: the paths).
+        batch_size: images per forward pass (default `model.batch_size`).
+        read_threads: threads reading files and their headers ahead of the GPU.
+
+    Returns:
+        `Scored` or `ImageError` per file, in order.
+    """
+    from .gpu_decode import gpu_batches
+
+    tokens = model.prompt_tokens(prompt)
+    names = list(names) if names is not None else [os.fspath(p) for p in paths]
+    size = check_batch_size(batch_size or model.batch_size)
+    out: list[Result | None] = [None] * len(paths)
+    exact: list[int] = []
+    for batch in gpu_batches(paths, names, model.config.vision.image_size, size, model.device, read_threads):
+        for i, error in batch.errors.items():
+            out[batch.start + i] = error
+        exact.extend(batch.start + i for i in batch.exact)
+        if batch.pixels is None:
+            continue
+        embeds = model.encode_images(imgs.normalize(batch.pixels).to(model.dtype))
+        rewards = model.score_embeddings(embeds, tokens.input_ids, tokens.attention_mask).tolist()
+        for i, reward in zip(batch.rows, rewards):
+            if math.isfinite(reward):
+                out[batch.start + i] = Scored(reward, model.dtype)
+            else:  # half precision overflowed: the exact path rescores it in float32
+                exact.append(batch.start + i)
+    if exact:
+        for i, result in zip(exact, model.results(tokens, [paths[i] for i in exact], size, [names[i] for i in exact])):
+            out[i] = result
+    return out  # type: ignore[return-value]

@@ -63,14 +63,14 @@ def test_the_upload_quota_is_per_visitor_and_the_budget_for_all() -> None:
 
 @pytest.mark.parametrize("field", ["IMAGEREWARD_MAX_PENDING", "IMAGEREWARD_FILE_LIFETIME", "IMAGEREWARD_PIXEL_BUDGET"])
 def test_the_limits_must_be_positive_whole_numbers(field: str) -> None:
-    from imagereward.serving import Settings
+    from imagereward.app.settings import Settings
 
     with pytest.raises(ValueError, match=f"{field} must be a positive whole number"):
         Settings.from_env({field: "0"})
 
 
 def test_on_a_space_the_proxy_is_trusted_by_default() -> None:
-    from imagereward.serving import Settings
+    from imagereward.app.settings import Settings
 
     assert Settings.from_env({"SPACE_ID": "user/space"}).proxy_hops == 1
     assert Settings.from_env({}).proxy_hops == 0

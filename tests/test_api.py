@@ -12,8 +12,8 @@ from PIL import Image
 import imagereward
 from conftest import EXPECTED, image_path
 from imagereward import ImageLoadError, NonFiniteRewardError
+from imagereward.judges.base import ranks_from_rewards
 from imagereward.ranking import InputError, rank_images
-from imagereward.scorer import ranks_from_rewards
 
 CASE = EXPECTED["rank"][0]
 PATHS = [str(image_path(n)) for n in CASE["images"]]
@@ -98,14 +98,14 @@ def test_half_precision_stays_close(parity_dir) -> None:
 
 def test_a_float16_nan_is_rescored_in_float32_and_the_others_kept(parity_dir, monkeypatch) -> None:
     model = imagereward.load(str(parity_dir), device="cpu", dtype="fp16")
-    real = model.rewards_from_pixels
+    real = model.scores_from_features
 
-    def one_nan(tokens, pixels):  # the second image of the batch overflows
-        out = real(tokens, pixels).clone()
+    def one_nan(tokens, features):  # the second image of the batch overflows
+        out = real(tokens, features).clone()
         out[1] = float("nan")
         return out
 
-    monkeypatch.setattr(model, "rewards_from_pixels", one_nan)
+    monkeypatch.setattr(model, "scores_from_features", one_nan)
     results = model.results(CASE["prompt"], PATHS[:3], names=["a.png", "b.png", "c.png"])
     assert [r.dtype for r in results] == [torch.float16, torch.float32, torch.float16]
     # float32 from the float16 weights: close to the original's float32 reward
@@ -173,22 +173,23 @@ def test_decoding_in_processes_gives_the_same_rewards(parity_dir, tmp_path: Path
     model.decode_processes = 2
     model.embedding_cache.resize(0)
     processes = model.try_rewards(CASE["prompt"], paths, batch_size=4)
-    assert model._process_decoder is not None  # the job did go to worker processes
+    assert model.decoder.running["processes"] == 2  # the job did go to worker processes
     assert isinstance(processes[len(PATHS)], ImageLoadError) and processes[len(PATHS)].name.endswith("bad.png")
     good = [i for i in range(len(paths)) if i != len(PATHS)]
     assert [processes[i] for i in good] == [threads[i] for i in good]
-    model._process_decoder.close()
+    model.close()
+    assert model.decoder.running == {"threads": 0, "processes": 0}  # nothing left running
 
 
 def test_rows_of_one_block_are_batched_without_a_copy() -> None:
-    from imagereward.scorer import _rows_of_one_block
+    from imagereward.decoding import as_batch
 
     block = torch.arange(5 * 3 * 4 * 4, dtype=torch.uint8).view(5, 3, 4, 4)
-    batch = _rows_of_one_block([block[1], block[2], block[3]])
-    assert batch is not None and batch.data_ptr() == block[1].data_ptr() and torch.equal(batch, block[1:4])
-    assert _rows_of_one_block([block[1], block[3]]) is None  # not consecutive
-    assert _rows_of_one_block([block[2], block[1]]) is None  # not in order
-    assert _rows_of_one_block([torch.zeros(3, 4, 4)]) is None  # not a row of anything
+    batch = as_batch([block[1], block[2], block[3]])
+    assert batch.data_ptr() == block[1].data_ptr() and torch.equal(batch, block[1:4])
+    for rows in ([block[1], block[3]], [block[2], block[1]], [torch.zeros(3, 4, 4)]):  # not consecutive rows
+        batch = as_batch(rows)
+        assert batch._base is None and torch.equal(batch, torch.stack(rows))  # a copy
 
 
 def test_without_room_in_shared_memory_decoding_stays_in_threads(parity_dir, monkeypatch) -> None:
@@ -198,16 +199,16 @@ def test_without_room_in_shared_memory_decoding_stays_in_threads(parity_dir, mon
 
     model = imagereward.load(str(parity_dir), device="cpu")
     model.decode_processes = 2
-    assert model._processes_for(PATHS, 4) == 2
     real = os_module.statvfs
 
     class Full:
         f_bavail, f_frsize = 10, 4096  # 40 kB free
 
     monkeypatch.setattr(decoding.os, "statvfs", lambda path: Full() if path == "/dev/shm" else real(path))
-    assert model._processes_for(PATHS, 4) == 0
+    assert not decoding.ring_fits(2, model.preprocessing)
     np.testing.assert_allclose(model.rewards(CASE["prompt"], PATHS[:4], batch_size=2), CASE["rewards"][:4], atol=1e-4)
-    assert model._process_decoder is None
+    assert model.decoder.running["processes"] == 0
+    model.close()
 
 
 def test_decoding_modules_import_without_the_models_libraries() -> None:

@@ -199,7 +199,7 @@ def _served_contents(url: str, payload: object):
             with zipfile.ZipFile(io.BytesIO(body)) as archive:
                 yield from (archive.read(member) for member in archive.namelist())
         elif link.endswith((".csv", ".json")):
-            assert body.startswith((b"prompt,rank,name,score", b'{\n "model"'))
+            assert body.startswith((b"prompt,rank,image,score", b'{\n "model"'))
         else:
             yield body
 
@@ -276,7 +276,7 @@ def test_the_api_returns_every_judges_scores_ranks_and_agreement(client: Client)
     """Three baselines beside ImageReward on one request: each judge's scores equal that judge scoring alone
     (the library), its ranks follow its scores, and the agreement counts pairs ordered as ImageReward does."""
     from imagereward.judges import load_score
-    from imagereward.panel import pairs_agreeing
+    from imagereward.ranking import pairs_agreeing
 
     paths = [image_path(n) for n in CASE["images"][:5]]
     response = client.predict(CASE["prompt"], gallery(paths), ["CLIP", "BLIP", "Aesthetic"], api_name="/score")
@@ -309,7 +309,7 @@ def test_the_api_returns_pickscore_and_hps_beside_imagereward(client: Client) ->
     from conftest import JUDGES
     from imagereward.judges import load_score
     from imagereward.judges.pickscore import softmax
-    from imagereward.panel import pairs_agreeing
+    from imagereward.ranking import pairs_agreeing
 
     paths = [image_path(n) for n in CASE["images"][:4]]
     response = client.predict(CASE["prompt"], gallery(paths), ["PickScore", "HPSv2.1"], api_name="/score")

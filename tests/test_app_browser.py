@@ -254,14 +254,16 @@ def test_the_downloads_parse_back_to_the_ranking(page, tmp_path: Path) -> None:
     data = json.loads(files[".json"].read_text(encoding="utf-8"))
     (ranking,) = data["rankings"]
     assert ranking["prompt"] == case["prompt"]
-    assert [r["name"] for r in rows] == [r["name"] for r in ranking["ranked"]] == [c.split(" · ")[2] for c in shown]
+    assert [r["image"] for r in rows] == [r["image"] for r in ranking["ranked"]] == [c.split(" · ")[2] for c in shown]
     assert [int(r["rank"]) for r in rows] == [1, 2, 3] and all(r["prompt"] == case["prompt"] for r in rows)
     rewards = dict(zip(case["images"], case["rewards"]))
-    assert all(abs(float(r["score"]) - rewards[r["name"]]) <= 1e-4 for r in rows)
-    assert {r["precision"] for r in rows} == {"float32"} and data["model"].endswith("(float32)")
+    assert all(abs(float(r["score"]) - rewards[r["image"]]) <= 1e-4 for r in rows)
+    assert {r["precision"] for r in rows} == {"float32"} and data["model"] == {
+        r["model"] for r in rows
+    }.pop() == "parity"
     with zipfile.ZipFile(files[".zip"]) as archive:
         names = archive.namelist()
-    assert names == [f"{int(r['rank']):02d}_{float(r['score']):+.2f}_{r['name']}" for r in rows]
+    assert names == [f"{int(r['rank']):02d}_{float(r['score']):+.2f}_{r['image']}" for r in rows]
 
 
 def test_enter_scores_and_shift_enter_adds_a_line(page) -> None:
@@ -429,7 +431,7 @@ def test_two_judges_on_one_request_give_columns_an_ordered_gallery_and_agreement
     """ImageReward and CLIP on the same images: the table has CLIP's score and rank columns with CLIP's own
     numbers, choosing CLIP orders the gallery by CLIP, and the agreement line counts the pairs."""
     from imagereward.judges import load_score
-    from imagereward.panel import pairs_agreeing
+    from imagereward.ranking import pairs_agreeing
 
     case = EXPECTED["rank"][0]
     names = case["images"][:5]
@@ -449,7 +451,7 @@ def test_two_judges_on_one_request_give_columns_an_ordered_gallery_and_agreement
 def order_by_and_check(page, judge: str, names: list[str], scores: list[float]) -> list[str]:
     """Chooses `judge` in "Order the gallery and table by"; checks that the gallery's captions show its ranks and
     scores in its order and that the table follows the gallery; returns the table's rows as shown."""
-    from imagereward.scorer import ranks_from_rewards
+    from imagereward.judges.base import ranks_from_rewards
 
     ranks = ranks_from_rewards(scores)
     order = [names[i] for i in sorted(range(len(names)), key=lambda i: ranks[i])]
@@ -469,7 +471,7 @@ def test_imagereward_pickscore_and_hps_on_one_request(page) -> None:
     agreement line names both."""
     from imagereward.judges import load_score
     from imagereward.judges.pickscore import softmax
-    from imagereward.panel import pairs_agreeing
+    from imagereward.ranking import pairs_agreeing
 
     case = EXPECTED["rank"][1]
     names = case["images"][:5]

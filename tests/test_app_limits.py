@@ -198,7 +198,7 @@ def test_the_pages_csv_download_is_inert(server) -> None:
                 float(cell)
             else:
                 assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (column, cell)
-    assert sorted(r[header.index("name")] for r in rows[1:]) == [
+    assert sorted(r[header.index("image")] for r in rows[1:]) == [
         "'+1.png",
         "'-1.png",
         "'=HYPERLINK(1).png",
@@ -246,7 +246,16 @@ def distinct_copy(source: Path, target: Path, k: int) -> Path:
 
 
 def new_files(folder: Path, before: set[Path]) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.is_file() and not p.is_symlink() and p not in before]
+    """The files under `folder` but those in `before` (a walk that tolerates the sweep removing folders)."""
+    found = [Path(root) / name for root, _, names in os.walk(folder) for name in names]
+    return [p for p in found if p not in before and not p.is_symlink()]
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except FileNotFoundError:  # swept meanwhile
+        return None
 
 
 def test_the_disk_stays_bounded_over_200_requests(tmp_path: Path) -> None:
@@ -273,11 +282,11 @@ def test_the_disk_stays_bounded_over_200_requests(tmp_path: Path) -> None:
                 url, "score_and_compare", ["a cat", items([upload(url, c) for c in copies]), [], "ImageReward"]
             )
             assert event == "complete", payload
-            now, left = time.time(), new_files(cache, page_files)
-            size = sum(p.stat().st_size for p in left if p.exists())
+            now, left = time.time(), [(p, stat) for p in new_files(cache, page_files) if (stat := _stat(p))]
+            size = sum(stat.st_size for _, stat in left)
             per_request = size if k == 0 else per_request
             peak = max(peak, size)
-            ages = [(now - p.stat().st_ctime, p) for p in left if p.exists()]
+            ages = [(now - stat.st_ctime, p) for p, stat in left]
             if ages and max(ages)[0] > oldest:
                 oldest, oldest_file = max(ages)
             for c in copies:

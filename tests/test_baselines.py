@@ -15,6 +15,7 @@ from PIL import Image
 
 import imagereward
 from imagereward import images as imgs
+from imagereward.judges import aesthetic as aesthetic_judge
 from imagereward.judges import blip as blip_judge
 from imagereward.judges import clip as clip_judge
 from imagereward.judges import load_score, sources
@@ -82,8 +83,8 @@ def test_features_match(judges: dict) -> None:
     features = np.load(ROOT / "features.npz")
     clip, blip = judges["CLIP"], judges["BLIP"]
     decoded = clip.decode(PATHS, IMAGES)
-    clip_images = clip.image_embeddings(decoded).numpy()
-    blip_images = blip.image_embeddings(decoded).numpy()
+    clip_images = clip.image_features(decoded).numpy()
+    blip_images = blip.image_features(decoded).numpy()
     for k, name in enumerate(IMAGES):
         np.testing.assert_allclose(clip_images[k], features[f"CLIP/image/{name}"], rtol=0, atol=FEATURE_TOL)
         np.testing.assert_allclose(blip_images[k], features[f"BLIP/image/{name}"], rtol=0, atol=FEATURE_TOL)
@@ -175,7 +176,7 @@ def _full_blip(state: dict) -> torch.nn.Module:
 
 
 def _full_aesthetic(state: dict) -> torch.nn.Module:
-    return clip_judge.aesthetic_from_state(state, "sac%2Blogos%2Bava1-l14-linearMSE.pth")
+    return aesthetic_judge.aesthetic_from_state(state, "sac%2Blogos%2Bava1-l14-linearMSE.pth")
 
 
 FULL = {

@@ -66,7 +66,7 @@ def score_cli(paths: list[str], prompt: str, capsys: pytest.CaptureFixture) -> d
     assert (
         cli.main(["score", "-p", prompt, *paths, "--model", str(PARITY), "--device", "cpu", "-f", "jsonl", "-q"]) == 0
     )
-    return {json.loads(line)["path"]: json.loads(line)["score"] for line in capsys.readouterr().out.splitlines()}
+    return {json.loads(line)["image"]: json.loads(line)["score"] for line in capsys.readouterr().out.splitlines()}
 
 
 def test_a_parquet_manifest_gives_the_scores_of_imagereward_score(tmp_path: Path, folder: Path, capsys) -> None:
@@ -92,7 +92,7 @@ def test_a_parquet_manifest_gives_the_scores_of_imagereward_score(tmp_path: Path
         want = score_cli([path], row["prompt"], capsys)[path]
         assert abs(got[row["id"]]["score"] - want) <= 1e-6
         assert got[row["id"]]["image"] == path and got[row["id"]]["error"] is None
-        assert got[row["id"]]["model"] == str(PARITY) and got[row["id"]]["dtype"] == "float32"
+        assert got[row["id"]]["model"] == PARITY.name and got[row["id"]]["precision"] == "float32"
     assert got["bad"]["score"] is None and "not an image" in got["bad"]["error"]
 
 
@@ -161,7 +161,7 @@ def test_several_judges_give_a_column_each_with_their_own_scores(tmp_path: Path)
         [tmp_path / "manifest.parquet"],
         out,
         model=str(PARITY),
-        scorers=["ImageReward-v1.0", *judges],
+        judges=["ImageReward-v1.0", *judges],
         device="cpu",
         batch_size=4,
         download_root=str(root),
@@ -179,12 +179,12 @@ def test_decoding_opens_each_file_once_for_every_preprocessing(monkeypatch) -> N
     import numpy as np
 
     from imagereward import images
-    from imagereward.judges import PREPROCESSING
+    from imagereward.judges import specs
 
     opened = []
     real = images.open_image
     monkeypatch.setattr(images, "open_image", lambda *a, **k: opened.append(a[0]) or real(*a, **k))
-    kinds = list(dict.fromkeys(str(p) for p in PREPROCESSING.values()))
+    kinds = list(dict.fromkeys(str(s.preprocessing) for s in specs()))
     path = str(PARITY / "images" / NAMES[0])
     out = bulk.decode_batch(file_rows([path], [PROMPT]), kinds)
     assert opened == [path] and len(kinds) == 3

@@ -52,7 +52,7 @@ def parse(fmt: str, text: str) -> list[dict]:
             {**row, "rank": int(row["rank"]), "score": float(row["score"])} for row in csv.DictReader(io.StringIO(text))
         ]
     lines = text.splitlines()[1:]
-    return [{"rank": int(r), "score": float(s), "path": p} for r, s, p in (line.split(None, 2) for line in lines)]
+    return [{"rank": int(r), "score": float(s), "image": p} for r, s, p in (line.split(None, 2) for line in lines)]
 
 
 @pytest.mark.parametrize("fmt", cli.FORMATS)
@@ -63,12 +63,12 @@ def test_folder_scored_in_every_format(folder: Path, fmt: str, capsys: pytest.Ca
     rows = parse(fmt, out)
     assert [r["rank"] for r in rows] == list(range(1, len(NAMES) + 1))
     for row, (name, reward) in zip(rows, expected_rows()):
-        assert Path(row["path"]).name == name
+        assert Path(row["image"]).name == name
         assert abs(row["score"] - reward) <= (1e-4 if fmt != "table" else 1e-4 + 5e-5)
     if fmt in ("json", "jsonl", "csv"):
         assert all(r["prompt"] == CASE["prompt"] for r in rows)
     if fmt == "json":
-        assert json.loads(out)[0]["errors"][0]["path"].endswith("broken.png")
+        assert json.loads(out)[0]["errors"][0]["image"].endswith("broken.png")
 
 
 def test_output_file(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -100,7 +100,7 @@ def test_prompts_file_scores_many_groups(folder: Path, tmp_path: Path, capsys: p
     assert [r["prompt"] for r in rows] == [CASE["prompt"]] * len(NAMES) + [other["prompt"]] * 2
     rewards = dict(zip(other["images"], other["rewards"]))
     for row in rows[len(NAMES) :]:
-        assert abs(row["score"] - rewards[Path(row["path"]).name]) <= 1e-4
+        assert abs(row["score"] - rewards[Path(row["image"]).name]) <= 1e-4
 
 
 def test_unknown_model_is_a_clear_error(folder: Path, capsys: pytest.CaptureFixture) -> None:
@@ -250,7 +250,7 @@ def test_without_a_prompt_each_file_is_scored_against_its_own(tmp_path: Path, ca
     for case, group in ((CASE, rows[:2]), (other, rows[2:])):
         rewards = dict(zip(case["images"], case["rewards"]))
         for row in group:
-            stem = Path(row["path"]).stem.split("_", 1)[1]
+            stem = Path(row["image"]).stem.split("_", 1)[1]
             name = next(n for n in case["images"] if Path(n).stem == stem)
             assert abs(row["score"] - rewards[name]) <= 1e-4  # PNG keeps the decoded pixels and mode
     assert "plain.png: no --prompt given, and the file carries no prompt" in err
@@ -261,27 +261,32 @@ def test_without_a_prompt_and_no_embedded_prompts_says_to_give_one(folder: Path,
     assert code == 2 and "give --prompt" in err
 
 
-def test_several_scorers_give_one_column_each(folder: Path, capsys: pytest.CaptureFixture) -> None:
-    """`--scorer` repeated: ranked by the first, a `score_<judge>` column per judge, each equal to that judge
-    scoring alone."""
+def test_several_judges_give_their_columns(folder: Path, capsys: pytest.CaptureFixture) -> None:
+    """`--judge` repeated (`--scorer` the same): ranked by the first, `score_<judge>` and `rank_<judge>` for each
+    other judge, each equal to that judge scoring alone."""
     from imagereward.judges import load_score
+    from imagereward.judges.base import ranks_from_rewards
 
     baselines = Path(__file__).parent / "fixtures" / "parity-baselines"
     args = ["-p", "a cat", str(folder), "--model", str(PARITY), "--download-root", str(baselines), "-f", "csv"]
-    code, out, _ = run([*args, "--scorer", "ImageReward-v1.0", "--scorer", "CLIP", "--scorer", "Aesthetic"], capsys)
+    code, out, _ = run([*args, "--judge", "ImageReward-v1.0", "--scorer", "CLIP", "--judge", "Aesthetic"], capsys)
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
     assert list(rows[0]) == [
         "prompt",
         "rank",
-        "path",
+        "image",
         "score",
-        "score_ImageReward-v1.0",
+        "precision",
+        "model",
         "score_CLIP",
+        "rank_CLIP",
         "score_Aesthetic",
+        "rank_Aesthetic",
     ]
     assert [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1))
+    assert {r["model"] for r in rows} == {PARITY.name} and {r["precision"] for r in rows} == {"float32"}
     clip = load_score("CLIP", device="cpu", download_root=baselines)
-    want = clip.rewards("a cat", [r["path"] for r in rows])
+    want = clip.rewards("a cat", [r["image"] for r in rows])
     assert [float(r["score_CLIP"]) for r in rows] == pytest.approx(want, abs=1e-6)
-    assert [r["score"] for r in rows] == [r["score_ImageReward-v1.0"] for r in rows]
+    assert [int(r["rank_CLIP"]) for r in rows] == ranks_from_rewards(want)

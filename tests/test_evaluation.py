@@ -125,7 +125,7 @@ def test_eval_missing_image_is_named(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_eval_unknown_scorer_lists_the_available(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     make_test_set(tmp_path)
     assert cli.main(["eval", "--data-dir", str(tmp_path), "--scorers", "CLIPS"]) == 2
-    assert "unknown scorer 'CLIPS'; available: ImageReward-v1.0, CLIP, BLIP, Aesthetic" in capsys.readouterr().err
+    assert "unknown judge 'CLIPS'; available: ImageReward-v1.0, CLIP, BLIP, Aesthetic" in capsys.readouterr().err
 
 
 FOUR = Path(__file__).parent / "fixtures" / "eval-four"
@@ -152,7 +152,7 @@ def test_eval_with_all_four_scorers_gives_the_originals_accuracies(
         want = original_acc(humans, original)
         assert pairwise_accuracy([h["ranking"] for h in humans], [r["rewards"] for r in ours]) == want
         line = next(line for line in printed.splitlines() if line.split()[:1] == [scorer])
-        assert f"{100 * want:7.2f}%" in line and f"{evaluation.PAPER_ACCURACY[scorer]:.2f}%" in line
+        assert f"{100 * want:7.2f}%" in line and f"{evaluation.paper_accuracy(scorer):.2f}%" in line
 
 
 def test_download_fetches_both_parts_and_unpacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

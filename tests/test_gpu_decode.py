@@ -11,8 +11,8 @@ import numpy as np
 
 from conftest import EXPECTED, IMAGE_NAMES, image_path
 from imagereward.errors import ImageLoadError
-from imagereward.gpu_decode import approximate_results
-from imagereward.scorer import Scored
+from imagereward.judges.base import Scored
+from imagereward.reward import approximate_results
 
 CASE = EXPECTED["rank"][0]
 

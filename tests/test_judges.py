@@ -115,7 +115,7 @@ def test_the_originals_failures_are_the_images_scored_differently() -> None:
 def test_pickscore_features_match(pick) -> None:
     features = np.load(PICK / "features.npz")
     names = PICK_EXPECTED["scored_images"]
-    ours = pick.image_embeddings(pick.decode(paths(names), names)).numpy()
+    ours = pick.image_features(pick.decode(paths(names), names)).numpy()
     for k, name in enumerate(names):
         np.testing.assert_allclose(ours[k], features[f"image_embeds/{name}"], rtol=0, atol=1e-6)
     for i, prompt in enumerate(PICK_EXPECTED["prompts"]):

@@ -64,5 +64,5 @@ def test_intermediate_vision_embeddings_match(tiny_model) -> None:
     inter = np.load(PARITY / "intermediates.npz")
     for name in IMAGE_NAMES[:3]:
         decoded = tiny_model.decode([image_path(name)], [name])
-        ours = tiny_model.image_embeddings(decoded)[0].numpy()
+        ours = tiny_model.image_features(decoded)[0].numpy()
         np.testing.assert_allclose(ours, inter[f"vision_embeds/{name}"], rtol=0, atol=1e-4)

@@ -4,20 +4,23 @@ A request leaves three kinds of files: the visitor's uploads (Gradio's upload fo
 request's downloads (CSV, JSON and a zip of the images, written straight into that folder, so that Gradio
 serves them without copying them again), and nothing else: the gallery shows the uploads themselves.
 
-- Gradio removes what it handed out once it is `lifetime` seconds old (`delete_cache`, checked every
-  `sweep_every` seconds); `Janitor` removes the request folders the downloads were written in and the
-  empty folders uploads leave behind, on the same schedule.
+- `Janitor` removes, every `sweep_every` seconds, what Gradio handed out (uploads, the downloads it served)
+  once it is `lifetime` seconds old, the request folders the downloads were written in, and the empty folders
+  uploads leave behind; at exit, all of them. It does this instead of Gradio's `delete_cache`, whose sweep
+  (Gradio 6.31, `route_utils.delete_files_created_by_app`) iterates the live set of uploads in a worker thread
+  while uploads add to it: the `RuntimeError` that raises ends its loop for good, and the disk then fills.
 - A process's downloads folder (`imagereward-downloads-<pid>`) is removed when the process exits, and
   folders of processes that are gone (killed before they could clean up) are removed at start.
 - `disk_used()` is what the upload folder holds, which `admission.UploadGuard` keeps under a budget.
 
 So the disk the page uses is at most the budget plus what the requests under way write (the downloads, at
-most `formatting.MAX_ZIP_BYTES` of images per request, and their text files).
+most `view.MAX_ZIP_BYTES` of images per request, and their text files).
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import re
 import shutil
@@ -26,6 +29,9 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 PREFIX = "imagereward-downloads-"
 DEFAULT_LIFETIME = 900
@@ -158,22 +164,72 @@ class Downloads:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-class Janitor:
-    """A daemon thread calling `downloads.expire()` every `sweep_every(lifetime)` seconds."""
+def expire_tracked(blocks: Any, age: float | None) -> int:
+    """Removes the files Gradio tracks for `blocks` (uploads, outputs it moved to its cache) that are older
+    than `age` seconds (all with None), except those its components keep (the examples); returns how many.
+    Iterates copies of Gradio's sets, which uploads add to meanwhile."""
+    keep: set[str] = set()
+    for component in list(blocks.blocks.values()):
+        keep.update(getattr(component, "keep_in_cache", set()))
+    now, removed = time.time(), 0
+    for tracked in list(blocks.temp_file_sets):
+        for file in list(tracked):
+            if file in keep:
+                continue
+            try:
+                if age is not None and now - os.lstat(file).st_ctime <= age:
+                    continue
+                os.remove(file)
+                removed += 1
+            except FileNotFoundError:
+                pass
+            except OSError:
+                continue
+            tracked.discard(file)
+    return removed
 
-    def __init__(self, downloads: Downloads) -> None:
+
+class Janitor:
+    """A daemon thread that, every `sweep_every(lifetime)` seconds, removes what Gradio tracks for `blocks`
+    once it is `lifetime` old (`expire_tracked`) and the downloads' expired folders (`Downloads.expire`); at
+    exit, all of it.
+
+    Args:
+        downloads: the page's downloads.
+        blocks: the Gradio app whose files to sweep (None: only the downloads).
+    """
+
+    def __init__(self, downloads: Downloads, blocks: Any | None = None) -> None:
         self.downloads = downloads
+        self.blocks = blocks
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="imagereward-janitor", daemon=True)
 
     def start(self) -> Janitor:
+        atexit.register(self.remove_all)
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
 
+    def sweep(self) -> None:
+        """One round: the files past their lifetime."""
+        if self.blocks is not None:
+            expire_tracked(self.blocks, self.downloads.lifetime)
+        self.downloads.expire()
+
+    def remove_all(self) -> None:
+        """Removes every file of this process's (at exit)."""
+        self.stop()
+        if self.blocks is not None:
+            expire_tracked(self.blocks, None)
+        self.downloads.remove()
+
     def _run(self) -> None:
         every = sweep_every(self.downloads.lifetime)
         while not self._stop.wait(every):
-            self.downloads.expire()
+            try:
+                self.sweep()
+            except Exception:  # a failed round must not end the sweeping
+                log.exception("sweeping the page's files failed; trying again in %s s", every)

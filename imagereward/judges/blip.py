@@ -19,12 +19,14 @@ from torch import nn
 
 from .. import images as imgs
 from ..checkpoint import load_converted, read_state_dict
-from ..config import ModelConfig, read_json, text_config_from_med, vision_config_from_dict
+from ..config import MAX_PROMPT_TOKENS, ModelConfig, read_json, text_config_from_med, vision_config_from_dict
 from ..errors import CheckpointError
+from ..factory import resolve_device, resolve_dtype
 from ..model import build_text_encoder, build_vision_encoder, text_cls
-from ..preprocessing import RESIZE_CROP, Preprocessing
+from ..preprocessing import ORIGINAL_224, RESIZE_CROP, Preprocessing
 from ..tokenizer import PromptTokens, encode_prompt
-from .base import Baseline
+from . import sources
+from .base import Baseline, JudgeSpec
 
 # What BLIP pre-training saved besides the scorer: momentum encoders and projections, the contrastive queues
 # and temperature, the image-text matching head, the captioning decoder; the text encoder's cross-attention
@@ -45,7 +47,7 @@ class BlipScore(Baseline):
 
     tokens_type = PromptTokens
 
-    def __init__(self, config: ModelConfig, embed_dim: int, name: str = "BLIP") -> None:
+    def __init__(self, config: ModelConfig, embed_dim: int, name: str = "") -> None:
         super().__init__(name)
         self.config = config
         self.preprocessing = Preprocessing(RESIZE_CROP, config.vision.image_size)
@@ -111,3 +113,42 @@ def load_blip(
     """BLIP's scorer from `model_large.pth` (only its `model` entry is read) and `med_config.json`."""
     model = blip_from_state(read_state_dict(weights), blip_config(med_config, vision_config), weights)
     return model.to(device=device, dtype=dtype).eval()
+
+
+def load(
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    download_root: str | Path | None = None,
+) -> BlipScore:
+    """BLIP score from Salesforce's `model_large.pth` and THUDM's `med_config.json` in `download_root`
+    (downloaded there if missing; an optional `vision_config.json` there gives the ViT's dims).
+
+    Raises:
+        imagereward.WeightsUnavailableError: a file is missing and could not be downloaded.
+        imagereward.CheckpointError: a file is corrupt or does not fit (named).
+    """
+    target = resolve_device(device)
+    weights, med_config = fetch(download_root)
+    vision = sources.download_root(download_root) / "vision_config.json"
+    model = load_blip(weights, med_config, target, resolve_dtype(dtype, target), vision if vision.is_file() else None)
+    model.name = SPEC.name
+    return model
+
+
+def fetch(download_root: str | Path | None) -> tuple[Path, Path]:
+    """Salesforce's `model_large.pth` and THUDM's `med_config.json` in `download_root`."""
+    return sources.find_or_download(sources.BLIP_FILE, download_root, SPEC.name), sources.med_config(download_root)
+
+
+SPEC = JudgeSpec(
+    name="BLIP",
+    label="BLIP",
+    load=load,
+    fetch=fetch,
+    preprocessing=ORIGINAL_224,
+    meaning="cosine of BLIP's projected text and image features, -1..1",
+    files=(sources.BLIP_FILE.filename, sources.MED_CONFIG_FILE),
+    prompt_tokens=MAX_PROMPT_TOKENS,
+    paper_accuracy=57.76,
+)
+BlipScore.spec = SPEC

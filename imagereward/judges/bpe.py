@@ -74,12 +74,14 @@ class BpeTokenizer:
 
 class BpeTokens(NamedTuple):
     """One prompt as CLIP reads it: `ids` (1, 77) int64 zero-padded (`tokenize(p, truncate=True)`),
-    `length` the tokens the prompt takes untruncated (start and end included) as far as it was read, and
-    whether the whole prompt was read."""
+    `length` the tokens the prompt takes untruncated (start and end included) as far as it was read, whether
+    the whole prompt was read, and the flavour that made them (OpenAI's CLIP and HPSv2's open_clip number the
+    same text alike but for their end tokens, so each judge takes only its own)."""
 
     ids: torch.Tensor
     length: int
     complete: bool
+    flavour: Flavour
 
 
 _TOKENIZERS: dict[Flavour, BpeTokenizer] = {}
@@ -109,4 +111,4 @@ def bpe_tokens(prompt: str, flavour: Flavour) -> BpeTokens:
     row[-1] = bpe.eot_token_id
     padded = torch.zeros(1, CONTEXT_LENGTH, dtype=torch.int64)
     padded[0, : len(row)] = torch.tensor(row)
-    return BpeTokens(padded, len(ids) + 2, complete)
+    return BpeTokens(padded, len(ids) + 2, complete, flavour)

@@ -1,5 +1,5 @@
-"""The CLIP and Aesthetic baselines of the paper's Table 2, as `image-reward` 1.5 computes them
-(`models/CLIPScore.py`, `models/AestheticScore.py`), on open_clip's CLIP.
+"""The CLIP baseline of the paper's Table 2, as `image-reward` 1.5 computes it (`models/CLIPScore.py`), on
+open_clip's CLIP; and the CLIP tower the aesthetic predictor shares.
 
 open_clip rather than transformers' `CLIPModel`: open_clip's `CLIP` has OpenAI's module layout, so OpenAI's
 file loads with no key conversion (every error names the file's own keys), with QuickGELU, the causal text
@@ -7,10 +7,9 @@ mask and argmax pooling as OpenAI wrote them; its tokenizer is CLIP's byte-level
 `ftfy` and the BPE vocabulary shipped inside the open_clip wheel: no hub call), and HPSv2 builds on the same.
 
 - CLIP score = cosine of the normalised text and image features (no logit scale, no x100, no clamp).
-- Aesthetic = the LAION improved-aesthetic-predictor MLP (768-1024-128-64-16-1, Dropouts, **no** activation)
-  on the normalised image feature; the prompt is ignored.
-- One `ClipTower` (network + a cache of normalised image features) serves both judges when both are loaded
-  with the same file, device and dtype: asking both for the same images costs one image-tower pass.
+- One `ClipTower` (network + a cache of normalised image features) serves every judge on it (CLIP score, and
+  the aesthetic predictor of `aesthetic.py`) when they are loaded with the same file, device and dtype: asking
+  both for the same images costs one image-tower pass.
 - Weights: on the CPU (float32) the file's float16 weights are upcast, as the original's `.float()`; in half
   precision they keep the file's mixed layout (float16 Linear/Conv/attention, float32 norms and embeddings),
   as `clip.load` on CUDA.
@@ -30,23 +29,19 @@ from .. import images as imgs
 from ..cache import EmbeddingCache
 from ..checkpoint import load_converted, read_state_dict
 from ..errors import CheckpointError
-from ..preprocessing import RESIZE_CROP, Preprocessing
-from ..scorer import DEFAULT_CACHE_SIZE
+from ..factory import resolve_device, resolve_dtype
+from ..preprocessing import ORIGINAL_224, RESIZE_CROP, Preprocessing
 from ..torchscript import is_torchscript_archive, read_torchscript_tensors
-from .base import Baseline
-from .bpe import OPENAI, BpeTokens, bpe_tokens
+from . import sources
+from .base import DEFAULT_CACHE_SIZE, Baseline, JudgeSpec
+from .bpe import CONTEXT_LENGTH, OPENAI, BpeTokens, bpe_tokens
 
 # int64 buffers of OpenAI's archive that `clip.build_model` deletes before its strict load.
 IGNORED_KEYS = frozenset({"input_resolution", "context_length", "vocab_size"})
-AESTHETIC_INPUT = 768  # the original's `MLP(768)`, hard-coded
-AESTHETIC_WIDTHS = (1024, 128, 64, 16, 1)
 
 
 # ----------------------------------------------------------------------------------------------- tokens
-ClipTokens = BpeTokens
-
-
-def clip_tokens(prompt: str) -> ClipTokens:
+def clip_tokens(prompt: str) -> BpeTokens:
     """`clip.tokenize(prompt, truncate=True)` of OpenAI's CLIP (its `<|endoftext|>` strings), bounded: see
     `bpe.bpe_tokens`.
 
@@ -76,7 +71,7 @@ class ClipTower(nn.Module):
         return F.normalize(self.model.encode_image(x)).float()
 
     @torch.inference_mode()
-    def text_features(self, tokens: ClipTokens) -> torch.Tensor:
+    def text_features(self, tokens: BpeTokens) -> torch.Tensor:
         """One prompt -> its normalised text feature (1, embed) float32."""
         device = self.model.positional_embedding.device
         return F.normalize(self.model.encode_text(tokens.ids.to(device))).float()
@@ -213,58 +208,57 @@ class TowerJudge(Baseline):
 class ClipScore(TowerJudge):
     """CLIP score: cosine of CLIP ViT-L/14's normalised text and image features (about -1 to 1)."""
 
-    tokens_type = ClipTokens
+    tokens_type = BpeTokens
+    flavour = OPENAI
 
-    def tokenize(self, prompt: str) -> ClipTokens:
-        return clip_tokens(prompt)
+    def accepts(self, tokens: object) -> bool:
+        return isinstance(tokens, BpeTokens) and tokens.flavour == self.flavour
+
+    def tokenize(self, prompt: str) -> BpeTokens:
+        return bpe_tokens(prompt, self.flavour)
 
     @torch.inference_mode()
-    def scores_from_features(self, tokens: ClipTokens, features: torch.Tensor) -> torch.Tensor:
+    def scores_from_features(self, tokens: BpeTokens, features: torch.Tensor) -> torch.Tensor:
         text = self.tower.text_features(tokens)  # (1, embed)
         return (features.float() * text).sum(dim=1).cpu()
 
 
-def build_aesthetic_mlp(input_size: int = AESTHETIC_INPUT) -> nn.Sequential:
-    """The original `MLP(768).layers`: Linear, Dropout, Linear, Dropout, Linear, Dropout, Linear, Linear (its
-    ReLUs are commented out), so that the file's keys `layers.{0,2,4,6,7}` are this module's own."""
-    w = (input_size, *AESTHETIC_WIDTHS)
-    return nn.Sequential(
-        nn.Linear(w[0], w[1]),
-        nn.Dropout(0.2),
-        nn.Linear(w[1], w[2]),
-        nn.Dropout(0.2),
-        nn.Linear(w[2], w[3]),
-        nn.Dropout(0.1),
-        nn.Linear(w[3], w[4]),
-        nn.Linear(w[4], w[5]),
-    )
+def load_tower(
+    download_root: str | Path | None, device: str | torch.device | None, dtype: str | torch.dtype | None
+) -> ClipTower:
+    """The shared tower of OpenAI's ViT-L/14 file in `download_root` (downloaded there if missing)."""
+    target = resolve_device(device)
+    return shared_tower(fetch(download_root), target, resolve_dtype(dtype, target))
 
 
-def aesthetic_from_state(state: dict[str, torch.Tensor], source: str | Path) -> nn.Module:
-    """The aesthetic MLP with every tensor of `state` loaded strictly (the original loads it with
-    `strict=False`, which leaves a mis-keyed file's layers random without a word)."""
-    mlp = nn.Module()
-    mlp.layers = build_aesthetic_mlp()
-    load_converted(mlp, state, advice=f"{source} should be the LAION improved-aesthetic-predictor MLP.")
-    return mlp
+def load(
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    download_root: str | Path | None = None,
+) -> ClipScore:
+    """CLIP score on OpenAI's ViT-L/14 file (`ViT-L-14.pt` in `download_root`, downloaded there if missing).
+
+    Raises:
+        imagereward.WeightsUnavailableError: the file is missing and could not be downloaded.
+        imagereward.CheckpointError: the file is corrupt or does not fit (named).
+    """
+    return ClipScore(SPEC.name, load_tower(download_root, device, dtype))
 
 
-class AestheticScore(TowerJudge):
-    """The LAION aesthetic predictor on CLIP ViT-L/14 image features (about 1 to 10); ignores the prompt."""
+def fetch(download_root: str | Path | None) -> Path:
+    """OpenAI's `ViT-L-14.pt` in `download_root` (downloaded there, SHA-256 checked, if missing)."""
+    return sources.find_or_download(sources.CLIP_FILE, download_root, SPEC.name)
 
-    tokens_type = type(None)  # its "tokens": the prompt does not count
 
-    def __init__(self, name: str, tower: ClipTower, mlp_path: Path) -> None:
-        super().__init__(name, tower)
-        if tower.embed_dim != AESTHETIC_INPUT:
-            raise CheckpointError(
-                f"the aesthetic predictor reads {AESTHETIC_INPUT}-wide CLIP features; this CLIP gives {tower.embed_dim}"
-            )
-        self.mlp = aesthetic_from_state(read_state_dict(mlp_path), mlp_path).to(self.device).eval()
-
-    def tokenize(self, prompt: str) -> None:
-        return None  # the prompt does not count
-
-    @torch.inference_mode()
-    def scores_from_features(self, tokens: None, features: torch.Tensor) -> torch.Tensor:
-        return self.mlp.layers(features.float()).squeeze(-1).cpu()
+SPEC = JudgeSpec(
+    name="CLIP",
+    label="CLIP",
+    load=load,
+    fetch=fetch,
+    preprocessing=ORIGINAL_224,
+    meaning="cosine of CLIP ViT-L/14 text and image features, -1..1 (typically 0.1..0.4)",
+    files=(sources.CLIP_FILE.filename,),
+    prompt_tokens=CONTEXT_LENGTH,
+    paper_accuracy=54.82,
+)
+ClipScore.spec = SPEC

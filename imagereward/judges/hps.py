@@ -25,8 +25,11 @@ from torch import nn
 
 from ..checkpoint import load_converted, read_state_dict
 from ..errors import CheckpointError
-from ..preprocessing import LETTERBOX
-from .bpe import OPEN_CLIP, BpeTokens, bpe_tokens
+from ..factory import resolve_device, resolve_dtype
+from ..preprocessing import LETTERBOX, Preprocessing
+from . import sources
+from .base import JudgeSpec
+from .bpe import CONTEXT_LENGTH, OPEN_CLIP
 from .clip import ClipScore, ClipTower, placed
 
 ARCHITECTURE = "ViT-H-14"
@@ -73,17 +76,49 @@ class HpsScore(ClipScore):
     """HPSv2.1: cosine of its ViT-H/14 text and image features (about 0.2..0.35 for typical generations): CLIP
     score's computation with HPSv2's tokenizer flavour and letterboxed pixels."""
 
-    tokens_type = BpeTokens
+    flavour = OPEN_CLIP
     preprocessing_kind = LETTERBOX
-
-    def tokenize(self, prompt: str) -> BpeTokens:
-        return bpe_tokens(prompt, OPEN_CLIP)
 
 
 def load_hps(
-    weights: Path, config_file: Path | None, device: torch.device, dtype: torch.dtype, name: str = "HPSv2.1"
+    weights: Path, config_file: Path | None, device: torch.device, dtype: torch.dtype, name: str = ""
 ) -> HpsScore:
     """HPSv2.1 from its checkpoint (float16 or float32 tensors: upcast in float32) and optional config; in
     half precision with CLIP's mixed layout (see `clip.placed`)."""
     model = hps_from_state(read_state_dict(weights), architecture(config_file), weights)
     return HpsScore(name, ClipTower(placed(model, device, dtype)))
+
+
+def load(
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    download_root: str | Path | None = None,
+) -> HpsScore:
+    """HPSv2.1 from `HPS_v2.1_compressed.pt` (`sources.hps_files`: the Hugging Face cache, or `download_root`),
+    fetched if missing.
+
+    Raises:
+        imagereward.WeightsUnavailableError: the file is missing and could not be downloaded.
+        imagereward.CheckpointError: the file is corrupt or does not fit (named).
+    """
+    target = resolve_device(device)
+    weights, config = fetch(download_root)
+    return load_hps(weights, config, target, resolve_dtype(dtype, target), SPEC.name)
+
+
+def fetch(download_root: str | Path | None) -> tuple[Path, Path | None]:
+    """HPSv2.1's checkpoint and optional architecture (`sources.hps_files`)."""
+    return sources.hps_files(download_root)
+
+
+SPEC = JudgeSpec(
+    name="HPSv2.1",
+    label="HPSv2.1",
+    load=load,
+    fetch=fetch,
+    preprocessing=Preprocessing(LETTERBOX, 224),
+    meaning="cosine of its CLIP ViT-H/14 features, -1..1 (typically 0.2..0.35)",
+    files=(sources.HPS_FILE,),
+    prompt_tokens=CONTEXT_LENGTH,
+)
+HpsScore.spec = SPEC

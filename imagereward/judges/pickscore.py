@@ -28,10 +28,12 @@ import torch.nn.functional as F
 
 from ..checkpoint import load_converted, read_state_dict
 from ..errors import CheckpointError
+from ..factory import resolve_device, resolve_dtype
 from ..images import ImageInput
 from ..preprocessing import RGB_RESIZE_CROP, Preprocessing
 from ..tokenizer import read_enough
-from .base import Baseline
+from . import sources
+from .base import Baseline, JudgeSpec
 
 if TYPE_CHECKING:
     from transformers import CLIPConfig, CLIPModel
@@ -159,9 +161,7 @@ class PickScore(Baseline):
 
     tokens_type = PickTokens
 
-    def __init__(
-        self, model: CLIPModel, tokenizer: PickTokenizer, processing: ImageProcessing, name: str = "PickScore"
-    ) -> None:
+    def __init__(self, model: CLIPModel, tokenizer: PickTokenizer, processing: ImageProcessing, name: str = "") -> None:
         super().__init__(name)
         self.model = model
         self.tokenizer = tokenizer
@@ -214,7 +214,7 @@ def softmax(scores: Sequence[float]) -> list[float]:
 
 
 def load_pickscore(
-    model_dir: Path, processor_dir: Path, device: torch.device, dtype: torch.dtype, name: str = "PickScore"
+    model_dir: Path, processor_dir: Path, device: torch.device, dtype: torch.dtype, name: str = ""
 ) -> PickScore:
     """PickScore from a folder holding the model repo's `config.json` + `model.safetensors` (or
     `pytorch_model.bin`) and one holding the processor repo's `tokenizer.json` + `preprocessor_config.json`.
@@ -222,9 +222,7 @@ def load_pickscore(
     Raises:
         CheckpointError: a file is missing, unreadable, or does not fit (named).
     """
-    weights = next(
-        (model_dir / f for f in ("model.safetensors", "pytorch_model.bin") if (model_dir / f).is_file()), None
-    )
+    weights = next((model_dir / f for f in sources.PICKSCORE_WEIGHTS if (model_dir / f).is_file()), None)
     needed = {
         model_dir / "config.json": "PickScore's config",
         processor_dir / "tokenizer.json": "the processor's tokenizer",
@@ -232,10 +230,47 @@ def load_pickscore(
     }
     missing = [f"{path} ({what})" for path, what in needed.items() if not path.is_file()]
     if weights is None:
-        missing.append(f"{model_dir}/model.safetensors (PickScore's weights)")
+        missing.append(f"{model_dir}/{sources.PICKSCORE_WEIGHTS[0]} (PickScore's weights)")
     if missing:
         raise CheckpointError(f"PickScore needs files that are not there: {', '.join(missing)}")
     model = pickscore_from_state(read_state_dict(weights), model_dir / "config.json", weights)  # type: ignore[arg-type]
     tokenizer = PickTokenizer(processor_dir / "tokenizer.json")
     judge = PickScore(model.float(), tokenizer, read_image_processing(processor_dir / "preprocessor_config.json"), name)
     return judge.to(device=device, dtype=dtype).eval()
+
+
+def load(
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    download_root: str | Path | None = None,
+) -> PickScore:
+    """PickScore from its hub repos' files (`sources.pickscore_folders`: the Hugging Face cache, or folders of
+    `download_root`), fetched if missing.
+
+    Raises:
+        imagereward.WeightsUnavailableError: a file is missing and could not be downloaded.
+        imagereward.CheckpointError: a file is corrupt or does not fit (named).
+    """
+    target = resolve_device(device)
+    model_dir, processor_dir = fetch(download_root)
+    return load_pickscore(model_dir, processor_dir, target, resolve_dtype(dtype, target), SPEC.name)
+
+
+def fetch(download_root: str | Path | None) -> tuple[Path, Path]:
+    """PickScore's model folder and its processor's folder (`sources.pickscore_folders`)."""
+    return sources.pickscore_folders(download_root)
+
+
+SPEC = JudgeSpec(
+    name="PickScore",
+    label="PickScore",
+    load=load,
+    fetch=fetch,
+    preprocessing=Preprocessing(RGB_RESIZE_CROP, 224),
+    meaning="PickScore v1: 100 x cosine of its CLIP ViT-H/14 features, typically 15..25; its choice is the softmax "
+    "of the scores over the images compared",
+    files=("config.json", sources.PICKSCORE_WEIGHTS[0], "tokenizer.json", "preprocessor_config.json"),
+    prompt_tokens=MAX_TOKENS,
+    choice=softmax,
+)
+PickScore.spec = SPEC

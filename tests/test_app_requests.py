@@ -1,5 +1,5 @@
-"""The app's plain functions: settings, loading without crashing, and a request handled safely (only uploaded
-files, bounded work, everything reported), step by step as the ZeroGPU split runs it."""
+"""The page's plain functions: settings, loading without crashing, a request handled safely (only uploaded
+files, bounded work, everything reported), step by step as the ZeroGPU split runs it, and what the page shows."""
 
 from __future__ import annotations
 
@@ -11,7 +11,19 @@ import pytest
 from PIL import Image
 
 from conftest import EXPECTED, PARITY, image_path
-from imagereward import formatting, images, tokenizer
+from imagereward import images, tokenizer
+from imagereward.app import view
+from imagereward.app.requests import (
+    NOT_UPLOADED,
+    finish,
+    gallery_paths,
+    gpu_duration,
+    plan_prompts,
+    prepare,
+    rank_request,
+    score_prepared,
+)
+from imagereward.app.settings import Settings, load_for_serving, on_zero_gpu
 from imagereward.errors import (
     CheckpointError,
     ImageError,
@@ -21,20 +33,6 @@ from imagereward.errors import (
     WeightsUnavailableError,
 )
 from imagereward.ranking import rank_images, unique_names
-from imagereward.serving import (
-    NOT_UPLOADED,
-    Settings,
-    api_response,
-    finish_request,
-    gallery_paths,
-    gpu_duration,
-    load_for_serving,
-    on_zero_gpu,
-    prepare_request,
-    rank_request,
-    read_examples,
-    score_prepared,
-)
 
 CASE = EXPECTED["rank"][0]
 
@@ -51,6 +49,16 @@ def uploads(tmp_path: Path) -> Path:
 
 def uploaded(uploads: Path, names: list[str]) -> list[tuple[str, None]]:
     return [(str(uploads / n[:2] / n), None) for n in names]
+
+
+def rank(model, prompt, gallery, roots, **settings):  # type: ignore[no-untyped-def]
+    """One prompt's request: its ranking and the notes."""
+    rankings, notes = rank_request(model, prompt, gallery, roots, Settings(**settings))
+    return rankings[0][1], notes
+
+
+def prepare_request(model, prompt, gallery, roots, judges=(), pool=None, **settings):  # type: ignore[no-untyped-def]
+    return prepare(model, prompt, gallery, roots, Settings(**settings), judges, pool)
 
 
 def test_settings_from_env() -> None:
@@ -157,8 +165,8 @@ def test_a_path_outside_the_uploads_is_refused_without_touching_it(
     )
     monkeypatch.undo()
     assert touched == []
-    assert [e.reason for e in request.refused] == [NOT_UPLOADED]
-    assert len(request.decoded) == 1
+    assert [e.reason for e in request.prompts[0].refused] == [NOT_UPLOADED]
+    assert len(request.names) == 1
 
 
 def test_refusal_does_not_say_whether_the_file_exists(tiny_model, uploads: Path) -> None:
@@ -168,7 +176,7 @@ def test_refusal_does_not_say_whether_the_file_exists(tiny_model, uploads: Path)
     gone = prepare_request(
         tiny_model, "a cat", [("/etc/no-such-file", None), *uploaded(uploads, CASE["images"][:1])], [uploads]
     )
-    assert [e.reason for e in there.refused] == [e.reason for e in gone.refused] == [NOT_UPLOADED]
+    assert [e.reason for e in there.prompts[0].refused] == [e.reason for e in gone.prompts[0].refused] == [NOT_UPLOADED]
 
 
 def test_a_link_out_of_the_uploads_is_refused(tiny_model, uploads: Path, tmp_path: Path) -> None:
@@ -178,7 +186,7 @@ def test_a_link_out_of_the_uploads_is_refused(tiny_model, uploads: Path, tmp_pat
     request = prepare_request(
         tiny_model, "a cat", [(str(uploads / "link.png"), None)] * 2 + uploaded(uploads, CASE["images"][:1]), [uploads]
     )
-    assert [e.reason for e in request.refused] == [NOT_UPLOADED] * 2
+    assert [e.reason for e in request.prompts[0].refused] == [NOT_UPLOADED] * 2
 
 
 # -------------------------------------------------------------------------------------- bounded work
@@ -196,7 +204,7 @@ def test_a_huge_prompt_is_tokenized_only_as_far_as_needed(tiny_model, uploads: P
 
     monkeypatch.setattr(tokenizer, "get_tokenizer", lambda: Spy())
     prompt = "a very detailed photograph of a cat " * 300_000  # 10.8 MB
-    ranking, notes = rank_request(tiny_model, prompt, uploaded(uploads, CASE["images"][:2]), [uploads])
+    ranking, notes = rank(tiny_model, prompt, uploaded(uploads, CASE["images"][:2]), [uploads])
     assert max(seen) <= tokenizer.MAX_PROMPT_CHARS and len(seen) == 1
     assert any("reads only the first 35 tokens" in n for n in notes)
     short = rank_images(tiny_model, prompt[:500], [image_path(n) for n in CASE["images"][:2]])
@@ -208,7 +216,7 @@ def test_one_file_referenced_many_times_is_decoded_once(tiny_model, uploads: Pat
     real = images.load_pixels
     monkeypatch.setattr(images, "load_pixels", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
     gallery = uploaded(uploads, CASE["images"][:1]) * 32
-    ranking, _ = rank_request(tiny_model, CASE["prompt"], gallery, [uploads])
+    ranking, _ = rank(tiny_model, CASE["prompt"], gallery, [uploads])
     assert len(calls) == 1
     assert len(ranking.ranked) == 32 and len({r.score for r in ranking.ranked}) == 1
 
@@ -219,7 +227,7 @@ def test_the_pixel_budget_bounds_a_request(tiny_model, uploads: Path) -> None:
     for k in range(3):
         Image.new("1", (4000, 3000 + k)).save(big / f"b{k}.png")  # 12 MPx each, a few kB
     gallery = [(str(big / f"b{k}.png"), None) for k in range(3)]
-    ranking, _ = rank_request(tiny_model, "a cat", gallery, [uploads], pixel_budget=25_000_000)
+    ranking, _ = rank(tiny_model, "a cat", gallery, [uploads], pixel_budget=25_000_000)
     assert [r.name for r in ranking.ranked] == ["b0.png", "b1.png"] or len(ranking.ranked) == 2
     assert [f.name for f in ranking.failures] == ["b2.png"]
     assert "budget of 25,000,000 decoded pixels" in ranking.failures[0].reason
@@ -233,11 +241,11 @@ def test_a_refused_file_is_refused_every_time_it_appears(tiny_model, uploads: Pa
     for k in range(8):
         Image.new("1", (4000, 3000 + k)).save(big / f"b{k}.png")  # 12 MPx each
     once = [(str(big / f"b{k}.png"), None) for k in range(8)]
-    alone, _ = rank_request(tiny_model, "a cat", once, [uploads], pixel_budget=25_000_000)
+    alone, _ = rank(tiny_model, "a cat", once, [uploads], pixel_budget=25_000_000)
     decoded = []
     real = images.load_pixels
     monkeypatch.setattr(images, "load_pixels", lambda *a, **k: decoded.append(a[0]) or real(*a, **k))
-    twice, _ = rank_request(tiny_model, "a cat", once + once, [uploads], pixel_budget=25_000_000)
+    twice, _ = rank(tiny_model, "a cat", once + once, [uploads], pixel_budget=25_000_000)
     admitted = {r.source for r in alone.ranked}
     assert len(admitted) == 2 and {r.source for r in twice.ranked} == admitted
     assert len(decoded) == 2  # each admitted file decoded once, the refused ones never
@@ -249,23 +257,20 @@ def test_the_budget_is_shared_by_every_prompt_of_a_request(tiny_model, uploads: 
     """Files that carry different prompts make one group each; together they still get one budget."""
     from PIL.PngImagePlugin import PngInfo
 
-    from imagereward.multiprompt import rank_prompts
-    from imagereward.serving import Settings
-
     gallery = []
     for k in range(4):
         info = PngInfo()
         info.add_text("parameters", f"prompt number {k}\nSteps: 20")
         Image.new("1", (4000, 3000 + k)).save(uploads / f"p{k}.png", pnginfo=info)
         gallery.append((str(uploads / f"p{k}.png"), None))
-    rankings, notes = rank_prompts(tiny_model, "", gallery, [uploads], Settings(pixel_budget=25_000_000))
+    rankings, notes = rank_request(tiny_model, "", gallery, [uploads], Settings(pixel_budget=25_000_000))
     assert sum(len(r.ranked) for _, r in rankings) == 2
     assert any("budget of 25,000,000 decoded pixels" in n for n in notes)
 
 
 def test_a_judge_that_reads_pixels_its_own_way_counts_against_the_budget(tiny_model, uploads: Path) -> None:
+    from imagereward.app.requests import PixelBudget
     from imagereward.preprocessing import LETTERBOX, Preprocessing
-    from imagereward.serving import PixelBudget
 
     Image.new("1", (4000, 3000)).save(uploads / "one.png")
     path = str(uploads / "one.png")
@@ -286,19 +291,19 @@ def test_an_extreme_shape_is_refused_from_its_header(tiny_model, uploads: Path, 
     )
     monkeypatch.undo()
     assert (100_000, 5) not in decoded and (64 * 224, 224) in decoded
-    (refused,) = request.refused
+    (refused,) = request.prompts[0].refused
     assert refused.name == "strip.png"
     assert refused.reason == (
         "a 100000x5 image would be resized to 4480000x224 pixels for the model, over the limit of 3,211,264 "
         "(64x the 224x224 it sees, an aspect ratio of at most 64:1); crop it closer to square first"
     )
-    assert len(request.decoded) == 1 and request.names == ["wide.png"]
+    assert request.names == ["wide.png"]
 
 
 def test_an_image_over_the_pixel_limit_is_refused_from_its_header(tiny_model, uploads: Path, monkeypatch) -> None:
     monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 600 * 600)
     Image.new("RGB", (601, 600)).save(uploads / "big.png")
-    ranking, _ = rank_request(
+    ranking, _ = rank(
         tiny_model, "a cat", [(str(uploads / "big.png"), None), *uploaded(uploads, CASE["images"][:1])], [uploads]
     )
     assert [f.reason for f in ranking.failures] == [
@@ -310,16 +315,12 @@ def test_postscript_is_refused_by_format(tiny_model, uploads: Path) -> None:
     eps = uploads / "drawing.png"
     eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n0 0 moveto 10 10 lineto stroke\n")
     assert Image.open(eps).format == "EPS"  # Pillow alone would open it (and run Ghostscript to decode it)
-    ranking, _ = rank_request(
-        tiny_model, "a cat", [(str(eps), None), *uploaded(uploads, CASE["images"][:1])], [uploads]
-    )
+    ranking, _ = rank(tiny_model, "a cat", [(str(eps), None), *uploaded(uploads, CASE["images"][:1])], [uploads])
     assert ranking.failures[0].reason.startswith("not an image in an accepted format")
 
 
 def test_too_many_images_are_cut_with_a_note(tiny_model, uploads: Path) -> None:
-    ranking, notes = rank_request(
-        tiny_model, CASE["prompt"], uploaded(uploads, CASE["images"]), [uploads], max_images=5
-    )
+    ranking, notes = rank(tiny_model, CASE["prompt"], uploaded(uploads, CASE["images"]), [uploads], max_images=5)
     assert len(ranking.ranked) == 5
     assert any("Only the first 5 of 12 images were scored" in n for n in notes)
 
@@ -330,10 +331,10 @@ def test_the_api_response_lists_ranked_skipped_and_notes(tiny_model, uploads: Pa
     bad.parent.mkdir()
     bad.write_bytes(b"not a picture")
     gallery = uploaded(uploads, CASE["images"][:3]) + [(str(bad), None), ("/etc/passwd", None)]
-    ranking, notes = rank_request(tiny_model, EXPECTED["prompts"][3], gallery, [uploads], max_images=4)
-    response = api_response(ranking, notes, "label")
+    ranking, notes = rank(tiny_model, EXPECTED["prompts"][3], gallery, [uploads], max_images=4)
+    response = view.api_response(ranking, notes, "label", EXPECTED["prompts"][3], "parity")
     assert [r["rank"] for r in response["ranked"]] == [1, 2, 3]
-    assert set(response["ranked"][0]) == {"rank", "name", "score", "precision"}
+    assert set(response["ranked"][0]) == {"prompt", "rank", "image", "name", "score", "precision", "model"}
     assert response["skipped"] == [{"name": "bad.png", "reason": ranking.failures[0].reason}]
     assert any("Only the first 4 of 5" in n for n in response["notes"])
     assert any("reads only the first 35" in n for n in response["notes"])
@@ -345,7 +346,7 @@ def test_duplicate_names_come_out_unique(tiny_model, uploads: Path) -> None:
     for path, source in ((a, CASE["images"][0]), (b, CASE["images"][1])):
         path.parent.mkdir()
         shutil.copy(image_path(source), path)
-    ranking, _ = rank_request(tiny_model, CASE["prompt"], [(str(a), None), (str(b), None), (str(a), None)], [uploads])
+    ranking, _ = rank(tiny_model, CASE["prompt"], [(str(a), None), (str(b), None), (str(a), None)], [uploads])
     assert sorted(r.name for r in ranking.ranked) == ["image.png", "image.png (2)", "image.png (3)"]
     assert unique_names(["x", "x (2)", "x", "x"]) == ["x", "x (2)", "x (3)", "x (4)"]
 
@@ -361,12 +362,12 @@ def test_duplicate_names_come_out_unique(tiny_model, uploads: Path) -> None:
 )
 def test_nothing_to_score(tiny_model, uploads: Path, prompt, gallery: int, match: str) -> None:
     with pytest.raises(InputError, match=match):
-        rank_request(tiny_model, prompt, uploaded(uploads, CASE["images"][:gallery]), [uploads])
+        rank(tiny_model, prompt, uploaded(uploads, CASE["images"][:gallery]), [uploads])
 
 
 def test_a_lone_surrogate_in_the_prompt_is_scored(tiny_model, uploads: Path) -> None:
-    ranking, _ = rank_request(tiny_model, "a cat \udcff", uploaded(uploads, CASE["images"][:2]), [uploads])
-    plain, _ = rank_request(tiny_model, "a cat", uploaded(uploads, CASE["images"][:2]), [uploads])
+    ranking, _ = rank(tiny_model, "a cat \udcff", uploaded(uploads, CASE["images"][:2]), [uploads])
+    plain, _ = rank(tiny_model, "a cat", uploaded(uploads, CASE["images"][:2]), [uploads])
     assert [r.score for r in ranking.ranked] == [r.score for r in plain.ranked]
 
 
@@ -399,7 +400,7 @@ def test_the_device_half_takes_and_returns_only_picklable_values(tiny_model, upl
     )
     crossed = pickle.loads(pickle.dumps(request))  # what ZeroGPU does with the arguments
     results = pickle.loads(pickle.dumps(score_prepared(tiny_model, crossed)))  # and with the result
-    ranking, _ = finish_request(request, results, 0.0)
+    ((_, ranking),), _ = finish(request, results)
     assert [f.name for f in ranking.failures] == ["bad.png"]
     rewards = dict(zip(CASE["images"], CASE["rewards"]))
     assert all(abs(r.score - rewards[r.name]) <= 1e-4 for r in ranking.ranked)
@@ -416,20 +417,19 @@ def test_formatting_of_a_ranking(tiny_model, tmp_path: Path) -> None:
     ranking = rank_images(tiny_model, EXPECTED["prompts"][3], paths)
     assert [item.rank for item in ranking.ranked] == [1, 2, 3]
     best = ranking.ranked[0]
-    assert (
-        formatting.caption(1, 1.234, "a.png") == "#1 · 1.23 · a.png" and formatting.caption(2, -0.005) == "#2 · -0.01"
-    )
-    assert formatting.gallery_items(ranking)[0] == (best.source, f"#1 · {best.score:.2f} · {best.name}")
-    assert formatting.table_rows(ranking)[0] == [1, best.name, round(best.score, 4), "float32"]
-    assert formatting.winner_text(ranking) == f"**#1 · {best.name}** — score {best.score:.2f}"
-    assert "Scored 3 images with X in" in formatting.status_line(ranking, "X")
-    csv_path, json_path, zip_path = formatting.write_downloads([("p", ranking)], "X", tmp_path)
+    assert view.caption(1, 1.234, "a.png") == "#1 · 1.23 · a.png" and view.caption(2, -0.005) == "#2 · -0.01"
+    assert view.gallery_items(ranking)[0] == (best.source, f"#1 · {best.score:.2f} · {best.name}")
+    assert view.table_rows(ranking)[0] == [1, best.name, round(best.score, 4), "float32"]
+    assert view.winner_text(ranking) == f"**#1 · {best.name}** — score {best.score:.2f}"
+    assert "Scored 3 images with X in" in view.status_line(ranking, "X")
+    csv_path, json_path, zip_path = view.write_downloads([("p", ranking)], "X", tmp_path)
     rows = list(csv.DictReader(csv_path.open(encoding="utf-8")))
-    assert [(r["prompt"], int(r["rank"]), r["name"], float(r["score"]), r["model"], r["precision"]) for r in rows] == [
+    assert [(r["prompt"], int(r["rank"]), r["image"], float(r["score"]), r["model"], r["precision"]) for r in rows] == [
         ("p", i.rank, i.name, i.score, "X", "float32") for i in ranking.ranked
     ]
     assert json.loads(json_path.read_text())["rankings"][0]["ranked"] == [
-        {"prompt": "p", **i.row(), "model": "X"} for i in ranking.ranked
+        {"prompt": "p", "rank": i.rank, "image": i.name, "score": i.score, "precision": "float32", "model": "X"}
+        for i in ranking.ranked
     ]
     with zipfile.ZipFile(zip_path) as archive:
         assert archive.namelist() == [f"{i.rank:02d}_{i.score:+.2f}_{i.name}" for i in ranking.ranked]
@@ -439,46 +439,42 @@ def test_formatting_of_a_ranking(tiny_model, tmp_path: Path) -> None:
 def test_the_preference_probability_is_the_bradley_terry_model_of_the_scores() -> None:
     import math
 
-    assert formatting.preference_probability(0.5, 0.5) == 0.5
-    assert abs(formatting.preference_probability(1.0, 0.0) - 1 / (1 + math.exp(-1.0333394966054072))) < 1e-12
-    assert abs(formatting.preference_probability(0.2, 1.7) + formatting.preference_probability(1.7, 0.2) - 1) < 1e-12
-    text = formatting.compare_text("a.png", 0.0, "b.png", 1.0)
+    assert view.preference_probability(0.5, 0.5) == 0.5
+    assert abs(view.preference_probability(1.0, 0.0) - 1 / (1 + math.exp(-1.0333394966054072))) < 1e-12
+    assert abs(view.preference_probability(0.2, 1.7) + view.preference_probability(1.7, 0.2) - 1) < 1e-12
+    text = view.compare_text("a.png", 0.0, "b.png", 1.0)
     assert "prefer **b.png** to **a.png**" in text and "74%" in text
-    assert "two different images" in formatting.compare_text("a.png", 1.0, "a.png", 1.0)
+    assert "two different images" in view.compare_text("a.png", 1.0, "a.png", 1.0)
 
 
 def test_the_zip_names_repeats_before_the_extension_and_never_leaves_its_folder() -> None:
-    assert formatting._safe_name("image.png (2)") == "image (2).png"
-    assert "/" not in formatting._safe_name("../../etc/passwd") and "\\" not in formatting._safe_name("a\\b.png")
+    assert view._safe_name("image.png (2)") == "image (2).png"
+    assert "/" not in view._safe_name("../../etc/passwd") and "\\" not in view._safe_name("a\\b.png")
 
 
 def test_the_rank_matrix_of_several_prompts(tiny_model) -> None:
     paths = [image_path(n) for n in CASE["images"][:3]]
     one = rank_images(tiny_model, EXPECTED["prompts"][0], paths)
     two = rank_images(tiny_model, EXPECTED["prompts"][1], paths[:2])
-    headers, rows = formatting.matrix([("first", one), ("second", two)])
+    headers, rows = view.matrix([("first", one), ("second", two)])
     assert headers == ["image", "first", "second"]
     by_name = {row[0]: row[1:] for row in rows}
     for item in one.ranked:
-        assert by_name[item.name][0] == formatting.caption(item.rank, item.score)
+        assert by_name[item.name][0] == view.caption(item.rank, item.score)
     assert by_name[Path(paths[2]).name][1] == ""  # not scored against the second prompt
-    assert "against 2 prompts" in formatting.status_line_many([("first", one), ("second", two)], "X")
+    assert "against 2 prompts" in view.status_line_many([("first", one), ("second", two)], "X")
 
 
 def test_prompts_are_planned_from_lines_or_from_the_images(tiny_model, uploads: Path) -> None:
     from PIL.PngImagePlugin import PngInfo
 
-    from imagereward.multiprompt import plan_prompts
-
-    gallery = uploaded(uploads, CASE["images"][:2])
+    gallery = gallery_paths(uploaded(uploads, CASE["images"][:2]))
     groups, errors, notes = plan_prompts("a cat\n\n  a dog \n", gallery, [uploads])
     assert [(g.prompt, len(g.images)) for g in groups] == [("a cat", 2), ("a dog", 2)] and not errors
     info = PngInfo()
     info.add_text("parameters", "a red fox\nSteps: 20")
     Image.new("RGB", (32, 32)).save(uploads / "fox.png", pnginfo=info)
-    groups, errors, notes = plan_prompts(
-        "", gallery + [(str(uploads / "fox.png"), None), ("/etc/passwd", None)], [uploads]
-    )
+    groups, errors, notes = plan_prompts("", gallery + [str(uploads / "fox.png"), "/etc/passwd"], [uploads])
     assert [g.prompt for g in groups] == ["a red fox"]
     assert sorted(e.reason for e in errors) == sorted(
         [NOT_UPLOADED] + ["carries no prompt in its file, and the prompt box is empty"] * 2
@@ -490,7 +486,7 @@ def test_prompts_are_planned_from_lines_or_from_the_images(tiny_model, uploads: 
 
 
 def test_examples_exist_and_are_images() -> None:
-    rows = read_examples(Path(__file__).parent.parent / "examples")
+    rows = view.read_examples(Path(__file__).parent.parent / "examples")
     assert len(rows) >= 3
     for prompt, paths in rows:
         assert prompt and len(paths) >= 3
@@ -499,11 +495,10 @@ def test_examples_exist_and_are_images() -> None:
                 assert im.format == "JPEG" and min(im.size) >= 224
 
 
-def test_planning_bounds_a_hostile_prompt_box_and_gallery(uploads: Path) -> None:
-    from imagereward.multiprompt import plan_prompts
+def test_planning_bounds_a_hostile_prompt_box_and_gallery(tiny_model, uploads: Path) -> None:
     from imagereward.tokenizer import MAX_PROMPT_CHARS
 
-    gallery = uploaded(uploads, CASE["images"][:1])
+    gallery = gallery_paths(uploaded(uploads, CASE["images"][:1]))
     # only a bounded prefix of the box is split into lines: a prompt 5 MB further down is not read
     groups, _, _ = plan_prompts("a dog" + "\n" * 5_000_000 + "a cat", gallery, [uploads])
     assert [g.prompt for g in groups] == ["a dog"]
@@ -514,60 +509,17 @@ def test_planning_bounds_a_hostile_prompt_box_and_gallery(uploads: Path) -> None
     info = PngInfo()
     info.add_text("parameters", "a red fox\nSteps: 20")
     Image.new("RGB", (32, 32)).save(uploads / "fox.png", pnginfo=info)
-    groups, errors, notes = plan_prompts("", [(str(uploads / "fox.png"), None)] * 100, [uploads], max_images=5)
-    assert [len(g.images) for g in groups] == [5] and not errors and any("first 5 of 100 images" in n for n in notes)
-
-
-def test_download_folders_are_removed_once_their_lifetime_is_over(tmp_path: Path) -> None:
-    import os
-    import time
-
-    from imagereward.app.files import Downloads
-
-    downloads = Downloads(tmp_path, lifetime=600)
-    past = time.time() - 601
-    old = downloads.root / f"{past:.0f}-a-request"  # named by its creation time, as `new_folder` names them
-    old.mkdir(parents=True)
-    (old / "rankings.csv").write_text("x")
-    emptied = tmp_path / ("ab" * 20)  # a folder Gradio made for an upload it has since removed
-    emptied.mkdir()
-    os.utime(emptied, (past, past))
-    kept = tmp_path / ("cd" * 20)
-    kept.mkdir()
-    (kept / "upload.png").write_bytes(b"x")
-    os.utime(kept, (past, past))
-    recent = downloads.new_folder()
-    new = downloads.new_folder()
-    assert not old.exists() and not emptied.exists() and kept.is_dir()
-    assert recent.is_dir() and new.is_dir() and recent != new
-    downloads.remove()
-    assert not downloads.root.exists()
-
-
-def test_the_downloads_of_a_process_that_is_gone_are_swept_at_start(tmp_path: Path) -> None:
-    import os
-    import subprocess
-
-    from imagereward.app.files import PREFIX, Downloads
-
-    gone = subprocess.Popen(["true"])
-    gone.wait()  # its pid now names no process
-    dead, alive = tmp_path / f"{PREFIX}{gone.pid}", tmp_path / f"{PREFIX}{os.getppid()}"
-    for folder in (dead, alive):
-        (folder / "req").mkdir(parents=True)
-        (folder / "req" / "ranked_images.zip").write_bytes(b"x" * 100)
-    downloads = Downloads(tmp_path)
-    assert not dead.exists() and alive.is_dir() and downloads.root.name == f"{PREFIX}{os.getpid()}"
+    request = prepare_request(tiny_model, "", [(str(uploads / "fox.png"), None)] * 100, [uploads], max_images=5)
+    assert [len(p.images) for p in request.prompts] == [5] and not request.unplanned
+    assert any("first 5 of 100 images" in n for n in request.notes)
 
 
 def test_a_long_prompt_box_is_counted_whole() -> None:
     """Issue 21: 5 million lines said "first 8 of 131076 prompts" (only a prefix had been split)."""
-    from imagereward.multiprompt import plan_prompts
-
     text = "a cat\n" * 5_000_000
-    groups, _, notes = plan_prompts(text, [("x.png", None)], [])
+    groups, _, notes = plan_prompts(text, ["x.png"], [])
     assert len(groups) == 8 and notes == ["Only the first 8 of 5,000,000 prompts were scored (one prompt per line)."]
-    _, _, notes = plan_prompts("a\n\n  \nb\n" * 5, [("x.png", None)], [])
+    _, _, notes = plan_prompts("a\n\n  \nb\n" * 5, ["x.png"], [])
     assert notes == ["Only the first 8 of 10 prompts were scored (one prompt per line)."]
 
 
@@ -577,7 +529,7 @@ def test_the_zip_is_bounded_and_says_what_it_left_out(tiny_model, tmp_path: Path
     paths = [image_path(n) for n in CASE["images"][:3]]
     ranking = rank_images(tiny_model, CASE["prompt"], paths)
     sizes = [Path(item.source).stat().st_size for item in ranking.ranked]
-    _, _, zip_path = formatting.write_downloads([("p", ranking)], "X", tmp_path, max_zip_bytes=sizes[0] + sizes[1] - 1)
+    _, _, zip_path = view.write_downloads([("p", ranking)], "X", tmp_path, max_zip_bytes=sizes[0] + sizes[1] - 1)
     with zipfile.ZipFile(zip_path) as archive:
         names = archive.namelist()
         assert names[0].endswith(ranking.ranked[0].name) and names[-1] == "left_out.txt"
@@ -585,15 +537,13 @@ def test_the_zip_is_bounded_and_says_what_it_left_out(tiny_model, tmp_path: Path
 
 
 def test_several_prompts_decode_the_images_once(tiny_model, uploads: Path, monkeypatch) -> None:
-    from imagereward.multiprompt import rank_prompts
-
     calls = []
     real = images.load_pixels
     monkeypatch.setattr(images, "load_pixels", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
     tiny_model.embedding_cache.clear()
     first, second = EXPECTED["rank"][0], EXPECTED["rank"][1]
     shared = [n for n in first["images"] if n in second["images"]][:3]
-    rankings, _ = rank_prompts(
+    rankings, _ = rank_request(
         tiny_model, f"{first['prompt']}\n{second['prompt']}", uploaded(uploads, shared), [uploads], Settings()
     )
     assert len(calls) == len(shared)
@@ -604,7 +554,8 @@ def test_several_prompts_decode_the_images_once(tiny_model, uploads: Path, monke
 
 
 def test_chosen_judges_keep_the_offered_order_and_name_unknown_ones() -> None:
-    from imagereward.serving import chosen_judges, parse_judges
+    from imagereward.app.requests import chosen_judges
+    from imagereward.app.settings import parse_judges
 
     assert chosen_judges(["Aesthetic", "CLIP"], ("CLIP", "BLIP", "Aesthetic")) == ("CLIP", "Aesthetic")
     assert chosen_judges(None, ("CLIP",)) == () and chosen_judges("CLIP", ("CLIP",)) == ("CLIP",)
@@ -621,39 +572,37 @@ def test_chosen_judges_keep_the_offered_order_and_name_unknown_ones() -> None:
 
 
 def test_a_judge_that_cannot_load_is_named_and_imagereward_still_ranks(tiny_model, tmp_path: Path, monkeypatch) -> None:
-    from imagereward.judge_pool import JudgePool
-    from imagereward.serving import prepare_request, score_and_finish
+    from imagereward.app.judge_pool import JudgePool
 
     pool = JudgePool(["CLIP"], device="cpu", download_root=tmp_path / "empty")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     path = str(image_path(EXPECTED["images"][0]))
     request = prepare_request(tiny_model, "a cat", [path], [str(PARITY)], judges=["CLIP"])
-    ranking, notes = score_and_finish(tiny_model, request, lambda r: score_prepared(tiny_model, r, pool))
+    ((_, ranking),), notes = finish(request, score_prepared(tiny_model, request, pool))
     assert len(ranking.ranked) == 1 and ranking.judges == []
     assert "CLIP is unavailable right now (its weights could not be loaded)." in notes
 
 
 def test_other_preprocessings_are_decoded_before_the_device_call_and_pickle(tiny_model, tmp_path: Path) -> None:
-    """A request for PickScore and HPSv2.1 decodes their pixels in `prepare_request` (the CPU half), once per
+    """A request for PickScore and HPSv2.1 decodes their pixels in `prepare` (the CPU half), once per
     preprocessing; the prepared request pickles (it crosses to a ZeroGPU worker) and the device half decodes
     nothing."""
     import pickle
 
     from conftest import judges_root
-    from imagereward.judge_pool import JudgePool
-    from imagereward.preprocessing import LETTERBOX, RGB_RESIZE_CROP
-    from imagereward.serving import prepare_request, score_and_finish
+    from imagereward.app.judge_pool import JudgePool
+    from imagereward.preprocessing import LETTERBOX, RESIZE_CROP, RGB_RESIZE_CROP
 
     pool = JudgePool(["CLIP", "PickScore", "HPSv2.1"], device="cpu", download_root=judges_root(tmp_path / "root"))
     paths = [str(image_path(n)) for n in EXPECTED["images"][:3]]
     request = prepare_request(
         tiny_model, "a cat", paths, [str(PARITY)], judges=["CLIP", "PickScore", "HPSv2.1"], pool=pool
     )
-    assert sorted(p.kind for p in request.pixels) == sorted([LETTERBOX, RGB_RESIZE_CROP])
+    assert sorted(p.kind for p in request.pixels) == sorted([RESIZE_CROP, LETTERBOX, RGB_RESIZE_CROP])
     crossed = pickle.loads(pickle.dumps(request))
     for name in ("CLIP", "PickScore", "HPSv2.1"):
         pool.get(name).decode = None  # type: ignore[union-attr,method-assign]  # decoding now would fail
-    ranking, notes = score_and_finish(tiny_model, crossed, lambda r: score_prepared(tiny_model, r, pool))
+    ((_, ranking),), notes = finish(crossed, score_prepared(tiny_model, crossed, pool))
     assert ranking.judges == ["ImageReward", "CLIP", "PickScore", "HPSv2.1"] and not notes
     hps = load_hps_alone()
     by_name = {item.name: item.scores["HPSv2.1"] for item in ranking.ranked}

@@ -1,5 +1,5 @@
-"""The app's extra judges (the Table 2 baselines), loaded on first use and kept; a judge that cannot be
-loaded is remembered with its reason, so that a request names it instead of failing, and the page stays up."""
+"""The page's other judges (besides ImageReward), loaded on first use and kept; a judge that cannot be loaded
+is remembered with its reason, so that a request names it instead of failing, and the page stays up."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .errors import ImageRewardError
-from .scorer import BatchedScorer
+from ..errors import ImageRewardError
+from ..judges import Judge, load_judge
 
 log = logging.getLogger(__name__)
 
-Loader = Callable[..., BatchedScorer]
+Loader = Callable[..., Judge]
 
 
 class JudgePool:
@@ -27,15 +27,13 @@ class JudgePool:
         download_root: str | Path | None = None,
         loader: Loader | None = None,
     ) -> None:
-        from .judges import load_score
-
         self.names = list(names)
         self._options = {"device": device, "dtype": dtype, "download_root": download_root}
-        self._loader = loader or load_score
-        self._loaded: dict[str, BatchedScorer | str] = {}
+        self._loader = loader or load_judge
+        self._loaded: dict[str, Judge | str] = {}
         self._locks = {name: threading.Lock() for name in self.names}
 
-    def get(self, name: str) -> BatchedScorer | str:
+    def get(self, name: str) -> Judge | str:
         """The judge, or one sentence saying why it is unavailable (the details go to the log)."""
         if name not in self._locks:
             return f"{name} is not offered here"
@@ -44,16 +42,21 @@ class JudgePool:
                 self._loaded[name] = self._load(name)
             return self._loaded[name]
 
-    def _load(self, name: str) -> BatchedScorer | str:
+    def _load(self, name: str) -> Judge | str:
         try:
             judge = self._loader(name, **self._options)
         except (ImageRewardError, OSError, ValueError, RuntimeError) as e:
             log.error("judge %s could not be loaded: %s", name, e)
             return f"{name} is unavailable right now (its weights could not be loaded)"
-        judge.decode_processes = 0  # a request decodes once, in threads, for all judges
         return judge
 
     def preload(self) -> None:
         """Loads every judge now (on ZeroGPU, weights must be in place before the first GPU call)."""
         for name in self.names:
             self.get(name)
+
+    def close(self) -> None:
+        """Shuts down the loaded judges' own decoding threads and processes."""
+        for judge in self._loaded.values():
+            if not isinstance(judge, str):
+                judge.close()

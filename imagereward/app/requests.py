@@ -1,0 +1,465 @@
+"""One page request, safely: its prompts planned, its files checked and decoded once, the model's work done in
+one device call, and every prompt ranked.
+
+A request is handled in three steps so that only the model's work runs on a (ZeroGPU) GPU worker:
+`prepare` (CPU: plan the prompts, refuse files the visitor did not upload, bound the work, decode every file
+once per preprocessing its judges need), `score_prepared` (the device: every judge's scores for every prompt)
+and `finish` (CPU: rank each prompt, name what was skipped, collect the notes). Everything that crosses between
+them pickles.
+
+The prompts: each non-empty line of the prompt box, scored against every image; or, with the box empty, each
+image against the prompt its own file carries (one prompt per distinct prompt).
+
+Every request may be hostile. A gallery item is opened only if its path lies inside one of the allowed roots
+(Gradio's upload folder, the app's examples); any other path is refused by a lexical check, before any
+file-system call, with the same sentence whether it exists or not. The work is bounded: at most
+`max_images` images, each at most `images.MAX_IMAGE_PIXELS` pixels by its header and resized to at most
+`images.MAX_RESIZE_FACTOR` times the square the model sees (an aspect ratio of at most 64:1), all of them
+together at most `pixel_budget` decoded pixels (`PixelBudget`: each file counted once per preprocessing
+however often it is referenced, and refused every time if refused once), at most `MAX_PROMPTS` prompts, and
+at most `tokenizer.MAX_PROMPT_CHARS` characters of each prompt tokenized.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..decoding import Decoder, Decoding
+from ..errors import ImageError, ImageLoadError, InputError
+from ..images import header_size
+from ..judges import primary
+from ..judges.base import Result
+from ..preprocessing import Preprocessing
+from ..ranking import Ranking, add_judges, check_prompt, rank_results, unique_names
+from ..reward import ImageReward
+from ..tokenizer import MAX_PROMPT_CHARS, PromptTokens, encode_prompt
+from .judge_pool import JudgePool
+from .settings import Settings
+
+MAX_PROMPTS = 8
+
+NOT_UPLOADED = "not a file uploaded to this page; only images you upload (or the page's examples) can be scored"
+EXPIRED = "this upload is no longer on the server (uploads are kept for a while only); upload the image again"
+
+
+# ------------------------------------------------------------------------------------------ the files
+def gallery_paths(value: Sequence[Any] | None) -> list[Any]:
+    """The path of each item of a `gr.Gallery(type="filepath")` value (`[(path, caption), ...]`, plain
+    paths, or the API's file dicts), as sent: nothing is opened or checked here."""
+    paths = []
+    for item in value or []:
+        path = item[0] if isinstance(item, (list, tuple)) and item else item
+        if isinstance(path, dict):
+            path = path.get("path") or (path.get("image") or {}).get("path")
+        paths.append(path)
+    return paths
+
+
+def item_name(raw: Any, index: int) -> str:
+    """The name an item of a request goes by: the file name of its path as sent (nothing is opened)."""
+    text = raw if isinstance(raw, str) else ""
+    return text.replace("\\", "/").rsplit("/", 1)[-1] or f"image {index + 1}"
+
+
+def allowed_file(raw: Any, roots: Sequence[str], name: str) -> str:
+    """The path of a gallery item if it lies inside one of `roots` (real paths of folders), else refused.
+
+    The first check is lexical, so a path outside the roots is refused before any file-system call can tell
+    whether it exists; then links are resolved and the check repeated.
+
+    Raises:
+        ImageLoadError: the path is not a string, not absolute, or not inside a root.
+    """
+    if not isinstance(raw, str) or not raw or "\x00" in raw or not os.path.isabs(raw):
+        raise ImageLoadError(name, NOT_UPLOADED)
+    path = os.path.normpath(raw)
+    if not _inside(path, roots) or not _inside(os.path.realpath(path), roots):
+        raise ImageLoadError(name, NOT_UPLOADED)
+    return path
+
+
+def _inside(path: str, roots: Sequence[str]) -> bool:
+    return any(path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+
+class PixelBudget:
+    """The pixels one request may decode, all its files and prompts together.
+
+    A file costs its width x height (from its header) once per preprocessing the request decodes it with
+    (ImageReward's, and PickScore's or HPSv2.1's own when they are asked for), and only the first time it
+    appears: a file referenced again is neither counted nor checked again, and a file refused once is refused
+    every time it appears, with the same reason. Every file is also checked against each preprocessing's
+    resize bound (`Preprocessing.check_size`) before anything is decoded.
+
+    Args:
+        pixels: the budget.
+        preprocessings: how the request's judges read pixels.
+    """
+
+    def __init__(self, pixels: int, preprocessings: Sequence[Preprocessing]) -> None:
+        self.pixels = pixels
+        self.left = pixels
+        self.preprocessings = list(dict.fromkeys(preprocessings))
+        self._seen: dict[str, ImageLoadError | None] = {}
+
+    def admit(self, path: str, name: str) -> None:
+        """Counts an allowed file against the budget (see the class doc).
+
+        Raises:
+            ImageLoadError: unreadable, expired, too large, its resize too large, or over what is left.
+        """
+        if path in self._seen:
+            refused = self._seen[path]
+            if refused is not None:
+                raise refused.renamed(name)
+            return
+        try:
+            if not os.path.lexists(path):
+                raise ImageLoadError(name, EXPIRED)
+            width, height = header_size(path, name)
+            for preprocessing in self.preprocessings:
+                preprocessing.check_size(width, height, name)
+            cost = width * height * len(self.preprocessings)
+            if cost > self.left:
+                raise ImageLoadError(
+                    name,
+                    f"the request's budget of {self.pixels:,} decoded pixels was used up by the images before it "
+                    "(each image counts once for ImageReward and once more for each other judge that reads "
+                    "pixels its own way); score it in another request",
+                )
+        except ImageLoadError as e:
+            self._seen[path] = e
+            raise
+        self._seen[path] = None
+        self.left -= cost
+
+
+# ---------------------------------------------------------------------------------------- the prompts
+@dataclass(frozen=True)
+class PromptGroup:
+    """One prompt of a request and the gallery items scored against it (their indices)."""
+
+    prompt: str
+    images: list[int]
+
+
+def count_prompts(text: str) -> int:
+    """The non-blank lines of the prompt box (its prompts), however long it is: a pass over the text, as long as
+    the one that received it."""
+    return sum(1 for line in text.splitlines() if line and not line.isspace())
+
+
+def plan_prompts(
+    prompt_text: Any, raw: Sequence[Any], roots: Sequence[str | Path], max_prompts: int = MAX_PROMPTS
+) -> tuple[list[PromptGroup], list[ImageError], list[str]]:
+    """The prompts one request scores, over the gallery items' paths `raw`, and what could not be planned.
+
+    Each non-empty line of the prompt box is a prompt, scored against every image (at most `max_prompts`,
+    with a note past that; only as much of the box is split into lines as `max_prompts` prompts can use,
+    each read to at most `MAX_PROMPT_CHARS` characters anyway). With an empty box, each image is scored
+    against the prompt its file carries (`metadata.embedded_prompt`, read only from files inside `roots`), one
+    group per distinct prompt; images that carry none are returned as errors.
+
+    Raises:
+        InputError: an empty box and no image that carries a prompt.
+    """
+    from ..metadata import embedded_prompt
+
+    text = prompt_text[: max_prompts * (MAX_PROMPT_CHARS + 1)] if isinstance(prompt_text, str) else ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    notes: list[str] = []
+    if lines:
+        if len(lines) > max_prompts:
+            total = count_prompts(prompt_text) if len(text) < len(prompt_text) else len(lines)
+            notes.append(f"Only the first {max_prompts} of {total:,} prompts were scored (one prompt per line).")
+        everything = list(range(len(raw)))
+        return [PromptGroup(line, everything) for line in lines[:max_prompts]], [], notes
+    real_roots = [os.path.realpath(r) for r in roots]
+    groups: dict[str, PromptGroup] = {}
+    errors: list[ImageError] = []
+    for k, path in enumerate(raw):
+        name = item_name(path, k)
+        try:
+            found = embedded_prompt(allowed_file(path, real_roots, name))
+        except ImageLoadError as e:
+            errors.append(e)
+            continue
+        if found is None:
+            errors.append(ImageLoadError(name, "carries no prompt in its file, and the prompt box is empty"))
+        else:
+            groups.setdefault(found.prompt, PromptGroup(found.prompt, [])).images.append(k)
+    if not groups:
+        raise InputError("Type a prompt first: the score says how well each image fits the prompt.")
+    if len(groups) > max_prompts:
+        notes.append(f"Only the first {max_prompts} of {len(groups)} prompts the images carry were scored.")
+    if len(groups) > 1:
+        notes.append(f"The images carry {len(groups)} different prompts: each image is ranked against its own.")
+    return list(groups.values())[:max_prompts], errors, notes
+
+
+# ------------------------------------------------------------------------------------- the three steps
+@dataclass
+class Prompt:
+    """One prompt of a prepared request: its tokens, the request's images it is scored against (indices into
+    `Request.names`), and its gallery items that were refused."""
+
+    text: str
+    tokens: PromptTokens
+    images: list[int]
+    refused: list[ImageError] = field(default_factory=list)
+
+
+@dataclass
+class Request:
+    """A request checked and decoded on the CPU, ready for the device: what crosses to a ZeroGPU worker.
+
+    `pixels` holds every admitted image as each preprocessing of the request's judges makes it (ImageReward's
+    first), decoded once; `unplanned` the images no prompt could be found for; `seconds` the CPU half's time."""
+
+    prompts: list[Prompt]
+    names: list[str]
+    sources: list[str]
+    pixels: dict[Preprocessing, list[Decoding]]
+    judges: tuple[str, ...] = ()
+    notes: list[str] = field(default_factory=list)
+    unplanned: list[ImageError] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class Scores:
+    """What the device computed for a request: by judge label (the primary judge's first), one list of
+    results per prompt, or one sentence saying why that judge is unavailable; and each prompt's seconds."""
+
+    results: dict[str, list[list[Result]] | str]
+    seconds: list[float]
+
+
+def prepare(
+    model: ImageReward,
+    prompt_text: Any,
+    images: Sequence[Any] | None,
+    roots: Sequence[str | Path],
+    settings: Settings,
+    judges: Sequence[str] = (),
+    pool: JudgePool | None = None,
+    decoder: Decoder | None = None,
+) -> Request:
+    """Plans a request's prompts, checks its files and decodes what may be decoded (see the module doc), once
+    per preprocessing among ImageReward and the `judges` asked for (from `pool`, which loads them on first use).
+
+    Raises:
+        InputError: no prompt, or no images.
+    """
+    start = time.perf_counter()
+    raw = gallery_paths(images)
+    notes = []
+    if len(raw) > settings.max_images:
+        notes.append(
+            f"Only the first {settings.max_images} of {len(raw)} images were scored: the limit is "
+            f"{settings.max_images} per request. Score the rest in another run."
+        )
+        raw = raw[: settings.max_images]
+    if isinstance(prompt_text, str) and prompt_text.strip() and not raw:
+        raise InputError("Add at least one image to score.")
+    groups, unplanned, plan_notes = plan_prompts(prompt_text, raw, roots)
+    if not raw:
+        raise InputError("Add at least one image to score.")
+    loaded = [pool.get(name) for name in judges] if pool is not None else []
+    kinds = [model.preprocessing, *(j.preprocessing for j in loaded if not isinstance(j, str))]
+    budget = PixelBudget(settings.pixel_budget, kinds)
+    names = unique_names([item_name(r, i) for i, r in enumerate(raw)])
+    real_roots = [os.path.realpath(r) for r in roots]
+    admitted: dict[int, int] = {}  # gallery index -> index among the admitted images
+    refused: dict[int, ImageError] = {}
+    sources: list[str] = []
+    for k in sorted({k for g in groups for k in g.images}):
+        try:
+            path = allowed_file(raw[k], real_roots, names[k])
+            budget.admit(path, names[k])
+        except ImageLoadError as e:
+            refused[k] = e
+            continue
+        admitted[k] = len(sources)
+        sources.append(path)
+    admitted_names = [names[k] for k in admitted]
+    owned = decoder is None
+    decoder = decoder or Decoder()
+    try:
+        pixels = decoder.decode(sources, admitted_names, kinds)
+    finally:
+        if owned:
+            decoder.close()
+    prompts = [
+        Prompt(
+            check_prompt(g.prompt),
+            encode_prompt(g.prompt),
+            [admitted[k] for k in g.images if k in admitted],
+            [refused[k] for k in g.images if k in refused],
+        )
+        for g in groups
+    ]
+    return Request(
+        prompts,
+        admitted_names,
+        sources,
+        pixels,
+        judges=tuple(judges),
+        notes=notes + plan_notes,
+        unplanned=unplanned,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def score_prepared(model: ImageReward, request: Request, pool: JudgePool | None = None) -> Scores:
+    """The device half: every judge's scores (or errors) of every prompt's decoded images, ImageReward's first.
+    The other judges come from `pool` and score the same decoded pixels (nothing is decoded again)."""
+    label = primary().label
+    results: dict[str, list[list[Result]] | str] = {label: []}
+    seconds = []
+    judges = {name: pool.get(name) if pool is not None else f"{name} is not offered here" for name in request.judges}
+    for name, judge in judges.items():
+        if isinstance(judge, str):
+            results[name] = judge
+        else:
+            results[judge.spec.label] = []
+    for prompt in request.prompts:
+        start = time.perf_counter()
+        names = [request.names[i] for i in prompt.images]
+        pixels = [request.pixels[model.preprocessing][i] for i in prompt.images]
+        results[label].append(model.score_decoded(prompt.tokens, pixels, names) if pixels else [])  # type: ignore[union-attr]
+        for judge in judges.values():
+            if not isinstance(judge, str):
+                theirs = [request.pixels[judge.preprocessing][i] for i in prompt.images]
+                results[judge.spec.label].append(judge.score_decoded(prompt.text, theirs, names) if theirs else [])  # type: ignore[union-attr]
+        seconds.append(time.perf_counter() - start)
+    return Scores(results, seconds)
+
+
+def finish(request: Request, scores: Scores) -> tuple[list[tuple[str, Ranking]], list[str]]:
+    """Ranks every prompt's images by ImageReward, adds every other judge's scores and ranks, and collects the
+    notes to show once: the skipped images (of the first prompt, and those no prompt was found for), then each
+    distinct note.
+
+    Raises:
+        InputError: nothing could be scored; the message says why.
+    """
+    label = primary().label
+    rankings: list[tuple[str, Ranking]] = []
+    notes = list(request.notes)
+    unavailable = [f"{r}." for r in scores.results.values() if isinstance(r, str)]
+    for k, prompt in enumerate(request.prompts):
+        names = [request.names[i] for i in prompt.images]
+        sources = [request.sources[i] for i in prompt.images]
+        seconds = scores.seconds[k] + (request.seconds if k == 0 else 0.0)  # decoding counts with the first
+        try:
+            ranking = rank_results(scores.results[label][k], names, sources, prompt.tokens, seconds, prompt.refused)  # type: ignore[index]
+        except InputError as e:
+            if len(request.prompts) == 1:
+                raise
+            notes.append(f"Nothing was scored for the prompt “{prompt.text[:60]}”: {e}")
+            continue
+        others = {j: r[k] for j, r in scores.results.items() if j != label and not isinstance(r, str)}
+        if others:
+            ranking = add_judges(ranking, label, others, names)
+        judge_notes = [f"{judge} could not score {e.name}: {e.reason}." for judge, e in ranking.judge_failures]
+        found = prompt_notes(ranking) + precision_notes(ranking) + unavailable + judge_notes
+        notes += [n for n in found if n not in notes]
+        rankings.append((prompt.text, ranking))
+    if not rankings:
+        raise InputError("None of the images could be scored for any of the prompts.")
+    first = rankings[0][1]
+    return rankings, skipped_note(replace(first, failures=[*request.unplanned, *first.failures])) + notes
+
+
+def rank_request(
+    model: ImageReward,
+    prompt_text: Any,
+    images: Sequence[Any] | None,
+    roots: Sequence[str | Path],
+    settings: Settings | None = None,
+    judges: Sequence[str] = (),
+    pool: JudgePool | None = None,
+    on_device: Callable[[Request], Scores] | None = None,
+    decoder: Decoder | None = None,
+) -> tuple[list[tuple[str, Ranking]], list[str]]:
+    """A whole request: `prepare`, `on_device` (default `score_prepared` in this process; the page passes its
+    ZeroGPU function), `finish`. Returns every prompt's ranking and the notes to show.
+
+    Raises:
+        InputError: nothing to score (no prompt, no images, none readable); the message says what to do.
+    """
+    request = prepare(model, prompt_text, images, roots, settings or Settings(), judges, pool, decoder)
+    scores = on_device(request) if on_device is not None else score_prepared(model, request, pool)
+    return finish(request, scores)
+
+
+def chosen_judges(requested: Any, offered: Sequence[str]) -> tuple[str, ...]:
+    """The judges a request asks for besides ImageReward, in the offered order.
+
+    Raises:
+        InputError: not a list of names, or a name that is not offered (the message lists the offered ones).
+    """
+    if requested in (None, "", []):
+        return ()
+    if isinstance(requested, str):
+        requested = [requested]
+    if not isinstance(requested, (list, tuple)) or not all(isinstance(n, str) for n in requested):
+        raise InputError(f"Judges must be a list of names; offered here: {', '.join(offered) or 'none'}.")
+    unknown = [n for n in requested if n not in offered and n != primary().label]
+    if unknown:
+        raise InputError(
+            f"Unknown judge{'s' if len(unknown) > 1 else ''} {', '.join(map(str, unknown))[:200]}; "
+            f"offered here: {', '.join(offered) or 'none besides ' + primary().label}."
+        )
+    return tuple(n for n in offered if n in requested)
+
+
+def gpu_duration(request: Request) -> int:
+    """Seconds to ask ZeroGPU for (`@spaces.GPU(duration=...)`): the weights' move to the GPU and a margin,
+    plus the images (a few ms each on the GPU; generous for a cold one), per judge."""
+    return (1 + len(request.judges)) * (10 + (len(request.names) + 3) // 4)
+
+
+# ------------------------------------------------------------------------------------------- the notes
+def prompt_notes(ranking: Ranking) -> list[str]:
+    """A note when the model reads only part of the prompt."""
+    if not ranking.prompt_truncated:
+        return []
+    if ranking.prompt_complete:
+        return [
+            f"The prompt is {ranking.prompt_tokens} tokens long; the model reads only the first "
+            f"{primary().prompt_tokens}, so the rest did not count."
+        ]
+    return [
+        "The prompt is longer than the model reads; the model reads only the first "
+        f"{primary().prompt_tokens} tokens, so the rest did not count."
+    ]
+
+
+def precision_notes(ranking: Ranking) -> list[str]:
+    """A note naming the images whose score was computed in another precision than the rest."""
+    precisions = {item.precision for item in ranking.ranked}
+    if len(precisions) < 2:
+        return []
+    usual = max(precisions, key=lambda p: sum(item.precision == p for item in ranking.ranked))
+    other = [item for item in ranking.ranked if item.precision != usual]
+    names = ", ".join(item.name for item in other)
+    return [
+        f"{names}: {usual} overflowed, so {'this was' if len(other) == 1 else 'these were'} scored in {other[0].precision}."
+    ]
+
+
+def skipped_note(ranking: Ranking) -> list[str]:
+    """One sentence naming the images that were skipped and why."""
+    if not ranking.failures:
+        return []
+    n = len(ranking.failures)
+    names = "; ".join(f"{f.name} ({f.reason})" for f in ranking.failures)
+    return [
+        f"{n} image{'s' if n != 1 else ''} could not be scored and {'were' if n != 1 else 'was'} skipped: {names}. The others are ranked."
+    ]

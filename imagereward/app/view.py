@@ -1,0 +1,348 @@
+"""What the page shows of a ranking, and reading it back: captions, the table (written and read back here, so
+that its columns are named in one place), the winner, the pairwise preference probability, the status line, the
+API's JSON, and the CSV / JSON / zip downloads. Plain Python values and files, so that the app stays a thin
+layer of wiring and these stay testable.
+
+The gallery and table a page shows come back from the client when the visitor reorders or compares: only
+files inside the allowed roots are kept (`shown_rows`, `reordered`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..config import REWARD_STD
+from ..errors import ImageLoadError
+from ..judges import primary, spec
+from ..ranking import Ranking
+from ..rows import columns, result_rows, write_csv
+from .requests import allowed_file, gallery_paths
+
+# The image files one zip holds at most, all together (a public page must bound what a request writes).
+MAX_ZIP_BYTES = 64 * 2**20
+TABLE_COLUMNS = ["rank", "image", "score", "precision"]
+
+
+def caption(rank: int, score: float, name: str | None = None) -> str:
+    """Gallery caption and alt text, e.g. `#1 · 1.23 · cat.png`."""
+    return f"#{rank} · {score:.2f}" + (f" · {name}" if name else "")
+
+
+def gallery_items(ranking: Ranking, judge: str | None = None) -> list[tuple[Any, str]]:
+    """(image, caption) pairs best first by `judge` (default the ranking's own), for `gr.Gallery`."""
+    items = []
+    for item in ranking.ordered_by(judge or ""):
+        if judge and item.ranks:
+            rank, score = item.ranks.get(judge), item.scores.get(judge)
+            items.append((item.source, caption(rank, score, item.name) if rank else f"not scored · {item.name}"))
+        else:
+            items.append((item.source, caption(item.rank, item.score, item.name)))
+    return items
+
+
+# ------------------------------------------------------------------------------------------- the table
+def judge_headers(judge: str) -> list[str]:
+    """What the table shows of another judge: its score and rank, and its choice where it has one (PickScore:
+    the probability, in %, that it picks this image among those scored together)."""
+    return [f"{judge} score", f"{judge} rank", *([f"{judge} choice %"] if spec(judge).choice else [])]
+
+
+def table_headers(judges: Sequence[str]) -> list[str]:
+    """The table's columns: ImageReward's rank, image, score, precision; then each other judge's (see
+    `judge_headers`)."""
+    return [*TABLE_COLUMNS, *(h for j in judges[1:] for h in judge_headers(j))]
+
+
+def table_rows(ranking: Ranking, judge: str | None = None) -> list[list[Any]]:
+    """Rows of (rank, image name, score rounded to 4 decimals, precision[, each other judge's score, rank and
+    choice]), in `judge`'s order (default the ranking's own)."""
+    rows = []
+    for item in ranking.ordered_by(judge or ""):
+        row = [item.rank, item.name, round(item.score, 4), item.precision]
+        for other in ranking.judges[1:]:
+            score = item.scores.get(other)
+            row += [None if score is None else round(score, 4), item.ranks.get(other)]
+            if spec(other).choice:
+                choice = item.choices.get(other)
+                row.append(None if choice is None else round(100 * choice, 2))
+        rows.append(row)
+    return rows
+
+
+def table_value(ranking: Ranking, judge: str | None = None) -> dict[str, Any]:
+    """The table as `gr.Dataframe` takes it: headers and rows (see `table_headers`, `table_rows`)."""
+    return {"headers": table_headers(ranking.judges), "data": table_rows(ranking, judge)}
+
+
+def _number(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) else value
+
+
+def _shown(ranked: Any, table: Any, roots: Sequence[str | Path]) -> list[tuple[str, dict[str, Any]]]:
+    """(path, table record) of each image shown, read back from the client; only files inside `roots` kept."""
+    records = table.to_dict("records") if hasattr(table, "to_dict") else []
+    real_roots = [os.path.realpath(r) for r in roots]
+    rows = []
+    for k, (path, record) in enumerate(zip(gallery_paths(ranked), records)):
+        try:
+            rows.append((allowed_file(path, real_roots, f"image {k + 1}"), record))
+        except ImageLoadError:
+            continue
+    return rows
+
+
+def shown_rows(ranked: Any, table: Any, roots: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """The ranking a page shows, read back from its gallery (images, best first) and table: `{"name", "score",
+    "path"}` per image."""
+    rows = []
+    for path, record in _shown(ranked, table, roots):
+        score = _number(record.get("score"))
+        if "image" in record and score is not None:
+            rows.append({"name": str(record["image"]), "score": score, "path": path})
+    return rows
+
+
+def reordered(ranked: Any, table: Any, judge: str, roots: Sequence[str | Path]) -> tuple[list, dict[str, Any]]:
+    """The shown gallery and table in `judge`'s order: by its rank column (images it could not score last),
+    captions showing its rank and score.
+
+    Returns:
+        (gallery items, table value with headers and rows).
+    """
+    headers = [str(h) for h in getattr(table, "columns", [])]
+    rank_col, score_col = ("rank", "score") if judge == primary().label else judge_headers(judge)[1::-1]
+    rows = _shown(ranked, table, roots)
+    rows.sort(key=lambda row: (_number(row[1].get(rank_col)) is None, _number(row[1].get(rank_col)) or 0))
+    gallery = []
+    for path, record in rows:
+        rank, score = _number(record.get(rank_col)), _number(record.get(score_col))
+        name = str(record.get("image", ""))
+        gallery.append(
+            (path, caption(int(rank), score, name) if rank and score is not None else f"not scored · {name}")
+        )
+    data = [
+        [None if isinstance(v, float) and math.isnan(v) else v for v in (r.get(h) for h in headers)] for _, r in rows
+    ]
+    return gallery, {"headers": headers, "data": data}
+
+
+# -------------------------------------------------------------------------------------------- the text
+def agreement_text(ranking: Ranking) -> str:
+    """One line: for each other judge, the share of image pairs it orders as ImageReward does."""
+    parts = []
+    for judge, (same, pairs) in ranking.agreement().items():
+        share = f" ({100 * same / pairs:.0f}%)" if pairs else ""
+        parts.append(f"{judge} {same} of {pairs} pair{'s' if pairs != 1 else ''}{share}")
+    if not parts:
+        return ""
+    return f"**Agreement with {ranking.judges[0]}** (pairs of images ordered the same way): " + " · ".join(parts)
+
+
+def winner_text(ranking: Ranking) -> str:
+    """E.g. `**#1 · cat.png** — score 1.23`."""
+    best = ranking.ranked[0]
+    return f"**#1 · {best.name}** — score {best.score:.2f}"
+
+
+def preference_probability(score_a: float, score_b: float) -> float:
+    """P(people prefer A to B) as the model predicts it. ImageReward was trained with a pairwise
+    (Bradley-Terry) loss on its raw output, and the published score is (raw - mean) / std, so
+    P = sigmoid(std * (score_a - score_b))."""
+    return 1.0 / (1.0 + math.exp(-REWARD_STD * (score_a - score_b)))
+
+
+def compare_text(name_a: str, score_a: float, name_b: str, score_b: float) -> str:
+    """One sentence: which of the two the model expects people to prefer, and how strongly."""
+    p = preference_probability(score_a, score_b)
+    if name_a == name_b:
+        return f"Pick two different images to compare ({name_a} is on both sides)."
+    better, worse, q = (name_a, name_b, p) if p >= 0.5 else (name_b, name_a, 1 - p)
+    return (
+        f"The model expects people to prefer **{better}** to **{worse}** with probability **{100 * q:.0f}%** "
+        f"(scores {score_a:.2f} vs {score_b:.2f}; P = sigmoid({REWARD_STD:.4f} × score difference), "
+        f"the pairwise model {primary().label} was trained with)."
+    )
+
+
+def status_line(ranking: Ranking, model_label: str) -> str:
+    """E.g. `Scored 8 images with ImageReward-v1.0 on cuda (float16) and CLIP in 45 ms.`"""
+    n = len(ranking.ranked)
+    took = f"{ranking.seconds * 1000:.0f} ms" if ranking.seconds < 10 else f"{ranking.seconds:.1f} s"
+    skipped = f" Skipped {len(ranking.failures)} that could not be scored." if ranking.failures else ""
+    judges = ", ".join(ranking.judges[1:])
+    label = f"{model_label}{' and ' + judges if judges else ''}"
+    return f"Scored {n} image{'s' if n != 1 else ''} with {label} in {took}.{skipped}"
+
+
+def status_line_many(rankings: list[tuple[str, Ranking]], model_label: str) -> str:
+    """The status of one or several prompts: e.g. `Scored 8 images against 3 prompts with … in 120 ms: the
+    first prompt took 80 ms, each other 20 ms (the images' embeddings came from the cache).`"""
+    if len(rankings) == 1:
+        return status_line(rankings[0][1], model_label)
+    first, rest = rankings[0][1], [r for _, r in rankings[1:]]
+    total = sum(r.seconds for _, r in rankings)
+    images = len({item.name for _, r in rankings for item in r.ranked})
+    return (
+        f"Scored {images} image{'s' if images != 1 else ''} against {len(rankings)} prompts with {model_label} in "
+        f"{total * 1000:.0f} ms: the first prompt took {first.seconds * 1000:.0f} ms, each other "
+        f"{1000 * sum(r.seconds for r in rest) / len(rest):.0f} ms on average (images seen before come from the "
+        "embedding cache)."
+    )
+
+
+def matrix(rankings: list[tuple[str, Ranking]]) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the rank matrix of several prompts: one row per image (in first appearance), one
+    column per prompt, cells `#rank · score` (empty where the image was not scored against that prompt)."""
+    names: list[str] = []
+    cells: dict[tuple[str, int], str] = {}
+    for column, (_, ranking) in enumerate(rankings):
+        for item in ranking.ranked:
+            if item.name not in names:
+                names.append(item.name)
+            cells[(item.name, column)] = caption(item.rank, item.score)
+    headers = ["image", *(prompt if len(prompt) <= 60 else prompt[:59] + "…" for prompt, _ in rankings)]
+    return headers, [[name, *(cells.get((name, c), "") for c in range(len(rankings)))] for name in names]
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What the page shows of a request, in its own words: the status line, the winner (its image and line),
+    the gallery and table in the chosen judge's order, the agreement line, and the rank matrix of several
+    prompts (None for one); `compared` is the shown ranking as `shown_rows` reads it back."""
+
+    status: str
+    winner: Any
+    winner_text: str
+    gallery: list[tuple[Any, str]]
+    table: dict[str, Any]
+    agreement: str
+    matrix: tuple[list[str], list[list[str]]] | None
+    compared: list[dict[str, Any]]
+
+
+def shown(rankings: list[tuple[str, Ranking]], label: str, order_by: str | None) -> Shown:
+    """What the page shows of `rankings` (the first prompt's, and the matrix of all), ordered by `order_by`
+    (any judge of the ranking; else ImageReward)."""
+    first_prompt, ranking = rankings[0]
+    judge = order_by if order_by in ranking.judges else primary().label
+    note = f" (for the first prompt, “{first_prompt[:60]}”)" if len(rankings) > 1 else ""
+    return Shown(
+        status=status_line_many(rankings, label),
+        winner=ranking.ranked[0].source,
+        winner_text=winner_text(ranking) + note,
+        gallery=gallery_items(ranking, judge),
+        table=table_value(ranking, judge),
+        agreement=agreement_text(ranking),
+        matrix=matrix(rankings) if len(rankings) > 1 else None,
+        compared=[{"name": r.name, "score": r.score, "path": r.source} for r in ranking.ordered_by(judge)],
+    )
+
+
+# --------------------------------------------------------------------------------------------- the API
+def api_rows(ranking: Ranking, prompt: str, model: str) -> list[dict[str, Any]]:
+    """The API's rows: the result rows every surface writes (`rows.result_row`: `image`, `score_<judge>`, ...),
+    with, for clients of the earlier API, `name` (the image's) and with other judges `scores`, `ranks` and
+    (PickScore) `choices` by judge."""
+    out = []
+    for item, row in zip(ranking.ranked, result_rows(ranking, prompt, model)):
+        row["name"] = item.name
+        if item.scores:
+            row["scores"], row["ranks"] = dict(item.scores), dict(item.ranks)
+        if item.choices:
+            row["choices"] = dict(item.choices)
+        out.append(row)
+    return out
+
+
+def api_response(ranking: Ranking, notes: Sequence[str], label: str, prompt: str, model: str) -> dict[str, Any]:
+    """The `/score` endpoint's JSON: everything the page shows.
+
+    `{"ranked": [rows] best first (`api_rows`), "skipped": [{"name", "reason"}], "notes": [sentences],
+    "model": label, "seconds": float}`; with other judges also `"judges"` (labels, ImageReward first) and
+    `"agreement"`: `{judge: {"same": pairs it orders as ImageReward does, "pairs": pairs both order strictly}}`."""
+    response: dict[str, Any] = {
+        "ranked": api_rows(ranking, prompt, model),
+        "skipped": [{"name": f.name, "reason": f.reason} for f in ranking.failures],
+        "notes": list(notes),
+        "model": label,
+        "seconds": round(ranking.seconds, 4),
+    }
+    if ranking.judges:
+        response["judges"] = list(ranking.judges)
+        response["agreement"] = {j: {"same": same, "pairs": n} for j, (same, n) in ranking.agreement().items()}
+    return response
+
+
+# ------------------------------------------------------------------------------------------ downloads
+# Characters that reorder how text is displayed (a right-to-left override makes `gnp.exe` read as `exe.png`):
+# dropped from the zip's entry names.
+BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _safe_name(name: str) -> str:
+    """A file name for the zip: bidirectional controls dropped, path separators and control characters
+    replaced, a repeat's counter moved before the extension (`image.png (2)` -> `image (2).png`), at most 120
+    characters."""
+    name = BIDI_CONTROLS.sub("", name)
+    name = re.sub(r"[\x00-\x1f\x7f-\x9f/\\]", "_", name)
+    repeat = re.fullmatch(r"(.*?)(\.[A-Za-z0-9]{1,5}) \((\d+)\)", name)
+    if repeat:
+        name = f"{repeat.group(1)} ({repeat.group(3)}){repeat.group(2)}"
+    return name.strip(". ")[-120:] or "image"
+
+
+def write_downloads(
+    rankings: list[tuple[str, Ranking]], model: str, folder: Path, max_zip_bytes: int = MAX_ZIP_BYTES
+) -> tuple[Path, Path, Path]:
+    """Writes `rankings.csv` (one result row per image and prompt, `rows.columns`), `rankings.json` (`{"model",
+    "rankings": [{"prompt", "ranked": [rows]}]}`) and `ranked_images.zip` (the images renamed
+    `01_+1.57_name.png`, best first; one folder per prompt when there are several; images past `max_zip_bytes`
+    in all are left out and listed in a `left_out.txt` inside) into `folder`; returns their paths. `model` is
+    the ranking judge's name as the rows give it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    csv_path, json_path, zip_path = folder / "rankings.csv", folder / "rankings.json", folder / "ranked_images.zip"
+    others = list(dict.fromkeys(j for _, r in rankings for j in r.judges[1:]))
+    with open(csv_path, "w", encoding="utf-8", newline="") as f:
+        write_csv(f, columns(others), (row for prompt, r in rankings for row in result_rows(r, prompt, model)))
+    payload = {"model": model, "rankings": [{"prompt": p, "ranked": result_rows(r, p, model)} for p, r in rankings]}
+    json_path.write_text(json.dumps(payload, indent=1, ensure_ascii=False), encoding="utf-8")
+    written, left_out = 0, []
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for k, (_, ranking) in enumerate(rankings):
+            width = max(2, len(str(len(ranking.ranked))))
+            folder_name = f"prompt_{k + 1:02d}/" if len(rankings) > 1 else ""
+            for item in ranking.ranked:
+                if not (isinstance(item.source, (str, Path)) and Path(item.source).is_file()):
+                    continue
+                name = f"{folder_name}{item.rank:0{width}d}_{item.score:+.2f}_{_safe_name(item.name)}"
+                size = Path(item.source).stat().st_size
+                if written + size > max_zip_bytes:
+                    left_out.append(name)
+                    continue
+                archive.write(item.source, name)
+                written += size
+        if left_out:
+            archive.writestr(
+                "left_out.txt",
+                f"These images were left out: the zip holds at most {max_zip_bytes // 2**20} MB of images.\n"
+                + "\n".join(left_out)
+                + "\n",
+            )
+    return csv_path, json_path, zip_path
+
+
+def read_examples(folder: Path) -> list[list[Any]]:
+    """`examples/examples.json` as rows of [prompt, [image paths]] for `gr.Examples`."""
+    entries = json.loads((folder / "examples.json").read_text(encoding="utf-8"))
+    return [[e["prompt"], [str(folder / "images" / name) for name in e["images"]]] for e in entries]
