@@ -72,9 +72,9 @@ def make_checkpoint(folder: Path, seed: int = 0) -> Path:
     """A full-size checkpoint with random weights in the original's exact layout (1.8 GB, made once)."""
     import torch
 
-    from imagereward.checkpoint import to_original_layout
-    from imagereward.config import ModelConfig
-    from imagereward.model import ImageRewardModel
+    from imagereward.model.checkpoint import to_original_layout
+    from imagereward.model.config import ModelConfig
+    from imagereward.model.network import ImageRewardModel
 
     weights = folder / "ImageReward.pt"
     if weights.is_file():

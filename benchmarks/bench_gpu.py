@@ -40,10 +40,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import imagereward  # noqa: E402
-from imagereward.factory import resolve_dtype  # noqa: E402
+from imagereward.judges.imagereward import ImageReward  # noqa: E402
+from imagereward.model.factory import resolve_dtype  # noqa: E402
+from imagereward.model.tokenizer import tokenize  # noqa: E402
 from imagereward.ranking import rank_images  # noqa: E402
-from imagereward.reward import ImageReward  # noqa: E402
-from imagereward.tokenizer import tokenize  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench import (  # noqa: E402
@@ -73,7 +73,7 @@ def model_only(model: ImageReward, batch: int, iters: int, warmup: int = 2) -> f
     @torch.inference_mode()
     def step() -> torch.Tensor:
         return model(
-            tokens["input_ids"], tokens["attention_mask"], imagereward.images.normalize(pixels).to(model.dtype)
+            tokens["input_ids"], tokens["attention_mask"], imagereward.images.reading.normalize(pixels).to(model.dtype)
         )
 
     for _ in range(warmup):
@@ -139,10 +139,9 @@ def end_to_end(model: ImageReward, paths: list[str], batch: int, processes: int 
 def decode_ceiling(paths: list[str], threads: int, processes: int) -> dict:
     """Images/s of the exact preprocessing alone (`images.load_pixels` + content key, no model): in a thread
     pool, and in worker processes with one torch thread each."""
-    from imagereward.decoding import content_key
-    from imagereward.decoding import ProcessDecoder
-    from imagereward.images import load_pixels
-    from imagereward.preprocessing import ORIGINAL_224
+    from imagereward.images.decoding import ProcessDecoder, content_key
+    from imagereward.images.reading import load_pixels
+    from imagereward.images.transforms import ORIGINAL_224
 
     def one(path: str) -> bytes:
         return content_key(load_pixels(path))
@@ -174,7 +173,7 @@ def request_latency(model: ImageReward, paths: list[str], repeats: int) -> dict:
     parts, embedding cache off, in three set-ups: eager with decoding threads (the package before CUDA graphs),
     CUDA graphs with threads, and CUDA graphs with warm decoding processes (the app's set-up on a GPU server).
     Also the largest reward difference between the graphed and the eager model."""
-    from imagereward.tokenizer import encode_prompt
+    from imagereward.model.tokenizer import encode_prompt
 
     model.embedding_cache.resize(0)
     names = [Path(p).name for p in paths]
@@ -218,7 +217,9 @@ def profile_model(model: ImageReward, batch: int, top: int = 15) -> dict:
 
         def run() -> torch.Tensor:
             return model(
-                tokens["input_ids"], tokens["attention_mask"], imagereward.images.normalize(pixels).to(model.dtype)
+                tokens["input_ids"],
+                tokens["attention_mask"],
+                imagereward.images.reading.normalize(pixels).to(model.dtype),
             )
 
         run()
@@ -258,7 +259,7 @@ def profile_model(model: ImageReward, batch: int, top: int = 15) -> dict:
 def gpu_decode_run(model: ImageReward, jpegs: list[str], batch: int) -> dict:
     """The approximate path (JPEG decoded and resized on the GPU) from JPEG files: images/s, and its rewards
     against the exact path's on the same files and on the parity fixtures' JPEGs."""
-    from imagereward.reward import approximate_results
+    from imagereward.judges.imagereward import approximate_results
 
     model.embedding_cache.resize(0)
     approximate_results(model, PROMPT, jpegs[: batch * 2], batch_size=batch)  # warm-up
@@ -269,7 +270,7 @@ def gpu_decode_run(model: ImageReward, jpegs: list[str], batch: int) -> dict:
     rate = len(jpegs) / (time.perf_counter() - t)
     from concurrent.futures import ThreadPoolExecutor as Pool
 
-    from imagereward.gpu_decode import _prepare
+    from imagereward.images.gpu import _prepare
 
     with Pool(16) as readers:  # reading and GPU decoding alone, no model: the path's own ceiling
         t = time.perf_counter()

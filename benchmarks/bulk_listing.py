@@ -6,7 +6,7 @@
 Writes 512x512 files (half JPEG, half PNG), packs them into one WebDataset shard (`<key>.<ext>` + `<key>.txt`)
 and into a Parquet manifest holding the bytes (row groups of 100, as Hugging Face `datasets` writes images),
 then lists each input (`bulk.read_rows`) in a fresh process: its seconds, and its peak resident memory against
-a process that only imports what listing needs (`imagereward.bulk`, `imagereward.images`). Listing reads
+a process that only imports what listing needs (`imagereward.bulk`, `imagereward.images.reading`). Listing reads
 headers and prompts, never the images, so the peak should stay at the import's whatever the inputs weigh.
 `--manifest-rows N`: a Parquet manifest of N paths
 (the images need not exist), listed and then made into the Ray dataset a run starts from (`bulk.rows_dataset`,
@@ -33,7 +33,7 @@ from bench_gpu import write_images  # noqa: E402
 # is VmHWM (Linux), not ru_maxrss, which a child inherits from the process that forked it.
 LIST = """
 import json, os, re, sys, tempfile, time
-import imagereward.bulk as bulk, imagereward.images  # all that listing imports (torch, for the image suffixes)
+import imagereward.bulk as bulk, imagereward.images.reading  # all that listing imports (torch, for the image suffixes)
 peak = lambda: int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read())[1]) / 1024
 t = time.perf_counter()
 rows = bulk.read_rows(sys.argv[3:], sys.argv[2] or None) if sys.argv[3:] else []

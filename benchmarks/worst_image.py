@@ -49,9 +49,9 @@ def _make(path: Path, width: int, height: int) -> None:
 
 def _child(path: str, kind: str, bounded: bool) -> None:
     """In a fresh process: one image through one preprocessing; prints time, peak memory and the outcome."""
-    from imagereward import images
     from imagereward.errors import ImageLoadError
-    from imagereward.preprocessing import Preprocessing
+    from imagereward.images import reading as images
+    from imagereward.images.transforms import Preprocessing
 
     base = _rss_mb("VmRSS")
     start = time.perf_counter()
@@ -87,7 +87,7 @@ def main() -> None:
     if args.child:
         _child(args.child[0], args.child[1], args.child[2] == "1")
         return
-    from imagereward.images import MAX_IMAGE_PIXELS, MAX_RESIZE_FACTOR
+    from imagereward.images.reading import MAX_IMAGE_PIXELS, MAX_RESIZE_FACTOR
 
     height = math.isqrt(MAX_IMAGE_PIXELS // MAX_RESIZE_FACTOR)
     wide = (MAX_RESIZE_FACTOR * height, height)

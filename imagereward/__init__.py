@@ -22,18 +22,18 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .judges import available_judges, available_scores, load_judge, load_score
-    from .reward import ImageReward, available_models, load
+    from .judges.imagereward import ImageReward, available_models, load
 
 # The models' modules (timm, transformers: seconds to import) load on first use, so that a process that only
 # decodes images (bulk scoring's Ray workers) starts without them.
 _LAZY = {
-    "load": "reward",
+    "load": "judges.imagereward",
     "available_judges": "judges",
     "available_scores": "judges",
     "load_judge": "judges",
     "load_score": "judges",
-    "available_models": "reward",
-    "ImageReward": "reward",
+    "available_models": "judges.imagereward",
+    "ImageReward": "judges.imagereward",
 }
 
 

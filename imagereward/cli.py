@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from . import evaluation
 from .errors import ImageError, ImageLoadError, ImageRewardError, InputError
-from .images import IMAGE_EXTENSIONS
+from .images.reading import IMAGE_EXTENSIONS
 from .judges import Judge, available_judges, load_judge, primary, spec
 from .ranking import Ranking, rank_images, rank_with_judges
 from .rows import columns, result_rows, write_csv
@@ -104,7 +104,7 @@ def read_prompts_file(path: Path) -> list[Group]:
 def embedded_groups(images: list[str], missing: list[ImageError]) -> list[Group]:
     """Without --prompt: each image is scored against the prompt its file carries (`metadata.embedded_prompt`),
     one group per distinct prompt, in order of first appearance; files without one are reported."""
-    from .metadata import embedded_prompt
+    from .images.metadata import embedded_prompt
 
     by_prompt: dict[str, Group] = {}
     unprompted: list[ImageError] = []

@@ -8,14 +8,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .config import MAX_PROMPT_TOKENS
-from .decoding import Decoder
 from .errors import ImageError, InputError, NonFiniteRewardError
-from .images import FORMATS_TEXT, ImageInput, describe
+from .images.decoding import Decoder
+from .images.reading import FORMATS_TEXT, ImageInput, describe
 from .judges import spec
 from .judges.base import Judge, Result, Scored, ranks_from_rewards
-from .reward import ImageReward
-from .tokenizer import PromptTokens, encode_prompt
+from .judges.imagereward import ImageReward
+from .model.config import MAX_PROMPT_TOKENS
+from .model.tokenizer import PromptTokens, encode_prompt
 
 __all__ = ["RankedImage", "Ranking", "add_judges", "rank_images", "rank_results", "rank_with_judges", "unique_names"]
 

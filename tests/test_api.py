@@ -146,7 +146,7 @@ def test_weights_that_are_not_finite_give_named_errors_not_nan_rewards(parity_di
 
 
 def test_the_same_file_is_decoded_once(tiny_model, monkeypatch) -> None:
-    from imagereward import images as imgs
+    from imagereward.images import reading as imgs
 
     calls = []
     real = imgs.load_pixels
@@ -182,7 +182,7 @@ def test_decoding_in_processes_gives_the_same_rewards(parity_dir, tmp_path: Path
 
 
 def test_rows_of_one_block_are_batched_without_a_copy() -> None:
-    from imagereward.decoding import as_batch
+    from imagereward.images.decoding import as_batch
 
     block = torch.arange(5 * 3 * 4 * 4, dtype=torch.uint8).view(5, 3, 4, 4)
     batch = as_batch([block[1], block[2], block[3]])
@@ -195,7 +195,7 @@ def test_rows_of_one_block_are_batched_without_a_copy() -> None:
 def test_without_room_in_shared_memory_decoding_stays_in_threads(parity_dir, monkeypatch) -> None:
     import os as os_module
 
-    from imagereward import decoding
+    from imagereward.images import decoding
 
     model = imagereward.load(str(parity_dir), device="cpu")
     model.decode_processes = 2
@@ -218,8 +218,8 @@ def test_decoding_modules_import_without_the_models_libraries() -> None:
     import sys
 
     code = (
-        "import sys, imagereward.bulk_inputs; assert 'torch' not in sys.modules;"
-        "import imagereward, imagereward.bulk, imagereward.preprocessing;"
+        "import sys, imagereward.bulk.inputs; assert 'torch' not in sys.modules;"
+        "import imagereward, imagereward.bulk, imagereward.images.transforms;"
         "heavy = [m for m in ('timm', 'transformers', 'open_clip') if m in sys.modules];"
         "assert not heavy, heavy;"
         "from imagereward import load, ImageReward, load_score, available_models;"

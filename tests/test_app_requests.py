@@ -11,7 +11,6 @@ import pytest
 from PIL import Image
 
 from conftest import EXPECTED, PARITY, image_path
-from imagereward import images, tokenizer
 from imagereward.app import view
 from imagereward.app.requests import (
     NOT_UPLOADED,
@@ -32,6 +31,8 @@ from imagereward.errors import (
     NonFiniteRewardError,
     WeightsUnavailableError,
 )
+from imagereward.images import reading as images
+from imagereward.model import tokenizer
 from imagereward.ranking import rank_images, unique_names
 
 CASE = EXPECTED["rank"][0]
@@ -270,7 +271,7 @@ def test_the_budget_is_shared_by_every_prompt_of_a_request(tiny_model, uploads: 
 
 def test_a_judge_that_reads_pixels_its_own_way_counts_against_the_budget(tiny_model, uploads: Path) -> None:
     from imagereward.app.requests import PixelBudget
-    from imagereward.preprocessing import LETTERBOX, Preprocessing
+    from imagereward.images.transforms import LETTERBOX, Preprocessing
 
     Image.new("1", (4000, 3000)).save(uploads / "one.png")
     path = str(uploads / "one.png")
@@ -496,7 +497,7 @@ def test_examples_exist_and_are_images() -> None:
 
 
 def test_planning_bounds_a_hostile_prompt_box_and_gallery(tiny_model, uploads: Path) -> None:
-    from imagereward.tokenizer import MAX_PROMPT_CHARS
+    from imagereward.model.tokenizer import MAX_PROMPT_CHARS
 
     gallery = gallery_paths(uploaded(uploads, CASE["images"][:1]))
     # only a bounded prefix of the box is split into lines: a prompt 5 MB further down is not read
@@ -591,7 +592,7 @@ def test_other_preprocessings_are_decoded_before_the_device_call_and_pickle(tiny
 
     from conftest import judges_root
     from imagereward.app.judge_pool import JudgePool
-    from imagereward.preprocessing import LETTERBOX, RESIZE_CROP, RGB_RESIZE_CROP
+    from imagereward.images.transforms import LETTERBOX, RESIZE_CROP, RGB_RESIZE_CROP
 
     pool = JudgePool(["CLIP", "PickScore", "HPSv2.1"], device="cpu", download_root=judges_root(tmp_path / "root"))
     paths = [str(image_path(n)) for n in EXPECTED["images"][:3]]

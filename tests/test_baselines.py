@@ -14,12 +14,12 @@ import torch
 from PIL import Image
 
 import imagereward
-from imagereward import images as imgs
+from imagereward.images import reading as imgs
 from imagereward.judges import aesthetic as aesthetic_judge
 from imagereward.judges import blip as blip_judge
 from imagereward.judges import clip as clip_judge
 from imagereward.judges import load_score, sources
-from imagereward.tokenizer import encode_prompt, get_tokenizer
+from imagereward.model.tokenizer import encode_prompt, get_tokenizer
 
 ROOT = Path(__file__).parent / "fixtures" / "parity-baselines"
 EXPECTED = json.loads((ROOT / "expected.json").read_text(encoding="utf-8"))

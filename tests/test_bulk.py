@@ -178,7 +178,7 @@ def test_several_judges_give_a_column_each_with_their_own_scores(tmp_path: Path)
 def test_decoding_opens_each_file_once_for_every_preprocessing(monkeypatch) -> None:
     import numpy as np
 
-    from imagereward import images
+    from imagereward.images import reading as images
     from imagereward.judges import specs
 
     opened = []
@@ -318,7 +318,7 @@ def test_a_row_group_is_read_once_a_few_rows_at_a_time_and_an_unreadable_manifes
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from imagereward import bulk_inputs
+    from imagereward.bulk import inputs as bulk_inputs
 
     monkeypatch.setattr(bulk_inputs, "READ_ROWS", 2)
     manifest = tmp_path / "m.parquet"

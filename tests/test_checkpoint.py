@@ -11,9 +11,9 @@ import torch
 
 import imagereward
 from conftest import EXPECTED, PARITY, image_path
-from imagereward.checkpoint import IGNORED_KEYS, convert_state_dict, load_converted, original_key, read_state_dict
-from imagereward.config import ModelConfig, text_config_from_med
-from imagereward.model import ImageRewardModel
+from imagereward.model.checkpoint import IGNORED_KEYS, convert_state_dict, load_converted, original_key, read_state_dict
+from imagereward.model.config import ModelConfig, text_config_from_med
+from imagereward.model.network import ImageRewardModel
 
 FULL_LAYOUT = json.loads((PARITY / "full_state_dict_keys.json").read_text())
 _DTYPES = {"float32": torch.float32, "int64": torch.int64}
@@ -181,7 +181,7 @@ def test_loading_leaves_no_meta_tensors_and_keeps_head_float32() -> None:
 
 
 def test_original_layout_round_trip() -> None:
-    from imagereward.checkpoint import to_original_layout
+    from imagereward.model.checkpoint import to_original_layout
 
     original = torch.load(PARITY / "ImageReward.pt", weights_only=True)
     kept = {k: v for k, v in original.items() if k not in IGNORED_KEYS}
@@ -194,7 +194,7 @@ def test_original_keyword_name_still_works() -> None:
 
 
 def test_released_pages_of_a_mapped_checkpoint_read_back_unchanged(tmp_path: Path) -> None:
-    from imagereward.checkpoint import is_memory_mapped, release_pages
+    from imagereward.model.checkpoint import is_memory_mapped, release_pages
 
     big = {"w": torch.arange(1 << 20, dtype=torch.float32).reshape(1024, 1024)}
     torch.save(big, tmp_path / "big.pt")

@@ -12,7 +12,7 @@ import numpy as np
 from conftest import EXPECTED, IMAGE_NAMES, image_path
 from imagereward.errors import ImageLoadError
 from imagereward.judges.base import Scored
-from imagereward.reward import approximate_results
+from imagereward.judges.imagereward import approximate_results
 
 CASE = EXPECTED["rank"][0]
 

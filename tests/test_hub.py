@@ -17,7 +17,7 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 SCRIPT = f"""
 import sys, imagereward
-from imagereward.pretrained import PretrainedWeights, register
+from imagereward.model.pretrained import PretrainedWeights, register
 register("tiny-test", PretrainedWeights(repo_id="{REPO_ID}"))
 try:
     model = imagereward.load("tiny-test", device="cpu", vision_config=sys.argv[1])
@@ -69,7 +69,7 @@ def test_empty_cache_offline_says_what_to_do(tmp_path: Path, expected: dict) -> 
 
 
 def test_real_registry_entry_points_at_the_published_repo() -> None:
-    from imagereward.pretrained import _REGISTRY
+    from imagereward.model.pretrained import _REGISTRY
 
     spec = _REGISTRY["ImageReward-v1.0"]
     assert (spec.repo_id, spec.weights_file, spec.med_config_file) == (

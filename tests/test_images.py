@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-import imagereward.images as images
+import imagereward.images.reading as images
 from conftest import IMAGE_NAMES, image_path
 from imagereward import ImageLoadError
 
@@ -112,7 +112,7 @@ def test_exif_orientation_is_ignored_like_the_original() -> None:
 def test_an_image_whose_resize_would_be_huge_is_refused_before_decoding(make, tmp_path: Path, monkeypatch) -> None:
     """A 100,000 x 5 image is 0.5 Mpx but resizes to 4,480,000 x 224 (1 Gpx) for the 224 crop: every
     preprocessing refuses it from its size, naming the limit, and never decodes it."""
-    from imagereward.preprocessing import KINDS, Preprocessing
+    from imagereward.images.transforms import KINDS, Preprocessing
 
     path = tmp_path / "strip.png"
     Image.new("RGB", (100_000, 5)).save(path)
@@ -129,7 +129,7 @@ def test_an_image_whose_resize_would_be_huge_is_refused_before_decoding(make, tm
 
 
 def test_the_resize_bound_is_an_aspect_ratio_of_64() -> None:
-    from imagereward.preprocessing import ORIGINAL_224
+    from imagereward.images.transforms import ORIGINAL_224
 
     ORIGINAL_224.check_size(64 * 300, 300, "ok.png")
     ORIGINAL_224.check_size(2000, 150, "panorama.png")  # the fixtures' widest

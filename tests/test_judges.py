@@ -16,13 +16,13 @@ import pytest
 import torch
 
 import imagereward
-from imagereward import images as imgs
 from imagereward.errors import CheckpointError, ImageLoadError, WeightsUnavailableError
+from imagereward.images import reading as imgs
+from imagereward.images.transforms import LETTERBOX, RGB_RESIZE_CROP, Preprocessing
 from imagereward.judges import hps as hps_judge
 from imagereward.judges import load_score, sources
 from imagereward.judges import pickscore as pick_judge
 from imagereward.judges.bpe import OPEN_CLIP, bpe_tokens
-from imagereward.preprocessing import LETTERBOX, RGB_RESIZE_CROP, Preprocessing
 
 ROOT = Path(__file__).parent / "fixtures" / "parity-judges"
 PICK, HPS = ROOT / "pickscore", ROOT / "hpsv2"

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from imagereward.kernels import OneDnnLinear, onednn_available, use_onednn_linears
-from imagereward.tokenizer import tokenize
+from imagereward.model.kernels import OneDnnLinear, onednn_available, use_onednn_linears
+from imagereward.model.tokenizer import tokenize
 
 
 @pytest.mark.skipif(not onednn_available(), reason="this PyTorch build has no oneDNN")

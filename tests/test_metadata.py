@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from imagereward.metadata import EmbeddedPrompt, a1111_prompt, embedded_prompt
+from imagereward.images.metadata import EmbeddedPrompt, a1111_prompt, embedded_prompt
 
 A1111 = "a cat on a mat, photograph\nsecond line of the prompt\nNegative prompt: blurry, dog\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1"
 COMFY_GRAPH = {

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from conftest import EXPECTED, IMAGE_NAMES, PARITY, image_path
-from imagereward.tokenizer import get_tokenizer, tokenize
+from imagereward.model.tokenizer import get_tokenizer, tokenize
 
 SCORE_TOL = 1e-4
 PIXEL_TOL = 1e-6

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..decoding import Decoder
 from ..errors import InputError
-from ..images import FORMATS_TEXT, MAX_IMAGE_PIXELS, MAX_RESIZE_FACTOR
+from ..images.decoding import Decoder
+from ..images.reading import FORMATS_TEXT, MAX_IMAGE_PIXELS, MAX_RESIZE_FACTOR
 from ..judges import primary, spec
 from ..ranking import Ranking
 from . import view

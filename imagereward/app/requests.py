@@ -28,15 +28,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..decoding import Decoder, Decoding
 from ..errors import ImageError, ImageLoadError, InputError
-from ..images import header_size
+from ..images.decoding import Decoder, Decoding
+from ..images.reading import header_size
+from ..images.transforms import Preprocessing
 from ..judges import primary
 from ..judges.base import Result
-from ..preprocessing import Preprocessing
+from ..judges.imagereward import ImageReward
+from ..model.tokenizer import MAX_PROMPT_CHARS, PromptTokens, encode_prompt
 from ..ranking import Ranking, add_judges, check_prompt, rank_results, unique_names
-from ..reward import ImageReward
-from ..tokenizer import MAX_PROMPT_CHARS, PromptTokens, encode_prompt
 from .judge_pool import JudgePool
 from .settings import Settings
 
@@ -167,7 +167,7 @@ def plan_prompts(
     Raises:
         InputError: an empty box and no image that carries a prompt.
     """
-    from ..metadata import embedded_prompt
+    from ..images.metadata import embedded_prompt
 
     text = prompt_text[: max_prompts * (MAX_PROMPT_CHARS + 1)] if isinstance(prompt_text, str) else ""
     lines = [line.strip() for line in text.splitlines() if line.strip()]

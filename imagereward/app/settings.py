@@ -13,10 +13,10 @@ from typing import Mapping
 from PIL import Image
 
 from ..errors import ImageRewardError
-from ..images import MAX_IMAGE_PIXELS
+from ..images.reading import MAX_IMAGE_PIXELS
 from ..judges import available_scores, primary
 from ..judges.base import DEFAULT_BATCH_SIZE
-from ..reward import ImageReward, available_models, load
+from ..judges.imagereward import ImageReward, available_models, load
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def load_for_serving(settings: Settings) -> LoadedModel:
 def warm_up(model: ImageReward) -> None:
     """Scores blank images once per CUDA-graph bucket, so that the first visitors do not pay for lazy
     initialisation (graph capture, kernel selection, the decoding threads)."""
-    from ..graphs import BUCKETS
+    from ..model.graphs import BUCKETS
 
     sizes = BUCKETS if model.device.type == "cuda" and model.cuda_graphs is not False else (2,)
     with tempfile.TemporaryDirectory() as tmp:

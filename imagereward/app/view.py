@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..config import REWARD_STD
 from ..errors import ImageLoadError
 from ..judges import primary, spec
+from ..model.config import REWARD_STD
 from ..ranking import Ranking
 from ..rows import columns, result_rows, write_csv
 from .requests import allowed_file, gallery_paths

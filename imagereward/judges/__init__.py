@@ -23,7 +23,7 @@ from .base import Judge, JudgeSpec
 # The judges' modules, in the order they are listed and offered. Imported on first use (each brings its
 # libraries: timm, transformers, open_clip).
 JUDGE_MODULES = (
-    "imagereward.reward",
+    "imagereward.judges.imagereward",
     "imagereward.judges.clip",
     "imagereward.judges.blip",
     "imagereward.judges.aesthetic",
@@ -82,7 +82,7 @@ def load_judge(name: str, download_root: str | Path | None = None, **kwargs: Any
     try:
         found = spec(name)
     except ValueError:
-        from ..pretrained import available_models
+        from ..model.pretrained import available_models
 
         if name not in available_models() and not Path(name).expanduser().exists():
             raise

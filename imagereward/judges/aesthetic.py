@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoint import load_converted, read_state_dict
 from ..errors import CheckpointError
-from ..preprocessing import ORIGINAL_224
+from ..images.transforms import ORIGINAL_224
+from ..model.checkpoint import load_converted, read_state_dict
 from . import clip, sources
 from .base import JudgeSpec
 

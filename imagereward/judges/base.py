@@ -30,12 +30,12 @@ from typing import Any, Callable, ClassVar, NamedTuple, Sequence
 import torch
 from torch import nn
 
-from .. import images as imgs
-from ..cache import EmbeddingCache
-from ..decoding import Decoded, Decoder, Decoding, as_batch, fill_repeats, first_occurrences
 from ..errors import ImageError, NonFiniteRewardError
-from ..images import ImageInput
-from ..preprocessing import ORIGINAL_224, Preprocessing
+from ..images import reading as imgs
+from ..images.decoding import Decoded, Decoder, Decoding, as_batch, fill_repeats, first_occurrences
+from ..images.reading import ImageInput
+from ..images.transforms import ORIGINAL_224, Preprocessing
+from .cache import EmbeddingCache
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_CACHE_SIZE = 256

@@ -17,14 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import images as imgs
-from ..checkpoint import load_converted, read_state_dict
-from ..config import MAX_PROMPT_TOKENS, ModelConfig, read_json, text_config_from_med, vision_config_from_dict
 from ..errors import CheckpointError
-from ..factory import resolve_device, resolve_dtype
-from ..model import build_text_encoder, build_vision_encoder, text_cls
-from ..preprocessing import ORIGINAL_224, RESIZE_CROP, Preprocessing
-from ..tokenizer import PromptTokens, encode_prompt
+from ..images import reading as imgs
+from ..images.transforms import ORIGINAL_224, RESIZE_CROP, Preprocessing
+from ..model.checkpoint import load_converted, read_state_dict
+from ..model.config import MAX_PROMPT_TOKENS, ModelConfig, read_json, text_config_from_med, vision_config_from_dict
+from ..model.factory import resolve_device, resolve_dtype
+from ..model.network import build_text_encoder, build_vision_encoder, text_cls
+from ..model.tokenizer import PromptTokens, encode_prompt
 from . import sources
 from .base import Baseline, JudgeSpec
 

@@ -22,7 +22,7 @@ import ftfy
 import regex
 import torch
 
-from ..tokenizer import read_enough
+from ..model.tokenizer import read_enough
 
 CONTEXT_LENGTH = 77
 _WORDS = r"""|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""

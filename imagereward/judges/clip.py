@@ -25,16 +25,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import images as imgs
-from ..cache import EmbeddingCache
-from ..checkpoint import load_converted, read_state_dict
 from ..errors import CheckpointError
-from ..factory import resolve_device, resolve_dtype
-from ..preprocessing import ORIGINAL_224, RESIZE_CROP, Preprocessing
-from ..torchscript import is_torchscript_archive, read_torchscript_tensors
+from ..images import reading as imgs
+from ..images.transforms import ORIGINAL_224, RESIZE_CROP, Preprocessing
+from ..model.checkpoint import load_converted, read_state_dict
+from ..model.factory import resolve_device, resolve_dtype
+from ..model.torchscript import is_torchscript_archive, read_torchscript_tensors
 from . import sources
 from .base import DEFAULT_CACHE_SIZE, Baseline, JudgeSpec
 from .bpe import CONTEXT_LENGTH, OPENAI, BpeTokens, bpe_tokens
+from .cache import EmbeddingCache
 
 # int64 buffers of OpenAI's archive that `clip.build_model` deletes before its strict load.
 IGNORED_KEYS = frozenset({"input_resolution", "context_length", "vocab_size"})

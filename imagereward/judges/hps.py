@@ -23,10 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoint import load_converted, read_state_dict
 from ..errors import CheckpointError
-from ..factory import resolve_device, resolve_dtype
-from ..preprocessing import LETTERBOX, Preprocessing
+from ..images.transforms import LETTERBOX, Preprocessing
+from ..model.checkpoint import load_converted, read_state_dict
+from ..model.factory import resolve_device, resolve_dtype
 from . import sources
 from .base import JudgeSpec
 from .bpe import CONTEXT_LENGTH, OPEN_CLIP

@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import load_converted, read_state_dict
 from ..errors import CheckpointError
-from ..factory import resolve_device, resolve_dtype
-from ..images import ImageInput
-from ..preprocessing import RGB_RESIZE_CROP, Preprocessing
-from ..tokenizer import read_enough
+from ..images.reading import ImageInput
+from ..images.transforms import RGB_RESIZE_CROP, Preprocessing
+from ..model.checkpoint import load_converted, read_state_dict
+from ..model.factory import resolve_device, resolve_dtype
+from ..model.tokenizer import read_enough
 from . import sources
 from .base import Baseline, JudgeSpec
 

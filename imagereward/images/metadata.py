@@ -21,8 +21,8 @@ from typing import Any, Mapping
 
 from PIL import Image
 
-from .errors import ImageLoadError
-from .images import open_header
+from ..errors import ImageLoadError
+from .reading import open_header
 
 # ExifIFD pointer and UserComment tag.
 _EXIF_IFD = 0x8769

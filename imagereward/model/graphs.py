@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 
 from .config import MAX_PROMPT_TOKENS
-from .model import ImageRewardModel
+from .network import ImageRewardModel
 
 BUCKETS: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .errors import ImageLoadError
+from ..errors import ImageLoadError
 
 # CLIP's normalisation constants, which the original's preprocessing uses.
 IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)

@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import images as imgs
-from .errors import ImageLoadError
-from .images import ImageInput
+from ..errors import ImageLoadError
+from . import reading as imgs
+from .reading import ImageInput
 
 RESIZE_CROP = "resize-crop"
 RGB_RESIZE_CROP = "rgb-resize-crop"

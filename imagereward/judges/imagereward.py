@@ -16,13 +16,17 @@ from typing import Callable, Sequence
 import torch
 from PIL import Image
 
-from . import images as imgs
-from .config import MAX_PROMPT_TOKENS, ModelConfig
-from .decoding import Decoded
-from .factory import ConfigSource, load_network
-from .graphs import SmallBatchGraphs
-from .images import ImageInput
-from .judges.base import (
+from ..images import reading as imgs
+from ..images.decoding import Decoded
+from ..images.reading import ImageInput
+from ..images.transforms import ORIGINAL_224, RESIZE_CROP, Preprocessing
+from ..model.config import MAX_PROMPT_TOKENS, ModelConfig
+from ..model.factory import ConfigSource, load_network
+from ..model.graphs import SmallBatchGraphs
+from ..model.network import ImageRewardModel
+from ..model.pretrained import PretrainedWeights, available_models, register, resolve
+from ..model.tokenizer import PromptTokens, encode_prompt
+from .base import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CACHE_SIZE,
     Judge,
@@ -32,10 +36,6 @@ from .judges.base import (
     check_batch_size,
     ranks_from_rewards,
 )
-from .model import ImageRewardModel
-from .preprocessing import ORIGINAL_224, RESIZE_CROP, Preprocessing
-from .pretrained import PretrainedWeights, available_models, register, resolve
-from .tokenizer import PromptTokens, encode_prompt
 
 __all__ = ["ImageReward", "approximate_results", "available_models", "load"]
 
@@ -270,7 +270,7 @@ def approximate_results(
     Returns:
         `Scored` or `ImageError` per file, in order.
     """
-    from .gpu_decode import gpu_batches
+    from ..images.gpu import gpu_batches
 
     tokens = model.prompt_tokens(prompt)
     names = list(names) if names is not None else [os.fspath(p) for p in paths]

@@ -25,8 +25,8 @@ from typing import Iterator, NamedTuple, Sequence
 import torch
 import torch.nn.functional as F
 
-from . import images as imgs
-from .errors import ImageError, ImageLoadError
+from ..errors import ImageError, ImageLoadError
+from . import reading as imgs
 
 PathInput = str | os.PathLike
 

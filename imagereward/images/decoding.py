@@ -31,10 +31,10 @@ from typing import Hashable, Iterator, NamedTuple, Sequence
 import numpy as np
 import torch
 
-from . import images as imgs
-from .errors import ImageError, ImageLoadError
-from .images import ImageInput
-from .preprocessing import Preprocessing
+from ..errors import ImageError, ImageLoadError
+from . import reading as imgs
+from .reading import ImageInput
+from .transforms import Preprocessing
 
 # Batches decoded ahead of the one the consumer is working on (threads).
 PREFETCH_BATCHES = 2

@@ -33,8 +33,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .bulk_inputs import PARQUET, EncodedImages, parquet_row_groups, read_row_groups, read_rows
-from .errors import ImageLoadError, InputError
+from ..errors import ImageLoadError, InputError
+from .inputs import PARQUET, EncodedImages, parquet_row_groups, read_row_groups, read_rows
 
 # Rows per Parquet part file: what a killed run can lose and recompute at most.
 PART_ROWS = 4096
@@ -104,8 +104,8 @@ def decode_batch(batch: dict[str, np.ndarray], preprocessings: Sequence[str] = (
     """CPU task: read each row's image (`bulk_inputs.EncodedImages`), open it once and preprocess it as each of
     `preprocessings` (`str` of a `Preprocessing`) does -> `pixels_<preprocessing>` (N, 3, S, S) uint8 or float32
     each, and `error` (None or why)."""
-    from .images import open_image
-    from .preprocessing import parse
+    from ..images.reading import open_image
+    from ..images.transforms import parse
 
     n = len(batch["id"])
     kinds = [parse(p) for p in preprocessings]
@@ -142,7 +142,7 @@ class ScoreActor:
     def __init__(
         self, judges: Sequence[str], model: str, device: str | None, dtype: str | None, download_root: str | None
     ) -> None:
-        from .judges import load_judge, spec
+        from ..judges import load_judge, spec
 
         self.judges = []
         for name in judges:
@@ -169,9 +169,9 @@ class ScoreActor:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import torch
 
-        from .decoding import Decoded
-        from .judges.base import Scored
-        from .rows import score_column
+        from ..images.decoding import Decoded
+        from ..judges.base import Scored
+        from ..rows import score_column
 
         n = len(batch["id"])
         errors = [e if isinstance(e, str) else None for e in batch["error"]]  # all-null columns arrive as NaN
@@ -326,7 +326,7 @@ def bulk_score(
     """
     import ray
 
-    from .judges import primary, spec
+    from ..judges import primary, spec
 
     start = time.perf_counter()
     output = Path(output)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import WeightsUnavailableError
+from ..errors import WeightsUnavailableError
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 _STORAGE_DTYPES = {
     "FloatStorage": torch.float32,

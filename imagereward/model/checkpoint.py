@@ -20,7 +20,7 @@ from typing import Callable, Mapping
 import torch
 from safetensors.torch import load_file as load_safetensors
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 # Prefix swaps from the original's keys to this package's modules, applied in order, first match wins.
 KEY_SWAPS: tuple[tuple[str, str], ...] = (

@@ -21,7 +21,7 @@ from .checkpoint import (
 )
 from .config import ModelConfig, read_json, text_config_from_med, vision_config_from_dict
 from .kernels import use_onednn_linears
-from .model import ImageRewardModel
+from .network import ImageRewardModel
 from .pretrained import resolve
 
 ConfigSource = str | Path | Mapping[str, Any] | None
