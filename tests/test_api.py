@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 
 import imagereward
-from conftest import EXPECTED, image_path
 from imagereward import ImageLoadError, NonFiniteRewardError
 from imagereward.judges.base import ranks_from_rewards
 from imagereward.ranking import InputError, rank_images
+from originals import EXPECTED, image_path
 
 CASE = EXPECTED["rank"][0]
 PATHS = [str(image_path(n)) for n in CASE["images"]]

@@ -13,7 +13,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from appserver import ROOT, running_app
-from conftest import EXPECTED, PARITY, image_path, judges_root
+from originals import EXPECTED, PARITY, image_path
 
 CASE = EXPECTED["rank"][0]
 STUBS = Path(__file__).parent / "stubs"
@@ -26,10 +26,9 @@ MORE_INPUTS = {"score": [[]], "score_and_compare": [["CLIP"], "CLIP"]}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
+def server(tmp_path_factory: pytest.TempPathFactory, judges_root: Path):
     tmp = tmp_path_factory.mktemp("api")
-    root = judges_root(tmp / "judges")
-    with running_app(tmp, IMAGEREWARD_MODEL=str(PARITY), IMAGEREWARD_DOWNLOAD_ROOT=str(root)) as url:
+    with running_app(tmp, IMAGEREWARD_MODEL=str(PARITY), IMAGEREWARD_DOWNLOAD_ROOT=str(judges_root)) as url:
         yield url, tmp
 
 
@@ -306,10 +305,10 @@ def test_an_unknown_judge_is_named_with_the_offered_ones(client: Client) -> None
 def test_the_api_returns_pickscore_and_hps_beside_imagereward(client: Client) -> None:
     """The modern judges on one request: each one's scores equal that judge alone, PickScore's choices are its
     README's softmax over the images scored, and the agreement covers both."""
-    from conftest import JUDGES
     from imagereward.judges import load_score
     from imagereward.judges.pickscore import softmax
     from imagereward.ranking import pairs_agreeing
+    from originals import JUDGES
 
     paths = [image_path(n) for n in CASE["images"][:4]]
     response = client.predict(CASE["prompt"], gallery(paths), ["PickScore", "HPSv2.1"], api_name="/score")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from appserver import running_app
-from conftest import EXPECTED, JUDGES, PARITY, image_path, judges_root
+from originals import EXPECTED, JUDGES, PARITY, image_path
 
 BASELINES = Path(__file__).parent / "fixtures" / "parity-baselines"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -51,12 +51,12 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory):
+def app_url(tmp_path_factory: pytest.TempPathFactory, judges_root: Path):
     with running_app(
         tmp_path_factory.mktemp("browser"),
         IMAGEREWARD_MODEL=str(PARITY),
         IMAGEREWARD_MAX_IMAGES="12",
-        IMAGEREWARD_DOWNLOAD_ROOT=str(judges_root(tmp_path_factory.mktemp("judges"))),
+        IMAGEREWARD_DOWNLOAD_ROOT=str(judges_root),
     ) as url:
         yield url
 

@@ -29,7 +29,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from appserver import PIDS, peak_memory_mb, running_app
-from conftest import EXPECTED, PARITY, image_path
+from originals import EXPECTED, PARITY, image_path
 
 CASE = EXPECTED["rank"][0]
 MAX_PENDING = 4

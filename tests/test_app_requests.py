@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import EXPECTED, PARITY, image_path
 from imagereward.app import view
 from imagereward.app.requests import (
     NOT_UPLOADED,
@@ -34,6 +33,7 @@ from imagereward.errors import (
 from imagereward.images import reading as images
 from imagereward.model import tokenizer
 from imagereward.ranking import rank_images, unique_names
+from originals import EXPECTED, PARITY, image_path
 
 CASE = EXPECTED["rank"][0]
 
@@ -584,17 +584,16 @@ def test_a_judge_that_cannot_load_is_named_and_imagereward_still_ranks(tiny_mode
     assert "CLIP is unavailable right now (its weights could not be loaded)." in notes
 
 
-def test_other_preprocessings_are_decoded_before_the_device_call_and_pickle(tiny_model, tmp_path: Path) -> None:
+def test_other_preprocessings_are_decoded_before_the_device_call_and_pickle(tiny_model, judges_root: Path) -> None:
     """A request for PickScore and HPSv2.1 decodes their pixels in `prepare` (the CPU half), once per
     preprocessing; the prepared request pickles (it crosses to a ZeroGPU worker) and the device half decodes
     nothing."""
     import pickle
 
-    from conftest import judges_root
     from imagereward.app.judge_pool import JudgePool
     from imagereward.images.transforms import LETTERBOX, RESIZE_CROP, RGB_RESIZE_CROP
 
-    pool = JudgePool(["CLIP", "PickScore", "HPSv2.1"], device="cpu", download_root=judges_root(tmp_path / "root"))
+    pool = JudgePool(["CLIP", "PickScore", "HPSv2.1"], device="cpu", download_root=judges_root)
     paths = [str(image_path(n)) for n in EXPECTED["images"][:3]]
     request = prepare_request(
         tiny_model, "a cat", paths, [str(PARITY)], judges=["CLIP", "PickScore", "HPSv2.1"], pool=pool
@@ -612,7 +611,7 @@ def test_other_preprocessings_are_decoded_before_the_device_call_and_pickle(tiny
 
 
 def load_hps_alone():  # type: ignore[no-untyped-def]
-    from conftest import JUDGES
     from imagereward.judges import load_score
+    from originals import JUDGES
 
     return load_score("HPSv2.1", device="cpu", download_root=JUDGES / "hpsv2")

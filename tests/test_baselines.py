@@ -15,7 +15,6 @@ from PIL import Image
 
 import imagereward
 from imagereward.images import reading as imgs
-from imagereward.judges import aesthetic as aesthetic_judge
 from imagereward.judges import blip as blip_judge
 from imagereward.judges import clip as clip_judge
 from imagereward.judges import load_score, sources
@@ -159,73 +158,18 @@ def test_a_bad_image_is_an_error_in_its_place(judges: dict, tmp_path: Path) -> N
 
 
 # ------------------------------------------------------------------------------------------ full layouts
-def _meta_state(file: str) -> dict[str, torch.Tensor]:
-    return {
-        e["key"]: torch.empty(e["shape"], dtype=getattr(torch, e["dtype"]), device="meta")
-        for e in LAYOUTS["files"][file]
-    }
-
-
-def _full_clip(state: dict) -> torch.nn.Module:
-    return clip_judge.clip_from_state(state, "ViT-L-14.pt")
-
-
-def _full_blip(state: dict) -> torch.nn.Module:
-    config = blip_judge.blip_config(ROOT / "med_config.full.json")
-    return blip_judge.blip_from_state(state, config, "model_large.pth")
-
-
-def _full_aesthetic(state: dict) -> torch.nn.Module:
-    return aesthetic_judge.aesthetic_from_state(state, "sac%2Blogos%2Bava1-l14-linearMSE.pth")
-
-
-FULL = {
-    "ViT-L-14.pt": (_full_clip, "visual.transformer.resblocks.23.attn.in_proj_weight"),
-    "model_large.pth['model']": (_full_blip, "text_encoder.encoder.layer.11.attention.self.query.weight"),
-    "sac%2Blogos%2Bava1-l14-linearMSE.pth": (_full_aesthetic, "layers.7.weight"),
-}
-
-
-@pytest.mark.parametrize("file", list(FULL))
-def test_full_size_layout_loads_strictly(file: str) -> None:
-    build, _ = FULL[file]
-    model = build(_meta_state(file))
-    params = sum(p.numel() for p in model.parameters())
-    assert params > 900_000
-
-
-def test_full_size_clip_is_vit_l_14() -> None:
-    model = _full_clip(_meta_state("ViT-L-14.pt"))
+# (every judge's full-size layout loads strictly, and names a changed key: tests/test_layouts.py)
+def test_full_size_clip_is_vit_l_14(full_layout) -> None:
+    model = full_layout.build("CLIP", full_layout.state("CLIP"))
     assert model.visual.conv1.weight.shape == (1024, 3, 14, 14) and len(model.visual.transformer.resblocks) == 24
     assert model.transformer.resblocks[0].attn.num_heads == 12
 
 
-def test_blip_loads_exactly_the_scorer_keys_of_the_full_file() -> None:
-    model = _full_blip(_meta_state("model_large.pth['model']"))
+def test_blip_loads_exactly_the_scorer_keys_of_the_full_file(full_layout) -> None:
+    model = full_layout.build("BLIP", full_layout.state("BLIP"))
     assert set(model.state_dict()) == set(LAYOUTS["blip_scorer_keys"]) - {
         k for k in LAYOUTS["blip_scorer_keys"] if "crossattention" in k or k.endswith("position_ids")
     }
-
-
-@pytest.mark.parametrize("file", list(FULL))
-@pytest.mark.parametrize("change", ["remove", "reshape"])
-def test_a_removed_or_misshaped_key_is_named_by_the_files_own_name(file: str, change: str) -> None:
-    build, key = FULL[file]
-    state = _meta_state(file)
-    if change == "remove":
-        del state[key]
-    else:
-        state[key] = torch.empty(3, 5, device="meta")
-    with pytest.raises(imagereward.CheckpointError, match="missing keys" if change == "remove" else "mis-shaped") as e:
-        build(state)
-    assert key in str(e.value)
-
-
-def test_an_unknown_key_is_an_error_not_ignored() -> None:
-    state = _meta_state("sac%2Blogos%2Bava1-l14-linearMSE.pth")
-    state["layers.8.weight"] = torch.empty(1, 1, device="meta")
-    with pytest.raises(imagereward.CheckpointError, match=r"unexpected keys \[layers\.8\.weight\]"):
-        _full_aesthetic(state)
 
 
 def test_the_ignored_blip_keys_are_what_blip_pretraining_adds() -> None:

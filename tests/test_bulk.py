@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXPECTED, PARITY
 from imagereward import cli
 from imagereward.errors import InputError
+from originals import EXPECTED, PARITY
 
 ray = pytest.importorskip("ray")
 from imagereward import bulk  # noqa: E402
@@ -141,16 +141,16 @@ def test_a_large_manifest_run_in_chunks_into_one_output_gives_every_row_once(tmp
     assert sorted(r["id"] for r in bulk.read_output(out)) == [f"g{k}" for k in range(6)]
 
 
-def test_several_judges_give_a_column_each_with_their_own_scores(tmp_path: Path) -> None:
+def test_several_judges_give_a_column_each_with_their_own_scores(tmp_path: Path, judges_root: Path) -> None:
     """ImageReward, Aesthetic (the same decoded pixels), PickScore and HPSv2.1 (their own preprocessing) on a
     manifest of mixed prompts: each column equals that judge scoring each row alone."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from conftest import JUDGES, judges_root
     from imagereward.judges import load_score
+    from originals import JUDGES
 
-    root = judges_root(tmp_path / "root")
+    root = judges_root
     prompts = [p for p in EXPECTED["prompts"] if p.strip()][:2]
     images = sorted((JUDGES / "images").iterdir())[:6]
     rows = [{"id": f"r{k}", "prompt": prompts[k % 2], "image": str(p)} for k, p in enumerate(images)]

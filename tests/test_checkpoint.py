@@ -10,32 +10,9 @@ import pytest
 import torch
 
 import imagereward
-from conftest import EXPECTED, PARITY, image_path
-from imagereward.model.checkpoint import IGNORED_KEYS, convert_state_dict, load_converted, original_key, read_state_dict
+from imagereward.model.checkpoint import IGNORED_KEYS, convert_state_dict, read_state_dict
 from imagereward.model.config import ModelConfig, text_config_from_med
-from imagereward.model.network import ImageRewardModel
-
-FULL_LAYOUT = json.loads((PARITY / "full_state_dict_keys.json").read_text())
-_DTYPES = {"float32": torch.float32, "int64": torch.int64}
-
-
-def full_size_state_dict() -> dict[str, torch.Tensor]:
-    """Exactly the keys, shapes and dtypes of the real ImageReward.pt, as meta tensors (no memory)."""
-    return {e["key"]: torch.empty(e["shape"], dtype=_DTYPES[e["dtype"]], device="meta") for e in FULL_LAYOUT}
-
-
-def full_size_model() -> ImageRewardModel:
-    med = json.loads((PARITY / "med_config.full.json").read_text())
-    with torch.device("meta"):
-        return ImageRewardModel(ModelConfig(text=text_config_from_med(med)))
-
-
-def test_full_size_layout_loads_strictly() -> None:
-    model = full_size_model()
-    load_converted(model, convert_state_dict(full_size_state_dict()))
-    n_params = sum(p.numel() for p in model.parameters())
-    ignored = sum(torch.Size(e["shape"]).numel() for e in FULL_LAYOUT if e["key"] in IGNORED_KEYS)
-    assert n_params == sum(torch.Size(e["shape"]).numel() for e in FULL_LAYOUT) - ignored
+from originals import EXPECTED, PARITY, image_path
 
 
 def test_default_config_is_the_published_architecture() -> None:
@@ -47,37 +24,21 @@ def test_default_config_is_the_published_architecture() -> None:
     assert ModelConfig().vision.layer_norm_eps == fixture["vision"]["layer_norm_eps"] == 1e-6
 
 
-@pytest.mark.parametrize(
-    "key",
-    [
-        "blip.visual_encoder.blocks.23.attn.qkv.weight",
-        "blip.text_encoder.encoder.layer.11.crossattention.self.key.weight",
-        "mlp.layers.7.bias",
-    ],
-)
-def test_missing_key_is_named(key: str) -> None:
-    state = full_size_state_dict()
-    del state[key]
-    with pytest.raises(imagereward.CheckpointError, match="missing keys") as info:
-        load_converted(full_size_model(), convert_state_dict(state), file_key=original_key)
-    assert f"[{key}]" in str(info.value)  # the file's own name, not the converted one
-
-
-def test_wrong_shape_is_named() -> None:
-    state = full_size_state_dict()
+def test_wrong_shape_is_named(full_layout) -> None:
+    state = full_layout.state("ImageReward-v1.0")
     state["blip.text_encoder.encoder.layer.0.crossattention.self.key.weight"] = torch.empty(768, 768, device="meta")
     with pytest.raises(
         imagereward.CheckpointError,
         match=r"mis-shaped weights \[blip\.text_encoder\.encoder\.layer\.0\.crossattention\.self\.key\.weight",
     ):
-        load_converted(full_size_model(), convert_state_dict(state), file_key=original_key)
+        full_layout.build("ImageReward-v1.0", state)
 
 
-def test_unexpected_key_is_an_error() -> None:
-    state = full_size_state_dict()
+def test_an_unexpected_blip_key_is_an_error(full_layout) -> None:
+    state = full_layout.state("ImageReward-v1.0")
     state["blip.itm_head.weight"] = torch.empty(2, 768, device="meta")
     with pytest.raises(imagereward.CheckpointError, match=r"unexpected keys \[blip\.itm_head\.weight\]"):
-        load_converted(full_size_model(), convert_state_dict(state))
+        full_layout.build("ImageReward-v1.0", state)
 
 
 def test_convert_state_dict_swaps_and_drops() -> None:

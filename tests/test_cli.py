@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXPECTED, PARITY
 from imagereward import cli
+from originals import EXPECTED, PARITY
 
 CASE = EXPECTED["rank"][0]
 NAMES = CASE["images"][:6]

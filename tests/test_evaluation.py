@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXPECTED, PARITY
 from imagereward import cli, evaluation
 from imagereward.evaluation import pairwise_accuracy, pairwise_counts
+from originals import EXPECTED, PARITY
 
 
 @pytest.mark.parametrize(
@@ -220,12 +220,11 @@ MODERN_ITEMS = [
 
 
 def test_eval_of_pickscore_and_hps_gives_the_accuracies_of_their_originals_scores(
-    tmp_path: Path, capsys: pytest.CaptureFixture
+    tmp_path: Path, judges_root: Path, capsys: pytest.CaptureFixture
 ) -> None:
     """`imagereward eval --scorers ImageReward-v1.0 PickScore HPSv2.1` end to end with the tiny models: each
     modern judge's rewards are its original's (tests/fixtures/parity-judges/*/expected.json) and its
     accuracy is the one computed from the original's scores."""
-    from conftest import judges_root
 
     prompts = json.loads((JUDGES_DIR / "prompts.json").read_text(encoding="utf-8"))
     items = [
@@ -241,7 +240,7 @@ def test_eval_of_pickscore_and_hps_gives_the_accuracies_of_their_originals_score
         "--model",
         str(PARITY),
         "--download-root",
-        str(judges_root(tmp_path / "root")),
+        str(judges_root),
     ]
     assert cli.main([*args, "--device", "cpu", "--quiet", "--scorers", *scorers]) == 0
     printed = capsys.readouterr().out

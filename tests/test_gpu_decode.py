@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import EXPECTED, IMAGE_NAMES, image_path
 from imagereward.errors import ImageLoadError
 from imagereward.judges.base import Scored
 from imagereward.judges.imagereward import approximate_results
+from originals import EXPECTED, IMAGE_NAMES, image_path
 
 CASE = EXPECTED["rank"][0]
 

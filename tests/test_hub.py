@@ -5,12 +5,11 @@ HF_HOME and HF_HUB_OFFLINE from the environment at import, as it does for users.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from conftest import PARITY
+from originals import PARITY
 
 REPO_ID = "test-org/tiny-imagereward"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -28,16 +27,6 @@ print("LOADED", model.score(sys.argv[2], sys.argv[3]))
 """
 
 
-def fill_hub_cache(hf_home: Path) -> None:
-    repo = hf_home / "hub" / ("models--" + REPO_ID.replace("/", "--"))
-    snapshot = repo / "snapshots" / COMMIT
-    snapshot.mkdir(parents=True)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(COMMIT)
-    for name in ("ImageReward.pt", "med_config.json"):
-        shutil.copy(PARITY / name, snapshot / name)
-
-
 def run_offline(hf_home: Path, expected: dict) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
     env.pop("HF_HUB_CACHE", None)
@@ -52,16 +41,16 @@ def run_offline(hf_home: Path, expected: dict) -> subprocess.CompletedProcess:
     )
 
 
-def test_registry_name_resolves_through_the_offline_cache(tmp_path: Path, expected: dict) -> None:
-    fill_hub_cache(tmp_path)
-    result = run_offline(tmp_path, expected)
+def test_registry_name_resolves_through_the_offline_cache(hub_cache, expected: dict) -> None:
+    hub_cache.add(REPO_ID, {name: PARITY / name for name in ("ImageReward.pt", "med_config.json")})
+    result = run_offline(hub_cache.home, expected)
     assert result.returncode == 0, result.stdout + result.stderr
     score = float(result.stdout.split("LOADED")[1])
     assert abs(score - expected["scores"][0]["scores"][expected["images"][0]]) <= 1e-4
 
 
-def test_empty_cache_offline_says_what_to_do(tmp_path: Path, expected: dict) -> None:
-    result = run_offline(tmp_path, expected)
+def test_empty_cache_offline_says_what_to_do(hub_cache, expected: dict) -> None:
+    result = run_offline(hub_cache.home, expected)
     assert result.returncode == 3, result.stdout + result.stderr
     message = result.stdout
     assert "ImageReward.pt" in message and REPO_ID in message
@@ -69,6 +58,7 @@ def test_empty_cache_offline_says_what_to_do(tmp_path: Path, expected: dict) -> 
 
 
 def test_real_registry_entry_points_at_the_published_repo() -> None:
+    import imagereward.judges.imagereward  # noqa: F401  (the ImageReward judge registers its weights)
     from imagereward.model.pretrained import _REGISTRY
 
     spec = _REGISTRY["ImageReward-v1.0"]

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 import imagereward.images.reading as images
-from conftest import IMAGE_NAMES, image_path
 from imagereward import ImageLoadError
+from originals import IMAGE_NAMES, image_path
 
 NAME = IMAGE_NAMES[1]
 

@@ -188,59 +188,15 @@ def test_return_types_are_the_baselines(pick) -> None:
 
 
 # ------------------------------------------------------------------------------------ full-size layouts
-def _meta(keys: dict) -> dict[str, torch.Tensor]:
-    return {k: torch.empty(shape, dtype=getattr(torch, dtype), device="meta") for k, (shape, dtype) in keys.items()}
-
-
-def _full_pickscore_config(tmp_path: Path) -> Path:
-    """PickScore's config at LAION ViT-H-14's dims (the real config.json holds these)."""
-    config = json.loads((PICK / "yuvalkirstain-PickScore_v1" / "config.json").read_text(encoding="utf-8"))
-    config["projection_dim"] = 1024
-    config["text_config"].update(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096)
-    config["vision_config"].update(
-        hidden_size=1280, num_hidden_layers=32, num_attention_heads=16, intermediate_size=5120
-    )
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config), encoding="utf-8")
-    return path
-
-
-def _build(judge: str, state: dict, tmp_path: Path) -> torch.nn.Module:
-    if judge == "pickscore":
-        return pick_judge.pickscore_from_state(state, _full_pickscore_config(tmp_path), "model.safetensors")
-    return hps_judge.hps_from_state(state, hps_judge.architecture(None), "HPS_v2.1_compressed.pt")
-
-
-@pytest.mark.parametrize("judge", ["pickscore", "hpsv2"])
-def test_full_size_layout_loads_strictly(judge: str, tmp_path: Path) -> None:
-    layout = LAYOUTS[judge]
-    model = _build(judge, _meta(layout["keys"]), tmp_path)
-    buffers = sum(int(np.prod(shape)) for k, (shape, _) in layout["keys"].items() if k.endswith("position_ids"))
-    assert sum(p.numel() for p in model.parameters()) == layout["n_elements"] - buffers
-
-
-@pytest.mark.parametrize("judge", ["pickscore", "hpsv2"])
-@pytest.mark.parametrize("change", ["remove", "misshape"])
-def test_a_removed_or_misshaped_key_is_named(judge: str, change: str, tmp_path: Path) -> None:
-    state = _meta(LAYOUTS[judge]["keys"])
-    for key in ("visual_projection.weight" if judge == "pickscore" else "visual.proj", "logit_scale"):
-        changed = dict(state)
-        if change == "remove":
-            del changed[key]
-        else:
-            changed[key] = torch.empty(3, 5, device="meta")
-        with pytest.raises(CheckpointError, match=key.replace(".", r"\.")):
-            _build(judge, changed, tmp_path)
-
-
-def test_pickscore_accepts_files_with_and_without_position_ids(tmp_path: Path) -> None:
-    state = _meta(LAYOUTS["pickscore"]["keys"])
+# (every judge's full-size layout loads strictly, and names a changed key: tests/test_layouts.py)
+def test_pickscore_accepts_files_with_and_without_position_ids(full_layout) -> None:
+    state = full_layout.state("PickScore")
     without = {k: v for k, v in state.items() if not k.endswith("position_ids")}
-    model = _build("pickscore", without, tmp_path)
+    model = full_layout.build("PickScore", without)
     assert model.text_model.embeddings.position_ids.shape == (1, 77)
     unknown = dict(state, **{"text_model.extra": torch.empty(1, device="meta")})
     with pytest.raises(CheckpointError, match=r"text_model\.extra"):
-        _build("pickscore", unknown, tmp_path)
+        full_layout.build("PickScore", unknown)
 
 
 def test_pickscore_settings_it_does_not_reproduce_are_named(tmp_path: Path) -> None:
@@ -273,18 +229,6 @@ except WeightsUnavailableError as e:
     sys.exit(3)
 print("FOUND", model_dir, processor_dir, weights, config)
 """
-COMMIT = "89abcdef0123456789abcdef0123456789abcdef"
-
-
-def _fill_hub_cache(hub: Path, repo: str, files: dict[str, Path]) -> Path:
-    folder = hub / ("models--" + repo.replace("/", "--"))
-    snapshot = folder / "snapshots" / COMMIT
-    snapshot.mkdir(parents=True)
-    (folder / "refs").mkdir()
-    (folder / "refs" / "main").write_text(COMMIT)
-    for name, source in files.items():
-        shutil.copy(source, snapshot / name)
-    return snapshot
 
 
 def _run_offline(hf_home: Path) -> subprocess.CompletedProcess:
@@ -293,21 +237,18 @@ def _run_offline(hf_home: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", HUB_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_the_hub_files_resolve_through_the_offline_cache(tmp_path: Path) -> None:
-    hub = tmp_path / "hub"
-    model = _fill_hub_cache(
-        hub,
+def test_the_hub_files_resolve_through_the_offline_cache(hub_cache) -> None:
+    model = hub_cache.add(
         "yuvalkirstain/PickScore_v1",
         {f: PICK / "yuvalkirstain-PickScore_v1" / f for f in ("config.json", "model.safetensors")},
     )
     processor_files = ("tokenizer.json", "preprocessor_config.json")
-    processor = _fill_hub_cache(
-        hub,
+    processor = hub_cache.add(
         "laion/CLIP-ViT-H-14-laion2B-s32B-b79K",
         {f: PICK / "laion-CLIP-ViT-H-14-laion2B-s32B-b79K" / f for f in processor_files},
     )
-    weights = _fill_hub_cache(hub, "xswu/HPSv2", {sources.HPS_FILE: HPS / sources.HPS_FILE})
-    result = _run_offline(tmp_path)
+    weights = hub_cache.add("xswu/HPSv2", {sources.HPS_FILE: HPS / sources.HPS_FILE})
+    result = _run_offline(hub_cache.home)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.split() == ["FOUND", str(model), str(processor), str(weights / sources.HPS_FILE), "None"]
     judge = pick_judge.load_pickscore(model, processor, torch.device("cpu"), torch.float32)
@@ -315,9 +256,9 @@ def test_the_hub_files_resolve_through_the_offline_cache(tmp_path: Path) -> None
     assert judge.score(PROMPTS[0], paths([name])[0]) == pytest.approx(PICK_EXPECTED["scores"][0][name], abs=1e-2)
 
 
-def test_offline_without_the_files_says_what_to_do(tmp_path: Path) -> None:
-    (tmp_path / "hub").mkdir()
-    result = _run_offline(tmp_path)
+def test_offline_without_the_files_says_what_to_do(hub_cache) -> None:
+    (hub_cache.home / "hub").mkdir(parents=True)
+    result = _run_offline(hub_cache.home)
     assert result.returncode == 3, result.stdout + result.stderr
     assert "yuvalkirstain/PickScore_v1" in result.stdout and "HF_HUB_OFFLINE" in result.stdout
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import EXPECTED, IMAGE_NAMES, PARITY, image_path
 from imagereward.model.tokenizer import get_tokenizer, tokenize
+from originals import EXPECTED, IMAGE_NAMES, PARITY, image_path
 
 SCORE_TOL = 1e-4
 PIXEL_TOL = 1e-6

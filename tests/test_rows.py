@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXPECTED, PARITY
 from imagereward import cli
 from imagereward.app import view
 from imagereward.ranking import rank_images
 from imagereward.rows import FORMULA_STARTS, inert
+from originals import EXPECTED, PARITY
 
 CASE = EXPECTED["rank"][0]
 # Names a hostile visitor (or a careless generator) could give files: each would run as a formula.
