@@ -318,14 +318,9 @@ def _model_name(args: argparse.Namespace, judge: Judge) -> str:
 
 
 def cmd_bulk(args: argparse.Namespace) -> int:
-    try:
-        import ray  # noqa: F401
-    except ImportError as e:
-        raise InputError(
-            "imagereward bulk needs Ray Data: pip install 'imagereward[bulk]' (or pip install 'ray[data]')"
-        ) from e
-    from .bulk import bulk_score
+    from .bulk import bulk_score, require_ray
 
+    require_ray()
     summary = bulk_score(
         args.inputs,
         args.output,

@@ -220,6 +220,13 @@ def rank_with_judges(
 ) -> Ranking:
     """`images` ranked by the first judge, with every judge's score and rank (files decoded once for all).
 
+    Args:
+        judges: the judges, the ranking one first.
+        prompt, images, names, progress: as `rank_images`.
+
+    Returns:
+        The ranking, each image carrying every judge's score and rank by label.
+
     Raises:
         InputError: the prompt is empty, there are no images, or the first judge could score none of them.
     """
@@ -265,6 +272,17 @@ def rank_images(
 ) -> Ranking:
     """Scores `images` for `prompt` and sorts them best first; images that could not be read or scored
     become `failures`.
+
+    Args:
+        model: the ranking judge.
+        prompt: one prompt.
+        images: the inputs (see `Judge.rewards`).
+        names: how the ranking names them (default: file names, or type and position).
+        batch_size: images per forward pass.
+        progress: called with the number of images done.
+
+    Returns:
+        The ranking, with how much of the prompt the model read.
 
     Raises:
         InputError: the prompt is empty, there are no images, or none of them could be read or scored.

@@ -360,3 +360,51 @@ def test_bad_inputs_are_named(tmp_path: Path) -> None:
         bulk.read_rows([tmp_path / "m.csv"])
     with pytest.raises(InputError, match="no such file or folder"):
         bulk.read_rows([tmp_path / "missing.parquet"])
+
+
+def test_every_surface_writes_the_same_columns(tmp_path: Path, folder: Path, judges_root: Path, capsys) -> None:
+    """One run of the same images and judges (ImageReward ranking, CLIP and PickScore beside) through
+    `imagereward score --format csv`, the page's CSV download, the API's rows and bulk's Parquet: the same
+    column names for the same things (`rows.columns`), bulk's with `id` and `error` and without the ranks."""
+    import csv
+
+    import pyarrow.parquet as pq
+
+    from imagereward.app.page import Page
+    from imagereward.app.settings import Settings, load_for_serving
+    from imagereward.rows import columns
+
+    judges = ["CLIP", "PickScore"]
+    want = columns(judges)
+    assert want == [
+        "prompt", "rank", "image", "score", "precision", "model",
+        "score_CLIP", "rank_CLIP", "score_PickScore", "rank_PickScore", "choice_PickScore",
+    ]  # fmt: skip
+    images = sorted(str(p) for p in folder.iterdir())[:3]
+    options = ["--model", str(PARITY), "--device", "cpu", "--download-root", str(judges_root), "-q"]
+    judge_options = [a for j in ["ImageReward-v1.0", *judges] for a in ("--judge", j)]
+    assert cli.main(["score", "-p", PROMPT, *images, *options, *judge_options, "-f", "csv"]) == 0
+    command_line = next(csv.reader(io.StringIO(capsys.readouterr().out)))
+
+    settings = Settings(model=str(PARITY), device="cpu", download_root=str(judges_root), judges=tuple(judges))
+    page = Page(settings, roots=[str(folder)], upload_folder=tmp_path / "uploads", loaded=load_for_serving(settings))
+    gallery = [(p, None) for p in images]
+    rankings, _ = page.rank(PROMPT, gallery, judges)
+    csv_path, _, _ = page.write_downloads(rankings)
+    page_csv = next(csv.reader(csv_path.open(encoding="utf-8")))
+    api_row = page.api(PROMPT, gallery, judges)["ranked"][0]
+    page.close()
+
+    out = tmp_path / "bulk.parquet"
+    bulk.bulk_score([folder], out, prompt=PROMPT, model=str(PARITY), judges=["ImageReward-v1.0", *judges],
+                    device="cpu", download_root=str(judges_root), progress=False)  # fmt: skip
+    parquet = pq.read_table(next(out.glob("part-*.parquet"))).column_names
+
+    assert command_line == page_csv == want
+    assert [k for k in api_row if k in want] == want and set(api_row) - set(want) == {
+        "name",
+        "scores",
+        "ranks",
+        "choices",
+    }
+    assert parquet == ["id", *(c for c in want if not c.startswith(("rank", "choice"))), "error"]

@@ -252,6 +252,18 @@ def prepare(
     """Plans a request's prompts, checks its files and decodes what may be decoded (see the module doc), once
     per preprocessing among ImageReward and the `judges` asked for (from `pool`, which loads them on first use).
 
+    Args:
+        model: ImageReward, the ranking judge.
+        prompt_text: the prompt box (a prompt per line; empty: each image's own).
+        images: the gallery as the page or the API sends it (`gallery_paths`).
+        roots: the only folders files may be named in.
+        settings: the limits (`max_images`, `pixel_budget`).
+        judges: the other judges asked for, by name; `pool` holds them.
+        decoder: the decoding threads to use (default: threads of its own, shut down after).
+
+    Returns:
+        The request, ready for the device (it pickles).
+
     Raises:
         InputError: no prompt, or no images.
     """
@@ -388,7 +400,15 @@ def rank_request(
     decoder: Decoder | None = None,
 ) -> tuple[list[tuple[str, Ranking]], list[str]]:
     """A whole request: `prepare`, `on_device` (default `score_prepared` in this process; the page passes its
-    ZeroGPU function), `finish`. Returns every prompt's ranking and the notes to show.
+    ZeroGPU function), `finish`.
+
+    Args:
+        model, prompt_text, images, roots, settings, judges, pool, decoder: as `prepare` (`settings` default
+            `Settings()`).
+        on_device: the device half.
+
+    Returns:
+        (every prompt with its ranking, the notes to show once).
 
     Raises:
         InputError: nothing to score (no prompt, no images, none readable); the message says what to do.

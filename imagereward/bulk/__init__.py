@@ -194,8 +194,9 @@ class ScoreActor:
                     elif errors[k] is None:
                         errors[k] = f"{name}: {result.reason}"
             out["score" if j == 0 else score_column(name)] = scores
-        out["precision"] = np.array([self.precision] * n, dtype=object)
-        out["model"] = np.array([self.model] * n, dtype=object)
+            if j == 0:  # the row's columns in `rows` order: the ranking judge's, then the others' scores
+                out["precision"] = np.array([self.precision] * n, dtype=object)
+                out["model"] = np.array([self.model] * n, dtype=object)
         out["error"] = np.array(errors, dtype=object)
         return out
 
@@ -275,6 +276,16 @@ def _missing(value: Any) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------- run
+def require_ray() -> None:
+    """Raises: InputError: Ray Data is not installed (the message says how to install it)."""
+    try:
+        import ray  # noqa: F401
+    except ImportError as e:
+        raise InputError(
+            "imagereward bulk needs Ray Data: pip install 'imagereward[bulk]' (or pip install 'ray[data]')"
+        ) from e
+
+
 def init_ray(cpus: int | None = None) -> None:
     """Connects to the cluster `RAY_ADDRESS` names, else starts Ray here with its temp folder in the working
     folder (`.ray/`, or the system's when that path is too long for Ray's sockets)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Iterator, NamedTuple, Sequence
 
 import torch
@@ -152,7 +152,7 @@ def gpu_batches(
         ThreadPoolExecutor(1, thread_name_prefix="imagereward-gpu-decode") as preparer,
     ):
 
-        def submit(start: int):  # type: ignore[no-untyped-def]
+        def submit(start: int) -> Future[_Prepared]:
             end = start + batch_size
             return preparer.submit(
                 _prepare, start, paths[start:end], names[start:end], image_size, device, readers, stream

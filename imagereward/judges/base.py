@@ -225,6 +225,14 @@ class Judge:
     def rewards(self, prompt: str, images: Sequence[ImageInput], batch_size: int | None = None) -> list[float]:
         """Scores of `images` for one prompt, in input order; the first image that fails raises.
 
+        Args:
+            prompt: one prompt.
+            images: paths, PIL images, encoded bytes, file objects or uint8 arrays (`images.reading`).
+            batch_size: images per forward pass (default `self.batch_size`).
+
+        Returns:
+            One score per image.
+
         Raises:
             ImageError: an input could not be read or scored (named, with the reason).
         """
@@ -243,7 +251,15 @@ class Judge:
         progress: Callable[[int], None] | None = None,
     ) -> list[float | ImageError]:
         """Like `rewards`, but an image that cannot be read or scored gives its `ImageError` in its place and
-        the others are still scored. `progress(n)` is called as images are done."""
+        the others are still scored.
+
+        Args:
+            names: how to name the images in errors (default: their paths, or their type and position).
+            progress: called with the number of images done, as they are done.
+
+        Returns:
+            A score or an `ImageError` per image, in input order.
+        """
         return [
             r.score if isinstance(r, Scored) else r
             for r in self.results(prompt, images, batch_size=batch_size, names=names, progress=progress)
@@ -257,8 +273,16 @@ class Judge:
         names: Sequence[str] | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> list[Result]:
-        """`Scored` (score and precision) or `ImageError` per input, in input order. Images are decoded ahead of
-        the model (`decoder`), and a file given several times is decoded and scored once."""
+        """Scores with their precision: images decoded ahead of the model (`decoder`), a file given several
+        times decoded and scored once.
+
+        Args:
+            prompt: one prompt, or this judge's tokens of one (`tokenize`).
+            images, batch_size, names, progress: as `try_rewards`.
+
+        Returns:
+            `Scored(score, dtype)` or `ImageError` per input, in input order.
+        """
         tokens = self.prompt_tokens(prompt)
         names = list(names) if names is not None else [imgs.describe(image, i) for i, image in enumerate(images)]
         size = check_batch_size(batch_size or self.batch_size)
@@ -283,7 +307,17 @@ class Judge:
     ) -> list[Result]:
         """Scores of decoded images (the device half of scoring); errors pass through in their place. A score
         that is not finite is computed again where the judge can (`rescore`), else it is a
-        `NonFiniteRewardError` named from `names`."""
+        `NonFiniteRewardError` named from `names`.
+
+        Args:
+            prompt: one prompt, or this judge's tokens of one.
+            decoded: pixels as this judge's `preprocessing` makes them (`Decoder`), or errors.
+            names: one name per item, for errors.
+            batch_size: images per forward pass (default `self.batch_size`).
+
+        Returns:
+            `Scored` or `ImageError` per item, in order.
+        """
         tokens = self.prompt_tokens(prompt)
         size = check_batch_size(batch_size or self.batch_size)
         out: list[Result] = list(decoded)  # type: ignore[arg-type]
@@ -301,7 +335,19 @@ class Judge:
     ) -> list[Result]:
         """One score per (prompt, image) pair, prompts differing from pair to pair: one image-encoder pass for
         all the images, then the prompts' part (`pair_scores`). A score that is not finite is computed again
-        where the judge can, else it is a `NonFiniteRewardError` (named from `names`, default `pair N`)."""
+        where the judge can, else it is a `NonFiniteRewardError`.
+
+        Args:
+            prompts: one prompt per image.
+            decoded: the images, decoded as this judge's `preprocessing` makes them.
+            names: one name per pair, for errors (default `pair N`).
+
+        Returns:
+            `Scored` or `NonFiniteRewardError` per pair, in order.
+
+        Raises:
+            ValueError: not as many prompts as images.
+        """
         if len(prompts) != len(decoded):
             raise ValueError(f"{len(prompts)} prompts for {len(decoded)} images; give one prompt per image")
         names = list(names) if names is not None else [f"pair {k + 1}" for k in range(len(decoded))]

@@ -66,7 +66,8 @@ class ClipTower(nn.Module):
 
     @torch.inference_mode()
     def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
-        """uint8 (N, 3, 224, 224) -> normalised image features (N, embed) float32."""
+        """Decoded pixels (N, 3, S, S): uint8 (resize-crop), or float32 in [0, 1] (HPSv2.1's letterbox) ->
+        normalised image features (N, embed) float32."""
         x = imgs.normalize(pixels).to(self.model.visual.conv1.weight.dtype)
         return F.normalize(self.model.encode_image(x)).float()
 

@@ -140,9 +140,3 @@ def tokenize(prompts: str | list[str]) -> dict[str, torch.Tensor]:
         "input_ids": torch.cat([e.input_ids for e in encoded]),
         "attention_mask": torch.cat([e.attention_mask for e in encoded]),
     }
-
-
-def count_tokens(prompt: str) -> int:
-    """Tokens the prompt takes untruncated, [CLS] and [SEP] included (the model reads at most 35), counted
-    over at most `MAX_PROMPT_CHARS` characters."""
-    return encode_prompt(prompt).length
