@@ -229,3 +229,20 @@ def test_decoding_modules_import_without_the_models_libraries() -> None:
     assert done.returncode == 0, done.stderr
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         imagereward.nothing  # noqa: B018
+
+
+def test_a_judge_closed_leaves_nothing_running(parity_dir) -> None:
+    """The decoding threads and worker processes a judge started are gone once it is closed (a `with` block)."""
+    import multiprocessing
+
+    with imagereward.load(str(parity_dir), device="cpu") as model:
+        model.rewards(CASE["prompt"], PATHS[:3])  # threads
+        threads = list(model.decoder._pool._threads)
+        model.decode_processes = 2
+        model.embedding_cache.resize(0)
+        model.rewards(CASE["prompt"], PATHS[:4], batch_size=2)  # worker processes
+        workers = list(model.decoder._processes._pool._pool)
+        assert threads and workers and model.decoder.running == {"threads": 1, "processes": 2}
+    assert model.decoder.running == {"threads": 0, "processes": 0}
+    assert not any(t.is_alive() for t in threads) and not any(w.is_alive() for w in workers)
+    assert not [p for p in multiprocessing.active_children() if p in workers]
