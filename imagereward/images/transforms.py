@@ -147,3 +147,31 @@ def parse(text: str) -> Preprocessing:
     if not size.isdigit():
         raise ValueError(f"not a preprocessing: {text!r}; expected <kind>-<size> with kind one of {list(KINDS)}")
     return Preprocessing(kind, int(size))
+
+
+def generator_pixels(images: torch.Tensor, size: int = 224) -> torch.Tensor:
+    """What ReFL (`ImageReward/ReFL.py`, the paper's reward-feedback fine-tuning) does to a generator's output
+    before `score_gard`: torchvision's `Resize(size, BICUBIC)` (antialiased, as torchvision resizes tensors),
+    `CenterCrop(size)` and `Normalize` with CLIP's mean and std, on the tensor, differentiably.
+
+    Args:
+        images: float (B, 3, H, W) in [0, 1] (what a VAE decodes), any device and dtype.
+        size: the square the model sees.
+
+    Returns:
+        (B, 3, size, size) normalised pixels, in `images`' dtype, with gradients to `images`.
+
+    Raises:
+        ValueError: not a float (B, 3, H, W) tensor.
+    """
+    from torchvision.transforms import functional as TF
+    from torchvision.transforms import InterpolationMode
+
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a float tensor (B, 3, H, W) in [0, 1], got {shape}")
+    if not images.is_floating_point():
+        raise ValueError(f"images must be floats in [0, 1] (as a VAE decodes them), got {images.dtype}")
+    x = TF.resize(images, [size], interpolation=InterpolationMode.BICUBIC, antialias=True)
+    x = TF.center_crop(x, [size, size])
+    return TF.normalize(x, list(imgs.IMAGE_MEAN), list(imgs.IMAGE_STD))

@@ -154,6 +154,55 @@ class ImageReward(Judge, ImageRewardModel):
         rewards = self._float32_twin(tokens.input_ids, tokens.attention_mask, imgs.normalize(batch)).cpu().tolist()
         return [Scored(r, torch.float32) for r in rewards]
 
+    # --------------------------------------------------------------------------------- differentiable
+    def score_gard(
+        self, prompt_ids: torch.Tensor, prompt_attention_mask: torch.Tensor, image: torch.Tensor
+    ) -> torch.Tensor:
+        """The original's differentiable reward, under its name and signature (ReFL's trainer calls it):
+        normalised rewards (B, 1) of normalised pixels, with gradients to `image` (and to the weights unless
+        they are frozen). The inference paths (`score`, `rewards`, ...) never build a graph.
+
+        Args:
+            prompt_ids: (B, 35) token ids, as the BLIP tokenizer gives them with `padding='max_length',
+                truncation=True, max_length=35` (`tokenizer.tokenize`).
+            prompt_attention_mask: (B, 35).
+            image: (B, 3, 224, 224) normalised pixels (`images.transforms.generator_pixels`, or `preprocess`).
+
+        Returns:
+            (B, 1) float32 rewards.
+        """
+        embeds = self.encode_images(image.to(self.device, self.dtype))
+        ids, mask = prompt_ids.to(self.device), prompt_attention_mask.to(self.device)
+        return self.forward_head(self.encode_text(ids, mask, embeds))[:, None]
+
+    def differentiable_rewards(self, prompts: str | Sequence[str], images: torch.Tensor) -> torch.Tensor:
+        """Rewards with gradients to `images`, for reward-feedback fine-tuning of a generator: ReFL's own
+        preprocessing of the tensor (`images.transforms.generator_pixels`) and tokens (`padding='max_length',
+        truncation=True, max_length=35`), then `score_gard`. Works with the weights frozen
+        (`requires_grad_(False)`) and under `torch.autocast`.
+
+        Args:
+            prompts: one prompt for every image, or one per image.
+            images: float (B, 3, H, W) in [0, 1], e.g. a VAE's output.
+
+        Returns:
+            (B,) float32 rewards.
+
+        Raises:
+            ValueError: `images` is not a float (B, 3, H, W) tensor, or not one prompt per image.
+        """
+        from ..images.transforms import generator_pixels
+
+        batch = images.shape[0] if isinstance(images, torch.Tensor) and images.ndim == 4 else None
+        prompts = [prompts] * (batch or 1) if isinstance(prompts, str) else list(prompts)
+        if batch is not None and len(prompts) != batch:
+            raise ValueError(f"{len(prompts)} prompts for {batch} images; give one prompt, or one per image")
+        pixels = generator_pixels(images, self.config.vision.image_size)
+        tokens = [encode_prompt(p) for p in prompts]
+        ids = torch.cat([t.input_ids for t in tokens])
+        mask = torch.cat([t.attention_mask for t in tokens])
+        return self.score_gard(ids, mask, pixels)[:, 0]
+
     def _graphed(self, run: Callable[[SmallBatchGraphs], torch.Tensor | None]) -> torch.Tensor | None:
         """`run` on the small-batch CUDA graphs when they are on (see `cuda_graphs`); None to run eagerly.
         A part that cannot be captured turns the graphs off with a warning."""
