@@ -164,8 +164,8 @@ def generator_pixels(images: torch.Tensor, size: int = 224) -> torch.Tensor:
     Raises:
         ValueError: not a float (B, 3, H, W) tensor.
     """
-    from torchvision.transforms import functional as TF
     from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
 
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__

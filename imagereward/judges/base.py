@@ -36,6 +36,7 @@ from ..images.decoding import Decoded, Decoder, Decoding, as_batch, fill_repeats
 from ..images.reading import ImageInput
 from ..images.transforms import ORIGINAL_224, Preprocessing
 from .cache import EmbeddingCache
+from .reading import Reading, ignoring, reading
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_CACHE_SIZE = 256
@@ -150,6 +151,17 @@ class Judge:
     def scores_from_features(self, tokens: Any, features: torch.Tensor) -> torch.Tensor:
         """Features (N, ...) and one tokenized prompt -> scores (N,) float32 on the CPU."""
         raise NotImplementedError
+
+    def prompt_pieces(self, text: str) -> list[str]:
+        """`text`'s prompt tokens as this judge tokenizes it, as strings (no start or end token): what `reading`
+        splits the prompt with."""
+        raise NotImplementedError
+
+    def reading(self, prompt: str) -> Reading:
+        """How much of `prompt` this judge reads, split where its tokenizer stops (`reading.Reading`)."""
+        if self.spec.prompt_tokens == 0:
+            return ignoring(prompt)
+        return reading(prompt, self.prompt_pieces, self.spec.prompt_tokens - 2)  # less the start and end tokens
 
     def pair_scores(self, prompts: Sequence[str], features: torch.Tensor) -> list[float]:
         """One score per row of `features`, each with its own prompt: one pass per distinct prompt (a judge

@@ -24,7 +24,7 @@ from ..model.checkpoint import load_converted, read_state_dict
 from ..model.config import MAX_PROMPT_TOKENS, ModelConfig, read_json, text_config_from_med, vision_config_from_dict
 from ..model.factory import resolve_device, resolve_dtype
 from ..model.network import build_text_encoder, build_vision_encoder, text_cls
-from ..model.tokenizer import PromptTokens, encode_prompt
+from ..model.tokenizer import PromptTokens, encode_prompt, prompt_pieces
 from . import sources
 from .base import Baseline, JudgeSpec
 
@@ -66,6 +66,9 @@ class BlipScore(Baseline):
 
     def tokenize(self, prompt: str) -> PromptTokens:
         return encode_prompt(prompt)
+
+    def prompt_pieces(self, text: str) -> list[str]:
+        return prompt_pieces(text)
 
     def features_from_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 3, 224, 224) -> normalised `vision_proj(image CLS)` (N, embed) float32."""

@@ -64,12 +64,16 @@ class BpeTokenizer:
         self._lock = threading.Lock()  # the BPE's cache is a plain dict shared by the threads that tokenize
 
     def encode(self, text: str) -> list[int]:
-        ids: list[int] = []
+        return [self._encoder[piece] for piece in self.pieces(text)]
+
+    def pieces(self, text: str) -> list[str]:
+        """`text`'s BPE pieces (as the vocabulary spells them: byte-level, `</w>` ending a word)."""
+        out: list[str] = []
         with self._lock:
             for token in self._pattern.findall(clean(text)):
                 token = "".join(self._byte_encoder[b] for b in token.encode("utf-8"))
-                ids.extend(self._encoder[piece] for piece in self._bpe(token).split(" "))
-        return ids
+                out.extend(self._bpe(token).split(" "))
+        return out
 
 
 class BpeTokens(NamedTuple):

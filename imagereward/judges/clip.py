@@ -34,6 +34,7 @@ from ..model.torchscript import is_torchscript_archive, read_torchscript_tensors
 from . import sources
 from .base import DEFAULT_CACHE_SIZE, Baseline, JudgeSpec
 from .bpe import CONTEXT_LENGTH, OPENAI, BpeTokens, bpe_tokens
+from .bpe import tokenizer as bpe_tokenizer
 from .cache import EmbeddingCache
 
 # int64 buffers of OpenAI's archive that `clip.build_model` deletes before its strict load.
@@ -217,6 +218,9 @@ class ClipScore(TowerJudge):
 
     def tokenize(self, prompt: str) -> BpeTokens:
         return bpe_tokens(prompt, self.flavour)
+
+    def prompt_pieces(self, text: str) -> list[str]:
+        return bpe_tokenizer(self.flavour).pieces(text)
 
     @torch.inference_mode()
     def scores_from_features(self, tokens: BpeTokens, features: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ from ..model.factory import ConfigSource, load_network
 from ..model.graphs import SmallBatchGraphs
 from ..model.network import ImageRewardModel
 from ..model.pretrained import PretrainedWeights, available_models, register, resolve
-from ..model.tokenizer import PromptTokens, encode_prompt
+from ..model.tokenizer import PromptTokens, encode_prompt, prompt_pieces
 from .base import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CACHE_SIZE,
@@ -108,6 +108,9 @@ class ImageReward(Judge, ImageRewardModel):
     # ------------------------------------------------------------------------------------ judge hooks
     def tokenize(self, prompt: str) -> PromptTokens:
         return encode_prompt(prompt)
+
+    def prompt_pieces(self, text: str) -> list[str]:
+        return prompt_pieces(text)
 
     def features_from_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 pixels (N, 3, 224, 224) on the device -> ViT tokens (N, 197, width)."""

@@ -31,7 +31,7 @@ from ..images.reading import ImageInput
 from ..images.transforms import RGB_RESIZE_CROP, Preprocessing
 from ..model.checkpoint import load_converted, read_state_dict
 from ..model.factory import resolve_device, resolve_dtype
-from ..model.tokenizer import read_enough
+from ..model.tokenizer import clean_prompt, read_enough
 from . import sources
 from .base import Baseline, JudgeSpec
 
@@ -67,6 +67,11 @@ class PickTokenizer:
             raise CheckpointError(f"{path} is not a tokenizers file ({e}); it should be the processor's") from e
         self._tokenizer.no_padding()
         self._tokenizer.no_truncation()
+
+    def pieces(self, text: str) -> list[str]:
+        """`text`'s tokens (as the vocabulary spells them), no start or end token."""
+        encoding = self._tokenizer.encode(clean_prompt(text))
+        return [token for token, special in zip(encoding.tokens, encoding.special_tokens_mask) if not special]
 
     def __call__(self, prompt: str) -> PickTokens:
         """Raises: TypeError: `prompt` is not a string."""
@@ -181,6 +186,9 @@ class PickScore(Baseline):
 
     def tokenize(self, prompt: str) -> PickTokens:
         return self.tokenizer(prompt)
+
+    def prompt_pieces(self, text: str) -> list[str]:
+        return self.tokenizer.pieces(text)
 
     @torch.inference_mode()
     def features_from_pixels(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -102,6 +102,11 @@ def read_enough(prompt: str, encode: Callable[[str], list[int]], limit: int) -> 
         window = min(window * 4, MAX_PROMPT_CHARS)
 
 
+def prompt_pieces(text: str) -> list[str]:
+    """`text`'s word-pieces (as strings: `##ing`), no [CLS] or [SEP]."""
+    return get_tokenizer().tokenize(clean_prompt(text))
+
+
 def encode_prompt(prompt: str) -> PromptTokens:
     """Tokenizes one prompt as the original does (pad and truncate to 35), reading at most
     `MAX_PROMPT_CHARS` characters of it.
