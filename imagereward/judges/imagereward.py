@@ -11,7 +11,7 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 from PIL import Image
@@ -38,6 +38,9 @@ from .base import (
 )
 
 __all__ = ["ImageReward", "approximate_results", "available_models", "load"]
+
+if TYPE_CHECKING:
+    from .explain import Explanation
 
 # The published weights, by the name the original loads them with.
 WEIGHTS = "ImageReward-v1.0"
@@ -205,6 +208,28 @@ class ImageReward(Judge, ImageRewardModel):
         ids = torch.cat([t.input_ids for t in tokens])
         mask = torch.cat([t.attention_mask for t in tokens])
         return self.score_gard(ids, mask, pixels)[:, 0]
+
+    def explain(self, prompt: str, image: ImageInput, name: str | None = None) -> Explanation:
+        """Why `image` gets its score for `prompt`: what the model read of the prompt, each read word's effect
+        on the score, and a map of what in the 224 crop raised or lowered it (`explain.Explanation`; an
+        estimate of what drove the score).
+
+        Args:
+            prompt: one prompt.
+            image: one input (see `rewards`).
+            name: how to name it in errors.
+
+        Returns:
+            `ex.read`, `ex.unread`, `ex.words` ([(word, effect)] in prompt order), `ex.heatmap` (float32 14 x 14,
+            positive: raised the score), `ex.crop_box` ((left, top, right, bottom) of the crop in the image's
+            pixels).
+
+        Raises:
+            ImageError: the image cannot be read or its resize is too large (named).
+        """
+        from .explain import explain
+
+        return explain(self, prompt, image, name)
 
     def _graphed(self, run: Callable[[SmallBatchGraphs], torch.Tensor | None]) -> torch.Tensor | None:
         """`run` on the small-batch CUDA graphs when they are on (see `cuda_graphs`); None to run eagerly.
