@@ -21,7 +21,8 @@ from gradio.utils import get_upload_folder
 from starlette.middleware import Middleware
 
 from imagereward.app import view
-from imagereward.app.admission import QueueGate, UploadGuard
+from imagereward.app.admission import FunctionLimit, QueueGate, UploadGuard
+from imagereward.app.explanations import ExplainRequest, explain_duration
 from imagereward.app.files import DiskMeter, Janitor
 from imagereward.app.page import Page
 from imagereward.app.requests import Request, Scores, gpu_duration
@@ -43,8 +44,13 @@ def _on_device(request: Request) -> Scores:
     return PAGE.score(request)
 
 
+def _explain_on_device(request: ExplainRequest) -> list:
+    return PAGE.explain_device(request)
+
+
 if SETTINGS.zero_gpu:
     PAGE.on_device = spaces.GPU(duration=gpu_duration)(_on_device)
+    PAGE.on_explain = spaces.GPU(duration=explain_duration)(_explain_on_device)
 
 
 def model_banner() -> str:
@@ -69,7 +75,7 @@ def _score_page(prompt: str, images: list[Any] | None, judges: Any, order_by: An
         rankings, notes = PAGE.rank(prompt, images, judges)
     except InputError as e:
         gr.Warning(str(e))
-        return (gr.skip(),) * (len(outputs) + 1 + len(compare_outputs))
+        return (gr.skip(),) * (len(outputs) + 1 + len(compare_outputs)) + judge_choices(judges, order_by)
     for note in notes:
         gr.Warning(note)
     page = view.shown(rankings, PAGE.loaded.label, order_by)
@@ -86,8 +92,22 @@ def _score_page(prompt: str, images: list[Any] | None, judges: Any, order_by: An
         page.table,
         [str(p) for p in downloads],
         page.agreement,
+        page.reading,
+        page.prompt,
         grid,
         *_first_comparison(page.compared),
+        *judge_choices(judges, order_by),
+    )
+
+
+def judge_choices(judges: Any = None, order_by: Any = None) -> tuple:
+    """ "Also judge with" and the order, offering only the judges not known to be unavailable (those are
+    named in the box's line instead), keeping what the visitor chose among the others."""
+    offered, unavailable = PAGE.judge_choices()
+    chosen = [j for j in judges if j in offered] if isinstance(judges, list) else []
+    return (
+        gr.update(choices=offered, value=chosen, info=PAGE.judges_info(unavailable)),
+        gr.update(choices=[PRIMARY, *offered], value=order_by if order_by in offered else PRIMARY),
     )
 
 
@@ -99,12 +119,14 @@ def start_compare(ranked: Any, table: Any):
 def _first_comparison(rows: list[dict[str, Any]]) -> tuple:
     names = [r["name"] for r in rows]
     if not names:
-        return gr.update(choices=[], value=None), gr.update(choices=[], value=None), None, None, ""
+        return gr.update(choices=[], value=None), gr.update(choices=[], value=None), None, None, "", False, ""
     second = names[1] if len(names) > 1 else names[0]
     return (
         gr.update(choices=names, value=names[0]),
         gr.update(choices=names, value=second),
         *_compared(rows, names[0], second),
+        False,  # "why" off: a new comparison shows the images as they are
+        "",
     )
 
 
@@ -124,6 +146,53 @@ def _compared(rows: list[dict[str, Any]], name_a: str | None, name_b: str | None
         return None, None, ""
     a, b = by_name[name_a], by_name[name_b]
     return a["path"], b["path"], view.compare_text(name_a, a["score"], name_b, b["score"])
+
+
+def why(ranked: Any, table: Any, prompt_shown: str, name_a: str | None, name_b: str | None, on: bool):
+    """With the toggle on: the compared images and the winner with what drove their scores drawn over them,
+    and the words that mattered; off: the images as they are."""
+    rows = view.shown_rows(ranked, table, PAGE.roots)
+    by_name = {r["name"]: r for r in rows}
+    if not rows or name_a not in by_name or name_b not in by_name:
+        return (gr.skip(),) * 4
+    best = max(rows, key=lambda r: r["score"])
+    plain = (best["path"], by_name[name_a]["path"], by_name[name_b]["path"], "")
+    if not on:
+        return plain
+    chosen = list({r["name"]: r for r in (by_name[name_a], by_name[name_b], best)}.values())
+    try:
+        explained, refused = PAGE.explain(prompt_shown, [r["path"] for r in chosen], [r["name"] for r in chosen])
+    except InputError as e:
+        gr.Warning(str(e))
+        return plain
+    for e in refused:
+        gr.Warning(f"{e.name} could not be explained: {e.reason}.")
+    pictures = PAGE.write_overlays(explained)
+    return (
+        pictures.get(best["path"], best["path"]),
+        pictures.get(by_name[name_a]["path"], by_name[name_a]["path"]),
+        pictures.get(by_name[name_b]["path"], by_name[name_b]["path"]),
+        view.why_html([(name, explanation) for name, _, explanation in explained]),
+    )
+
+
+def why_after_pick(ranked: Any, table: Any, prompt_shown: str, name_a: str | None, name_b: str | None, on: bool):
+    """After a new pick: the explanation of the new pair if the toggle is on (else nothing changes)."""
+    if not on:
+        return (gr.skip(),) * 4
+    return why(ranked, table, prompt_shown, name_a, name_b, on)
+
+
+def explain_api(prompt: str, image: Any) -> dict[str, Any]:
+    """Why ImageReward gives one image its score for a prompt (an estimate of what drove it). Returns {"name",
+    "model", "prompt", "score", "read", "unread", "tokens_read", "tokens_total", "words": [{"word", "start",
+    "end", "delta"}] (each read word's effect: the score with it less the score without it), "heatmap": 14 x 14
+    (per patch of the 224 crop, what raised (positive) or lowered the score), "crop_box": [left, top, right,
+    bottom] of the crop in the image's pixels, "image_size": [width, height]}."""
+    try:
+        return PAGE.explain_api(prompt, image)
+    except InputError as e:
+        raise gr.Error(str(e), print_exception=False) from None
 
 
 def score_api(prompt: str, images: list[Any] | None, judges: list[str] | None = None) -> dict[str, Any]:
@@ -170,6 +239,8 @@ with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
                 lines=2,
                 elem_id="prompt",
             )
+            reading = gr.HTML(elem_id="reading")
+            shown_prompt = gr.Textbox(visible=False, elem_id="shown-prompt")
             images = gr.Gallery(
                 label="Images (drop, pick or paste)",
                 type="filepath",
@@ -238,8 +309,14 @@ with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
             image_a = gr.Image(label="A", interactive=False, elem_id="image-a")
             image_b = gr.Image(label="B", interactive=False, elem_id="image-b")
         compare_text = gr.Markdown(elem_id="compare-text")
+        why_toggle = gr.Checkbox(
+            label="Why these scores: what the model read, which words mattered, where it looked (an estimate)",
+            value=False,
+            elem_id="why-toggle",
+        )
+        why_box = gr.HTML(elem_id="why")
     # What examples may set (their cache cannot hold component updates such as the matrix's visibility).
-    outputs = [status, winner, winner_text, ranked, table, downloads, agreement]
+    outputs = [status, winner, winner_text, ranked, table, downloads, agreement, reading, shown_prompt]
     with examples_slot:
         gr.Examples(
             view.read_examples(EXAMPLES_DIR),
@@ -254,27 +331,41 @@ with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
         )
     gr.Markdown(PAGE.about(MAX_UPLOAD), elem_id="about")
 
-    compare_outputs = [pick_a, pick_b, image_a, image_b, compare_text]
+    compare_outputs = [pick_a, pick_b, image_a, image_b, compare_text, why_toggle, why_box]
     images.upload(fill_prompt, [prompt, images], prompt, api_visibility="private")
     score_btn.click(
         score_and_compare,
         [prompt, images, judges_box, order_by],
-        [*outputs, grid, *compare_outputs],
+        [*outputs, grid, *compare_outputs, judges_box, order_by],
         api_visibility="private",
     )
+    demo.load(judge_choices, None, [judges_box, order_by], api_visibility="private")
     order_by.input(reorder, [ranked, table, order_by], [ranked, table], api_visibility="private")
     # After a cached example (which fires no change events and cannot carry the pickers' new choices), the
     # page's script presses this hidden button to start the comparison from the ranking shown.
     compare_refresh = gr.Button("refresh comparison", elem_id="compare-refresh", elem_classes=["page-trigger"])
     compare_refresh.click(start_compare, [ranked, table], compare_outputs, api_visibility="private")
+    why_inputs = [ranked, table, shown_prompt, pick_a, pick_b, why_toggle]
+    why_outputs = [winner, image_a, image_b, why_box]
     for pick in (pick_a, pick_b):
-        pick.input(compare, [ranked, table, pick_a, pick_b], [image_a, image_b, compare_text], api_visibility="private")
+        pick.input(
+            compare, [ranked, table, pick_a, pick_b], [image_a, image_b, compare_text], api_visibility="private"
+        ).then(why_after_pick, why_inputs, why_outputs, api_visibility="private")
+    why_toggle.input(why, why_inputs, why_outputs, api_visibility="private")
     api_json = gr.JSON(visible=False)
     api_trigger = gr.Button(visible=False)
     api_trigger.click(score_api, [prompt, images, judges_box], api_json, api_name="score")
+    explain_image = gr.File(label="image", visible=False, type="filepath", file_types=["image"])
+    explain_json = gr.JSON(visible=False)
+    explain_trigger = gr.Button(visible=False)
+    explain_trigger.click(explain_api, [prompt, explain_image], explain_json, api_name="explain")
 
 demo.queue(default_concurrency_limit=2, max_size=64)
-QueueGate(demo, SETTINGS.max_pending, SETTINGS.proxy_hops, choice_inputs=[judges_box, order_by]).install()
+# Explanations (a backward pass each) one at a time per visitor, whichever way they are asked for.
+explaining = FunctionLimit("explanation", 1, (why, why_after_pick, explain_api))
+QueueGate(
+    demo, SETTINGS.max_pending, SETTINGS.proxy_hops, choice_inputs=[judges_box, order_by], limits=[explaining]
+).install()
 
 if __name__ == "__main__":
     Janitor(PAGE.downloads, demo).start()

@@ -1,5 +1,6 @@
-"""Command line: `imagereward score` ranks images for a prompt; `imagereward eval` reproduces the paper's
-Table 2 (preference accuracy on the 466-prompt test set). Also `python -m imagereward ...`."""
+"""Command line: `imagereward score` ranks images for a prompt; `imagereward explain` says why one image gets
+its score; `imagereward eval` reproduces the paper's Table 2 (preference accuracy on the 466-prompt test set);
+`imagereward bulk` scores a dataset. Also `python -m imagereward ...`."""
 
 from __future__ import annotations
 
@@ -251,6 +252,50 @@ def _score_groups(args: argparse.Namespace, groups: list[Group], output: tuple[T
     return 0 if any(r for _, r, _ in results) else 1
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Why ImageReward gives one image its score (`ImageReward.explain`): what it read, each read word's effect,
+    the map of what raised or lowered the score; the map drawn over the image into `--out`."""
+
+    from .images.reading import open_image
+    from .judges.explain import overlay
+
+    model = _load_judge(args, primary().name)
+    explanation = model.explain(args.prompt, args.image)  # type: ignore[attr-defined]
+    if args.out:
+        with open_image(args.image) as image:
+            overlay(image, explanation).save(args.out)
+    if args.format == "json":
+        answer = {"image": args.image, "model": _model_name(args, model), **explanation.as_dict()}
+        print(json.dumps(answer, ensure_ascii=False))
+        return 0
+    reading = explanation.reading
+    print(f"{args.image}: score {explanation.score:.4f} ({model.spec.label}, {_model_name(args, model)})")
+    counts = "all" if not reading.unread else f"{reading.tokens_read} of"
+    print(f"{model.spec.label} read {counts} {reading.tokens_total}{'' if reading.complete else '+'} tokens:")
+    print(f"  read:   {reading.read}")
+    if reading.unread:
+        print(f"  unread: {reading.unread[:400]}{'…' if len(reading.unread) > 400 else ''}")
+    print("each read word's effect on the score (the score with it, less the score without it):")
+    for word in explanation.word_effects:
+        shown = word.text if not word.partial else f"{word.text[: word.read]}[{word.text[word.read :]}]"
+        print(f"  {word.delta:+8.4f}  {shown}")
+    left, top, right, bottom = explanation.crop_box
+    heat = explanation.heatmap
+    r, c = divmod(int(heat.argmax()), heat.shape[1])
+    lr, lc = divmod(int(heat.argmin()), heat.shape[1])
+    print(
+        f"where it looked: the {model.preprocessing.size} x {model.preprocessing.size} crop "
+        f"({left:.0f}, {top:.0f}) to ({right:.0f}, {bottom:.0f}) of the {explanation.image_size[0]} x "
+        f"{explanation.image_size[1]} image, in {heat.shape[0]} x {heat.shape[1]} patches; the patch that raised "
+        f"the score most: row {r + 1}, column {c + 1} ({heat.max():+.4f}); lowered it most: row {lr + 1}, column "
+        f"{lc + 1} ({heat.min():+.4f})"
+    )
+    if args.out:
+        print(f"the map over the image: {args.out} (red raised the score, blue lowered it; outside the box unseen)")
+    print("(an estimate of what drove the score, not a proof)")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     data = Path(args.data_dir)
     if args.download:
@@ -301,7 +346,7 @@ def _load_judge(args: argparse.Namespace, name: str) -> Judge:
     if found.primary:
         options["weights"] = args.model
     judge = load_judge(found.name, **options)
-    if args.batch_size:
+    if getattr(args, "batch_size", None):
         judge.batch_size = args.batch_size
     return judge
 
@@ -397,6 +442,14 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--output", "-o", help="write results here instead of standard output")
     model_options(score)
     score.set_defaults(func=cmd_score)
+
+    explain = sub.add_parser("explain", help="why one image gets its score: the words read, their effects, the map")
+    explain.add_argument("prompt", help="the prompt")
+    explain.add_argument("image", help="the image file")
+    explain.add_argument("--out", help="write the map drawn over the image here (PNG, JPEG, WEBP by extension)")
+    explain.add_argument("--format", "-f", choices=["text", "json"], default="text")
+    model_options(explain)
+    explain.set_defaults(func=cmd_explain)
 
     ev = sub.add_parser("eval", help="the paper's Table 2: pairwise preference accuracy on the test set")
     ev.add_argument("--data-dir", default="data", help="holds test.json and test_images/ (default: data)")

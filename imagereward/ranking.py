@@ -14,6 +14,7 @@ from .images.reading import FORMATS_TEXT, ImageInput, describe
 from .judges import spec
 from .judges.base import Judge, Result, Scored, ranks_from_rewards
 from .judges.imagereward import ImageReward
+from .judges.reading import Reading
 from .model.config import MAX_PROMPT_TOKENS
 from .model.tokenizer import PromptTokens, encode_prompt
 
@@ -66,6 +67,8 @@ class Ranking:
     # could not score among the ranked images.
     judges: list[str] = field(default_factory=list)
     judge_failures: list[tuple[str, ImageError]] = field(default_factory=list)
+    # What each judge read of the prompt, by label, where it was asked.
+    readings: dict[str, Reading] = field(default_factory=dict)
 
     @property
     def prompt_truncated(self) -> bool:

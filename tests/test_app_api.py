@@ -11,8 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 from gradio_client import Client, handle_file
+from PIL import Image
 
 from appserver import ROOT, running_app
+from imagereward.app.admission import FILE_META
 from originals import EXPECTED, PARITY, image_path
 
 CASE = EXPECTED["rank"][0]
@@ -102,8 +104,9 @@ def test_score_endpoint_rejects_an_empty_prompt(client: Client) -> None:
         client.predict("", gallery([image_path(CASE["images"][0])]), api_name="/score")
 
 
-def test_only_the_score_endpoint_is_public(client: Client) -> None:
-    assert list(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == ["/score"]
+def test_only_the_score_and_explain_endpoints_are_public(client: Client) -> None:
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert list(endpoints) == ["/score", "/explain"]
 
 
 def test_concurrent_requests_each_get_their_own_ranking(client: Client) -> None:
@@ -168,7 +171,7 @@ def test_no_handler_called_by_name_returns_a_file_that_was_not_uploaded(server, 
     assert str(in_temp) not in json.dumps(payload) and str(inside_app) not in json.dumps(payload)
 
 
-@pytest.mark.parametrize("name", ["start_compare", "compare", "reorder"])
+@pytest.mark.parametrize("name", ["start_compare", "compare", "reorder", "why", "why_after_pick"])
 def test_the_comparison_shows_no_file_that_was_not_uploaded(server, name: str) -> None:
     url, tmp = server
     secret = tmp / "secret-for-compare.png"
@@ -178,7 +181,13 @@ def test_the_comparison_shows_no_file_that_was_not_uploaded(server, name: str) -
         "headers": ["rank", "image", "score", "precision"],
         "data": [[1, "a", 1.0, "float32"], [2, "b", 0.0, "float32"]],
     }
-    more = {"start_compare": [], "compare": ["a", "b"], "reorder": ["ImageReward"]}
+    more = {
+        "start_compare": [],
+        "compare": ["a", "b"],
+        "reorder": ["ImageReward"],
+        "why": [CASE["prompt"], "a", "b", True],
+        "why_after_pick": [CASE["prompt"], "a", "b", True],
+    }
     data = [gallery, table, *more[name]]
     event, payload = call(url, name, data)
     assert event in ("complete", "error")
@@ -262,11 +271,14 @@ def test_with_the_spaces_package_and_no_cuda_the_app_serves(tmp_path: Path, zero
         response = client.predict(
             CASE["prompt"], gallery([image_path(n) for n in CASE["images"][:3]] + [bad]), api_name="/score"
         )
+        explained = client.predict(CASE["prompt"], handle_file(str(image_path(CASE["images"][0]))), api_name="/explain")
     assert response["model"].endswith("on cpu (float32)")
     assert len(response["ranked"]) == 3 and [s["name"] for s in response["skipped"]] == ["bad.png"]
+    assert explained["name"] == CASE["images"][0] and len(explained["heatmap"]) == 14
     calls = [json.loads(line) for line in log.read_text().splitlines() if "function" in line]
-    if zero_gpu:
-        assert [c["function"] for c in calls] == ["_on_device"] and 10 <= calls[0]["duration"] <= 20
+    if zero_gpu:  # the explanation's gradient runs inside its own GPU call
+        assert [c["function"] for c in calls] == ["_on_device", "_explain_on_device"]
+        assert 10 <= calls[0]["duration"] <= 20 and calls[1]["duration"] == 20
     else:
         assert calls == []
 
@@ -324,3 +336,78 @@ def test_the_api_returns_pickscore_and_hps_beside_imagereward(client: Client) ->
     assert [r["choices"]["PickScore"] for r in rows] == pytest.approx(probs, abs=1e-6)
     assert sum(r["choices"]["PickScore"] for r in rows) == pytest.approx(1.0, abs=1e-6)
     assert all("choices" not in r or set(r["choices"]) == {"PickScore"} for r in rows)
+
+
+# ------------------------------------------------------------------------------ what it read, and why
+LONG = CASE["prompt"] + ", golden hour lighting, 85mm lens, bokeh, award winning, trending on artstation, sharp"
+
+
+def test_the_api_says_what_each_judge_read(client: Client) -> None:
+    from imagereward.judges import load_judge
+    from originals import JUDGES
+
+    response = client.predict(LONG, gallery([image_path(CASE["images"][0])]), ["CLIP", "PickScore"], api_name="/score")
+    read = response["prompt_read"]
+    assert list(read) == ["ImageReward", "CLIP", "PickScore"]
+    roots = {"ImageReward": None, "CLIP": BASELINES, "PickScore": JUDGES / "pickscore"}
+    for judge, root in roots.items():
+        got = read[judge]
+        assert got["read"] + got["unread"] == LONG
+        options = {"weights": str(PARITY)} if root is None else {"download_root": root}
+        expected = load_judge(judge, device="cpu", **options).reading(LONG)
+        assert (got["read"], got["tokens_read"], got["tokens_total"]) == (
+            expected.read,
+            expected.tokens_read,
+            expected.tokens_total,
+        )
+    assert read["ImageReward"]["unread"] and read["ImageReward"]["tokens_read"] == 33
+
+
+def test_the_explain_endpoint_answers_what_the_library_explains(client: Client, tiny_model) -> None:
+    import numpy as np
+
+    path = image_path(CASE["images"][1])
+    answer = client.predict(LONG, handle_file(str(path)), api_name="/explain")
+    expected = tiny_model.explain(LONG, str(path))
+    assert answer["name"] == path.name and answer["model"].endswith("on cpu (float32)")
+    assert (answer["read"], answer["unread"]) == (expected.read, expected.unread)
+    assert [w["word"] for w in answer["words"]] == [w for w, _ in expected.words]
+    assert np.allclose([w["delta"] for w in answer["words"]], [d for _, d in expected.words], atol=1e-5)
+    assert np.allclose(answer["heatmap"], expected.heatmap, atol=1e-5)
+    assert answer["crop_box"] == pytest.approx(list(expected.crop_box))
+    assert answer["score"] == pytest.approx(expected.score, abs=1e-5)
+
+
+@pytest.mark.parametrize("with_meta", [False, True], ids=["no-meta", "meta"])
+def test_explain_refuses_a_server_path_without_saying_whether_it_exists(server, with_meta: bool) -> None:
+    url, tmp = server
+    outside = tmp / "outside"
+    outside.mkdir(exist_ok=True)
+    shutil.copy(image_path(CASE["images"][1]), outside / "exists.png")
+    meta = {"meta": {"_type": "gradio.FileData"}} if with_meta else {}
+    for existing, missing in [
+        ("/etc/passwd", "/etc/no-such-file"),
+        (str(outside / "exists.png"), str(outside / "x.png")),
+    ]:
+        answers = []
+        for path in (existing, missing):
+            event, payload = call(url, "explain", [CASE["prompt"], {"path": path, **meta}])
+            text = json.dumps(payload).replace(path, "PATH").replace(Path(path).name, "NAME")
+            assert event in ("error", "unavailable") and "root:" not in text and "heatmap" not in text
+            if not with_meta:  # refused before the queue, saying what a file looks like
+                assert event == "unavailable" and "expected a file uploaded to this page" in text
+            answers.append(text)
+            assert list(_served_contents(url, payload)) == []
+        assert answers[0] == answers[1], "an existing and a missing file must get the same answer"
+
+
+def test_explain_refuses_a_bad_upload_by_name(server, tmp_path: Path) -> None:
+    url, _ = server
+    strip = tmp_path / "strip.png"
+    Image.new("RGB", (100_000, 5)).save(strip)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    for path, reason in ((strip, "aspect ratio of at most 64:1"), (bad, "not an image")):
+        event, payload = call(url, "explain", [CASE["prompt"], {"path": upload(url, path), "meta": FILE_META}])
+        assert event == "error" and f"{path.name} could not be explained" in json.dumps(payload)
+        assert reason in json.dumps(payload)

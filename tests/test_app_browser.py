@@ -5,6 +5,7 @@ Skipped where Chromium is missing, except under CI (CI set), where a missing bro
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -209,6 +210,11 @@ def test_at_every_width_nothing_is_clipped_and_the_results_come_into_view(
     assert 0 <= status["y"] < height, "the results are scrolled into view after scoring"
     fit = page.locator("#ranked .gallery-item img").first.evaluate("e => getComputedStyle(e).objectFit")
     assert fit == "contain"
+    # every caption below its thumbnail, none over the image
+    for item in page.locator("#ranked .thumbnail-item").all():
+        image = item.locator("img").bounding_box()
+        label = item.locator(".caption-label").bounding_box()
+        assert label["y"] >= image["y"] + image["height"] - 1, (image, label)
     context.close()
 
 
@@ -500,3 +506,86 @@ def test_imagereward_pickscore_and_hps_on_one_request(page) -> None:
     for row, name in zip(rows, by_hps):
         cells = row.split()
         assert f"{round(100 * choice[name], 2):g}" in cells and f"{round(hps[names.index(name)], 4):g}" in cells
+
+
+# ------------------------------------------------------------------------------ what it read, and why
+LONG = EXPECTED["rank"][0]["prompt"] + (
+    ", golden hour lighting, 85mm lens, bokeh, award winning, trending on artstation, sharp focus"
+)
+
+
+@pytest.mark.parametrize("width, height", [(390, 844), (1440, 900)], ids=["phone", "desktop"])
+def test_the_page_shows_what_the_model_read_which_words_mattered_and_where_it_looked(
+    browser, app_url, tiny_model, width: int, height: int
+) -> None:
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(app_url)
+    page.locator("#score-btn").wait_for()
+    wait_for_page_script(page)
+    case = EXPECTED["rank"][0]
+    paths = [image_path(n) for n in case["images"][:3]]
+    upload_and_score(page, LONG, paths)
+    order = [label.rsplit(" · ", 1)[-1] for label in captions(page, 3)]  # best first, for the long prompt
+
+    # what it read: the read part plain, the rest greyed, the counts
+    reading = tiny_model.reading(LONG)
+    block = page.locator("#reading .reading")
+    sync_api.expect(block).to_have_count(1)
+    sync_api.expect(block.locator(".read-counts")).to_have_text(
+        f"ImageReward read {reading.tokens_read} of {reading.tokens_total} tokens; the greyed part did not count"
+    )
+    assert block.locator(".read").inner_text() == reading.read
+    assert block.locator(".unread").inner_text() == reading.unread and reading.unread
+    grey = block.locator(".unread").evaluate("e => getComputedStyle(e).color")
+    assert grey != block.locator(".read").evaluate("e => getComputedStyle(e).color")
+
+    # why: the words as chips on A and B, their numbers the library's, and the map drawn over both and the winner
+    plain = page.locator("#image-a img").get_attribute("src")
+    page.locator("#why-toggle input").check()
+    chips = page.locator("#why .chips")
+    sync_api.expect(chips).to_have_count(2)  # A is the winner: two images explained
+    for k, name in enumerate(order[:2]):
+        expected = tiny_model.explain(LONG, str(image_path(name)))
+        numbers = chips.nth(k).locator(".chip small").all_inner_texts()
+        assert numbers == [f"{d:+.2f}" for _, d in expected.words]
+        texts = chips.nth(k).locator(".chip").evaluate_all("cs => cs.map(c => c.textContent)")
+        assert [t[: -len(n)] for t, n in zip(texts, numbers)] == [w for w, _ in expected.words]
+    sync_api.expect(page.locator("#why")).to_contain_text(f"Words that favour {order[0]} most")
+    for image in ("#image-a", "#image-b", "#winner"):
+        sync_api.expect(page.locator(f"{image} img")).to_have_attribute("src", re.compile(r"why-\d+\.jpg$"))
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # chips wrap, nothing sideways
+    for chip in page.locator("#why .chip").all()[:40]:
+        box = chip.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width
+    page.locator("#why-toggle input").uncheck()
+    sync_api.expect(page.locator("#image-a img")).to_have_attribute("src", plain)
+    sync_api.expect(page.locator("#why .chips")).to_have_count(0)
+    context.close()
+
+
+def test_a_judge_that_cannot_load_is_marked_unavailable_once(browser, tmp_path: Path) -> None:
+    with running_app(
+        tmp_path, IMAGEREWARD_MODEL=str(PARITY), IMAGEREWARD_JUDGES="CLIP,BLIP", IMAGEREWARD_DOWNLOAD_ROOT=str(tmp_path)
+    ) as url:
+        page = browser.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(url)
+        page.locator("#score-btn").wait_for()
+        wait_for_page_script(page)
+        page.locator("#judges label").filter(has_text="CLIP").click()
+        upload_and_score(page, EXPECTED["rank"][0]["prompt"], [image_path(EXPECTED["images"][0])])
+        captions(page, 1)
+        sync_api.expect(page.locator("#judges")).to_contain_text("Unavailable right now")
+        assert " ".join(page.locator(".toast-body").all_inner_texts()).count("CLIP is unavailable") == 1
+        sync_api.expect(page.locator("#judges label").filter(has_text="CLIP")).to_have_count(0)
+        sync_api.expect(page.locator("#order-by label").filter(has_text="CLIP")).to_have_count(0)
+        page.reload()  # a new visit knows it too
+        page.locator("#score-btn").wait_for()
+        sync_api.expect(page.locator("#judges")).to_contain_text(
+            "Unavailable right now (their weights could not be loaded): CLIP"
+        )
+        sync_api.expect(page.locator("#judges label").filter(has_text="BLIP")).to_have_count(1)
+        sync_api.expect(page.locator("#judges label").filter(has_text="CLIP")).to_have_count(0)
+        page.close()

@@ -179,6 +179,43 @@ def test_a_flooding_visitor_does_not_starve_another(server) -> None:
     assert {status for _, status in answers} <= {"complete", "429"}
 
 
+def test_one_explanation_at_a_time_per_visitor(server) -> None:
+    """An explanation (a backward pass) is admitted one at a time per visitor, whether it is queued or
+    running: with the page's two workers busy with another visitor's calls, A's first explanation waits in
+    the queue and its second is refused at once; B's is queued; once A's first is answered, A may ask again.
+    A hostile `/explain` of a huge shape is refused as `/score` refuses it."""
+    import numpy as np
+
+    from imagereward.app.admission import FILE_META
+
+    url, tmp = server
+    rng = np.random.default_rng(1)
+    heavy = []
+    for k in range(24):
+        Image.fromarray(rng.integers(0, 256, (768, 768, 3), dtype=np.uint8)).save(tmp / f"busy{k}.png")
+        heavy.append(upload(url, tmp / f"busy{k}.png", "127.0.0.31"))
+    image = {"path": upload(url, image_path(CASE["images"][0]), "127.0.0.32"), "meta": FILE_META}
+    busy = [join(url, "score", [CASE["prompt"], items(heavy), []], "127.0.0.31") for _ in range(2)]
+    first = join(url, "explain", [CASE["prompt"], image], "127.0.0.32")
+    second = join(url, "explain", [CASE["prompt"], image], "127.0.0.32")
+    other = join(url, "explain", [CASE["prompt"], image], "127.0.0.33")
+    assert [r.status_code for r in (*busy, first, second, other)] == [200, 200, 200, 429, 200]
+    assert second.json()["detail"].startswith("You have 1 explanation waiting or running already")
+    event, (answer,) = outcome(url, "explain", first)
+    assert event == "complete" and answer["name"] == CASE["images"][0]
+    again = join(url, "explain", [CASE["prompt"], image], "127.0.0.32")
+    assert again.status_code == 200 and outcome(url, "explain", again)[0] == "complete"
+    assert outcome(url, "explain", other)[0] == "complete"
+    assert all(outcome(url, "score", b)[0] == "complete" for b in busy)
+
+    strip = tmp / "strip-explain.png"
+    Image.new("RGB", (100_000, 5)).save(strip)
+    start, before = time.perf_counter(), peak_memory_mb(PIDS[url])
+    event, payload = call(url, "explain", [CASE["prompt"], {"path": upload(url, strip), "meta": FILE_META}])
+    assert event == "error" and "aspect ratio of at most 64:1" in json.dumps(payload)
+    assert time.perf_counter() - start < 2.0 and peak_memory_mb(PIDS[url]) - before < 100
+
+
 # ------------------------------------------------------------------------------------------------ CSV
 def test_the_pages_csv_download_is_inert(server) -> None:
     url, tmp = server

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from imagereward import cli
-from originals import EXPECTED, PARITY
+from originals import EXPECTED, PARITY, image_path
 
 CASE = EXPECTED["rank"][0]
 NAMES = CASE["images"][:6]
@@ -290,3 +290,31 @@ def test_several_judges_give_their_columns(folder: Path, capsys: pytest.CaptureF
     want = clip.rewards("a cat", [r["image"] for r in rows])
     assert [float(r["score_CLIP"]) for r in rows] == pytest.approx(want, abs=1e-6)
     assert [int(r["rank_CLIP"]) for r in rows] == ranks_from_rewards(want)
+
+
+def test_explain_prints_what_the_model_read_the_words_and_writes_the_map(tmp_path: Path, capsys, tiny_model) -> None:
+    import numpy as np
+    from PIL import Image
+
+    prompt = EXPECTED["rank"][0]["prompt"] + ", golden hour lighting, 85mm lens, bokeh, award winning, trending on it"
+    path = image_path("02_landscape_640x480.jpg")
+    out = tmp_path / "map.png"
+    options = ["--model", str(PARITY), "--device", "cpu"]
+    assert cli.main(["explain", prompt, str(path), *options, "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    expected = tiny_model.explain(prompt, str(path))
+    reading = expected.reading
+    assert f"ImageReward read {reading.tokens_read} of {reading.tokens_total} tokens:" in text
+    assert f"  read:   {reading.read}\n" in text and f"  unread: {reading.unread}\n" in text
+    lines = [line for line in text.splitlines() if line.startswith("  ") and line.strip()[:1] in "+-"]
+    assert [float(line.split()[0]) for line in lines] == pytest.approx([d for _, d in expected.words], abs=1e-4)
+    assert lines[-1].endswith("trend[ing]")  # the word read in part
+    with Image.open(out) as picture:
+        assert picture.size == (640, 480)
+    assert cli.main(["explain", prompt, str(path), *options, "-f", "json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert [w["word"] for w in answer["words"]] == [w for w, _ in expected.words]
+    assert np.allclose(answer["heatmap"], expected.heatmap, atol=1e-5)
+    assert answer["crop_box"] == pytest.approx(list(expected.crop_box)) and answer["model"] == "parity"
+    assert cli.main(["explain", prompt, str(tmp_path / "missing.png"), *options]) == 2
+    assert "missing.png" in capsys.readouterr().err

@@ -5,13 +5,16 @@ Every call of the page and its API joins Gradio's queue through `QueueGate.push`
 queued:
 
 - gives each visitor a fair share: at most `max_pending` calls queued or running per visitor (its address as
-  the Space's proxy forwards it, see `visitor`); past that the call is refused at once (HTTP 429) with a
-  sentence saying to wait, and every other visitor's calls are queued as usual, so that one client flooding
-  the queue cannot lock everyone else out;
+  the Space's proxy forwards it, see `visitor`), and at most `FunctionLimit.most` of the calls of a costly
+  kind (an explanation: one); past that the call is refused at once (HTTP 429) with a sentence saying to
+  wait, and every other visitor's calls are queued as usual, so that one client flooding the queue cannot lock
+  everyone else out;
 - fills a public API call's missing trailing inputs, and nulls, with those inputs' defaults (a client written
   for `/score` with two values, prompt and images, keeps working);
 - refuses a value that is not one of a choice input's choices (the judges, the order) with the offered
-  choices and at most `SHOWN_CHARS` characters of the value, before Gradio's own check would echo it whole.
+  choices and at most `SHOWN_CHARS` characters of the value, before Gradio's own check would echo it whole;
+  and a file input's value that is not a file as Gradio takes one (Gradio's check would answer "error" and
+  nothing else).
 
 `UploadGuard` (an ASGI middleware) bounds the disk uploads can fill: at most `upload_quota` bytes per visitor
 within the files' lifetime, and nothing more once the upload folder holds `disk_budget` bytes
@@ -25,9 +28,12 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict, deque
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 SHOWN_CHARS = 60
+# What marks a value as a file in a Gradio call.
+FILE_META = {"_type": "gradio.FileData"}
 DEFAULT_MAX_PENDING = 4
 
 
@@ -49,8 +55,14 @@ def shown(value: Any) -> str:
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
 
 
-class TooMany(Exception):
-    """A visitor over its share; the message is what it is told."""
+@dataclass(frozen=True)
+class FunctionLimit:
+    """At most `most` calls of `functions` (the page's handlers), together, queued or running per visitor;
+    `kind` names them in the refusal ("explanation")."""
+
+    kind: str
+    most: int
+    functions: tuple[Callable, ...]
 
 
 class QueueGate:
@@ -61,6 +73,7 @@ class QueueGate:
         max_pending: calls one visitor may have queued or running.
         proxy_hops: trusted proxies in front of the app (see `visitor`).
         choice_inputs: components whose value must be among their choices (their choices fixed at build time).
+        limits: tighter shares for costly kinds of call.
     """
 
     def __init__(
@@ -69,13 +82,15 @@ class QueueGate:
         max_pending: int = DEFAULT_MAX_PENDING,
         proxy_hops: int = 0,
         choice_inputs: Sequence[Any] = (),
+        limits: Sequence[FunctionLimit] = (),
     ) -> None:
         self.blocks = blocks
         self.max_pending = max_pending
         self.proxy_hops = proxy_hops
         self.choices = {block._id: block for block in choice_inputs}
+        self.limits = list(limits)
         self.queue = blocks._queue
-        self._joining: dict[str, int] = defaultdict(int)
+        self._joining: dict[Any, int] = defaultdict(int)  # by visitor, and by (visitor, limited kind)
         self._push = self.queue.push
 
     def install(self) -> QueueGate:
@@ -83,11 +98,17 @@ class QueueGate:
         self.queue.push = self.push
         return self
 
-    def pending(self, who: str) -> int:
-        """Calls of `who` queued or running now (and being admitted)."""
+    def pending(self, who: str, limit: FunctionLimit | None = None) -> int:
+        """Calls of `who` queued or running now (and being admitted); with `limit`, only those of its
+        functions."""
         events = [e for q in self.queue.event_queue_per_concurrency_id.values() for e in q.queue]
         events += [e for job in self.queue.active_jobs if job for e in job]
-        return self._joining[who] + sum(1 for e in events if visitor(e.request, self.proxy_hops) == who)
+        if limit is not None:
+            events = [e for e in events if getattr(e.fn, "fn", None) in limit.functions]
+            joining = self._joining[(who, limit.kind)]
+        else:
+            joining = self._joining[who]
+        return joining + sum(1 for e in events if visitor(e.request, self.proxy_hops) == who)
 
     async def push(self, body: Any, request: Any, username: str | None) -> tuple:
         """Gradio's `Queue.push`, behind the fair share and the input checks."""
@@ -114,13 +135,24 @@ class QueueGate:
                 detail=f"You have {self.max_pending} requests waiting or running already: wait for them to finish, "
                 f"then try again (each visitor may have {self.max_pending} at a time, so that everyone gets a turn).",
             )
-        self._joining[who] += 1
+        limit = next((lim for lim in self.limits if getattr(fn, "fn", None) in lim.functions), None)
+        if limit is not None and self.pending(who, limit) >= limit.most:
+            many = f"{limit.most} {limit.kind}{'s' if limit.most > 1 else ''}"
+            raise HTTPException(
+                status_code=429,
+                detail=f"You have {many} waiting or running already: wait for {'them' if limit.most > 1 else 'it'} "
+                f"to finish, then try again (each visitor may have {many} at a time).",
+            )
+        keys = [who, *([(who, limit.kind)] if limit is not None else [])]
+        for key in keys:
+            self._joining[key] += 1
         try:
             return await self._push(body, request, username)
         finally:
-            self._joining[who] -= 1
-            if not self._joining[who]:
-                del self._joining[who]
+            for key in keys:
+                self._joining[key] -= 1
+                if not self._joining[key]:
+                    del self._joining[key]
 
     def _check_inputs(self, fn: Any, body: Any) -> tuple[str, str] | None:
         """Fills a public API call's missing or null inputs with their defaults; (parameter, sentence) refusing
@@ -135,10 +167,10 @@ class QueueGate:
                 if data[k] is None and block._id in self.choices:
                     data[k] = _default(block)
         for k, (block, value) in enumerate(zip(fn.inputs, data)):
-            if block._id in self.choices:
-                problem = _choice_problem(self.choices[block._id], value)
-                if problem:
-                    return _parameter_name(fn, k), problem
+            problem = _choice_problem(self.choices[block._id], value) if block._id in self.choices else None
+            problem = problem or _file_problem(block, value)
+            if problem:
+                return _parameter_name(fn, k), problem
         return None
 
 
@@ -170,6 +202,27 @@ def _choice_problem(block: Any, value: Any) -> str | None:
         if v not in choices:
             return f"{label}: {shown(v)} is not in the list of choices: {choices}"
     return None
+
+
+def _file_problem(block: Any, value: Any) -> str | None:
+    """Why `value` is not a file as Gradio takes one for the file input `block` (None if it is, or `block`
+    is no file input): Gradio's own check answers a client with nothing but "error"."""
+    import gradio as gr
+
+    if not isinstance(block, gr.File) or value is None:
+        return None
+    if isinstance(value, dict) and isinstance(value.get("path"), str) and value.get("meta") == FILE_META:
+        return None
+    return (
+        f"{getattr(block, 'label', None) or 'file'}: expected a file uploaded to this page, as gradio_client's "
+        f"handle_file(path) sends it ({{'path': ..., 'meta': {FILE_META}}}); got {_kind(value)}"
+    )
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a dict without that 'meta'" if isinstance(value.get("path"), str) else "a dict without a 'path'"
+    return f"a {type(value).__name__}"
 
 
 class UploadGuard:

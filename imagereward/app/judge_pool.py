@@ -50,6 +50,10 @@ class JudgePool:
             return f"{name} is unavailable right now (its weights could not be loaded)"
         return judge
 
+    def unavailable(self) -> dict[str, str]:
+        """The judges found unavailable so far, with why (one sentence each)."""
+        return {name: judge for name, judge in self._loaded.items() if isinstance(judge, str)}
+
     def preload(self) -> None:
         """Loads every judge now (on ZeroGPU, weights must be in place before the first GPU call)."""
         for name in self.names:

@@ -10,12 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..errors import InputError
+from ..errors import ImageLoadError, InputError
 from ..images.decoding import Decoder
 from ..images.reading import FORMATS_TEXT, MAX_IMAGE_PIXELS, MAX_RESIZE_FACTOR
 from ..judges import primary, spec
+from ..judges.explain import Explanation
 from ..ranking import Ranking
 from . import view
+from .explanations import ExplainRequest, ExplanationCache, explain_on_device, prepare_explanations, write_overlay
 from .files import Downloads
 from .judge_pool import JudgePool
 from .requests import Request, Scores, chosen_judges, plan_prompts, rank_request, score_prepared
@@ -51,6 +53,8 @@ class Page:
         self.downloads = Downloads(upload_folder, settings.file_lifetime)
         self.decoder = Decoder()  # a request decodes in threads: forking a web server's process is best avoided
         self.on_device: Callable[[Request], Scores] = self.score
+        self.explanations = ExplanationCache()
+        self.on_explain: Callable[[ExplainRequest], list[Explanation]] = self.explain_device
 
     @property
     def model_name(self) -> str:
@@ -60,6 +64,66 @@ class Page:
     def score(self, request: Request) -> Scores:
         """The device half of a request (what ZeroGPU runs inside `@spaces.GPU`)."""
         return score_prepared(self.loaded.model, request, self.judges)  # type: ignore[arg-type]
+
+    def explain_device(self, request: ExplainRequest) -> list[Explanation]:
+        """The device half of an explanation (what ZeroGPU runs inside `@spaces.GPU`)."""
+        return explain_on_device(self.loaded.model, request)  # type: ignore[arg-type]
+
+    def explain(
+        self, prompt: Any, files: Sequence[Any], names: Sequence[str] | None = None
+    ) -> tuple[list[tuple[str, str, Explanation]], list[ImageLoadError]]:
+        """Why ImageReward gave each image its score for `prompt` (`explanations` says how a request is
+        checked): explanations computed before are reused.
+
+        Returns:
+            ((name, path on the server, explanation) of each image explained, the images refused).
+
+        Raises:
+            InputError: scoring is unavailable, no prompt, or too many images.
+        """
+        if self.loaded.model is None:
+            raise InputError("Explanations are unavailable: the model could not be loaded.")
+        request, refused = prepare_explanations(
+            self.loaded.model, prompt, files, self.roots, self.settings, names, self.explanations
+        )
+        todo = ExplainRequest(request.prompt, [item for item in request.items if item.known is None])
+        computed = iter(self.on_explain(todo) if todo.items else [])  # the device sees only what is new
+        found = [item.known if item.known is not None else next(computed) for item in request.items]
+        done = []
+        for item, explanation in zip(request.items, found):
+            self.explanations.put(request.prompt, item.path, explanation)  # type: ignore[arg-type]
+            done.append((item.name, item.path, explanation))
+        return done, refused
+
+    def explain_api(self, prompt: Any, image: Any) -> dict[str, Any]:
+        """The `/explain` API's answer: `Explanation.as_dict` of one image, with its `name` and the `model`.
+
+        Raises:
+            InputError: as `explain`, or the image was refused (the message names it and says why).
+        """
+        if isinstance(image, dict):
+            image = image.get("path")
+        done, refused = self.explain(prompt, [image])
+        if refused:
+            raise InputError(f"{refused[0].name} could not be explained: {refused[0].reason}.")
+        name, _, explanation = done[0]
+        return {"name": name, "model": self.loaded.label, **explanation.as_dict()}
+
+    def write_overlays(self, explained: list[tuple[str, str, Explanation]]) -> dict[str, str]:
+        """The picture of each explanation (the crop box and the map over the image), by path on the server."""
+        folder = self.downloads.new_folder()
+        pictures = {}
+        for name, path, explanation in explained:
+            try:
+                pictures[path] = str(write_overlay(path, explanation, folder, name))
+            except ImageLoadError:
+                continue
+        return pictures
+
+    def judge_choices(self) -> tuple[list[str], dict[str, str]]:
+        """The judges still offered (those not known to be unavailable), and why each other one is not."""
+        unavailable = self.judges.unavailable()
+        return [j for j in self.settings.judges if j not in unavailable], unavailable
 
     def rank(self, prompt_text: Any, images: Any, judges: Any) -> tuple[list[tuple[str, Ranking]], list[str]]:
         """Every prompt of a request ranked, and the notes to show.
@@ -111,14 +175,20 @@ class Page:
             return []
         return [g.prompt for g in groups]
 
-    def judges_info(self) -> str:
-        """The "Also judge with" box's line, from the judges' records: the paper's baselines and the others."""
-        offered = [spec(j) for j in self.settings.judges]
+    def judges_info(self, unavailable: dict[str, str] | None = None) -> str:
+        """The "Also judge with" box's line, from the judges' records: the paper's baselines and the others;
+        then the judges found `unavailable`, which are no longer offered."""
+        unavailable = unavailable or {}
+        offered = [spec(j) for j in self.settings.judges if j not in unavailable]
         baselines = [s.label for s in offered if s.paper_accuracy is not None]
         newer = [s.label for s in offered if s.paper_accuracy is None]
         parts = [f"the paper's baselines ({', '.join(baselines)})"] if baselines else []
         parts += [f"newer judges ({', '.join(newer)})"] if newer else []
-        return " and ".join(parts) + ", side by side"
+        line = " and ".join(parts) + ", side by side" if parts else ""
+        if unavailable:
+            gone = ", ".join(unavailable)
+            line += f"{'. ' if line else ''}Unavailable right now (their weights could not be loaded): {gone}"
+        return line
 
     def about(self, max_upload: str) -> str:
         """The page's "what the score means" and limits, from the judges' records and the settings."""

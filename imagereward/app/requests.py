@@ -35,6 +35,7 @@ from ..images.transforms import Preprocessing
 from ..judges import primary
 from ..judges.base import Result
 from ..judges.imagereward import ImageReward
+from ..judges.reading import Reading
 from ..model.tokenizer import MAX_PROMPT_CHARS, PromptTokens, encode_prompt
 from ..ranking import Ranking, add_judges, check_prompt, rank_results, unique_names
 from .judge_pool import JudgePool
@@ -211,6 +212,7 @@ class Prompt:
     tokens: PromptTokens
     images: list[int]
     refused: list[ImageError] = field(default_factory=list)
+    readings: dict[str, Reading] = field(default_factory=dict)  # what each judge read of it, by label
 
 
 @dataclass
@@ -306,12 +308,14 @@ def prepare(
     finally:
         if owned:
             decoder.close()
+    readers = [model, *(j for j in loaded if not isinstance(j, str))]
     prompts = [
         Prompt(
             check_prompt(g.prompt),
             encode_prompt(g.prompt),
             [admitted[k] for k in g.images if k in admitted],
             [refused[k] for k in g.images if k in refused],
+            {judge.spec.label: judge.reading(g.prompt) for judge in readers},
         )
         for g in groups
     ]
@@ -378,6 +382,7 @@ def finish(request: Request, scores: Scores) -> tuple[list[tuple[str, Ranking]],
         others = {j: r[k] for j, r in scores.results.items() if j != label and not isinstance(r, str)}
         if others:
             ranking = add_judges(ranking, label, others, names)
+        ranking = replace(ranking, readings=prompt.readings)
         judge_notes = [f"{judge} could not score {e.name}: {e.reason}." for judge, e in ranking.judge_failures]
         found = prompt_notes(ranking) + precision_notes(ranking) + unavailable + judge_notes
         notes += [n for n in found if n not in notes]
@@ -453,7 +458,8 @@ def prompt_notes(ranking: Ranking) -> list[str]:
     if ranking.prompt_complete:
         return [
             f"The prompt is {ranking.prompt_tokens} tokens long; the model reads only the first "
-            f"{primary().prompt_tokens}, so the rest did not count."
+            f"{primary().prompt_tokens}, its start and end markers included ({primary().prompt_tokens - 2} of the "
+            f"prompt's own {ranking.prompt_tokens - 2}), so the rest, greyed under the prompt, did not count."
         ]
     return [
         "The prompt is longer than the model reads; the model reads only the first "

@@ -9,6 +9,7 @@ files inside the allowed roots are kept (`shown_rows`, `reordered`).
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import os
@@ -219,7 +220,8 @@ def matrix(rankings: list[tuple[str, Ranking]]) -> tuple[list[str], list[list[st
 class Shown:
     """What the page shows of a request, in its own words: the status line, the winner (its image and line),
     the gallery and table in the chosen judge's order, the agreement line, and the rank matrix of several
-    prompts (None for one); `compared` is the shown ranking as `shown_rows` reads it back."""
+    prompts (None for one); `compared` is the shown ranking as `shown_rows` reads it back; `prompt` the prompt
+    shown, and `reading` what each judge read of it (`reading_html`)."""
 
     status: str
     winner: Any
@@ -229,6 +231,8 @@ class Shown:
     agreement: str
     matrix: tuple[list[str], list[list[str]]] | None
     compared: list[dict[str, Any]]
+    prompt: str
+    reading: str
 
 
 def shown(rankings: list[tuple[str, Ranking]], label: str, order_by: str | None) -> Shown:
@@ -246,7 +250,114 @@ def shown(rankings: list[tuple[str, Ranking]], label: str, order_by: str | None)
         agreement=agreement_text(ranking),
         matrix=matrix(rankings) if len(rankings) > 1 else None,
         compared=[{"name": r.name, "score": r.score, "path": r.source} for r in ranking.ordered_by(judge)],
+        prompt=first_prompt,
+        reading=reading_html(ranking),
     )
+
+
+# ------------------------------------------------------------------------------ what the judges read
+# Characters of the unread part the page shows at most.
+UNREAD_SHOWN = 400
+
+
+def reading_html(ranking: Ranking) -> str:
+    """Under the prompt: the part each judge read plain, the part it never read greyed, and how many tokens it
+    read ("ImageReward read 33 of 58 tokens"); one block per way of reading (judges that read the prompt alike
+    share one). Empty when no judge's reading is known."""
+    groups: dict[tuple[str, int, int], list[str]] = {}
+    for judge, r in ranking.readings.items():
+        if not r.ignored:
+            groups.setdefault((r.read, r.tokens_read, r.tokens_total), []).append(judge)
+    blocks = []
+    for (read, tokens_read, tokens_total), judges in groups.items():
+        r = ranking.readings[judges[0]]
+        unread = (
+            r.unread
+            if len(r.unread) <= UNREAD_SHOWN
+            else f"{r.unread[:UNREAD_SHOWN]}… ({len(r.unread) - UNREAD_SHOWN:,} more characters)"
+        )
+        who = _names(judges)
+        total = f"{tokens_total:,}{'' if r.complete else '+'}"
+        counts = (
+            f"{who} read all {total} tokens of the prompt"
+            if not r.unread
+            else f"{who} read {tokens_read} of {total} tokens; the greyed part did not count"
+        )
+        text = f'<span class="read">{html.escape(read)}</span><span class="unread">{html.escape(unread)}</span>'
+        blocks.append(
+            f'<div class="reading"><p class="read-counts">{html.escape(counts)}</p><p class="read-text">{text}</p></div>'
+        )
+    ignored = [j for j, r in ranking.readings.items() if r.ignored]
+    if ignored:
+        blocks.append(f'<p class="read-counts">{html.escape(_names(ignored))} ignores the prompt.</p>')
+    return "".join(blocks)
+
+
+def _names(labels: Sequence[str]) -> str:
+    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
+
+
+def prompt_read(ranking: Ranking) -> dict[str, dict[str, Any]]:
+    """The API's `prompt_read`: what each judge read, by label: `{read, unread, tokens_read, tokens_total,
+    complete, ignored}`."""
+    return {judge: r.as_dict() for judge, r in ranking.readings.items()}
+
+
+# ------------------------------------------------------------------------------------- why this score
+# The chips' hues (raised: green, lowered: red), mixed with white by how much the word moved the score, under
+# dark text: at least 6:1 in either theme.
+RAISED, LOWERED = (22, 163, 74), (220, 38, 38)
+
+
+def _tint(hue: tuple[int, int, int], share: float) -> str:
+    t = 0.12 + 0.48 * share
+    return "#" + "".join(f"{round(255 * (1 - t) + c * t):02x}" for c in hue)
+
+
+def word_chips(explanation: Any) -> str:
+    """The read words as chips coloured by their effect on one image's score (green raised it, red lowered
+    it; the stronger the deeper), each with its number; of a word read in part, the unread rest greyed."""
+    strongest = max((abs(w.delta) for w in explanation.word_effects), default=0.0) or 1.0
+    chips = []
+    for w in explanation.word_effects:
+        colour = _tint(RAISED if w.delta >= 0 else LOWERED, min(1.0, abs(w.delta) / strongest))
+        text = html.escape(w.text[: w.read]) + (
+            f'<span class="unread">{html.escape(w.text[w.read :])}</span>' if w.partial else ""
+        )
+        effect = "raised" if w.delta >= 0 else "lowered"
+        title = f"{w.text}: {effect} the score by {abs(w.delta):.3f}" + (" (read in part)" if w.partial else "")
+        chips.append(
+            f'<span class="chip" style="background:{colour}" title="{html.escape(title)}">{text}'
+            f"<small>{w.delta:+.2f}</small></span>"
+        )
+    return "".join(chips)
+
+
+def why_html(explained: Sequence[tuple[str, Any]]) -> str:
+    """The comparison's explanation: for each image (A, B, then the winner if it is neither), its score and its
+    words as chips; for A and B, the words that favour each over the other most; and what the numbers mean."""
+    from ..judges.explain import favouring
+
+    parts = ['<div class="why">']
+    for name, explanation in explained:
+        parts.append(
+            f'<p class="why-image"><b>{html.escape(name)}</b> · score {explanation.score:.2f}</p>'
+            f'<p class="chips">{word_chips(explanation)}</p>'
+        )
+    if len(explained) >= 2 and explained[0][0] != explained[1][0]:
+        (name_a, a), (name_b, b) = explained[:2]
+        for name, first, second in ((name_a, a, b), (name_b, b, a)):
+            best = [(w, d) for w, d in favouring(first, second) if d > 0]
+            if best:
+                words = ", ".join(f"<b>{html.escape(w)}</b> ({d:+.2f})" for w, d in best)
+                parts.append(f'<p class="favour">Words that favour {html.escape(name)} most: {words}</p>')
+    parts.append(
+        '<p class="why-note">A word\'s number: the score with the word, less the score without it (exact). The '
+        "map over each image: which patches of the square the model sees (the box; the rest is dimmed) raised "
+        "(red) or lowered (blue) its score, by integrated gradients: an estimate of what drove the score, not "
+        "a proof.</p></div>"
+    )
+    return "".join(parts)
 
 
 # --------------------------------------------------------------------------------------------- the API
@@ -269,8 +380,9 @@ def api_response(ranking: Ranking, notes: Sequence[str], label: str, prompt: str
     """The `/score` endpoint's JSON: everything the page shows.
 
     `{"ranked": [rows] best first (`api_rows`), "skipped": [{"name", "reason"}], "notes": [sentences],
-    "model": label, "seconds": float}`; with other judges also `"judges"` (labels, ImageReward first) and
-    `"agreement"`: `{judge: {"same": pairs it orders as ImageReward does, "pairs": pairs both order strictly}}`."""
+    "model": label, "seconds": float, "prompt_read": {judge: {read, unread, tokens_read, tokens_total, ...}}}`;
+    with other judges also `"judges"` (labels, ImageReward first) and `"agreement"`: `{judge: {"same": pairs it
+    orders as ImageReward does, "pairs": pairs both order strictly}}`."""
     response: dict[str, Any] = {
         "ranked": api_rows(ranking, prompt, model),
         "skipped": [{"name": f.name, "reason": f.reason} for f in ranking.failures],
@@ -281,6 +393,8 @@ def api_response(ranking: Ranking, notes: Sequence[str], label: str, prompt: str
     if ranking.judges:
         response["judges"] = list(ranking.judges)
         response["agreement"] = {j: {"same": same, "pairs": n} for j, (same, n) in ranking.agreement().items()}
+    if ranking.readings:
+        response["prompt_read"] = prompt_read(ranking)
     return response
 
 
