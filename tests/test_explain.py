@@ -107,3 +107,19 @@ def test_a_refused_image_is_named(tiny_model, tmp_path) -> None:
     Image.new("RGB", (100_000, 5)).save(tmp_path / "strip.png")
     with pytest.raises(ImageLoadError, match="aspect ratio of at most 64:1"):
         explain(tiny_model, "a cat", str(tmp_path / "strip.png"))
+
+
+def test_the_map_leaves_a_training_model_as_it_was(tiny_model) -> None:
+    """The map's backward pass runs with the weights frozen: no weight gradient is kept, the flags come back,
+    and the map is the same as with the weights frozen by the caller."""
+    prompt, image = PROMPTS[1], str(image_path("02_landscape_640x480.jpg"))
+    flags = [p.requires_grad for p in tiny_model.parameters()]
+    try:
+        tiny_model.requires_grad_(True)
+        trained = explain(tiny_model, prompt, image).heatmap
+        assert all(p.requires_grad and p.grad is None for p in tiny_model.parameters())
+        tiny_model.requires_grad_(False)
+        np.testing.assert_array_equal(trained, explain(tiny_model, prompt, image).heatmap)
+    finally:
+        for p, flag in zip(tiny_model.parameters(), flags):
+            p.requires_grad_(flag)

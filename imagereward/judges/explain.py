@@ -17,7 +17,10 @@ image it looked. Estimates of what drove the score, not proofs of it.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +38,28 @@ from .reading import Reading
 # Integrated gradients: steps from the mean image to the image (batched: one forward and backward pass).
 STEPS = 4
 _WORD = re.compile(r"\S+")
+_FREEZING = threading.Lock()
+
+
+@contextlib.contextmanager
+def frozen(module: torch.nn.Module) -> Iterator[None]:
+    """The module's weights out of the graph for the duration (`requires_grad` False, restored after): a
+    gradient to the input then keeps no activations for weight gradients (the float32 explanation's memory
+    over the loaded model: +5.3 GB before, +2.8 GB after, README). A no-op for a frozen module (as the app
+    serves it); a module that trains holds a lock meanwhile, so that two passes never restore each other's
+    flags early."""
+    if not any(p.requires_grad for p in module.parameters()):
+        yield
+        return
+    with _FREEZING:
+        trained = [p for p in module.parameters() if p.requires_grad]
+        for p in trained:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in trained:
+                p.requires_grad_(True)
 
 
 @dataclass(frozen=True)
@@ -152,9 +177,9 @@ def patch_map(model: Any, tokens: Any, pixels: torch.Tensor, patch: int, steps: 
     alphas = torch.arange(1, steps + 1, dtype=torch.float32, device=x.device).view(-1, 1, 1, 1) / steps
     path = (alphas * x).requires_grad_(True)  # (steps, 3, S, S): from the mean image (0) to the image
     ids, mask = tokens.input_ids.expand(steps, -1), tokens.attention_mask.expand(steps, -1)
-    with torch.enable_grad():
-        model.score_gard(ids, mask, path).sum().backward()
-    attribution = (path.grad.float().mean(0) * x[0].float()).sum(0)  # (S, S)
+    with torch.enable_grad(), frozen(model):
+        (grad,) = torch.autograd.grad(model.score_gard(ids, mask, path).sum(), path)
+    attribution = (grad.float().mean(0) * x[0].float()).sum(0)  # (S, S)
     side = attribution.shape[-1] // patch
     return attribution.view(side, patch, side, patch).sum((1, 3)).detach().cpu().numpy().astype(np.float32)
 
