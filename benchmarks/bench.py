@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -96,15 +95,19 @@ def make_checkpoint(folder: Path, seed: int = 0) -> Path:
 
 def timed_rank(model, paths: list[str], repeat: int) -> dict:
     """`inference_rank` on `paths` as the original is timed: min of `repeat` runs after a warm-up, with the
-    embedding cache off (every run encodes every image)."""
+    embedding cache off (every run encodes every image), and the images the image encoder encoded in the timed
+    runs counted (`checks.check_all_encoded` asserts it is every one)."""
+    from checks import counting_encoded
+
     model.embedding_cache.resize(0)
     model.inference_rank(PROMPT, paths)
     times, rewards = [], []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        _, rewards = model.inference_rank(PROMPT, paths)
-        times.append(time.perf_counter() - t)
-    return {"seconds": min(times), "all_seconds": times, "rewards": rewards}
+    with counting_encoded(model.visual_encoder) as encoded:
+        for _ in range(repeat):
+            t = time.perf_counter()
+            _, rewards = model.inference_rank(PROMPT, paths)
+            times.append(time.perf_counter() - t)
+    return {"seconds": min(times), "all_seconds": times, "rewards": rewards, "encoded_images": encoded[0]}
 
 
 def worker_ours(args: argparse.Namespace) -> dict:
@@ -128,6 +131,7 @@ def worker_ours(args: argparse.Namespace) -> dict:
         "rss_before_load_mb": base,
         "peak_rss_after_load_mb": load_rss,
         "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
         "runs": {},
     }
     for n in args.sizes:
@@ -209,9 +213,17 @@ def main() -> None:
         print(json.dumps(worker_ours(args)))
         return
 
+    import checks
+    from machine import describe
+
+    from imagereward.model.config import ModelConfig
+
+    machine = describe()  # the GEMM peaks, measured before the runs (and again after)
     ckpt = make_checkpoint(Path(args.checkpoint))
     size_mb = (ckpt / "ImageReward.pt").stat().st_size / 2**20
     images = distinct_images(max(args.sizes), ckpt)
+    keys = content_keys(images)
+    checks.check_distinct(keys, "the benchmark's images")
     common = ["--checkpoint", str(ckpt), "--sizes", *map(str, args.sizes), "--repeat", str(args.repeat)]
     results = []
     ref_python = Path(args.refenv) / "bin" / "python"
@@ -238,27 +250,53 @@ def main() -> None:
         print(f"timing this package, {dtype} …", file=sys.stderr)
         results.append(run_json([sys.executable, __file__, "--worker", "--dtype", dtype, *common, "--images", *images]))
     accuracy = half_precision_accuracy()
+    after = describe()["gemm_peak_gflops"]
+    peaks = {k: max(v, after[k]) for k, v in machine["gemm_peak_gflops"].items()}
+    machine["gemm_peak_gflops"] = peaks
+    gflop = checks.gflop_per_image(ModelConfig())
 
     original = next((r for r in results if r["impl"] == "original"), None)
     report = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "cpu_model": _cpu_model(),
-        "amx_bf16": _has_amx_bf16(),
+        "machine": machine,
+        "cpu_model": machine["cpu_model"],
+        "amx_bf16": "amx_bf16" in machine["cpu_flags"],
         "checkpoint_mb": size_mb,
+        "gflop_per_image": gflop,
         "results": results,
         "half_precision": accuracy,
     }
     print(
-        f"\nCPU: {report['cpu_model']}, {os.cpu_count()} cores, AMX bf16 units: {'yes' if report['amx_bf16'] else 'no'}; "
-        f"checkpoint {size_mb:.0f} MiB; min of {args.repeat} runs\n"
+        f"\nCPU: {machine['cpu_model']}, {machine['cores']} cores, flags {' '.join(machine['cpu_flags'])}; torch "
+        f"{machine['torch']} ({machine['cpu_capability']}, oneDNN {'on' if machine['onednn'] else 'off'}), "
+        f"{machine['threads']} threads; the original's torch {original['torch'] if original else '-'}\n"
+        f"GEMM peak on the model's shapes, measured in this run: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 "
+        f"{peaks['bf16']:.0f} GFLOP/s; {gflop:.1f} GFLOP per image (from the model's shapes); checkpoint "
+        f"{size_mb:.0f} MiB; min of {args.repeat} runs, every timed image encoded (checked)\n"
     )
-    print(f"{'impl':9} {'dtype':6} {'N':>3} {'img/s':>7} {'s/img':>7} {'vs orig':>8} {'max|Δ| vs orig':>15}")
+    print(
+        f"{'impl':9} {'dtype':6} {'N':>3} {'img/s':>7} {'s/img':>7} {'vs orig':>8} {'GFLOP/s':>8} {'of peak':>8} "
+        f"{'max|Δ| vs orig':>15}"
+    )
+    refused = []
     for r in results:
+        kind = "bf16" if r["dtype"] in ("bf16", "bfloat16") else "fp32"
         for n, run in r["runs"].items():
+            checks.check_all_encoded(run["encoded_images"], int(n), args.repeat, f"{r['impl']} {r['dtype']} {n} images")
             ratio, delta = versus(run, original, n)
+            run["gflops"] = gflop * int(n) / run["seconds"]
+            try:
+                run["fraction_of_peak"] = checks.rate(
+                    gflop * int(n), run["seconds"], peaks[kind], f"{r['impl']} {r['dtype']} {n}"
+                )
+                share = f"{100 * run['fraction_of_peak']:7.0f}%"
+                rate_text = f"{run['gflops']:8.0f}"
+            except checks.AbovePeak as e:
+                refused.append(str(e))
+                share, rate_text, ratio = "ABOVE PEAK", "-", "-"
             print(
-                f"{r['impl']:9} {r['dtype']:6} {n:>3} {int(n) / run['seconds']:7.2f} {run['seconds'] / int(n):7.3f} {ratio:>8} {delta:>15}"
+                f"{r['impl']:9} {r['dtype']:6} {n:>3} {int(n) / run['seconds']:7.2f} {run['seconds'] / int(n):7.3f} "
+                f"{ratio:>8} {rate_text:>8} {share:>8} {delta:>15}"
             )
     print(
         f"\n{'impl':9} {'dtype':6} {'load→1st score':>15} {'RSS before':>11} {'peak in load':>13} "
@@ -284,27 +322,26 @@ def main() -> None:
             )
     for entry in accuracy:
         print(f"half precision on the parity fixtures: {entry}")
+    report["above_peak"] = refused
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=1))
     print(json.dumps(report))
+    if refused:
+        sys.exit("refused, above the measured peak (a measuring error, not a result):\n" + "\n".join(refused))
 
 
-def _has_amx_bf16() -> bool:
-    """Whether the CPU has AMX bf16 tile units (the `amx_bf16` flag in /proc/cpuinfo)."""
+def content_keys(paths: list[str]) -> list[bytes]:
+    """The content key of each image as ImageReward preprocesses it (equal keys: the same picture)."""
+    from imagereward.images.decoding import Decoder
+    from imagereward.judges import primary
+
+    preprocessing = primary().preprocessing
+    decoder = Decoder()
     try:
-        return " amx_bf16" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+        decoded = decoder.decode(paths, [Path(p).name for p in paths], [preprocessing])[preprocessing]
+    finally:
+        decoder.close()
+    return [d.key for d in decoded]
 
 
 if __name__ == "__main__":
