@@ -8,6 +8,7 @@ variables (README, "The app").
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 if os.environ.get("SPACES_ZERO_GPU"):  # ZeroGPU asks for `spaces` to be imported before torch
@@ -22,17 +23,19 @@ from starlette.middleware import Middleware
 
 from imagereward.app import view
 from imagereward.app.admission import FunctionLimit, QueueGate, UploadGuard
+from imagereward.app.agents import agent_tools, image_list, pairs_endpoint, prompt_list
 from imagereward.app.explanations import ExplainRequest, explain_duration
 from imagereward.app.files import DiskMeter, Janitor
 from imagereward.app.page import Page
+from imagereward.app.pairs import PairCall, PairScores, pairs_duration
 from imagereward.app.requests import Request, Scores, gpu_duration
-from imagereward.app.settings import Settings
+from imagereward.app.settings import MAX_UPLOAD_MB, Settings, mcp_available
 from imagereward.errors import InputError
 from imagereward.judges import primary
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 ASSETS = Path(__file__).parent / "assets"
-MAX_UPLOAD = "20mb"
+MAX_UPLOAD = f"{MAX_UPLOAD_MB}mb"
 PRIMARY = primary().label
 
 SETTINGS = Settings.from_env()
@@ -48,9 +51,19 @@ def _explain_on_device(request: ExplainRequest) -> list:
     return PAGE.explain_device(request)
 
 
+def _pairs_on_device(calls: list[PairCall]) -> list[PairScores]:
+    return PAGE.score_pairs_device(calls)
+
+
 if SETTINGS.zero_gpu:
     PAGE.on_device = spaces.GPU(duration=gpu_duration)(_on_device)
     PAGE.on_explain = spaces.GPU(duration=explain_duration)(_explain_on_device)
+    PAGE.on_pairs = spaces.GPU(duration=pairs_duration)(_pairs_on_device)
+
+# For agents (MCP tools, also API endpoints) and pipelines (`/score_pairs`, batched): imagereward/app/agents.py.
+score_images, compare_images, explain_image = agent_tools(PAGE)
+score_pairs = pairs_endpoint(PAGE)
+MCP = SETTINGS.mcp and mcp_available()
 
 
 def model_banner() -> str:
@@ -355,17 +368,57 @@ with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
     api_json = gr.JSON(visible=False)
     api_trigger = gr.Button(visible=False)
     api_trigger.click(score_api, [prompt, images, judges_box], api_json, api_name="score")
-    explain_image = gr.File(label="image", visible=False, type="filepath", file_types=["image"])
+    explain_file = gr.File(label="image", visible=False, type="filepath", file_types=["image"])
     explain_json = gr.JSON(visible=False)
     explain_trigger = gr.Button(visible=False)
-    explain_trigger.click(explain_api, [prompt, explain_image], explain_json, api_name="explain")
+    explain_trigger.click(explain_api, [prompt, explain_file], explain_json, api_name="explain")
+    # The agents' and pipelines' endpoints: hidden inputs taking text (URLs, base64) and lists, JSON text out.
+    with gr.Column(visible=False):
+        tool_prompt, tool_images = gr.Textbox(), image_list()
+        tool_a, tool_b, tool_image = gr.Textbox(), gr.Textbox(), gr.Textbox()
+        tool_judges = gr.CheckboxGroup(choices=list(SETTINGS.judges), value=[])
+        tool_out = gr.Textbox()
+        pair_prompts, pair_images = prompt_list(), image_list()
+        pair_judges = gr.CheckboxGroup(choices=list(SETTINGS.judges), value=[])
+        pair_out = gr.JSON()
+        tool_trigger = gr.Button()
+    tool_trigger.click(score_images, [tool_prompt, tool_images, tool_judges], tool_out, api_name="score_images")
+    tool_trigger.click(compare_images, [tool_prompt, tool_a, tool_b], tool_out, api_name="compare_images")
+    tool_trigger.click(explain_image, [tool_prompt, tool_image], tool_out, api_name="explain_image")
+    tool_trigger.click(
+        score_pairs,
+        [pair_prompts, pair_images, pair_judges],
+        pair_out,
+        api_name="score_pairs",
+        batch=True,
+        max_batch_size=SETTINGS.pairs_batch,
+    )
 
 demo.queue(default_concurrency_limit=2, max_size=64)
-# Explanations (a backward pass each) one at a time per visitor, whichever way they are asked for.
-explaining = FunctionLimit("explanation", 1, (why, why_after_pick, explain_api))
+# Explanations (a backward pass each) one at a time per visitor, whichever way they are asked for; a
+# pipeline's parallel `/score_pairs` calls get a share of their own (they are batched together).
+explaining = FunctionLimit("explanation", 1, (why, why_after_pick, explain_api, explain_image))
+pairing = FunctionLimit("pairs call", SETTINGS.pair_calls, (score_pairs,), own_share=True)
 QueueGate(
-    demo, SETTINGS.max_pending, SETTINGS.proxy_hops, choice_inputs=[judges_box, order_by], limits=[explaining]
+    demo,
+    SETTINGS.max_pending,
+    SETTINGS.proxy_hops,
+    choice_inputs=[judges_box, order_by, tool_judges, pair_judges],
+    limits=[explaining, pairing],
 ).install()
+
+
+@contextlib.asynccontextmanager
+async def only_the_tools(_: Any):
+    """At start-up, leaves the MCP server only the agents' tools (Gradio would make every API endpoint one)."""
+    server = demo.mcp_server_obj
+    if server is not None:
+        tools = {score_images.__name__, compare_images.__name__, explain_image.__name__}
+        server.tool_to_endpoint = {
+            name: endpoint for name, endpoint in server.tool_to_endpoint.items() if endpoint.lstrip("/") in tools
+        }
+    yield
+
 
 if __name__ == "__main__":
     Janitor(PAGE.downloads, demo).start()
@@ -382,5 +435,6 @@ if __name__ == "__main__":
         max_file_size=MAX_UPLOAD,
         css_paths=[ASSETS / "app.css"],
         js=(ASSETS / "app.js").read_text(encoding="utf-8"),
-        app_kwargs={"middleware": [upload_guard]},
+        app_kwargs={"middleware": [upload_guard], "lifespan": only_the_tools},
+        mcp_server=MCP,
     )

@@ -14,7 +14,9 @@ A row is one image scored for one prompt:
 | `score_<judge>`, `rank_<judge>` | each other judge's score and rank (empty where it could not score the image) |
 | `choice_<judge>` | that judge's choice among the images scored together, where it defines one (PickScore) |
 
-Bulk scoring adds `id` and `error` (why an image could not be scored, else empty).
+Bulk scoring adds `id` and `error` (why an image could not be scored, else empty). A pair's row (`/score_pairs`,
+each image with its own prompt) has no rank: `prompt`, `image`, `score`, `precision`, `model`, `score_<judge>`,
+`error` (`pair_row`).
 
 A spreadsheet runs a cell that starts with `=`, `+`, `-` or `@` (and, in some, a tab or a carriage return) as a
 formula: an image named `=HYPERLINK(...).png` or a prompt starting with `-` would run on the reader's machine
@@ -74,6 +76,23 @@ def result_rows(ranking: Ranking, prompt: str, model: str) -> list[dict[str, Any
     """Every ranked image's row, best first."""
     others = ranking.judges[1:]
     return [result_row(item, prompt, model, others) for item in ranking.ranked]
+
+
+def pair_row(
+    prompt: str,
+    image: str,
+    model: str,
+    score: float | None,
+    precision: str | None,
+    others: Mapping[str, float | None] | None = None,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """One (prompt, image) pair's row (see the module doc): its scores, or `error` saying why there are none."""
+    row: dict[str, Any] = {"prompt": prompt, "image": image, "score": score, "precision": precision, "model": model}
+    for judge, value in (others or {}).items():
+        row[score_column(judge)] = value
+    row["error"] = error
+    return row
 
 
 def inert(value: Any) -> Any:

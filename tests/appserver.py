@@ -71,9 +71,11 @@ def running_app(tmp_dir: Path, **env_overrides: str) -> Iterator[str]:
         yield url
     finally:
         PIDS.pop(url, None)
-        os.killpg(proc.pid, signal.SIGTERM)
         try:
+            os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=15)
+        except ProcessLookupError:  # it had exited (the error above says why)
+            pass
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()

@@ -104,9 +104,16 @@ def test_score_endpoint_rejects_an_empty_prompt(client: Client) -> None:
         client.predict("", gallery([image_path(CASE["images"][0])]), api_name="/score")
 
 
-def test_only_the_score_and_explain_endpoints_are_public(client: Client) -> None:
+def test_only_the_documented_endpoints_are_public(client: Client) -> None:
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert list(endpoints) == ["/score", "/explain"]
+    assert list(endpoints) == [
+        "/score",
+        "/explain",
+        "/score_images",
+        "/compare_images",
+        "/explain_image",
+        "/score_pairs",
+    ]
 
 
 def test_concurrent_requests_each_get_their_own_ranking(client: Client) -> None:
@@ -272,13 +279,17 @@ def test_with_the_spaces_package_and_no_cuda_the_app_serves(tmp_path: Path, zero
             CASE["prompt"], gallery([image_path(n) for n in CASE["images"][:3]] + [bad]), api_name="/score"
         )
         explained = client.predict(CASE["prompt"], handle_file(str(image_path(CASE["images"][0]))), api_name="/explain")
+        pairs = client.predict(
+            [CASE["prompt"]], [handle_file(str(image_path(CASE["images"][1])))], [], api_name="/score_pairs"
+        )
     assert response["model"].endswith("on cpu (float32)")
+    assert pairs["rows"][0]["error"] is None and pairs["rows"][0]["image"] == CASE["images"][1]
     assert len(response["ranked"]) == 3 and [s["name"] for s in response["skipped"]] == ["bad.png"]
     assert explained["name"] == CASE["images"][0] and len(explained["heatmap"]) == 14
     calls = [json.loads(line) for line in log.read_text().splitlines() if "function" in line]
     if zero_gpu:  # the explanation's gradient runs inside its own GPU call
-        assert [c["function"] for c in calls] == ["_on_device", "_explain_on_device"]
-        assert 10 <= calls[0]["duration"] <= 20 and calls[1]["duration"] == 20
+        assert [c["function"] for c in calls] == ["_on_device", "_explain_on_device", "_pairs_on_device"]
+        assert 10 <= calls[0]["duration"] <= 20 and calls[1]["duration"] == 20 and calls[2]["duration"] == 15
     else:
         assert calls == []
 

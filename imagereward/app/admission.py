@@ -58,11 +58,13 @@ def shown(value: Any) -> str:
 @dataclass(frozen=True)
 class FunctionLimit:
     """At most `most` calls of `functions` (the page's handlers), together, queued or running per visitor;
-    `kind` names them in the refusal ("explanation")."""
+    `kind` names them in the refusal ("explanation"). With `own_share`, that is their share instead of the
+    visitor's `max_pending`, and they do not count against it (a pipeline's parallel calls, batched together)."""
 
     kind: str
     most: int
     functions: tuple[Callable, ...]
+    own_share: bool = False
 
 
 class QueueGate:
@@ -107,6 +109,8 @@ class QueueGate:
             events = [e for e in events if getattr(e.fn, "fn", None) in limit.functions]
             joining = self._joining[(who, limit.kind)]
         else:
+            own = {f for lim in self.limits if lim.own_share for f in lim.functions}
+            events = [e for e in events if getattr(e.fn, "fn", None) not in own]
             joining = self._joining[who]
         return joining + sum(1 for e in events if visitor(e.request, self.proxy_hops) == who)
 
@@ -128,14 +132,14 @@ class QueueGate:
                 parameter, message = refused
                 detail = [{"__type__": "validate", "is_valid": False, "message": message, "parameter_name": parameter}]
                 raise HTTPException(status_code=422, detail=detail)
+        limit = next((lim for lim in self.limits if getattr(fn, "fn", None) in lim.functions), None)
         # No await between counting and joining: concurrent joins of one visitor cannot both slip through.
-        if self.pending(who) >= self.max_pending:
+        if (limit is None or not limit.own_share) and self.pending(who) >= self.max_pending:
             raise HTTPException(
                 status_code=429,
                 detail=f"You have {self.max_pending} requests waiting or running already: wait for them to finish, "
                 f"then try again (each visitor may have {self.max_pending} at a time, so that everyone gets a turn).",
             )
-        limit = next((lim for lim in self.limits if getattr(fn, "fn", None) in lim.functions), None)
         if limit is not None and self.pending(who, limit) >= limit.most:
             many = f"{limit.most} {limit.kind}{'s' if limit.most > 1 else ''}"
             raise HTTPException(
@@ -143,7 +147,8 @@ class QueueGate:
                 detail=f"You have {many} waiting or running already: wait for {'them' if limit.most > 1 else 'it'} "
                 f"to finish, then try again (each visitor may have {many} at a time).",
             )
-        keys = [who, *([(who, limit.kind)] if limit is not None else [])]
+        keys = [] if limit is not None and limit.own_share else [who]
+        keys += [(who, limit.kind)] if limit is not None else []
         for key in keys:
             self._joining[key] += 1
         try:

@@ -7,6 +7,7 @@ its downloads, its decoder, and the device call; every handler of the page and i
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -15,13 +16,15 @@ from ..images.decoding import Decoder
 from ..images.reading import FORMATS_TEXT, MAX_IMAGE_PIXELS, MAX_RESIZE_FACTOR
 from ..judges import primary, spec
 from ..judges.explain import Explanation
-from ..ranking import Ranking
+from ..ranking import Ranking, unique_names
 from . import view
 from .explanations import ExplainRequest, ExplanationCache, explain_on_device, prepare_explanations, write_overlay
 from .files import Downloads
 from .judge_pool import JudgePool
+from .pairs import PairCall, PairScores, pair_answer, prepare_pairs, refused_call, score_pair_calls
+from .remote import NOT_SENT, Receiver
 from .requests import Request, Scores, chosen_judges, plan_prompts, rank_request, score_prepared
-from .settings import LoadedModel, Settings, display_name, load_for_serving, warm_up
+from .settings import MAX_UPLOAD_MB, LoadedModel, Settings, display_name, load_for_serving, warm_up
 
 
 class Page:
@@ -55,6 +58,10 @@ class Page:
         self.on_device: Callable[[Request], Scores] = self.score
         self.explanations = ExplanationCache()
         self.on_explain: Callable[[ExplainRequest], list[Explanation]] = self.explain_device
+        self.receiver = Receiver(
+            self.downloads, MAX_UPLOAD_MB * 2**20, settings.url_timeout, settings.trusted_url_hosts
+        )
+        self.on_pairs: Callable[[list[PairCall]], list[PairScores]] = self.score_pairs_device
 
     @property
     def model_name(self) -> str:
@@ -119,6 +126,131 @@ class Page:
             except ImageLoadError:
                 continue
         return pictures
+
+    # ------------------------------------------------------------------------- pipelines and agents
+    def score_pairs_device(self, calls: list[PairCall]) -> list[PairScores]:
+        """The device half of the `/score_pairs` calls batched together (what ZeroGPU runs)."""
+        return score_pair_calls(self.loaded.model, calls, self.judges)  # type: ignore[arg-type]
+
+    def score_pairs(self, prompts: Sequence[Any], images: Sequence[Any], judges: Sequence[Any]) -> list[dict[str, Any]]:
+        """The `/score_pairs` answers of calls Gradio batched together (one prompt list, image list and judge
+        list per call): each call checked and decoded on its own, all scored in one device call, each call's
+        rows in its own order (`pairs.pair_answer`). A call that cannot be taken answers with its `error`; the
+        others are still scored."""
+        start = time.perf_counter()
+        calls = []
+        for call_prompts, call_images, call_judges in zip(prompts, images, judges):
+            if self.loaded.model is None:
+                calls.append(refused_call("Scoring is unavailable: the model could not be loaded."))
+                continue
+            try:
+                extra = chosen_judges(call_judges, self.settings.judges)
+            except InputError as e:
+                calls.append(refused_call(str(e)))
+                continue
+            calls.append(
+                prepare_pairs(
+                    self.loaded.model,
+                    call_prompts,
+                    call_images,
+                    self.roots,
+                    self.settings,
+                    self.receiver,
+                    extra,
+                    self.judges,
+                    self.decoder,
+                )
+            )
+        live = [c.problem is None and any(s is not None for s in c.slots) for c in calls]
+        todo = [c for c, on in zip(calls, live) if on]
+        scored = iter(self.on_pairs(todo) if todo else [])
+        seconds = time.perf_counter() - start
+        return [
+            pair_answer(c, next(scored) if on else PairScores(), self.model_name, self.loaded.label, seconds, len(todo))
+            for c, on in zip(calls, live)
+        ]
+
+    def received(self, images: Any) -> tuple[Any, list[tuple[str, Path]], list[ImageLoadError]]:
+        """An agent's images (URLs or base64 data, see `remote`) on disk: (the receipt, to close when done;
+        [(name, path)] of those received; the refused, named), in the order sent.
+
+        Raises:
+            InputError: `images` is not a list of at least one image.
+        """
+        if isinstance(images, str):
+            images = [images]
+        if not isinstance(images, list) or not images:
+            raise InputError(f"Send `images` as a list of at least one image: {NOT_SENT.split('; ', 1)[1]}.")
+        images = images[: self.settings.max_images]
+        receipt = self.receiver.receive(images)
+        got, refused = [], []
+        for k, item in enumerate(images):
+            if k in receipt.files:
+                got.append((receipt.files[k].name, Path(receipt.files[k].path)))
+            else:
+                name = receipt.refused[k].name if k in receipt.refused else f"image {k + 1}"
+                refused.append(receipt.refused.get(k) or ImageLoadError(name, NOT_SENT))
+        return receipt, got, refused
+
+    def agent_scores(self, prompt: Any, images: Any, judges: Any = None) -> dict[str, Any]:
+        """The MCP tool `score_images`: `/score`'s answer for images sent as URLs or data; the images that
+        could not be received are in `skipped` (first), with the reason.
+
+        Raises:
+            InputError: as `api`, or `images` is not a list.
+        """
+        return self._agent_scores(prompt, images, judges)[0]
+
+    def _agent_scores(self, prompt: Any, images: Any, judges: Any) -> tuple[dict[str, Any], list[str]]:
+        """`agent_scores`, and the names the received images go by, in the order sent."""
+        receipt, got, refused = self.received(images)
+        with receipt:
+            skipped = [{"name": e.name, "reason": e.reason} for e in refused]
+            if not got:
+                raise InputError(
+                    "None of the images could be received: " + "; ".join(f"{s['name']}: {s['reason']}" for s in skipped)
+                )
+            response = self.api(prompt, [str(path) for _, path in got], judges or [])
+        response["skipped"] = skipped + response["skipped"]
+        return response, unique_names([path.name for _, path in got])
+
+    def agent_compare(self, prompt: Any, image_a: Any, image_b: Any) -> dict[str, Any]:
+        """The MCP tool `compare_images`: both scores and P(people prefer A to B) (`view.preference_probability`).
+
+        Raises:
+            InputError: no prompt, or A or B could not be received or scored (named, with the reason).
+        """
+        response, names = self._agent_scores(prompt, [image_a, image_b], None)
+        rows = {row["image"]: row for row in response["ranked"]}
+        if len(names) != 2 or any(n not in rows for n in names):
+            why = "; ".join(f"{s['name']}: {s['reason']}" for s in response["skipped"])
+            raise InputError(f"Both images are needed to compare them: {why}.")
+        a, b = rows[names[0]], rows[names[1]]
+        p = view.preference_probability(a["score"], b["score"])
+        return {
+            "prompt": a["prompt"],
+            "a": {"image": a["image"], "score": a["score"], "precision": a["precision"]},
+            "b": {"image": b["image"], "score": b["score"], "precision": b["precision"]},
+            "p_a_preferred": p,
+            "preferred": "a" if p >= 0.5 else "b",
+            "model": response["model"],
+            "notes": response["notes"],
+            "prompt_read": response.get("prompt_read", {}),
+        }
+
+    def agent_explain(self, prompt: Any, image: Any) -> dict[str, Any]:
+        """The MCP tool `explain_image`: `/explain`'s answer for an image sent as a URL or data.
+
+        Raises:
+            InputError: as `explain_api`, or the image could not be received.
+        """
+        receipt, got, refused = self.received([image])
+        with receipt:
+            if refused:
+                raise InputError(f"{refused[0].name} could not be explained: {refused[0].reason}.")
+            answer = self.explain_api(prompt, str(got[0][1]))
+        answer["name"] = got[0][0]
+        return answer
 
     def judge_choices(self) -> tuple[list[str], dict[str, str]]:
         """The judges still offered (those not known to be unavailable), and why each other one is not."""

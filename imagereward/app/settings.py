@@ -24,6 +24,8 @@ DEFAULT_MAX_IMAGES = DEFAULT_BATCH_SIZE
 # Pixels one request may ask to decode, all images together: three images at the per-image limit, or
 # about 64 generations of 2048x2048.
 DEFAULT_PIXEL_BUDGET = 3 * MAX_IMAGE_PIXELS
+# The most one image may take: an upload (Gradio's `max_file_size`), or a URL's answer.
+MAX_UPLOAD_MB = 20
 
 
 def on_zero_gpu(env: Mapping[str, str] | None = None) -> bool:
@@ -64,6 +66,22 @@ def _whole_number(env: Mapping[str, str], name: str, default: int, minimum: int 
     return int(raw)
 
 
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """An on/off setting: `1`, `true`, `on` or `0`, `false`, `off`; unset: `default`.
+
+    Raises:
+        ValueError: anything else (the message names the setting and the valid values).
+    """
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "on", "yes"):
+        return True
+    if raw in ("0", "false", "off", "no"):
+        return False
+    raise ValueError(f"{name} must be 1 or 0 (true/false, on/off), got {raw[:20]!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """The page's settings, from the environment (README, "The app"):
@@ -75,7 +93,11 @@ class Settings:
     one visitor may have queued or running), `IMAGEREWARD_PROXY_HOPS` (trusted proxies in front of the app,
     whose `X-Forwarded-For` names the visitor: 1 on a Space, else 0), `IMAGEREWARD_FILE_LIFETIME` (seconds
     uploads and downloads are kept), `IMAGEREWARD_UPLOAD_QUOTA_MB` (one visitor's uploads within that time) and
-    `IMAGEREWARD_DISK_BUDGET_MB` (all uploads together)."""
+    `IMAGEREWARD_DISK_BUDGET_MB` (all uploads together). For agents and pipelines: `IMAGEREWARD_MCP` (the MCP
+    server: `1` or `0`; on by default on a Space), `IMAGEREWARD_URL_TIMEOUT` (seconds to fetch one image URL),
+    `IMAGEREWARD_TRUSTED_URL_HOSTS` (`host:port`, comma-separated, whose addresses need not be public; empty by
+    default), `IMAGEREWARD_PAIR_CALLS` (`/score_pairs` calls one visitor may have queued or running, as a
+    pipeline sends them in parallel) and `IMAGEREWARD_PAIRS_BATCH` (calls merged into one device call)."""
 
     model: str = ""  # default: the primary judge's published weights
     device: str | None = None
@@ -90,6 +112,11 @@ class Settings:
     file_lifetime: int = 900
     upload_quota: int = 1024 * 2**20
     disk_budget: int = 8192 * 2**20
+    mcp: bool = False
+    url_timeout: int = 10
+    trusted_url_hosts: tuple[str, ...] = ()
+    pair_calls: int = 16
+    pairs_batch: int = 16
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -121,7 +148,24 @@ class Settings:
             file_lifetime=_whole_number(env, "IMAGEREWARD_FILE_LIFETIME", cls.file_lifetime),
             upload_quota=_whole_number(env, "IMAGEREWARD_UPLOAD_QUOTA_MB", cls.upload_quota // 2**20) * 2**20,
             disk_budget=_whole_number(env, "IMAGEREWARD_DISK_BUDGET_MB", cls.disk_budget // 2**20) * 2**20,
+            mcp=_switch(env, "IMAGEREWARD_MCP", on_space),
+            url_timeout=_whole_number(env, "IMAGEREWARD_URL_TIMEOUT", cls.url_timeout),
+            trusted_url_hosts=tuple(
+                h.strip().lower() for h in env.get("IMAGEREWARD_TRUSTED_URL_HOSTS", "").split(",") if h.strip()
+            ),
+            pair_calls=_whole_number(env, "IMAGEREWARD_PAIR_CALLS", cls.pair_calls),
+            pairs_batch=_whole_number(env, "IMAGEREWARD_PAIRS_BATCH", cls.pairs_batch),
         )
+
+
+def mcp_available() -> bool:
+    """Whether the MCP server can run (the `mcp` package, Gradio's `mcp` extra); says so in the log if not."""
+    try:
+        import mcp  # noqa: F401
+    except ImportError:
+        log.warning("MCP is off: the mcp package is not installed (pip install 'gradio[mcp]'); the page works as usual")
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -181,6 +225,7 @@ def load_for_serving(settings: Settings) -> LoadedModel:
         )
     if settings.zero_gpu:
         model.cuda_graphs = False  # each ZeroGPU call runs in a fresh worker: a capture would never be reused
+    model.requires_grad_(False)  # served, never trained: an explanation's gradient goes to the pixels alone
     return LoadedModel(model, model_label(model))
 
 

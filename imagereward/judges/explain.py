@@ -11,7 +11,8 @@ image it looked. Estimates of what drove the score, not proofs of it.
   pixels 0), in `STEPS` steps, summed over each patch's pixels and channels: positive where the pixels raised the
   score. Chosen over plain gradient x input because it is more faithful by a deletion test: on the fixture model,
   masking the quarter of patches the map ranks highest lowers the score by 1.15 on average (gradient x input:
-  0.62, SmoothGrad: 0.70, a random quarter: -0.02); `tests/test_explain.py` and README give the numbers.
+  0.62, SmoothGrad: 0.62, a random quarter: +0.02; `benchmarks/explain_faithfulness.py`); README gives the
+  numbers.
   `crop_box` is the 224 crop in the original image's pixels: what the model sees of the image.
 """
 

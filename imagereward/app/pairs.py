@@ -1,0 +1,220 @@
+"""`/score_pairs`: (prompt, image) pairs, each image with its own prompt, as a fine-tuning pipeline sends them.
+
+A call is checked and decoded on the CPU as a `/score` request is (`prepare_pairs`: the same file checks, pixel
+budget and decoding; images may also come as URLs or base64, `remote`); then the calls Gradio's batching
+merged are scored in one device call (`score_pair_calls`: every pair of every call in one `score_pairs` per
+judge, so one image-encoder pass runs over all their images in batches of the model's `batch_size`), and each
+call gets its rows back in its own order (`pair_answer`): one row per pair (`rows.pair_row`), `error` in place
+of the scores for a pair that could not be scored.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from ..errors import ImageLoadError
+from ..images.decoding import Decoder, Decoding
+from ..judges import primary
+from ..judges.base import Result, Scored
+from ..judges.imagereward import ImageReward
+from ..ranking import unique_names
+from ..rows import pair_row
+from .judge_pool import JudgePool
+from .remote import NOT_SENT, Receiver, is_remote
+from .remote import item_name as remote_name
+from .requests import NOT_UPLOADED, PixelBudget, allowed_file, gallery_paths, item_name
+from .settings import Settings
+
+
+@dataclass(eq=False)
+class PairCall:
+    """One `/score_pairs` call checked and decoded: what crosses to a ZeroGPU worker (it pickles).
+
+    `prompts` and `names` hold every pair, in the call's order; `slots[k]` is pair k's index among the decoded
+    images (None when it was refused: `errors[k]` says why); `pixels` the decoded images by preprocessing."""
+
+    prompts: list[str]
+    names: list[str]
+    slots: list[int | None]
+    errors: dict[int, str]
+    pixels: dict[Any, list[Decoding]]
+    judges: tuple[str, ...] = ()
+    problem: str | None = None  # the whole call was refused (the rest is empty)
+    seconds: float = 0.0
+
+
+@dataclass
+class PairScores:
+    """A call's results by judge label (the primary judge's first), one per decoded image, or one sentence
+    saying why that judge is unavailable."""
+
+    results: dict[str, list[Result] | str] = field(default_factory=dict)
+
+
+def refused_call(problem: str) -> PairCall:
+    return PairCall([], [], [], {}, {}, problem=problem)
+
+
+def prepare_pairs(
+    model: ImageReward,
+    prompts: Any,
+    images: Any,
+    roots: Sequence[str],
+    settings: Settings,
+    receiver: Receiver,
+    judges: Sequence[str] = (),
+    pool: JudgePool | None = None,
+    decoder: Decoder | None = None,
+) -> PairCall:
+    """Checks and decodes one call. Never raises: a call that cannot be taken at all (not two lists of equal
+    length, too many pairs) comes back with `problem` set; a pair that cannot be scored with its `error`."""
+    start = time.perf_counter()
+    if not isinstance(prompts, list) or not isinstance(images, list):
+        return refused_call("Send `prompts` and `images` as two lists of equal length, one prompt per image.")
+    if len(prompts) != len(images):
+        return refused_call(f"{len(prompts)} prompts for {len(images)} images: send one prompt per image.")
+    if not images:
+        return refused_call("Send at least one (prompt, image) pair.")
+    if len(images) > settings.max_images:
+        return refused_call(
+            f"{len(images)} pairs in one call: the limit is {settings.max_images}; split them over several calls "
+            "(calls sent together are scored together)."
+        )
+    raw = gallery_paths(images)
+    names = unique_names(
+        [remote_name(item, k) if is_remote(item) else item_name(r, k) for k, (item, r) in enumerate(zip(images, raw))]
+    )
+    loaded = [pool.get(name) for name in judges] if pool is not None else []
+    kinds = [model.preprocessing, *(j.preprocessing for j in loaded if not isinstance(j, str))]
+    budget = PixelBudget(settings.pixel_budget, kinds)
+    errors: dict[int, str] = {}
+    sources: list[str] = []
+    slots: list[int | None] = []
+    with receiver.receive(images) as received:
+        for k, prompt in enumerate(prompts):
+            try:
+                if not isinstance(prompt, str) or not prompt.strip():
+                    raise ImageLoadError(names[k], "its prompt is empty: each image needs its prompt")
+                if k in received.refused:
+                    raise received.refused[k].renamed(names[k])
+                path = received.files[k].path if k in received.files else sent_file(raw[k], roots, names[k])
+                budget.admit(path, names[k])
+            except ImageLoadError as e:
+                errors[k] = e.reason
+                slots.append(None)
+                continue
+            slots.append(len(sources))
+            sources.append(path)
+        owned = decoder is None
+        decoder = decoder or Decoder()
+        try:
+            pixels = decoder.decode(sources, [names[k] for k, s in enumerate(slots) if s is not None], kinds)
+        finally:
+            if owned:
+                decoder.close()
+    texts = [p if isinstance(p, str) else "" for p in prompts]
+    return PairCall(texts, names, slots, errors, pixels, tuple(judges), seconds=time.perf_counter() - start)
+
+
+def sent_file(raw: Any, roots: Sequence[str], name: str) -> str:
+    """An uploaded file's path (`requests.allowed_file`), refused with the sentence every image source of
+    this route is refused with."""
+    try:
+        return allowed_file(raw, roots, name)
+    except ImageLoadError as e:
+        if e.reason == NOT_UPLOADED:
+            raise ImageLoadError(name, NOT_SENT) from None
+        raise
+
+
+def score_pair_calls(model: ImageReward, calls: Sequence[PairCall], pool: JudgePool | None = None) -> list[PairScores]:
+    """The device half for calls batched together: per judge, one `score_pairs` over every decoded pair of
+    every call that asked for it (ImageReward: all of them), split back per call."""
+    label = primary().label
+    out = [PairScores({label: []}) for _ in calls]
+    wanted = [label, *dict.fromkeys(j for call in calls for j in call.judges)]
+    for name in wanted:
+        judge = model if name == label else pool.get(name) if pool is not None else f"{name} is not offered here"
+        members = [i for i, call in enumerate(calls) if name == label or name in call.judges]
+        if isinstance(judge, str):
+            for i in members:
+                out[i].results[name] = judge
+            continue
+        prompts, decoded, names, owner = [], [], [], []
+        for i in members:
+            call = calls[i]
+            for k, slot in enumerate(call.slots):
+                if slot is None:
+                    continue
+                pixels = call.pixels[judge.preprocessing][slot]
+                if isinstance(pixels, ImageLoadError):
+                    continue
+                prompts.append(call.prompts[k])
+                decoded.append(pixels)
+                names.append(call.names[k])
+                owner.append((i, slot))
+        results = judge.score_pairs(prompts, decoded, names) if decoded else []
+        key = judge.spec.label
+        for i in members:
+            out[i].results[key] = [None] * len(calls[i].pixels.get(judge.preprocessing, []))  # type: ignore[list-item]
+        for (i, slot), result in zip(owner, results):
+            out[i].results[key][slot] = result  # type: ignore[index]
+    return out
+
+
+def pair_answer(
+    call: PairCall, scores: PairScores, model_name: str, label: str, seconds: float, batched: int = 1
+) -> dict[str, Any]:
+    """A call's answer: `{"rows": [one per pair, in order], "model", "seconds", "batched", "judges"}` (see the
+    module doc; `batched`: the calls scored in the same device call); `{"error": sentence, "rows": []}` for a
+    call refused whole."""
+    if call.problem is not None:
+        return {"error": call.problem, "rows": [], "model": label}
+    main = primary().label
+    others = [j for j in scores.results if j != main]
+    rows = []
+    for k, slot in enumerate(call.slots):
+        prompt, name = call.prompts[k], call.names[k]
+        if slot is None:
+            rows.append(pair_row(prompt, name, model_name, None, None, {j: None for j in others}, call.errors[k]))
+            continue
+        first = _result(scores.results[main], slot)
+        pixels = call.pixels[next(iter(call.pixels))][slot]
+        if isinstance(pixels, ImageLoadError):
+            error = pixels.reason
+        elif isinstance(first, Scored):
+            error = None
+        else:
+            error = getattr(first, "reason", "it could not be scored")
+        values = {}
+        for judge in others:
+            theirs = scores.results[judge]
+            value = _result(theirs, slot) if not isinstance(theirs, str) else None
+            values[judge] = value.score if isinstance(value, Scored) else None
+        rows.append(
+            pair_row(
+                prompt,
+                name,
+                model_name,
+                first.score if isinstance(first, Scored) and error is None else None,
+                str(first.dtype).replace("torch.", "") if isinstance(first, Scored) and error is None else None,
+                values,
+                error,
+            )
+        )
+    answer: dict[str, Any] = {"rows": rows, "model": label, "seconds": round(seconds, 4), "batched": batched}
+    if others:
+        answer["judges"] = [main, *others]
+        answer["unavailable"] = {j: r for j, r in scores.results.items() if isinstance(r, str)}
+    return answer
+
+
+def _result(results: list[Result] | str, slot: int) -> Result | None:
+    return None if isinstance(results, str) else results[slot]
+
+
+def pairs_duration(calls: Sequence[PairCall]) -> int:
+    """Seconds to ask ZeroGPU for: a base, and a little per decoded pair."""
+    return 15 + sum(len(call.slots) for call in calls) // 8
