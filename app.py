@@ -398,7 +398,7 @@ demo.queue(default_concurrency_limit=2, max_size=64)
 # Explanations (a backward pass each) one at a time per visitor, whichever way they are asked for; a
 # pipeline's parallel `/score_pairs` calls get a share of their own (they are batched together).
 explaining = FunctionLimit("explanation", 1, (why, why_after_pick, explain_api, explain_image))
-pairing = FunctionLimit("pairs call", SETTINGS.pair_calls, (score_pairs,), own_share=True)
+pairing = FunctionLimit("pair call", SETTINGS.pair_calls, (score_pairs,), own_share=True)
 QueueGate(
     demo,
     SETTINGS.max_pending,
