@@ -272,11 +272,12 @@ def main() -> None:
         f"{machine['threads']} threads; the original's torch {original['torch'] if original else '-'}\n"
         f"GEMM peak on the model's shapes, measured in this run: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 "
         f"{peaks['bf16']:.0f} GFLOP/s; {gflop:.1f} GFLOP per image (from the model's shapes); checkpoint "
-        f"{size_mb:.0f} MiB; min of {args.repeat} runs, every timed image encoded (checked)\n"
+        f"{size_mb:.0f} MiB; min of {args.repeat} runs (spread: the slowest of them over the fastest), every timed "
+        "image encoded (checked)\n"
     )
     print(
-        f"{'impl':9} {'dtype':6} {'N':>3} {'img/s':>7} {'s/img':>7} {'vs orig':>8} {'GFLOP/s':>8} {'of peak':>8} "
-        f"{'max|Δ| vs orig':>15}"
+        f"{'impl':9} {'dtype':6} {'N':>3} {'img/s':>7} {'s/img':>7} {'spread':>7} {'vs orig':>8} {'GFLOP/s':>8} "
+        f"{'of peak':>8} {'max|Δ| vs orig':>15}"
     )
     refused = []
     for r in results:
@@ -294,9 +295,11 @@ def main() -> None:
             except checks.AbovePeak as e:
                 refused.append(str(e))
                 share, rate_text, ratio = "ABOVE PEAK", "-", "-"
+            # How far the slowest of the --repeat runs was from the fastest: this run's own noise.
+            run["spread"] = max(run["all_seconds"]) / run["seconds"] - 1
             print(
                 f"{r['impl']:9} {r['dtype']:6} {n:>3} {int(n) / run['seconds']:7.2f} {run['seconds'] / int(n):7.3f} "
-                f"{ratio:>8} {rate_text:>8} {share:>8} {delta:>15}"
+                f"{100 * run['spread']:6.0f}% {ratio:>8} {rate_text:>8} {share:>8} {delta:>15}"
             )
     print(
         f"\n{'impl':9} {'dtype':6} {'load→1st score':>15} {'RSS before':>11} {'peak in load':>13} "
