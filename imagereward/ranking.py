@@ -180,10 +180,7 @@ def rank_results(
         raise InputError(f"None of the images could be read ({reasons}). Use {FORMATS_TEXT} files.", failures)
     ranks = ranks_from_rewards([r.score for _, r in scored])
     ranked = sorted(
-        (
-            RankedImage(rank, names[i], float(r.score), sources[i], str(r.dtype).removeprefix("torch."))
-            for (i, r), rank in zip(scored, ranks)
-        ),
+        (RankedImage(rank, names[i], float(r.score), sources[i], r.precision) for (i, r), rank in zip(scored, ranks)),
         key=lambda item: item.rank,
     )
     if tokens is None:  # a judge that does not say how much of the prompt it read

@@ -95,6 +95,17 @@ def test_a_huge_or_slow_answer_is_cut_off(served, tmp_path: Path) -> None:
     assert time.monotonic() - start < 6
 
 
+def test_a_url_that_cannot_be_fetched_is_refused_alone(served, tmp_path: Path) -> None:
+    """A trusted host with nothing listening: that image is refused with a reason, the others still come."""
+    from appserver import free_port
+
+    closed = f"127.0.0.1:{free_port()}"
+    items = [f"http://{closed}/x.png", served.base + IMAGE.name]
+    with receiver(tmp_path, served.trusted, closed).receive(items) as got:
+        assert "could not be fetched (ConnectError)" in got.refused[0].reason
+        assert Path(got.files[1].path).read_bytes() == IMAGE.read_bytes()
+
+
 @pytest.mark.parametrize(
     "item", ["/etc/passwd", "file:///etc/passwd", "ftp://127.0.0.1/x.png", {"path": "file:///etc/hostname"}]
 )

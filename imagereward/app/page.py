@@ -187,9 +187,8 @@ class Page:
         for k, item in enumerate(images):
             if k in receipt.files:
                 got.append((receipt.files[k].name, Path(receipt.files[k].path)))
-            else:
-                name = receipt.refused[k].name if k in receipt.refused else f"image {k + 1}"
-                refused.append(receipt.refused.get(k) or ImageLoadError(name, NOT_SENT))
+            else:  # refused, or not a URL or data at all (a server path)
+                refused.append(receipt.refused.get(k) or ImageLoadError(f"image {k + 1}", NOT_SENT))
         return receipt, got, refused
 
     def agent_scores(self, prompt: Any, images: Any, judges: Any = None) -> dict[str, Any]:

@@ -190,16 +190,16 @@ def pair_answer(
             error = getattr(first, "reason", "it could not be scored")
         values = {}
         for judge in others:
-            theirs = scores.results[judge]
-            value = _result(theirs, slot) if not isinstance(theirs, str) else None
+            value = _result(scores.results[judge], slot)
             values[judge] = value.score if isinstance(value, Scored) else None
+        scored = first if isinstance(first, Scored) and error is None else None
         rows.append(
             pair_row(
                 prompt,
                 name,
                 model_name,
-                first.score if isinstance(first, Scored) and error is None else None,
-                str(first.dtype).replace("torch.", "") if isinstance(first, Scored) and error is None else None,
+                scored.score if scored else None,
+                scored.precision if scored else None,
                 values,
                 error,
             )

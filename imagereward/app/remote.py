@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import unquote, urljoin, urlsplit
 
+import httpx
+
 from ..errors import ImageLoadError
 
 MAX_REDIRECTS = 5
@@ -188,8 +190,12 @@ class Receiver:
                 raise ImageLoadError(name, NOT_SENT)
         except ImageLoadError as e:
             return e
-        except (asyncio.TimeoutError, TimeoutError):
+        except (asyncio.TimeoutError, TimeoutError, httpx.TimeoutException):
             return ImageLoadError(name, f"the URL did not answer with the whole image within {self.timeout:g} s")
+        except (httpx.HTTPError, OSError) as e:  # refused, reset, a TLS failure: this image only
+            return ImageLoadError(
+                name, f"the URL could not be fetched ({type(e).__name__}); check it, or send the data"
+            )
         path = folder / f"{index:03d}" / name
         path.parent.mkdir()
         path.write_bytes(data)
@@ -210,7 +216,6 @@ class Receiver:
             raise ImageLoadError(name, "its base64 data is not valid base64") from None
 
     async def _fetch(self, url: str, name: str) -> bytes:
-        import httpx
         from safehttpx import AsyncSecureTransport
 
         for _ in range(MAX_REDIRECTS + 1):

@@ -91,6 +91,11 @@ class Scored(NamedTuple):
         """The score, under the original's word for it."""
         return self.score
 
+    @property
+    def precision(self) -> str:
+        """The dtype's name as result rows write it: `float16`, `float32`."""
+        return str(self.dtype).removeprefix("torch.")
+
 
 Result = Scored | ImageError
 
