@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 
 if os.environ.get("SPACES_ZERO_GPU"):  # ZeroGPU asks for `spaces` to be imported before torch
     import spaces
@@ -22,14 +23,23 @@ from gradio.utils import get_upload_folder
 from starlette.middleware import Middleware
 
 from imagereward.app import view
-from imagereward.app.admission import FunctionLimit, QueueGate, UploadGuard
-from imagereward.app.agents import agent_tools, image_list, pairs_endpoint, prompt_list
+from imagereward.app.admission import (
+    FunctionLimit,
+    QueueGate,
+    available_memory,
+    heavy_calls,
+    queue_everything,
+    record_sent_files,
+    share_limit,
+)
+from imagereward.app.agents import agent_tools, guard_mcp, image_list, pairs_endpoint, prompt_list
 from imagereward.app.explanations import ExplainRequest, explain_duration
-from imagereward.app.files import DiskMeter, Janitor
+from imagereward.app.files import DiskMeter, Janitor, Ledger, kept_files
+from imagereward.app.host import HostGuard, Visitors, distrust_forwarded_headers
 from imagereward.app.page import Page
 from imagereward.app.pairs import PairCall, PairScores, pairs_duration
 from imagereward.app.requests import Request, Scores, gpu_duration
-from imagereward.app.settings import MAX_UPLOAD_MB, Settings, mcp_available
+from imagereward.app.settings import HEAVY_CALL_BYTES, MAX_UPLOAD_MB, Settings, mcp_available
 from imagereward.errors import InputError
 from imagereward.judges import primary
 
@@ -41,6 +51,9 @@ PRIMARY = primary().label
 SETTINGS = Settings.from_env()
 # The only folders a request may name files in: Gradio's uploads (and cached examples), and the examples.
 PAGE = Page(SETTINGS, roots=[get_upload_folder(), str(EXAMPLES_DIR)], upload_folder=get_upload_folder())
+# Who a visitor is (the socket's peer, or what the trusted proxies say), and the files each may name.
+VISITORS = Visitors(SETTINGS.proxy_hops)
+LEDGER = Ledger(get_upload_folder(), SETTINGS.file_lifetime, kept=lambda: kept_files(demo))
 
 
 def _on_device(request: Request) -> Scores:
@@ -394,7 +407,13 @@ with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
         max_batch_size=SETTINGS.pairs_batch,
     )
 
-demo.queue(default_concurrency_limit=2, max_size=64)
+# No direct routes (`/run/`, `/api/`): every call goes through the queue, and so through the gate.
+demo.queue(default_concurrency_limit=2, max_size=64, api_open=False)
+queue_everything(demo)
+# The heavy work of all visitors together: as many calls at once as the memory left after loading holds.
+HEAVY = (score_ui, score_and_compare, score_api, why, why_after_pick, explain_api, score_images, compare_images)
+HEAVY_CALLS = SETTINGS.heavy_calls or heavy_calls(available_memory(), HEAVY_CALL_BYTES, max(2, os.cpu_count() or 2))
+share_limit(demo, (*HEAVY, explain_image, score_pairs), HEAVY_CALLS)
 # Explanations (a backward pass each) one at a time per visitor, whichever way they are asked for; a
 # pipeline's parallel `/score_pairs` calls get a share of their own (they are batched together).
 explaining = FunctionLimit("explanation", 1, (why, why_after_pick, explain_api, explain_image))
@@ -402,39 +421,56 @@ pairing = FunctionLimit("pair call", SETTINGS.pair_calls, (score_pairs,), own_sh
 QueueGate(
     demo,
     SETTINGS.max_pending,
-    SETTINGS.proxy_hops,
+    VISITORS,
     choice_inputs=[judges_box, order_by, tool_judges, pair_judges],
     limits=[explaining, pairing],
+    ledger=LEDGER,
+    upload_folder=get_upload_folder(),
+    image_inputs=[images, explain_file, tool_images, tool_a, tool_b, tool_image, pair_images],
+    max_queued_bytes=4 * SETTINGS.max_body,
 ).install()
+record_sent_files(demo, LEDGER, VISITORS)
 
 
 @contextlib.asynccontextmanager
-async def only_the_tools(_: Any):
-    """At start-up, leaves the MCP server only the agents' tools (Gradio would make every API endpoint one)."""
+async def mcp_as_the_page(_: Any):
+    """At start-up, leaves the MCP server only the agents' tools, its body limit the app's, and its errors the
+    app's sentences (`agents.guard_mcp`)."""
     server = demo.mcp_server_obj
     if server is not None:
         tools = {score_images.__name__, compare_images.__name__, explain_image.__name__}
-        server.tool_to_endpoint = {
-            name: endpoint for name, endpoint in server.tool_to_endpoint.items() if endpoint.lstrip("/") in tools
-        }
+        guard_mcp(server, tools, SETTINGS.max_body)
     yield
 
 
+def public_names() -> tuple[list[str], list[str]]:
+    """Every event's API name, and the public ones (what `/call/<name>` may name)."""
+    fns = list(demo.fns.values())
+    return [f.api_name for f in fns if f.api_name], [f.api_name for f in fns if f.api_name and f.api_visibility == "public"]
+
+
 if __name__ == "__main__":
-    Janitor(PAGE.downloads, demo).start()
-    upload_guard = Middleware(
-        UploadGuard,
+    # A Space stops the app with SIGTERM: exit as on Ctrl+C, so that the app's files are removed.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    distrust_forwarded_headers()
+    Janitor(PAGE.downloads, demo, LEDGER).start()
+    host_guard = Middleware(
+        HostGuard,
+        visitors=VISITORS,
+        ledger=LEDGER,
+        max_body=SETTINGS.max_body,
+        upload_limit=SETTINGS.max_images * MAX_UPLOAD_MB * 2**20 + 2**20,
         upload_quota=SETTINGS.upload_quota,
         disk_budget=SETTINGS.disk_budget,
         window=SETTINGS.file_lifetime,
         meter=DiskMeter(get_upload_folder()),
-        proxy_hops=SETTINGS.proxy_hops,
+        names=public_names,
     )
     demo.launch(
         theme=gr.themes.Soft(),
         max_file_size=MAX_UPLOAD,
         css_paths=[ASSETS / "app.css"],
         js=(ASSETS / "app.js").read_text(encoding="utf-8"),
-        app_kwargs={"middleware": [upload_guard], "lifespan": only_the_tools},
+        app_kwargs={"middleware": [host_guard], "lifespan": mcp_as_the_page},
         mcp_server=MCP,
     )

@@ -1,4 +1,5 @@
-"""The gates' own rules, without a server: who a visitor is, and how much one may upload."""
+"""The gates' own rules, without a server: who a visitor is, how much one may upload and send, and how many
+heavy calls run at once."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from imagereward.app.admission import UploadGuard, shown, visitor
+from imagereward.app.admission import heavy_calls, shown
+from imagereward.app.host import VISITOR_HEADER, HostGuard, Visitors, json_values, minutes, visitor
 
 
-def request(peer: str, forwarded: str | None = None, length: int | None = None) -> SimpleNamespace:
-    headers = {}
+def request(peer: str, forwarded: str | None = None, length: int | None = None, **more: str) -> SimpleNamespace:
+    headers = dict(more)
     if forwarded is not None:
         headers["x-forwarded-for"] = forwarded
     if length is not None:
@@ -18,18 +20,53 @@ def request(peer: str, forwarded: str | None = None, length: int | None = None) 
     return SimpleNamespace(client=SimpleNamespace(host=peer), headers=headers)
 
 
+def scope(peer: str, **headers: str) -> dict:
+    return {"client": (peer, 5000), "headers": [(k.encode(), v.encode()) for k, v in headers.items()]}
+
+
 def test_without_a_trusted_proxy_the_forwarded_header_is_ignored() -> None:
     """Locally a client could write any X-Forwarded-For to pass for many visitors: only the peer counts."""
-    assert visitor(request("127.0.0.1", "1.2.3.4"), proxy_hops=0) == "127.0.0.1"
-    assert visitor(request("127.0.0.1", "5.6.7.8, 9.9.9.9"), proxy_hops=0) == "127.0.0.1"
+    assert visitor("127.0.0.1", "1.2.3.4", proxy_hops=0) == "127.0.0.1"
+    assert visitor("127.0.0.1", "5.6.7.8, 9.9.9.9", proxy_hops=0) == "127.0.0.1"
+    assert Visitors(0).of_scope(scope("127.0.0.1", **{"x-forwarded-for": "1.2.3.4"})) == "127.0.0.1"
 
 
 def test_behind_the_spaces_proxy_the_address_it_saw_counts() -> None:
     """The proxy appends the address it saw; what the client wrote stays to its left and is not trusted."""
-    assert visitor(request("10.16.3.80", "203.0.113.7"), proxy_hops=1) == "203.0.113.7"
-    assert visitor(request("10.16.3.80", "1.1.1.1, 203.0.113.7"), proxy_hops=1) == "203.0.113.7"
-    assert visitor(request("10.16.3.80", "1.1.1.1, 203.0.113.7, 10.0.0.2"), proxy_hops=2) == "203.0.113.7"
-    assert visitor(request("10.16.3.80"), proxy_hops=1) == "10.16.3.80"  # no header: the peer
+    assert visitor("10.16.3.80", "203.0.113.7", proxy_hops=1) == "203.0.113.7"
+    assert visitor("10.16.3.80", "1.1.1.1, 203.0.113.7", proxy_hops=1) == "203.0.113.7"
+    assert visitor("10.16.3.80", "1.1.1.1, 203.0.113.7, 10.0.0.2", proxy_hops=2) == "203.0.113.7"
+    assert visitor("10.16.3.80", None, proxy_hops=1) == "10.16.3.80"  # no header: the peer
+
+
+def test_a_stamp_is_believed_only_from_this_process_and_only_over_loopback() -> None:
+    """The MCP server's loopback call carries the agent's stamp; a caller cannot write one (no key), another
+    process's stamp is not this one's, and a stamp from a non-loopback peer is ignored."""
+    visitors = Visitors(0)
+    stamp = visitors.stamp("203.0.113.9")
+    assert visitors.of_scope(scope("127.0.0.1", **{VISITOR_HEADER: stamp})) == "203.0.113.9"
+    assert visitors.of_scope(scope("198.51.100.4", **{VISITOR_HEADER: stamp})) == "198.51.100.4"
+    forged = "0" * 32 + " 203.0.113.9"
+    assert visitors.of_scope(scope("127.0.0.1", **{VISITOR_HEADER: forged})) == "127.0.0.1"
+    assert visitors.of_scope(scope("127.0.0.1", **{VISITOR_HEADER: Visitors(0).stamp("x")})) == "127.0.0.1"
+    assert visitors.of_request(request("127.0.0.1", **{VISITOR_HEADER: stamp})) == "203.0.113.9"
+
+
+def test_json_values_are_counted_without_parsing_and_strings_are_skipped() -> None:
+    assert json_values(b'{"data": ["a, [b] {c}", [1, 2, 3], {"x": null}]}') == 9
+    assert json_values(b'["' + b"[,{" * 1000 + b'"]') == 2  # inside a string: nothing
+    assert json_values(b'["a\\", [1, 2]]') == 5  # an escaped backslash ends the string
+
+
+def test_heavy_calls_fit_the_memory_and_the_cap() -> None:
+    gb = 2**30
+    assert heavy_calls(10 * gb, int(1.5 * gb), most=16) == 6
+    assert heavy_calls(10 * gb, int(1.5 * gb), most=2) == 2
+    assert heavy_calls(gb, int(1.5 * gb), most=16) == 1  # always one
+
+
+def test_minutes_are_counted_in_words() -> None:
+    assert [minutes(s) for s in (30, 60, 120, 900)] == ["1 minute", "1 minute", "2 minutes", "15 minutes"]
 
 
 def test_an_echoed_value_is_cut() -> None:
@@ -49,16 +86,18 @@ class Meter:
 
 def test_the_upload_quota_is_per_visitor_and_the_budget_for_all() -> None:
     meter = Meter()
-    guard = UploadGuard(lambda *a: None, upload_quota=1000, disk_budget=2000, window=60, meter=meter)
-    assert guard.refusal(request("a", length=600)) is None
-    status, text = guard.refusal(request("a", length=600))
-    assert status == 429 and "the most one visitor may" in text
-    assert guard.refusal(request("b", length=900)) is None  # b has its own share
-    assert guard.refusal(request("c", length=900)) == (
+    guard = HostGuard(
+        lambda *a: None, Visitors(), None, 100, 10_000, upload_quota=1000, disk_budget=2000, window=60, meter=meter
+    )
+    assert guard.upload_refusal("a", "600") is None
+    status, text = guard.upload_refusal("a", "600")
+    assert status == 429 and "the most one visitor may" in text and "in the last 1 minute," in text
+    assert guard.upload_refusal("b", "900") is None  # b has its own share
+    assert guard.upload_refusal("c", "900") == (
         507,
         "The server has no room for more uploads right now; try again in a few minutes.",
     )
-    assert guard.refusal(request("d"))[0] == 411
+    assert guard.upload_refusal("d", "")[0] == 411
 
 
 @pytest.mark.parametrize("field", ["IMAGEREWARD_MAX_PENDING", "IMAGEREWARD_FILE_LIFETIME", "IMAGEREWARD_PIXEL_BUDGET"])

@@ -4,8 +4,8 @@ upload route.
 Every call of the page and its API joins Gradio's queue through `QueueGate.push`, which, before the call is
 queued:
 
-- gives each visitor a fair share: at most `max_pending` calls queued or running per visitor (its address as
-  the Space's proxy forwards it, see `visitor`), and at most `FunctionLimit.most` of the calls of a costly
+- gives each visitor a fair share: at most `max_pending` calls queued or running per visitor (who a visitor is:
+  `host.Visitors`), and at most `FunctionLimit.most` of the calls of a costly
   kind (an explanation: one); past that the call is refused at once (HTTP 429) with a sentence saying to
   wait, and every other visitor's calls are queued as usual, so that one client flooding the queue cannot lock
   everyone else out;
@@ -16,43 +16,35 @@ queued:
   and a file input's value that is not a file as Gradio takes one (Gradio's check would answer "error" and
   nothing else).
 
-`UploadGuard` (an ASGI middleware) bounds the disk uploads can fill: at most `upload_quota` bytes per visitor
-within the files' lifetime, and nothing more once the upload folder holds `disk_budget` bytes
-(`files.DiskMeter`).
+- replaces every file a call names that is not this visitor's (their uploads and what the page sent them:
+  `files.Ledger`; a URL included) by a path inside `requests.REFUSED_FOLDER`, before Gradio's preprocessing
+  would fetch a URL or take another visitor's upload: the request then skips that image with the sentence
+  every refused path gets, and scores the rest;
+- holds at most `max_queued_bytes` of waiting calls' bodies in all (a queue of 64 calls of 64 MB would be
+  4 GB).
 
-Gradio has no hook for either: `QueueGate` wraps the queue's `push` of the pinned Gradio (6.31), reading its
+The heavy work of all visitors together (scoring, pairs, explanations) shares one concurrency limit
+(`share_limit`, sized by `heavy_calls` from the memory a call takes and the machine's).
+
+Gradio has no hook for these: `QueueGate` wraps the queue's `push` of the pinned Gradio (6.31), reading its
 queued events and running jobs; `tests/test_app_admission.py` fails if that shape changes.
 """
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict, deque
+import os
+from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
-SHOWN_CHARS = 60
+from .host import Visitors, shown
+from .remote import file_name, is_remote
+from .requests import REFUSED_FOLDER
+
 # What marks a value as a file in a Gradio call.
 FILE_META = {"_type": "gradio.FileData"}
 DEFAULT_MAX_PENDING = 4
-
-
-def visitor(request: Any, proxy_hops: int = 0) -> str:
-    """Who sent a request: with `proxy_hops` trusted proxies in front of the app (1 on a Space), the address
-    the outermost of them saw, i.e. the `proxy_hops`-th entry of `X-Forwarded-For` from the right (entries
-    further left are whatever the client wrote there); else the peer's address."""
-    if proxy_hops > 0:
-        forwarded = [a.strip() for a in request.headers.get("x-forwarded-for", "").split(",") if a.strip()]
-        if len(forwarded) >= proxy_hops:
-            return forwarded[-proxy_hops]
-    client = getattr(request, "client", None)
-    return client.host if client is not None and client.host else "unknown"
-
-
-def shown(value: Any) -> str:
-    """A value a client sent, as a message may quote it: its repr, cut to `SHOWN_CHARS` characters."""
-    text = repr(value)
-    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -73,24 +65,36 @@ class QueueGate:
     Args:
         blocks: the app, after `blocks.queue(...)`.
         max_pending: calls one visitor may have queued or running.
-        proxy_hops: trusted proxies in front of the app (see `visitor`).
+        visitors: who sent a request (`host.Visitors`).
         choice_inputs: components whose value must be among their choices (their choices fixed at build time).
         limits: tighter shares for costly kinds of call.
+        ledger: the files each visitor may name (`files.Ledger`; None: files are not checked).
+        upload_folder: Gradio's upload folder (where `REFUSED_FOLDER` lies).
+        image_inputs: components whose strings name images (as paths, URLs or data), beside file dicts.
+        max_queued_bytes: the most the waiting calls' bodies may hold in all.
     """
 
     def __init__(
         self,
         blocks: Any,
         max_pending: int = DEFAULT_MAX_PENDING,
-        proxy_hops: int = 0,
+        visitors: Visitors | None = None,
         choice_inputs: Sequence[Any] = (),
         limits: Sequence[FunctionLimit] = (),
+        ledger: Any | None = None,
+        upload_folder: str | Path = "",
+        image_inputs: Sequence[Any] = (),
+        max_queued_bytes: int | None = None,
     ) -> None:
         self.blocks = blocks
         self.max_pending = max_pending
-        self.proxy_hops = proxy_hops
+        self.visitors = visitors or Visitors()
         self.choices = {block._id: block for block in choice_inputs}
         self.limits = list(limits)
+        self.ledger = ledger
+        self.refused_folder = os.path.join(str(upload_folder), REFUSED_FOLDER)
+        self.image_inputs = {block._id for block in image_inputs}
+        self.max_queued_bytes = max_queued_bytes
         self.queue = blocks._queue
         self._joining: dict[Any, int] = defaultdict(int)  # by visitor, and by (visitor, limited kind)
         self._push = self.queue.push
@@ -100,11 +104,16 @@ class QueueGate:
         self.queue.push = self.push
         return self
 
+    def _events(self, running: bool = True) -> list[Any]:
+        events = [e for q in self.queue.event_queue_per_concurrency_id.values() for e in q.queue]
+        if running:
+            events += [e for job in self.queue.active_jobs if job for e in job]
+        return events
+
     def pending(self, who: str, limit: FunctionLimit | None = None) -> int:
         """Calls of `who` queued or running now (and being admitted); with `limit`, only those of its
         functions."""
-        events = [e for q in self.queue.event_queue_per_concurrency_id.values() for e in q.queue]
-        events += [e for job in self.queue.active_jobs if job for e in job]
+        events = self._events()
         if limit is not None:
             events = [e for e in events if getattr(e.fn, "fn", None) in limit.functions]
             joining = self._joining[(who, limit.kind)]
@@ -112,26 +121,33 @@ class QueueGate:
             own = {f for lim in self.limits if lim.own_share for f in lim.functions}
             events = [e for e in events if getattr(e.fn, "fn", None) not in own]
             joining = self._joining[who]
-        return joining + sum(1 for e in events if visitor(e.request, self.proxy_hops) == who)
+        return joining + sum(1 for e in events if self.visitors.of_request(e.request) == who)
+
+    def queued_bytes(self) -> int:
+        """What the bodies of the calls waiting in the queue held, as they declared it."""
+        return sum(_declared_size(e.request) for e in self._events(running=False))
 
     async def push(self, body: Any, request: Any, username: str | None) -> tuple:
         """Gradio's `Queue.push`, behind the fair share and the input checks."""
         from fastapi import HTTPException
         from gradio import route_utils
 
-        who = visitor(request, self.proxy_hops)
+        who = self.visitors.of_request(request)
         try:
             fn = route_utils.get_fn(self.blocks, None, body) if body.fn_index is not None else None
         except (KeyError, IndexError):
             fn = None
-        if fn is not None:
-            refused = self._check_inputs(fn, body)
-            if refused is not None:
-                # Gradio's own validation answer: both its clients show the message (gradio_client raises
-                # `ValidationError` with it; the page marks the input).
-                parameter, message = refused
-                detail = [{"__type__": "validate", "is_valid": False, "message": message, "parameter_name": parameter}]
-                raise HTTPException(status_code=422, detail=detail)
+        if fn is None:
+            raise HTTPException(status_code=404, detail="No such function on this page: reload the page.")
+        refused = self._check_inputs(fn, body)
+        if refused is not None:
+            # Gradio's own validation answer: both its clients show the message (gradio_client raises
+            # `ValidationError` with it; the page marks the input).
+            parameter, message = refused
+            detail = [{"__type__": "validate", "is_valid": False, "message": message, "parameter_name": parameter}]
+            raise HTTPException(status_code=422, detail=detail)
+        if self.ledger is not None and isinstance(body.data, list):
+            body.data = [self._own_files(who, value, block._id in self.image_inputs) for block, value in zip(fn.inputs, body.data)]
         limit = next((lim for lim in self.limits if getattr(fn, "fn", None) in lim.functions), None)
         # No await between counting and joining: concurrent joins of one visitor cannot both slip through.
         if (limit is None or not limit.own_share) and self.pending(who) >= self.max_pending:
@@ -147,6 +163,14 @@ class QueueGate:
                 detail=f"You have {many} waiting or running already: wait for {'them' if limit.most > 1 else 'it'} "
                 f"to finish, then try again (each visitor may have {many} at a time).",
             )
+        if self.max_queued_bytes is not None:
+            waiting = self.queued_bytes() + _declared_size(request)
+            if waiting > self.max_queued_bytes:
+                raise HTTPException(
+                    status_code=503,
+                    detail=f"The server holds as much waiting request data as it may ({self.max_queued_bytes // 2**20:,} MB): "
+                    "try again in a minute, or send images as URLs or uploads rather than base64 data.",
+                )
         keys = [] if limit is not None and limit.own_share else [who]
         keys += [(who, limit.kind)] if limit is not None else []
         for key in keys:
@@ -158,6 +182,31 @@ class QueueGate:
                 self._joining[key] -= 1
                 if not self._joining[key]:
                     del self._joining[key]
+
+    def _own_files(self, who: str, value: Any, strings: bool) -> Any:
+        """`value` with every file it names that `who` may not name (a file dict's path, and with `strings`
+        every string that is not a URL or data) replaced by a path in the refused folder: Gradio neither
+        fetches nor opens it, and the request refuses it by name. A file dict without Gradio's meta that names
+        a URL or data is left to the app's own fetcher (`remote`)."""
+        assert self.ledger is not None
+        if isinstance(value, dict):
+            path = value.get("path")
+            if isinstance(path, str):
+                meta = isinstance(value.get("meta"), dict)
+                if self.ledger.owns(who, path) or (not meta and is_remote(path)):
+                    return value
+                return {**value, "path": self.refused(path), "url": None}
+            return {k: self._own_files(who, v, strings) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self._own_files(who, v, strings) for v in value]
+        if strings and isinstance(value, str) and value and not is_remote(value) and not self.ledger.owns(who, value):
+            return self.refused(value)
+        return value
+
+    def refused(self, path: str) -> str:
+        """Where a refused file is said to be: a path in the refused folder, named as the file was."""
+        tail = path.split("?", 1)[0].replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+        return os.path.join(self.refused_folder, file_name(tail, 0))
 
     def _check_inputs(self, fn: Any, body: Any) -> tuple[str, str] | None:
         """Fills a public API call's missing or null inputs with their defaults; (parameter, sentence) refusing
@@ -177,6 +226,57 @@ class QueueGate:
             if problem:
                 return _parameter_name(fn, k), problem
         return None
+
+
+def _declared_size(request: Any) -> int:
+    raw = (getattr(request, "headers", None) or {}).get("content-length", "")
+    return int(raw) if isinstance(raw, str) and raw.isdigit() else 0
+
+
+def share_limit(blocks: Any, functions: Sequence[Callable], most: int, name: str = "heavy") -> int:
+    """Puts the events of `functions` (the page's handlers, wherever they are wired, examples included) under
+    one concurrency limit of `most` calls at once, all visitors together; returns how many events."""
+    count = 0
+    for fn in blocks.fns.values():
+        if getattr(fn, "fn", None) in functions:
+            fn.concurrency_id = name
+            fn.concurrency_limit = most
+            count += 1
+    return count
+
+
+def queue_everything(blocks: Any) -> None:
+    """Sends every event through the queue (and so through `QueueGate`): Gradio runs an unqueued event (the
+    examples' loader) on its direct route, past every check."""
+    for fn in blocks.fns.values():
+        fn.queue = True
+
+
+def heavy_calls(available: int, per_call: int, most: int) -> int:
+    """How many heavy calls may run at once: as many as `available` bytes hold at `per_call` bytes each
+    (at least one), at most `most`."""
+    return max(1, min(most, available // max(1, per_call)))
+
+
+def available_memory() -> int:
+    """Bytes this process may still use: the smaller of the system's available memory and what its cgroup
+    (a container's limit) has left."""
+    available = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                available = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        current = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+        if limit.isdigit():
+            left = int(limit) - current
+            available = left if available is None else min(available, left)
+    except (OSError, ValueError):
+        pass
+    return available if available is not None else 8 * 2**30
 
 
 def _parameter_name(fn: Any, index: int) -> str:
@@ -230,58 +330,28 @@ def _kind(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-class UploadGuard:
-    """ASGI middleware bounding uploads (Gradio's `/gradio_api/upload`, `/upload`): by their declared size
-    (`Content-Length`, required), at most `upload_quota` bytes per visitor within `window` seconds, and none
-    that would take `meter.used()` (a `files.DiskMeter` of the upload folder) past `disk_budget` bytes. A refused upload gets one sentence (429, or 507 for a
-    full disk), which the page shows."""
+def file_paths(value: Any) -> list[str]:
+    """The path of every file dict (`{"path": ...}`) in `value`, however deep."""
+    if isinstance(value, dict):
+        path = value.get("path")
+        if isinstance(path, str):
+            return [path]
+        return [p for v in value.values() for p in file_paths(v)]
+    if isinstance(value, (list, tuple)):
+        return [p for v in value for p in file_paths(v)]
+    return []
 
-    def __init__(
-        self, app: Callable, upload_quota: int, disk_budget: int, window: float, meter: Any, proxy_hops: int = 0
-    ) -> None:
-        self.app = app
-        self.upload_quota = upload_quota
-        self.disk_budget = disk_budget
-        self.window = window
-        self.meter = meter
-        self.proxy_hops = proxy_hops
-        self._uploads: dict[str, deque[tuple[float, int]]] = defaultdict(deque)
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http" or scope.get("method") != "POST" or not scope["path"].endswith("/upload"):
-            await self.app(scope, receive, send)
-            return
-        from starlette.requests import Request
-        from starlette.responses import PlainTextResponse
+def record_sent_files(blocks: Any, ledger: Any, visitors: Visitors) -> None:
+    """Records the files in every call's outputs as the calling visitor's (`files.Ledger`): the page sends its
+    gallery and pictures back as inputs of the next call. Wraps `blocks.process_api`."""
+    process = blocks.process_api
 
-        request = Request(scope)
-        refusal = self.refusal(request)
-        if refusal is not None:
-            status, text = refusal
-            await PlainTextResponse(text, status_code=status)(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+    async def recording(*args: Any, **kwargs: Any) -> Any:
+        output = await process(*args, **kwargs)
+        request = kwargs.get("request")
+        if request is not None and not isinstance(request, list) and isinstance(output, dict):
+            ledger.add(visitors.of_request(request), file_paths(output.get("data")))
+        return output
 
-    def refusal(self, request: Any) -> tuple[int, str] | None:
-        """(status, sentence) refusing an upload, or None to let it through (and count it)."""
-        raw = request.headers.get("content-length", "")
-        if not raw.isdigit():
-            return 411, "Uploads must say their size (Content-Length)."
-        size = int(raw)
-        if self.meter.used() + size > self.disk_budget:
-            return 507, "The server has no room for more uploads right now; try again in a few minutes."
-        who = visitor(request, self.proxy_hops)
-        now = time.monotonic()
-        recent = self._uploads[who]
-        while recent and recent[0][0] < now - self.window:
-            recent.popleft()
-        used = sum(n for _, n in recent)
-        if used + size > self.upload_quota:
-            minutes = max(1, round(self.window / 60))
-            return 429, (
-                f"You have uploaded {used / 2**20:,.0f} MB in the last {minutes} minutes, the most one visitor may; "
-                "try again later."
-            )
-        recent.append((now, size))
-        self.meter.add(size)
-        return None
+    blocks.process_api = recording

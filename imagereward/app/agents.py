@@ -105,3 +105,71 @@ def pairs_endpoint(page: Page) -> Callable[..., list[list[dict[str, Any]]]]:
         return [page.score_pairs(prompts, images, judges)]
 
     return score_pairs
+
+
+# What an agent is told of a refusal: an excerpt at most this long.
+MCP_ERROR_CHARS = 300
+
+
+def guard_mcp(server: Any, tools: set[str], max_body: int) -> None:
+    """Gradio's MCP server (`demo.mcp_server_obj`, at start-up) as a public page needs it: only `tools` listed
+    or callable (Gradio would make every API endpoint a tool); requests up to `max_body` bytes (the MCP
+    package's own cap, 4 MiB, is below what the tools promise); a refusal of the app's (429, 422, 413) told as
+    the app's sentence, not as the loopback call's HTTP error with an internal URL; every error cut to
+    `MCP_ERROR_CHARS` characters (a validation error would echo a 100 kB argument whole)."""
+    from mcp import types
+
+    server.tool_to_endpoint = {
+        name: endpoint for name, endpoint in server.tool_to_endpoint.items() if endpoint.lstrip("/") in tools
+    }
+    server.manager.max_request_body_size = max_body
+    server.manager.asgi_app.max_body_size = max_body
+    for name in ("_execute_tool_without_progress", "_execute_tool_with_progress"):
+        setattr(server, name, _told_plainly(getattr(server, name)))
+    handlers = server.mcp_server.request_handlers
+    handlers[types.CallToolRequest] = _cut_errors(handlers[types.CallToolRequest])
+
+
+def app_sentence(error: BaseException) -> str:
+    """What the app said when the MCP server's loopback call was refused: the answer's `detail` (a sentence,
+    or Gradio's validation list), else the error's own text."""
+    import httpx
+
+    if isinstance(error, httpx.HTTPStatusError):
+        try:
+            detail = error.response.json().get("detail")
+        except (ValueError, AttributeError):
+            detail = None
+        if isinstance(detail, list):
+            detail = "; ".join(str(d.get("message", d)) if isinstance(d, dict) else str(d) for d in detail)
+        if detail:
+            return str(detail)
+        return f"the call was refused (HTTP {error.response.status_code})"
+    return str(error)
+
+
+def excerpt(text: str, most: int = MCP_ERROR_CHARS) -> str:
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
+def _told_plainly(execute: Callable) -> Callable:
+    async def told(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await execute(*args, **kwargs)
+        except Exception as e:  # the MCP server makes any exception the tool's error text
+            raise RuntimeError(excerpt(app_sentence(e))) from None
+
+    return told
+
+
+def _cut_errors(handler: Callable) -> Callable:
+    async def cut(request: Any) -> Any:
+        result = await handler(request)
+        inner = getattr(result, "root", None)
+        if getattr(inner, "isError", False):
+            for block in inner.content:
+                if getattr(block, "type", None) == "text":
+                    block.text = excerpt(block.text)
+        return result
+
+    return cut

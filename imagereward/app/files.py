@@ -11,7 +11,11 @@ serves them without copying them again), and nothing else: the gallery shows the
   while uploads add to it: the `RuntimeError` that raises ends its loop for good, and the disk then fills.
 - A process's downloads folder (`imagereward-downloads-<pid>`) is removed when the process exits, and
   folders of processes that are gone (killed before they could clean up) are removed at start.
-- `disk_used()` is what the upload folder holds, which `admission.UploadGuard` keeps under a budget.
+- `Ledger` records which files each visitor may name in a call (their uploads, what the page sent them), and
+  writes them through to a file of the process's, so that the next start removes what a process killed before
+  it could clean up left behind (`sweep_dead_ledgers`); at start, uploads older than the lifetime are removed
+  too (`sweep_old_uploads`), so that the disk budget counts only live files.
+- `disk_used()` is what the upload folder holds, which `host.HostGuard` keeps under a budget.
 
 So the disk the page uses is at most the budget plus what the requests under way write (the downloads, at
 most `view.MAX_ZIP_BYTES` of images per request, and their text files).
@@ -20,6 +24,7 @@ most `view.MAX_ZIP_BYTES` of images per request, and their text files).
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import re
@@ -28,12 +33,16 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
 log = logging.getLogger(__name__)
 
 PREFIX = "imagereward-downloads-"
+LEDGER_PREFIX = "imagereward-files-"
+# Files one visitor may name at once (the oldest are forgotten first): a quota's worth of small uploads.
+MOST_PER_VISITOR = 4096
 DEFAULT_LIFETIME = 900
 # Seconds an upload's folder must have been empty before it is removed.
 EMPTY_GRACE = 5
@@ -132,6 +141,8 @@ class Downloads:
         self.lifetime = lifetime
         # Stale folders: of earlier processes here, and of older versions, which wrote to the system temp folder.
         sweep_stale([self.upload_folder, Path(tempfile.gettempdir())], self.root)
+        sweep_dead_ledgers(self.upload_folder)
+        sweep_old_uploads(self.upload_folder, lifetime)
         atexit.register(self.remove)
 
     def new_folder(self) -> Path:
@@ -164,13 +175,19 @@ class Downloads:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def kept_files(blocks: Any) -> set[str]:
+    """The files the components of `blocks` keep for good (the examples' copies in Gradio's cache)."""
+    keep: set[str] = set()
+    for component in list(blocks.blocks.values()):
+        keep.update(getattr(component, "keep_in_cache", set()))
+    return keep
+
+
 def expire_tracked(blocks: Any, age: float | None) -> int:
     """Removes the files Gradio tracks for `blocks` (uploads, outputs it moved to its cache) that are older
     than `age` seconds (all with None), except those its components keep (the examples); returns how many.
     Iterates copies of Gradio's sets, which uploads add to meanwhile."""
-    keep: set[str] = set()
-    for component in list(blocks.blocks.values()):
-        keep.update(getattr(component, "keep_in_cache", set()))
+    keep = kept_files(blocks)
     now, removed = time.time(), 0
     for tracked in list(blocks.temp_file_sets):
         for file in list(tracked):
@@ -191,17 +208,19 @@ def expire_tracked(blocks: Any, age: float | None) -> int:
 
 class Janitor:
     """A daemon thread that, every `sweep_every(lifetime)` seconds, removes what Gradio tracks for `blocks`
-    once it is `lifetime` old (`expire_tracked`) and the downloads' expired folders (`Downloads.expire`); at
-    exit, all of it.
+    once it is `lifetime` old (`expire_tracked`), the downloads' expired folders (`Downloads.expire`) and the
+    ledger's expired entries (`Ledger.expire`); at exit, all of it.
 
     Args:
         downloads: the page's downloads.
         blocks: the Gradio app whose files to sweep (None: only the downloads).
+        ledger: the files visitors may name (None: none kept).
     """
 
-    def __init__(self, downloads: Downloads, blocks: Any | None = None) -> None:
+    def __init__(self, downloads: Downloads, blocks: Any | None = None, ledger: Ledger | None = None) -> None:
         self.downloads = downloads
         self.blocks = blocks
+        self.ledger = ledger
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="imagereward-janitor", daemon=True)
 
@@ -218,12 +237,16 @@ class Janitor:
         if self.blocks is not None:
             expire_tracked(self.blocks, self.downloads.lifetime)
         self.downloads.expire()
+        if self.ledger is not None:
+            self.ledger.expire()
 
     def remove_all(self) -> None:
         """Removes every file of this process's (at exit)."""
         self.stop()
         if self.blocks is not None:
             expire_tracked(self.blocks, None)
+        if self.ledger is not None:
+            self.ledger.remove()
         self.downloads.remove()
 
     def _run(self) -> None:
@@ -233,3 +256,158 @@ class Janitor:
                 self.sweep()
             except Exception:  # a failed round must not end the sweeping
                 log.exception("sweeping the page's files failed; trying again in %s s", every)
+
+
+class Ledger:
+    """The files each visitor may name in a call: what they uploaded (`host.HostGuard` records Gradio's
+    answer) and what the page sent them (the outputs of their calls), each for `lifetime` seconds, at most
+    `MOST_PER_VISITOR` per visitor; and the page's own files (its examples), which everyone may name.
+
+    Every path is also written to `<folder>/imagereward-files-<pid>.txt` (one JSON string a line), rewritten
+    with the files still there at each `expire`, and removed at exit with the files: after a kill, the next
+    start removes what it lists (`sweep_dead_ledgers`).
+
+    Args:
+        folder: Gradio's upload folder.
+        lifetime: seconds a file stays nameable (the files' lifetime).
+        kept: () -> the page's own files (default: none).
+    """
+
+    def __init__(self, folder: str | Path, lifetime: float, kept: Callable[[], Iterable[str]] = tuple) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / f"{LEDGER_PREFIX}{os.getpid()}.txt"
+        self.lifetime = lifetime
+        self.kept = kept
+        self._by_visitor: dict[str, OrderedDict[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, who: str, paths: Iterable[str]) -> None:
+        """Records `paths` as files `who` may name."""
+        now = time.monotonic()
+        new = []
+        with self._lock:
+            files = self._by_visitor.setdefault(who, OrderedDict())
+            for path in paths:
+                path = os.path.normpath(path)
+                new.append(path)
+                files[path] = now
+                files.move_to_end(path)
+            while len(files) > MOST_PER_VISITOR:
+                files.popitem(last=False)
+            if new:
+                try:
+                    self.folder.mkdir(parents=True, exist_ok=True)
+                    with open(self.path, "a", encoding="utf-8") as f:
+                        f.writelines(json.dumps(p) + "\n" for p in new)
+                except OSError:
+                    log.exception("the ledger of the page's files could not be written")
+
+    def owns(self, who: str, path: str) -> bool:
+        """Whether `who` may name `path`: theirs within the lifetime, or one of the page's own files."""
+        path = os.path.normpath(path)
+        with self._lock:
+            added = self._by_visitor.get(who, {}).get(path)
+        if added is not None and time.monotonic() - added <= self.lifetime:
+            return True
+        return path in {os.path.normpath(p) for p in self.kept()}
+
+    def visitors(self) -> int:
+        with self._lock:
+            return len(self._by_visitor)
+
+    def expire(self) -> None:
+        """Forgets what is older than the lifetime, and rewrites the ledger file with the files still there."""
+        cutoff = time.monotonic() - self.lifetime
+        with self._lock:
+            for who in list(self._by_visitor):
+                files = self._by_visitor[who]
+                for path in [p for p, added in files.items() if added < cutoff]:
+                    del files[path]
+                if not files:
+                    del self._by_visitor[who]
+            try:
+                listed = _ledger_paths(self.path)
+            except OSError:
+                return
+            alive = [p for p in dict.fromkeys(listed) if os.path.lexists(p)]
+            temporary = self.path.with_suffix(".tmp")
+            try:
+                temporary.write_text("".join(json.dumps(p) + "\n" for p in alive), encoding="utf-8")
+                os.replace(temporary, self.path)
+            except OSError:
+                log.exception("the ledger of the page's files could not be rewritten")
+
+    def remove(self) -> None:
+        """Removes every file the ledger lists and the ledger itself (at exit)."""
+        with self._lock:
+            _remove_listed(self.path, self.folder)
+            self._by_visitor.clear()
+
+
+def _ledger_paths(ledger: Path) -> list[str]:
+    paths = []
+    for line in ledger.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            path = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(path, str):
+            paths.append(path)
+    return paths
+
+
+def _remove_listed(ledger: Path, folder: Path) -> int:
+    """Removes the files `ledger` lists that lie inside `folder` (links not followed), their folders once
+    empty, and the ledger; returns how many files."""
+    try:
+        listed = _ledger_paths(ledger)
+    except OSError:
+        return 0
+    root, removed = os.path.realpath(folder), 0
+    for path in dict.fromkeys(listed):
+        real = os.path.realpath(os.path.dirname(path))
+        if not (real + os.sep).startswith(root + os.sep) or real == root:
+            continue
+        try:
+            os.remove(path)
+            removed += 1
+        except OSError:
+            pass
+        try:
+            os.rmdir(os.path.dirname(path))  # only if empty
+        except OSError:
+            pass
+    ledger.unlink(missing_ok=True)
+    return removed
+
+
+def sweep_dead_ledgers(folder: str | Path) -> int:
+    """Removes what the ledgers of processes that no longer run list (a process killed before it could clean
+    up); returns how many files."""
+    removed = 0
+    for ledger in Path(folder).glob(f"{LEDGER_PREFIX}*.txt"):
+        pid = ledger.stem.removeprefix(LEDGER_PREFIX)
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            removed += _remove_listed(ledger, Path(folder))
+    return removed
+
+
+def sweep_old_uploads(folder: str | Path, lifetime: float) -> int:
+    """Removes the uploads (Gradio's content-named folders) older than `lifetime` seconds, and those folders
+    once empty; returns how many files."""
+    now, removed = time.time(), 0
+    for entry in _folders(Path(folder)):
+        if not _HASH_FOLDER.match(entry.name):
+            continue
+        for file in Path(entry.path).iterdir():
+            try:
+                if file.is_file() and not file.is_symlink() and now - file.lstat().st_ctime > lifetime:
+                    file.unlink()
+                    removed += 1
+            except OSError:
+                continue
+        try:
+            os.rmdir(entry.path)
+        except OSError:
+            pass
+    return removed

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import ipaddress
 import re
 import shutil
@@ -50,6 +51,7 @@ NOT_SENT = f"not an image this call sent; {ACCEPTED}"
 # The first bytes of the accepted formats: how bare base64 is told from a path or a URL.
 _MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"RIFF", b"BM", b"II*\x00", b"MM\x00*")
 # What a file name may not hold: separators, control characters, and bidirectional overrides (display spoofing).
+_WHITESPACE = re.compile(r"\s+")
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\\u202a-\u202e\u2066-\u2069]+")
 
 
@@ -108,7 +110,7 @@ def _bare_base64(text: str) -> bytes | None:
     if len(text) < 16 or not re.fullmatch(r"[A-Za-z0-9+/=\s]+", text[:4096]):
         return None
     try:
-        head = base64.b64decode(text[:64], validate=False)
+        head = base64.b64decode(_WHITESPACE.sub("", text[:128])[:64], validate=False)
     except (binascii.Error, ValueError):
         return None
     return head if head.startswith(_MAGIC) else None
@@ -167,17 +169,26 @@ class Receiver:
         if not todo:
             return received
 
-        async def all_of_them() -> list[Fetched | ImageLoadError]:
-            return await asyncio.gather(*(self._one(item, k, received.folder) for k, item in todo))
+        async def all_of_them() -> list[tuple[str, bytes] | ImageLoadError]:
+            return await asyncio.gather(*(self._one(item, k) for k, item in todo))
 
+        # The same content sent several times is one file: decoded once, and counted once by the pixel budget.
+        by_content: dict[str, str] = {}
         for (k, _), outcome in zip(todo, asyncio.run(all_of_them())):
-            if isinstance(outcome, Fetched):
-                received.files[k] = outcome
-            else:
+            if isinstance(outcome, ImageLoadError):
                 received.refused[k] = outcome
+                continue
+            name, data = outcome
+            key = hashlib.sha256(data).hexdigest()
+            if key not in by_content:
+                path = received.folder / key[:32] / name
+                path.parent.mkdir()
+                path.write_bytes(data)
+                by_content[key] = str(path)
+            received.files[k] = Fetched(by_content[key], name)
         return received
 
-    async def _one(self, item: Any, index: int, folder: Path) -> Fetched | ImageLoadError:
+    async def _one(self, item: Any, index: int) -> tuple[str, bytes] | ImageLoadError:
         name = item_name(item, index)
         text = _text(item) or ""
         try:
@@ -196,10 +207,7 @@ class Receiver:
             return ImageLoadError(
                 name, f"the URL could not be fetched ({type(e).__name__}); check it, or send the data"
             )
-        path = folder / f"{index:03d}" / name
-        path.parent.mkdir()
-        path.write_bytes(data)
-        return Fetched(str(path), name)
+        return name, data
 
     def _decode_data(self, text: str, name: str) -> bytes:
         payload = text
@@ -208,6 +216,7 @@ class Receiver:
             if not comma or ";base64" not in header.lower():
                 raise ImageLoadError(name, "a data: URI must carry base64 (data:image/png;base64,…)")
             payload = text[len(header) + 1 :]
+        payload = _WHITESPACE.sub("", payload)  # base64 wrapped at 76 (MIME) or 64 (PEM) columns
         if len(payload) * 3 // 4 > self.max_bytes:
             raise ImageLoadError(name, f"larger than the {self.max_bytes // 2**20} MB an image may be")
         try:

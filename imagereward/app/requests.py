@@ -43,7 +43,12 @@ from .settings import Settings
 
 MAX_PROMPTS = 8
 
-NOT_UPLOADED = "not a file uploaded to this page; only images you upload (or the page's examples) can be scored"
+NOT_UPLOADED = (
+    "not a file you uploaded to this page; only images you upload (or the page's examples) can be scored here, "
+    "and URLs are not fetched on this route (score_images and /score_pairs take URLs and base64 data)"
+)
+# Where the queue's gate says a file a call may not name lies (`admission.QueueGate`): never a file.
+REFUSED_FOLDER = "imagereward-refused"
 EXPIRED = "this upload is no longer on the server (uploads are kept for a while only); upload the image again"
 
 
@@ -78,6 +83,8 @@ def allowed_file(raw: Any, roots: Sequence[str], name: str) -> str:
     if not isinstance(raw, str) or not raw or "\x00" in raw or not os.path.isabs(raw):
         raise ImageLoadError(name, NOT_UPLOADED)
     path = os.path.normpath(raw)
+    if REFUSED_FOLDER in Path(path).parts:
+        raise ImageLoadError(name, NOT_UPLOADED)
     if not _inside(path, roots) or not _inside(os.path.realpath(path), roots):
         raise ImageLoadError(name, NOT_UPLOADED)
     return path

@@ -26,6 +26,12 @@ DEFAULT_MAX_IMAGES = DEFAULT_BATCH_SIZE
 DEFAULT_PIXEL_BUDGET = 3 * MAX_IMAGE_PIXELS
 # The most one image may take: an upload (Gradio's `max_file_size`), or a URL's answer.
 MAX_UPLOAD_MB = 20
+# The most one API call (the queue, `/call/`, MCP) may send: base64 images of about 48 MB together.
+DEFAULT_MAX_BODY_MB = 64
+# The memory one heavy call may add on the full-size model (float32, CPU), measured by
+# `benchmarks/memory_per_call.py` (benchmarks/runs/memory_per_call.json): the largest of a 32-image /score
+# at the pixel budget and one explanation, rounded up.
+HEAVY_CALL_BYTES = int(1.5 * 2**30)
 
 
 def on_zero_gpu(env: Mapping[str, str] | None = None) -> bool:
@@ -97,7 +103,10 @@ class Settings:
     server: `1` or `0`; on by default on a Space), `IMAGEREWARD_URL_TIMEOUT` (seconds to fetch one image URL),
     `IMAGEREWARD_TRUSTED_URL_HOSTS` (`host:port`, comma-separated, whose addresses need not be public; empty by
     default), `IMAGEREWARD_PAIR_CALLS` (`/score_pairs` calls one visitor may have queued or running, as a
-    pipeline sends them in parallel) and `IMAGEREWARD_PAIRS_BATCH` (calls merged into one device call)."""
+    pipeline sends them in parallel) and `IMAGEREWARD_PAIRS_BATCH` (calls merged into one device call). The host: `IMAGEREWARD_MAX_BODY_MB` (the most
+    one API call may send) and `IMAGEREWARD_HEAVY_CALLS` (scoring, pair and explanation calls running at once,
+    all visitors together; 0, the default: as many as the memory left after loading holds, see
+    `admission.heavy_calls`)."""
 
     model: str = ""  # default: the primary judge's published weights
     device: str | None = None
@@ -117,6 +126,8 @@ class Settings:
     trusted_url_hosts: tuple[str, ...] = ()
     pair_calls: int = 16
     pairs_batch: int = 16
+    max_body: int = DEFAULT_MAX_BODY_MB * 2**20
+    heavy_calls: int = 0  # 0: sized from the memory at start
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -155,6 +166,8 @@ class Settings:
             ),
             pair_calls=_whole_number(env, "IMAGEREWARD_PAIR_CALLS", cls.pair_calls),
             pairs_batch=_whole_number(env, "IMAGEREWARD_PAIRS_BATCH", cls.pairs_batch),
+            max_body=_whole_number(env, "IMAGEREWARD_MAX_BODY_MB", DEFAULT_MAX_BODY_MB) * 2**20,
+            heavy_calls=_whole_number(env, "IMAGEREWARD_HEAVY_CALLS", 0, minimum=0),
         )
 
 
