@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
-# The process id of each running app, by its base URL (for tests that read the server's memory).
+# The process id of each running app, by its base URL (for tests that read the server's memory), and the process.
 PIDS: dict[str, int] = {}
+PROCESSES: dict[str, subprocess.Popen] = {}
 
 
 def peak_memory_mb(pid: int) -> float:
@@ -68,9 +69,11 @@ def running_app(tmp_dir: Path, **env_overrides: str) -> Iterator[str]:
                 raise TimeoutError(f"app did not answer on {url}: {(tmp_dir / f'app-{port}.log').read_text()}")
             time.sleep(0.5)
         PIDS[url] = proc.pid
+        PROCESSES[url] = proc
         yield url
     finally:
         PIDS.pop(url, None)
+        PROCESSES.pop(url, None)
         try:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=15)
@@ -79,3 +82,43 @@ def running_app(tmp_dir: Path, **env_overrides: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+def page_call(
+    url: str,
+    name: str,
+    data: list,
+    headers: dict[str, str] | None = None,
+    timeout: float = 300,
+    times: dict[str, float] | None = None,
+) -> tuple[str, object]:
+    """Calls one of the page's handlers as the page's own script does, whatever its API visibility (the
+    queue's join with its function index and a session, the answer from the session's event stream): how a
+    hostile client still reaches a private handler. Returns ("complete", the outputs), ("error", Gradio's
+    error payload), or (the HTTP status, the refusal's detail) when the call was not admitted; ("unavailable",
+    None) for a name the page does not have. `times` gets when the call started and completed (monotonic)."""
+    import json
+    import uuid
+
+    import httpx
+
+    config = httpx.get(f"{url}config", timeout=30).json()
+    fn_index = next((d["id"] for d in config["dependencies"] if d.get("api_name") == name), None)
+    if fn_index is None:
+        return "unavailable", None
+    session = uuid.uuid4().hex
+    body = {"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None}
+    joined = httpx.post(f"{url}gradio_api/queue/join", json=body, headers=headers, timeout=60)
+    if joined.status_code != 200:
+        return str(joined.status_code), joined.json().get("detail")
+    with httpx.stream("GET", f"{url}gradio_api/queue/data?session_hash={session}", headers=headers, timeout=timeout) as s:
+        for line in s.iter_lines():
+            if not line.startswith("data: "):
+                continue
+            message = json.loads(line.removeprefix("data: "))
+            if times is not None and message.get("msg") in ("process_starts", "process_completed"):
+                times[message["msg"]] = time.monotonic()
+            if message.get("msg") == "process_completed":
+                output = message.get("output") or {}
+                return ("complete", output.get("data")) if message.get("success") else ("error", output)
+    return "closed", None

@@ -120,7 +120,10 @@ def test_the_mcp_tools_answer_as_score_does(trusting: str, images_served) -> Non
     assert [(names[i], s) for i, s in ranking(as_data)] == ranking(by_score)
     assert ranking(as_urls) == ranking(by_score)
     scores = dict(ranking(by_score))
-    assert compared["a"]["score"] == scores[NAMES[0]] and compared["b"]["score"] == scores[NAMES[1]]
+    # Two images are one batch of 2, /score's three a batch of 3: on a CPU with AMX, oneDNN's kernels for the two
+    # shapes round differently (2.4e-7 here), as the package alone does for the same images.
+    assert compared["a"]["score"] == pytest.approx(scores[NAMES[0]], abs=1e-6)
+    assert compared["b"]["score"] == pytest.approx(scores[NAMES[1]], abs=1e-6)
     assert 0 < compared["p_a_preferred"] < 1
     assert explained["name"] == NAMES[2] and len(explained["heatmap"]) == 14
     assert sorted(images_served.asked) == sorted(["/" + n for n in NAMES] + ["/" + NAMES[0], "/" + NAMES[2]])

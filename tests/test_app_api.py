@@ -13,14 +13,15 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from appserver import ROOT, running_app
+from appserver import ROOT, page_call, running_app
 from imagereward.app.admission import FILE_META
+from imagereward.app.requests import NOT_UPLOADED
 from originals import EXPECTED, PARITY, image_path
 
 CASE = EXPECTED["rank"][0]
 STUBS = Path(__file__).parent / "stubs"
-# The page's handlers, callable by name although their API visibility is private (Gradio 6.31 routes
-# /call/<name> to any named function): they must be as safe as the public one.
+# The page's handlers: private ones are refused by name on /call/, but a client can still call them as the page's
+# own script does (`page_call`): they must be as safe as the public one.
 BASELINES = ROOT / "tests/fixtures/parity-baselines"
 HANDLER_NAMES = ["score", "score_and_compare", "fill_prompt"]
 # The inputs each handler takes after the prompt and the gallery (judges; the gallery's order).
@@ -151,9 +152,7 @@ def test_a_server_path_is_refused_without_saying_whether_it_exists(server, with_
             if event == "complete":  # our check: the file is skipped with one sentence, the upload scored
                 (response,) = payload
                 assert [r["name"] for r in response["ranked"]] == [CASE["images"][0]]
-                assert [s["reason"] for s in response["skipped"]] == [
-                    "not a file uploaded to this page; only images you upload (or the page's examples) can be scored"
-                ]
+                assert [s["reason"] for s in response["skipped"]] == [NOT_UPLOADED]
             else:  # Gradio refused the whole request first (not an image file type, or `meta` not uploaded)
                 assert event == "error"
         assert answers[0] == answers[1], "an existing and a missing file must get the same answer"
@@ -168,7 +167,7 @@ def test_no_handler_called_by_name_returns_a_file_that_was_not_uploaded(server, 
     good = upload(url, image_path(CASE["images"][0]))
     items = [{"image": {"path": str(p)}, "caption": None} for p in (inside_app, in_temp)]
     items.append({"image": {"path": good}, "caption": None})
-    event, payload = call(url, name, [CASE["prompt"], items, *MORE_INPUTS.get(name, [])])
+    event, payload = page_call(url, name, [CASE["prompt"], items, *MORE_INPUTS.get(name, [])])
     if event == "unavailable":
         pytest.skip(f"no function named {name} on this page")
     assert event == "complete", payload
@@ -196,7 +195,7 @@ def test_the_comparison_shows_no_file_that_was_not_uploaded(server, name: str) -
         "why_after_pick": [CASE["prompt"], "a", "b", True],
     }
     data = [gallery, table, *more[name]]
-    event, payload = call(url, name, data)
+    event, payload = page_call(url, name, data)
     assert event in ("complete", "error")
     assert list(_served_contents(url, payload)) == []
     assert "secret-for-compare" not in json.dumps(payload) and "passwd" not in json.dumps(payload)
@@ -224,7 +223,7 @@ def test_the_example_loaders_serve_only_the_examples(server, data: list) -> None
     url, _ = server
     examples = {p.read_bytes() for p in (ROOT / "examples" / "images").iterdir()}
     for name in ("load_example_input", "load_example"):
-        event, payload = call(url, name, data)
+        event, payload = page_call(url, name, data)
         assert event in ("complete", "error", "unavailable")
         for body in _served_contents(url, payload):
             assert body in examples

@@ -28,13 +28,14 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from appserver import PIDS, peak_memory_mb, running_app
+from appserver import PIDS, page_call, peak_memory_mb, running_app
 from originals import EXPECTED, PARITY, image_path
 
 CASE = EXPECTED["rank"][0]
 MAX_PENDING = 4
 BUDGET = 25_000_000
 LIFETIME = 3
+WHO = {"X-Forwarded-For": "127.0.0.11"}  # the default visitor of `upload` and `call`
 
 
 def upload(url: str, path: Path, who: str = "127.0.0.11") -> str:
@@ -195,10 +196,11 @@ def test_one_explanation_at_a_time_per_visitor(server) -> None:
         Image.fromarray(rng.integers(0, 256, (768, 768, 3), dtype=np.uint8)).save(tmp / f"busy{k}.png")
         heavy.append(upload(url, tmp / f"busy{k}.png", "127.0.0.31"))
     image = {"path": upload(url, image_path(CASE["images"][0]), "127.0.0.32"), "meta": FILE_META}
+    image_of_33 = {"path": upload(url, image_path(CASE["images"][0]), "127.0.0.33"), "meta": FILE_META}
     busy = [join(url, "score", [CASE["prompt"], items(heavy), []], "127.0.0.31") for _ in range(2)]
     first = join(url, "explain", [CASE["prompt"], image], "127.0.0.32")
     second = join(url, "explain", [CASE["prompt"], image], "127.0.0.32")
-    other = join(url, "explain", [CASE["prompt"], image], "127.0.0.33")
+    other = join(url, "explain", [CASE["prompt"], image_of_33], "127.0.0.33")
     assert [r.status_code for r in (*busy, first, second, other)] == [200, 200, 200, 429, 200]
     assert second.json()["detail"].startswith("You have 1 explanation waiting or running already")
     event, (answer,) = outcome(url, "explain", first)
@@ -224,7 +226,7 @@ def test_the_pages_csv_download_is_inert(server) -> None:
         paths.append(tmp / name)
         paths[-1].write_bytes(image_path(source).read_bytes())
     uploaded = [upload(url, p) for p in paths]
-    event, payload = call(url, "score_and_compare", ["-a cat", items(uploaded), [], "ImageReward"])
+    event, payload = page_call(url, "score_and_compare", ["-a cat", items(uploaded), [], "ImageReward"], WHO)
     assert event == "complete"
     links = [f["url"] for f in payload[5] if f["url"].endswith(".csv")]
     rows = list(csv.reader(io.StringIO(httpx.get(links[0], timeout=30).text)))
@@ -267,7 +269,7 @@ def test_the_model_is_named_by_its_folder_never_its_path(server) -> None:
     good = upload(url, image_path(CASE["images"][0]))
     event, (response,) = call(url, "score", [CASE["prompt"], items([good]), []])
     assert response["model"] == "parity on cpu (float32)"
-    event, payload = call(url, "score_and_compare", [CASE["prompt"], items([good]), [], "ImageReward"])
+    event, payload = page_call(url, "score_and_compare", [CASE["prompt"], items([good]), [], "ImageReward"], WHO)
     served = [httpx.get(f["url"], timeout=30).content for f in payload[5] if f["url"].endswith((".csv", ".json"))]
     assert served and all(str(PARITY).encode() not in body for body in served)
     assert str(PARITY) not in httpx.get(url, timeout=30).text
@@ -315,7 +317,7 @@ def test_the_disk_stays_bounded_over_200_requests(tmp_path: Path) -> None:
         start = time.perf_counter()
         for k in range(200):
             copies = [distinct_copy(s, tmp_path / f"r{k}-{j}.png", k) for j, s in enumerate(sources)]
-            event, payload = call(
+            event, payload = page_call(
                 url, "score_and_compare", ["a cat", items([upload(url, c) for c in copies]), [], "ImageReward"]
             )
             assert event == "complete", payload

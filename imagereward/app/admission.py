@@ -45,6 +45,7 @@ from .requests import REFUSED_FOLDER
 # What marks a value as a file in a Gradio call.
 FILE_META = {"_type": "gradio.FileData"}
 DEFAULT_MAX_PENDING = 4
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,7 @@ class QueueGate:
                 meta = isinstance(value.get("meta"), dict)
                 if self.ledger.owns(who, path) or (not meta and is_remote(path)):
                     return value
-                return {**value, "path": self.refused(path), "url": None}
+                return {**value, "path": self.refused(path, image_suffix=True), "url": None}
             return {k: self._own_files(who, v, strings) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return [self._own_files(who, v, strings) for v in value]
@@ -203,10 +204,14 @@ class QueueGate:
             return self.refused(value)
         return value
 
-    def refused(self, path: str) -> str:
-        """Where a refused file is said to be: a path in the refused folder, named as the file was."""
-        tail = path.split("?", 1)[0].replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
-        return os.path.join(self.refused_folder, file_name(tail, 0))
+    def refused(self, path: str, image_suffix: bool = False) -> str:
+        """Where a refused file is said to be: a path in the refused folder, named as the file was (with
+        `image_suffix`, ending as an image's name: Gradio's file-type check of a file input would otherwise
+        refuse the whole call before the app could skip that one file)."""
+        tail = file_name(path.split("?", 1)[0].replace("\\", "/").rstrip("/").rsplit("/", 1)[-1], 0)
+        if image_suffix and os.path.splitext(tail)[1].lower() not in IMAGE_SUFFIXES:
+            tail += ".png"
+        return os.path.join(self.refused_folder, tail)
 
     def _check_inputs(self, fn: Any, body: Any) -> tuple[str, str] | None:
         """Fills a public API call's missing or null inputs with their defaults; (parameter, sentence) refusing
@@ -314,14 +319,31 @@ def _file_problem(block: Any, value: Any) -> str | None:
     is no file input): Gradio's own check answers a client with nothing but "error"."""
     import gradio as gr
 
-    if not isinstance(block, gr.File) or value is None:
+    if value is None:
         return None
-    if isinstance(value, dict) and isinstance(value.get("path"), str) and value.get("meta") == FILE_META:
+    if isinstance(block, gr.Gallery):
+        items = value if isinstance(value, list) else None
+        if items is not None and all(_names_a_path(i.get("image") if isinstance(i, dict) and "image" in i else i) for i in items):
+            return None
+        return (
+            f"{getattr(block, 'label', None) or 'images'}: expected a list of images, each {{'image': file, "
+            f"'caption': None}} with the file as gradio_client's handle_file(path) sends it ({{'path': ..., 'meta': "
+            f"{FILE_META}}}); got {_kind(value) if items is None else 'a list with something else in it'}"
+        )
+    if not isinstance(block, gr.File) or _is_file(value):
         return None
     return (
         f"{getattr(block, 'label', None) or 'file'}: expected a file uploaded to this page, as gradio_client's "
         f"handle_file(path) sends it ({{'path': ..., 'meta': {FILE_META}}}); got {_kind(value)}"
     )
+
+
+def _names_a_path(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("path"), str)
+
+
+def _is_file(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("path"), str) and value.get("meta") == FILE_META
 
 
 def _kind(value: Any) -> str:

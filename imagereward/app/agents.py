@@ -56,7 +56,7 @@ def agent_tools(page: Page) -> tuple[Callable[..., str], Callable[..., str], Cal
 
         Args:
             prompt: the text prompt the images were generated for (one prompt; English works best).
-            images: the images to rank, at most 32 (more are cut, with a note): each an https URL or base64 data (data:image/png;base64,...); PNG, JPEG, WEBP, GIF, BMP or TIFF, at most 20 MB each.
+            images: the images to rank, at most 32 (more are cut, with a note): each an https URL or base64 data (data:image/png;base64,...); PNG, JPEG, WEBP, GIF, BMP or TIFF, at most 20 MB each; base64 images together at most 48 MB a call (send more as URLs).
             judges: optional other judges to score with as well, any of CLIP, BLIP, Aesthetic, PickScore, HPSv2.1 (as offered); ImageReward always ranks.
 
         Returns:

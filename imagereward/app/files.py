@@ -330,6 +330,9 @@ class Ledger:
             except OSError:
                 return
             alive = [p for p in dict.fromkeys(listed) if os.path.lexists(p)]
+            if not alive:
+                self.path.unlink(missing_ok=True)
+                return
             temporary = self.path.with_suffix(".tmp")
             try:
                 temporary.write_text("".join(json.dumps(p) + "\n" for p in alive), encoding="utf-8")
