@@ -114,3 +114,51 @@ def test_on_a_space_the_proxy_is_trusted_by_default() -> None:
     assert Settings.from_env({"SPACE_ID": "user/space"}).proxy_hops == 1
     assert Settings.from_env({}).proxy_hops == 0
     assert Settings.from_env({"SPACE_ID": "user/space", "IMAGEREWARD_PROXY_HOPS": "2"}).proxy_hops == 2
+
+
+def test_the_bodies_in_flight_are_bounded_for_all_requests_together() -> None:
+    """Past `IN_FLIGHT_CALLS` bodies of the largest size being read at once, the next is refused (429) before
+    its body is read; once one ends, another is let in."""
+    import asyncio
+
+    from imagereward.app.host import IN_FLIGHT_CALLS
+
+    limit = 1000
+    release = asyncio.Event()
+    reached: list[int] = []
+
+    async def app(scope, receive, send) -> None:
+        await receive()
+        reached.append(1)
+        await release.wait()
+
+    guard = HostGuard(app, Visitors(), None, limit, 10_000, upload_quota=1, disk_budget=1, window=60, meter=Meter())
+
+    def post(size: int) -> tuple[dict, list]:
+        headers = [(b"content-length", str(size).encode()), (b"content-type", b"application/json")]
+        scope = {"type": "http", "method": "POST", "path": "/gradio_api/queue/join", "client": ("1.2.3.4", 1), "headers": headers}
+        sent: list = []
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"[" + b" " * (size - 2) + b"]", "more_body": False}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        return scope, [receive, send, sent]
+
+    async def scenario() -> tuple[list, list]:
+        calls = [post(limit) for _ in range(IN_FLIGHT_CALLS + 1)]
+        tasks = [asyncio.create_task(guard(scope, r, s)) for scope, (r, s, _) in calls[:IN_FLIGHT_CALLS]]
+        await asyncio.sleep(0.05)
+        scope, (receive, send, refused) = calls[-1]
+        await guard(scope, receive, send)
+        release.set()
+        await asyncio.gather(*tasks)
+        scope, (receive, send, after) = post(limit)
+        await guard(scope, receive, send)
+        return refused, after
+
+    refused, after = asyncio.run(scenario())
+    assert refused[0]["status"] == 429 and b"as much request data as it may" in refused[1]["body"]
+    assert len(reached) == IN_FLIGHT_CALLS + 1 and after == []  # the later one reached the app

@@ -12,7 +12,8 @@ request:
   address, and no header a caller writes is ever believed.
 - **A body limit on every route**, refused before the body is read when its size is declared (and cut off when
   it is not): `max_body` bytes for the API's JSON routes (the queue, `/call/`, MCP), `upload_limit` for an
-  upload, `SMALL_BODY` for anything else. A JSON body may also hold at most `MAX_JSON_VALUES` values (counted
+  upload, `SMALL_BODY` for anything else; and at most `IN_FLIGHT_CALLS` x `max_body` of bodies being read or
+  handled at once, all requests together (429 past that). A JSON body may also hold at most `MAX_JSON_VALUES` values (counted
   on the bytes, strings skipped, before anything is parsed): 10,000 pairs cost a gigabyte to parse.
 - **Names**: `/call/<name>` of a function that is not public, or of no function, is refused with the public
   names (Gradio would run a private handler by name, and answer an unknown name with a 500).
@@ -41,6 +42,8 @@ SMALL_BODY = 1 << 20
 # JSON values a call may carry (the page's largest call, 32 images with their captions and a table of 32
 # rows, is about 1,000).
 MAX_JSON_VALUES = 20_000
+# Bodies being read or handled at once, all requests together, in units of the largest (`max_body`).
+IN_FLIGHT_CALLS = 4
 JSON_ROUTES = ("/queue/join", "/call/", "/run/", "/api/", "/mcp")
 _STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"')
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -171,6 +174,8 @@ class HostGuard:
         self.window = window
         self.meter = meter
         self.names = names
+        self.most_in_flight = IN_FLIGHT_CALLS * max_body
+        self._in_flight = 0
         self._uploads: dict[str, deque[tuple[float, int]]] = defaultdict(deque)
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
@@ -190,7 +195,19 @@ class HostGuard:
         if refusal is not None:
             await _refuse(scope, receive, send, *refusal)
             return
-        if method in ("POST", "PUT", "PATCH") and not _is_upload(path, method):
+        if _is_upload(path, method):
+            await self.app(scope, receive, self._recording(who, send))
+            return
+        if method not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        declared = _headers(scope).get("content-length", "")
+        size = int(declared) if declared.isdigit() else self.limit(path)
+        if self._in_flight + size > self.most_in_flight:
+            await _refuse(scope, receive, send, 429, self.busy_sentence())
+            return
+        self._in_flight += size  # no await since the check: two bodies cannot both slip through
+        try:
             body = await self._read_bounded(receive, path)
             if isinstance(body, tuple):
                 await _refuse(scope, receive, send, *body)
@@ -198,10 +215,9 @@ class HostGuard:
             if _is_json_route(path) and json_values(body) > MAX_JSON_VALUES:
                 await _refuse(scope, receive, send, 413, self.values_sentence())
                 return
-            receive = _replay(body, receive)
-        if _is_upload(path, method):
-            send = self._recording(who, send)
-        await self.app(scope, receive, send)
+            await self.app(scope, _replay(body, receive), send)
+        finally:
+            self._in_flight -= size
 
     # ------------------------------------------------------------------------------------------ rules
     def limit(self, path: str) -> int:
@@ -220,6 +236,12 @@ class HostGuard:
                 "or upload them (gradio_client's handle_file) instead of as base64 data, or split the call."
             )
         return f"This request sends more than {megabytes(limit)}, the most this address takes."
+
+    def busy_sentence(self) -> str:
+        return (
+            f"The server is reading as much request data as it may at once ({megabytes(self.most_in_flight)}): try again "
+            "in a moment, or send images as URLs or uploads rather than base64 data."
+        )
 
     @staticmethod
     def values_sentence() -> str:
