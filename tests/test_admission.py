@@ -162,3 +162,28 @@ def test_the_bodies_in_flight_are_bounded_for_all_requests_together() -> None:
     refused, after = asyncio.run(scenario())
     assert refused[0]["status"] == 429 and b"as much request data as it may" in refused[1]["body"]
     assert len(reached) == IN_FLIGHT_CALLS + 1 and after == []  # the later one reached the app
+
+
+def test_the_waiting_bodies_are_bounded() -> None:
+    """A call whose body would take what the queue's waiting calls hold past `max_queued_bytes` is refused
+    (429, the sentence), before it is queued."""
+    import asyncio
+
+    import gradio as gr
+    from fastapi import HTTPException
+
+    from imagereward.app.admission import QueueGate
+
+    with gr.Blocks() as demo:
+        box = gr.Textbox()
+        gr.Button().click(lambda x: x, box, box, api_name="echo")
+    demo.queue()
+    gate = QueueGate(demo, max_pending=100, max_queued_bytes=1000).install()
+    waiting = [SimpleNamespace(request=request("a", length=900), fn=None)]
+    gate._events = lambda running=True: list(waiting)  # type: ignore[method-assign]
+    fn_index = next(k for k, fn in demo.fns.items() if fn.api_name == "echo")
+    body = SimpleNamespace(fn_index=fn_index, data=["x"], session_hash=None)
+    with pytest.raises(HTTPException) as refused:
+        asyncio.run(gate.push(body, request("b", length=200), None))
+    assert refused.value.status_code == 429 and "waiting request data" in refused.value.detail
+    assert gate.queued_bytes() == 900

@@ -168,7 +168,7 @@ class QueueGate:
             waiting = self.queued_bytes() + _declared_size(request)
             if waiting > self.max_queued_bytes:
                 raise HTTPException(
-                    status_code=503,
+                    status_code=429,
                     detail=f"The server holds as much waiting request data as it may ({self.max_queued_bytes // 2**20:,} MB): "
                     "try again in a minute, or send images as URLs or uploads rather than base64 data.",
                 )
