@@ -247,18 +247,22 @@ def test_heavy_calls_of_every_kind_share_one_limit(server) -> None:
 
 # ---------------------------------------------------------------------------------------- 4. identity
 def test_a_local_client_cannot_choose_who_it_is(server, tmp_path: Path) -> None:
-    """Without a trusted proxy, X-Forwarded-For is nobody's word: eight calls with eight different headers
-    are one visitor's, four admitted and four refused (main: uvicorn believed the header from loopback, and
-    all eight were admitted as eight visitors)."""
+    """Without a trusted proxy, X-Forwarded-For is nobody's word: eight calls at once with eight different
+    headers are one visitor's, four admitted and the rest refused (main: uvicorn believed the header from
+    loopback, and all eight were admitted as eight visitors)."""
     url, _ = server
     files = [upload(url, noise(tmp_path / f"id{k}.png", SIDE, 100 + k)) for k in range(3)]
     data = [CASE["prompt"], [item(f) for f in files], []]
-    joined = [
-        httpx.post(f"{url}gradio_api/call/score", json={"data": data}, headers={"X-Forwarded-For": f"192.0.2.{k}"}, timeout=60)
-        for k in range(8)
-    ]
+    from concurrent.futures import ThreadPoolExecutor
+
+    def join(k: int) -> httpx.Response:
+        headers = {"X-Forwarded-For": f"192.0.2.{k}"}
+        return httpx.post(f"{url}gradio_api/call/score", json={"data": data}, headers=headers, timeout=60)
+
+    with ThreadPoolExecutor(8) as pool:  # all at once: a call ending meanwhile would free a place
+        joined = list(pool.map(join, range(8)))
     codes = [r.status_code for r in joined]
-    assert codes.count(200) == 4 and codes.count(429) == 4, codes
+    assert codes.count(200) in (4, 5) and codes.count(429) == 8 - codes.count(200), codes
     assert all(finished(url, "score", r) == "complete" for r in joined if r.status_code == 200)
 
 
@@ -271,7 +275,8 @@ def test_an_agent_is_its_address_and_is_told_the_apps_sentence(server, tmp_path:
     calls = [("score_images", {"prompt": CASE["prompt"], "images": images})] * 6
     results = mcp_calls(url, calls, headers=[{"X-Forwarded-For": f"192.0.2.{50 + k}"} for k in range(6)])
     refused = [text_of(r) for r in results if r.isError]
-    assert len(refused) == 2, [text_of(r)[:120] for r in results]
+    # Four admitted, unless one ended while the sessions were still starting.
+    assert len(refused) in (1, 2), [text_of(r)[:120] for r in results]
     for text in refused:
         assert text.startswith("You have 4 requests waiting or running already"), text
         assert "127.0.0.1:" not in text and "http" not in text

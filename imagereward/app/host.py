@@ -13,7 +13,8 @@ request:
 - **A body limit on every route**, refused before the body is read when its size is declared (and cut off when
   it is not): `max_body` bytes for the API's JSON routes (the queue, `/call/`, MCP), `upload_limit` for an
   upload, `SMALL_BODY` for anything else; and at most `IN_FLIGHT_CALLS` x `max_body` of bodies being read or
-  handled at once, all requests together (429 past that). A JSON body may also hold at most `MAX_JSON_VALUES` values (counted
+  handled at once, all requests together (429 past that; an MCP request's body counts until its tool call
+  ends, and the MCP server's loopback call carrying it is not counted again). A JSON body may also hold at most `MAX_JSON_VALUES` values (counted
   on the bytes, strings skipped, before anything is parsed): 10,000 pairs cost a gigabyte to parse.
 - **Names**: `/call/<name>` of a function that is not public, or of no function, is refused with the public
   names (Gradio would run a private handler by name, and answer an unknown name with a 500).
@@ -96,13 +97,14 @@ class Visitors:
         """The visitor of an ASGI request: a stamp this process wrote, on a call from loopback (the MCP
         server's own call), else the peer and the trusted proxies' header."""
         headers = _headers(scope)
-        client = scope.get("client")
-        peer = client[0] if client else None
-        if peer in _LOOPBACK:
-            stamped = self.read_stamp(headers.get(VISITOR_HEADER))
-            if stamped is not None:
-                return stamped
-        return visitor(peer, headers.get("x-forwarded-for"), self.proxy_hops)
+        return self.internal(scope) or visitor(_peer(scope), headers.get("x-forwarded-for"), self.proxy_hops)
+
+    def internal(self, scope: dict) -> str | None:
+        """The visitor an internal call (the MCP server's loopback call, carrying this process's stamp) is
+        made for; None for any other request."""
+        if _peer(scope) not in _LOOPBACK:
+            return None
+        return self.read_stamp(_headers(scope).get(VISITOR_HEADER))
 
     def of_request(self, request: Any) -> str:
         """The visitor of a request the guard let in (its stamp); for a request that did not pass the guard,
@@ -113,6 +115,11 @@ class Visitors:
             return stamped
         client = getattr(request, "client", None)
         return visitor(getattr(client, "host", None), headers.get("x-forwarded-for"), self.proxy_hops)
+
+
+def _peer(scope: dict) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None
 
 
 def _headers(scope: dict) -> dict[str, str]:
@@ -182,6 +189,7 @@ class HostGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        internal = self.visitors.internal(scope) is not None  # its body was counted as the MCP request's
         who = self.visitors.of_scope(scope)
         headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != VISITOR_HEADER.encode()]
         headers.append((VISITOR_HEADER.encode(), self.visitors.stamp(who).encode("latin-1", "replace")))
@@ -202,7 +210,7 @@ class HostGuard:
             await self.app(scope, receive, send)
             return
         declared = _headers(scope).get("content-length", "")
-        size = int(declared) if declared.isdigit() else self.limit(path)
+        size = 0 if internal else int(declared) if declared.isdigit() else self.limit(path)
         if self._in_flight + size > self.most_in_flight:
             await _refuse(scope, receive, send, 429, self.busy_sentence())
             return
