@@ -268,3 +268,48 @@ def test_the_app_starts_without_the_mcp_package(tmp_path: Path) -> None:
         assert httpx.get(f"{url}gradio_api/mcp/", timeout=10).status_code == 404
     log = next(tmp_path.glob("app-*.log")).read_text()
     assert "MCP is off: the mcp package is not installed" in log
+
+
+# ------------------------------------------------------------------------- what an agent still tripped on
+def tiny_pngs(count: int) -> list[str]:
+    """`count` distinct small pictures as base64 data."""
+    import io
+
+    from PIL import Image
+
+    uris = []
+    for k in range(count):
+        buffer = io.BytesIO()
+        Image.new("RGB", (64, 64), (k * 5 % 256, 255 - k * 5 % 256, 90)).save(buffer, format="PNG")
+        uris.append("data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode())
+    return uris
+
+
+def test_an_agent_is_told_when_images_were_cut_and_what_identical_images_mean(default: str) -> None:
+    """40 images: 32 ranked, and the note /score gives (main: `notes: []`); two identical images: a tie, not
+    "a" (main: `preferred: "a"` at p = 0.5); the server says what its tools are for (main: no instructions);
+    `images` sent as one long string is answered in a short sentence (main: 46,796 characters echoing it)."""
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    images = tiny_pngs(40)
+
+    async def session() -> tuple:
+        async with streamable_http_client(f"{default}gradio_api/mcp/") as (read, write, _):
+            async with ClientSession(read, write) as s:
+                started = await s.initialize()
+                many = await s.call_tool("score_images", {"prompt": CASE["prompt"], "images": images})
+                same = await s.call_tool(
+                    "compare_images", {"prompt": CASE["prompt"], "image_a": images[0], "image_b": images[0]}
+                )
+                one_string = await s.call_tool("score_images", {"prompt": CASE["prompt"], "images": images[0] * 200})
+                return started, many, same, one_string
+
+    started, many, same, one_string = asyncio.run(session())
+    answer = json.loads(text_of(many))
+    assert len(answer["ranked"]) == 32
+    assert any(n.startswith("Only the first 32 of 40 images were scored") for n in answer["notes"]), answer["notes"]
+    compared = json.loads(text_of(same))
+    assert compared["p_a_preferred"] == 0.5 and compared["preferred"] == "tie"
+    assert started.instructions and "score_images" in started.instructions and "image N" in started.instructions
+    assert one_string.isError and len(text_of(one_string)) <= 300

@@ -60,7 +60,7 @@ def agent_tools(page: Page) -> tuple[Callable[..., str], Callable[..., str], Cal
             judges: optional other judges to score with as well, any of CLIP, BLIP, Aesthetic, PickScore, HPSv2.1 (as offered); ImageReward always ranks.
 
         Returns:
-            JSON text: {"ranked": [{"rank", "image", "score", "precision", "model", ...}] best first, "skipped": [{"name", "reason"}] for images that could not be fetched or read, "notes": [sentences], "prompt_read": {judge: {"read", "unread", ...}}, "model", "seconds"}.
+            JSON text: {"ranked": [{"rank", "image", "score", "precision", "model", ...}] best first (each image named by its URL's file name, or "image N" for the N-th image sent as base64 data), "skipped": [{"name", "reason"}] for images that could not be fetched or read, "notes": [sentences], "prompt_read": {judge: {"read", "unread", ...}}, "model", "seconds"}.
         """
         return _answer(lambda: page.agent_scores(prompt, images, judges))
 
@@ -73,7 +73,7 @@ def agent_tools(page: Page) -> tuple[Callable[..., str], Callable[..., str], Cal
             image_b: image B, as image A.
 
         Returns:
-            JSON text: {"a": {"image", "score", "precision"}, "b": {...}, "p_a_preferred": probability in [0, 1], "preferred": "a" or "b", "prompt", "model", "notes", "prompt_read"}.
+            JSON text: {"a": {"image", "score", "precision"}, "b": {...}, "p_a_preferred": probability in [0, 1], "preferred": "a", "b", or "tie" (equal scores), "prompt", "model", "notes", "prompt_read"}.
         """
         return _answer(lambda: page.agent_compare(prompt, image_a, image_b))
 
@@ -107,6 +107,14 @@ def pairs_endpoint(page: Page) -> Callable[..., list[list[dict[str, Any]]]]:
     return score_pairs
 
 
+# What an agent reads when it connects (the MCP `instructions`): when to use which tool.
+INSTRUCTIONS = (
+    "ImageReward scores how much people would prefer a text-to-image generation for its prompt (0 is an average "
+    "generation, higher is better; compare scores only within one prompt). Use score_images to rank several "
+    "generations of one prompt, compare_images for two (with the probability that people prefer A), and "
+    "explain_image to see what drove one score (slower). Send images as https URLs or base64 data; results name "
+    "each image by its URL's file name, or 'image N' for the N-th image sent as data."
+)
 # What an agent is told of a refusal: an excerpt at most this long.
 MCP_ERROR_CHARS = 300
 
@@ -119,6 +127,7 @@ def guard_mcp(server: Any, tools: set[str], max_body: int) -> None:
     `MCP_ERROR_CHARS` characters (a validation error would echo a 100 kB argument whole)."""
     from mcp import types
 
+    server.mcp_server.instructions = INSTRUCTIONS
     server.tool_to_endpoint = {
         name: endpoint for name, endpoint in server.tool_to_endpoint.items() if endpoint.lstrip("/") in tools
     }

@@ -23,7 +23,7 @@ from .files import Downloads
 from .judge_pool import JudgePool
 from .pairs import PairCall, PairScores, pair_answer, prepare_pairs, refused_call, score_pair_calls
 from .remote import NOT_SENT, Receiver
-from .requests import Request, Scores, chosen_judges, plan_prompts, rank_request, score_prepared
+from .requests import Request, Scores, chosen_judges, plan_prompts, rank_request, score_prepared, too_many_images
 from .settings import MAX_UPLOAD_MB, LoadedModel, Settings, display_name, load_for_serving, warm_up
 
 
@@ -211,6 +211,8 @@ class Page:
                 )
             response = self.api(prompt, [str(path) for _, path in got], judges or [])
         response["skipped"] = skipped + response["skipped"]
+        if isinstance(images, list) and len(images) > self.settings.max_images:  # cut before the request saw them
+            response["notes"] = [too_many_images(len(images), self.settings.max_images), *response["notes"]]
         return response, unique_names([path.name for _, path in got])
 
     def agent_compare(self, prompt: Any, image_a: Any, image_b: Any) -> dict[str, Any]:
@@ -231,7 +233,7 @@ class Page:
             "a": {"image": a["image"], "score": a["score"], "precision": a["precision"]},
             "b": {"image": b["image"], "score": b["score"], "precision": b["precision"]},
             "p_a_preferred": p,
-            "preferred": "a" if p >= 0.5 else "b",
+            "preferred": "tie" if a["score"] == b["score"] else "a" if p > 0.5 else "b",
             "model": response["model"],
             "notes": response["notes"],
             "prompt_read": response.get("prompt_read", {}),

@@ -280,10 +280,7 @@ def prepare(
     raw = gallery_paths(images)
     notes = []
     if len(raw) > settings.max_images:
-        notes.append(
-            f"Only the first {settings.max_images} of {len(raw)} images were scored: the limit is "
-            f"{settings.max_images} per request. Score the rest in another run."
-        )
+        notes.append(too_many_images(len(raw), settings.max_images))
         raw = raw[: settings.max_images]
     if isinstance(prompt_text, str) and prompt_text.strip() and not raw:
         raise InputError("Add at least one image to score.")
@@ -428,6 +425,11 @@ def rank_request(
     request = prepare(model, prompt_text, images, roots, settings or Settings(), judges, pool, decoder)
     scores = on_device(request) if on_device is not None else score_prepared(model, request, pool)
     return finish(request, scores)
+
+
+def too_many_images(sent: int, limit: int) -> str:
+    """The note of a request that sent more images than it may."""
+    return f"Only the first {limit} of {sent} images were scored: the limit is {limit} per request. Score the rest in another run."
 
 
 def chosen_judges(requested: Any, offered: Sequence[str]) -> tuple[str, ...]:

@@ -28,11 +28,10 @@ DEFAULT_PIXEL_BUDGET = 3 * MAX_IMAGE_PIXELS
 MAX_UPLOAD_MB = 20
 # The most one API call (the queue, `/call/`, MCP) may send: base64 images of about 48 MB together.
 DEFAULT_MAX_BODY_MB = 64
-# The memory one heavy call may add on the full-size model (float32, CPU): an explanation measured +2.8 GB
-# over the loaded model, of which 1.7 GB were the memory-mapped weights paging in (README, "Why this score"),
-# so 1.1 GB of work; a /score at the pixel budget decodes at most 268 M pixels (0.8 GB as RGB bytes) before
-# its 32 images' encoder pass. The larger, rounded up.
-HEAVY_CALL_BYTES = int(1.5 * 2**30)
+# The memory one heavy call adds over the loaded full-size model (float32, CPU), measured by
+# `python benchmarks/memory_per_call.py` (benchmarks/runs/memory_per_call.json, Intel Xeon with AMX): a 32-image
+# ranking that uses the whole pixel budget +547 MB, one explanation +939 MB. The larger, rounded up.
+HEAVY_CALL_BYTES = 2**30
 
 
 def on_zero_gpu(env: Mapping[str, str] | None = None) -> bool:
