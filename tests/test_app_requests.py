@@ -615,3 +615,32 @@ def load_hps_alone():  # type: ignore[no-untyped-def]
     from originals import JUDGES
 
     return load_score("HPSv2.1", device="cpu", download_root=JUDGES / "hpsv2")
+
+
+def test_the_compare_sentence_gives_the_scores_in_the_order_it_names_the_images() -> None:
+    """main: "prefer **b.png** to **a.png** … (scores 0.00 vs 1.00…)", the scores in A/B order."""
+    text = view.compare_text("a.png", 0.0, "b.png", 1.0)
+    assert "prefer **b.png** to **a.png**" in text and "(scores 1.00 vs 0.00;" in text
+    tie = view.compare_text("a.png", 0.5, "b.png", 0.5)
+    assert "no difference between **a.png** and **b.png**" in tie and "prefer" not in tie
+
+
+def test_the_about_text_says_what_0_means_once(tmp_path: Path) -> None:
+    """main: "0 is an average generation" twice in a row."""
+    from imagereward.app.page import Page
+    from imagereward.app.settings import LoadedModel
+
+    page = Page(Settings(judges=()), roots=[str(tmp_path)], upload_folder=tmp_path, loaded=LoadedModel(None, "x"))
+    assert page.about("20mb").count("average generation") == 1
+
+
+def test_an_empty_file_is_called_empty(tmp_path: Path) -> None:
+    """main: a 0-byte file was "not an image in an accepted format"."""
+    from imagereward.errors import ImageLoadError
+    from imagereward.images.reading import EMPTY, header_size
+
+    (tmp_path / "empty.png").write_bytes(b"")
+    for source in (tmp_path / "empty.png", b""):
+        with pytest.raises(ImageLoadError) as refused:
+            header_size(source, "empty.png")
+        assert refused.value.reason == EMPTY

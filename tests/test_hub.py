@@ -67,3 +67,19 @@ def test_real_registry_entry_points_at_the_published_repo() -> None:
         "ImageReward.pt",
         "med_config.json",
     )
+
+
+def test_the_command_line_says_which_option_loads_a_folder(hub_cache, tmp_path: Path) -> None:
+    """Offline with an empty cache, `imagereward score` names its own option (main: only the Python call)."""
+    env = {**os.environ, "HF_HOME": str(hub_cache.home), "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    env.pop("HF_HUB_CACHE", None)
+    (tmp_path / "a.png").write_bytes((PARITY / "images" / sorted(os.listdir(PARITY / "images"))[0]).read_bytes())
+    result = subprocess.run(
+        [sys.executable, "-m", "imagereward", "score", str(tmp_path), "--prompt", "a cat"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--model /path/to/folder" in result.stderr and "HF_HUB_OFFLINE=1" in result.stderr

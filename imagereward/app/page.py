@@ -329,9 +329,8 @@ class Page:
         others = " ".join(f"{spec(j).label}: {spec(j).meaning}." for j in self.settings.judges)
         return f"""
 **What the score means.** {main.label} ([Xu et al., 2023](https://arxiv.org/abs/2304.05977)) predicts which
-image people would prefer for a prompt, trained on 137k expert comparisons: {main.meaning}. Scores are
-normalised: **0 is an average generation**, higher is better. Compare images *for the same prompt*; a score on
-its own says little.
+image people would prefer for a prompt, trained on 137k expert comparisons. Its score is {main.meaning}
+(normalised: higher is better). Compare images *for the same prompt*; a score on its own says little.
 
 **Limits.** The model reads only the first {main.prompt_tokens} tokens of the prompt (about
 {main.prompt_tokens * 3 // 4} words) and sees each image at {main.preprocessing.size}x{main.preprocessing.size}

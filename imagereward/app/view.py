@@ -168,11 +168,13 @@ def compare_text(name_a: str, score_a: float, name_b: str, score_b: float) -> st
     p = preference_probability(score_a, score_b)
     if name_a == name_b:
         return f"Pick two different images to compare ({name_a} is on both sides)."
-    better, worse, q = (name_a, name_b, p) if p >= 0.5 else (name_b, name_a, 1 - p)
+    how = f"P = sigmoid({REWARD_STD:.4f} × score difference), the pairwise model {primary().label} was trained with"
+    if score_a == score_b:
+        return f"The model sees no difference between **{name_a}** and **{name_b}** (both score {score_a:.2f}; {how})."
+    (better, s_better), (worse, s_worse), q = ((name_a, score_a), (name_b, score_b), p) if p > 0.5 else ((name_b, score_b), (name_a, score_a), 1 - p)
     return (
         f"The model expects people to prefer **{better}** to **{worse}** with probability **{100 * q:.0f}%** "
-        f"(scores {score_a:.2f} vs {score_b:.2f}; P = sigmoid({REWARD_STD:.4f} × score difference), "
-        f"the pairwise model {primary().label} was trained with)."
+        f"(scores {s_better:.2f} vs {s_worse:.2f}; {how})."
     )
 
 

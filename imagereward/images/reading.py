@@ -38,6 +38,7 @@ MAX_IMAGE_PIXELS: int = 89_478_485
 # (EPS, which runs Ghostscript, and dozens of rarely used decoders) is refused by format.
 ACCEPTED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 FORMATS_TEXT = "PNG, JPEG, WEBP, GIF, BMP or TIFF"
+EMPTY = "the file is empty (0 bytes): it holds no image; upload it again"
 
 # A resize can make an image far from square much larger than the file: 100,000 x 5 pixels (0.5 Mpx) resize to
 # 4,480,000 x 224 (1 Gpx, seconds and gigabytes) before a 224 crop. The image a preprocessing resizes to may hold
@@ -109,8 +110,12 @@ def open_header(image: str | os.PathLike | bytes | bytearray | memoryview | io.I
         path = Path(image)
         if not path.is_file():
             raise ImageLoadError(name, "file not found" if not path.exists() else "not a file")
+        if path.stat().st_size == 0:
+            raise ImageLoadError(name, EMPTY)
         source: Any = path
     elif isinstance(image, (bytes, bytearray, memoryview)):
+        if len(image) == 0:
+            raise ImageLoadError(name, EMPTY)
         source = io.BytesIO(bytes(image))
     elif hasattr(image, "read"):
         source = image

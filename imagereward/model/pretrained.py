@@ -114,7 +114,8 @@ def _download(name: str, spec: PretrainedWeights, download_root: str | Path | No
                 f"could not get {filename} of {name} from the Hugging Face hub repo {spec.repo_id} "
                 f"({_why(e)}), and it is not in the local cache. To work offline, either copy "
                 f"{spec.weights_file} and {spec.med_config_file} into a folder and load that folder "
-                f"(imagereward.load('/path/to/folder')), or fill the Hugging Face cache on a machine with network "
+                f"(imagereward.load('/path/to/folder'); on the command line --model /path/to/folder; for the app "
+                f"IMAGEREWARD_MODEL=/path/to/folder), or fill the Hugging Face cache on a machine with network "
                 f"(`hf download {spec.repo_id} {spec.weights_file} {spec.med_config_file}`) and set HF_HUB_OFFLINE=1."
             ) from e
     return ResolvedFiles(paths[0], paths[1], None)
