@@ -133,7 +133,8 @@ def judge_choices(judges: Any = None, order_by: Any = None) -> tuple:
     chosen = [j for j in judges if j in offered] if isinstance(judges, list) else []
     return (
         gr.update(choices=offered, value=chosen, info=PAGE.judges_info(unavailable)),
-        gr.update(choices=[PRIMARY, *offered], value=order_by if order_by in offered else PRIMARY),
+        # With no other judge left, ordering has one choice: not shown.
+        gr.update(choices=[PRIMARY, *offered], value=order_by if order_by in offered else PRIMARY, visible=bool(offered)),
     )
 
 
@@ -157,8 +158,10 @@ def _first_comparison(rows: list[dict[str, Any]]) -> tuple:
 
 
 def reorder(ranked: Any, table: Any, order_by: str | None):
-    """The gallery and the table of the ranking shown, in the chosen judge's order (nothing is scored again)."""
-    return view.reordered(ranked, table, order_by or PRIMARY, PAGE.roots)
+    """The gallery, the table and "Best" of the ranking shown, in the chosen judge's order (nothing is scored
+    again)."""
+    gallery, table_value, best, line = view.reordered(ranked, table, order_by or PRIMARY, PAGE.roots)
+    return gallery, table_value, best if best is not None else gr.skip(), line or gr.skip()
 
 
 def compare(ranked: Any, table: Any, name_a: str | None, name_b: str | None):
@@ -366,7 +369,7 @@ with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
         api_visibility="private",
     )
     demo.load(judge_choices, None, [judges_box, order_by], api_visibility="private")
-    order_by.input(reorder, [ranked, table, order_by], [ranked, table], api_visibility="private")
+    order_by.input(reorder, [ranked, table, order_by], [ranked, table, winner, winner_text], api_visibility="private")
     # After a cached example (which fires no change events and cannot carry the pickers' new choices), the
     # page's script presses this hidden button to start the comparison from the ranking shown.
     compare_refresh = gr.Button("refresh comparison", elem_id="compare-refresh", elem_classes=["page-trigger"])
@@ -468,7 +471,8 @@ if __name__ == "__main__":
     )
     demo.launch(
         theme=gr.themes.Soft(),
-        max_file_size=MAX_UPLOAD,
+        # No `max_file_size`: Gradio drops a whole pick for one file over it; the request skips that file by name
+        # (`requests.PixelBudget`), and HostGuard bounds what an upload request may send.
         css_paths=[ASSETS / "app.css"],
         js=(ASSETS / "app.js").read_text(encoding="utf-8"),
         app_kwargs={"middleware": [host_guard], "lifespan": mcp_as_the_page},

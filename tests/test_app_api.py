@@ -184,7 +184,7 @@ def test_the_comparison_shows_no_file_that_was_not_uploaded(server, name: str) -
     shutil.copy(image_path(CASE["images"][2]), secret)
     gallery = [{"image": {"path": p}, "caption": None} for p in (str(secret), "/etc/passwd")]
     table = {
-        "headers": ["rank", "image", "score", "precision"],
+        "headers": ["ImageReward rank", "image", "ImageReward score", "precision"],
         "data": [[1, "a", 1.0, "float32"], [2, "b", 0.0, "float32"]],
     }
     more = {
@@ -247,13 +247,18 @@ def test_a_huge_prompt_is_answered(client: Client) -> None:
     assert any("reads only the first 35 tokens" in n for n in response["notes"])
 
 
-def test_uploads_over_the_size_limit_are_refused(server, tmp_path: Path) -> None:
+def test_a_file_over_the_size_limit_is_skipped_by_name_and_the_others_scored(server, tmp_path: Path) -> None:
+    """One file over 20 MB in a pick costs only that file (main: Gradio refused the whole upload, 413, and the
+    page dropped the pick, good images included)."""
     url, _ = server
     big = tmp_path / "big.png"
     big.write_bytes(b"\x00" * (21 * 1024 * 1024))
-    with open(big, "rb") as f:
-        response = httpx.post(f"{url}gradio_api/upload", files={"files": (big.name, f)}, timeout=60)
-    assert response.status_code == 413
+    good = upload(url, image_path(CASE["images"][0]))
+    meta = {"meta": {"_type": "gradio.FileData"}}
+    items = [{"image": {"path": p, **meta}, "caption": None} for p in (upload(url, big), good)]
+    event, (answer,) = call(url, "score", [CASE["prompt"], items, []])
+    assert event == "complete" and [r["name"] for r in answer["ranked"]] == [CASE["images"][0]]
+    assert answer["skipped"] == [{"name": "big.png", "reason": "21.0 MB is over the 20 MB a file may be; compress it or scale it down first"}]
 
 
 # --------------------------------------------------------------------------- Space hardware, stubbed

@@ -135,6 +135,17 @@ def test_a_huge_image_is_refused_by_name(page, tmp_path: Path) -> None:
     assert "huge_90mpx.png" in text and "over the limit" in text
 
 
+def test_one_file_over_the_size_limit_costs_only_that_file(page, tmp_path: Path) -> None:
+    """main: Gradio's own 20 MB check refused the whole pick, so "Add at least one image" and nothing scored."""
+    big = tmp_path / "too_big.png"
+    big.write_bytes(b"\x00" * (21 * 1024 * 1024))
+    case = EXPECTED["rank"][0]
+    upload_and_score(page, case["prompt"], [big, image_path(case["images"][0])])
+    assert len(captions(page, 1)) == 1
+    text = toast_text(page)
+    assert "too_big.png" in text and "over the 20 MB a file may be" in text
+
+
 def test_an_empty_prompt_is_a_readable_error(page) -> None:
     upload_and_score(page, "", [image_path(EXPECTED["images"][0])])
     assert "Type a prompt first" in toast_text(page)
@@ -446,7 +457,14 @@ def test_two_judges_on_one_request_give_columns_an_ordered_gallery_and_agreement
     upload_and_score(page, case["prompt"], paths)
     captions(page, 5)
     headers = page.locator("#table thead th").all_inner_texts()
-    assert [h.strip() for h in headers][:6] == ["rank", "image", "score", "precision", "CLIP score", "CLIP rank"]
+    assert [h.strip() for h in headers][:6] == [
+        "ImageReward rank",
+        "image",
+        "ImageReward score",
+        "precision",
+        "CLIP score",
+        "CLIP rank",
+    ]
     clip = load_score("CLIP", device="cpu", download_root=BASELINES).rewards(case["prompt"], paths)
     reward = dict(zip(case["images"], case["rewards"]))
     same, pairs = pairs_agreeing([reward[n] for n in names], clip)
@@ -455,15 +473,20 @@ def test_two_judges_on_one_request_give_columns_an_ordered_gallery_and_agreement
 
 
 def order_by_and_check(page, judge: str, names: list[str], scores: list[float]) -> list[str]:
-    """Chooses `judge` in "Order the gallery and table by"; checks that the gallery's captions show its ranks and
-    scores in its order and that the table follows the gallery; returns the table's rows as shown."""
+    """Chooses `judge` in "Order the gallery and table by"; checks that the gallery's captions name the judge and
+    show its ranks and scores in its order, that "Best" shows its #1, and that the table follows the gallery
+    (main: the captions did not say whose score, and "Best" stayed ImageReward's #1); returns the table's rows
+    as shown."""
     from imagereward.judges.base import ranks_from_rewards
 
     ranks = ranks_from_rewards(scores)
     order = [names[i] for i in sorted(range(len(names)), key=lambda i: ranks[i])]
     page.locator("#order-by label", has_text=judge).click()
-    want = [f"#{ranks[names.index(n)]} · {scores[names.index(n)]:.2f} · {n}" for n in order]
+    want = [f"#{ranks[names.index(n)]} · {judge} {scores[names.index(n)]:.2f} · {n}" for n in order]
     sync_api.expect(page.locator("#ranked .caption-label")).to_have_text(want)
+    best = scores[names.index(order[0])]
+    sync_api.expect(page.locator("#winner-text")).to_contain_text(f"#1 by {judge} · {order[0]} — {judge} score {best:.2f}")
+    sync_api.expect(page.locator("#winner img")).to_have_attribute("src", re.compile(re.escape(order[0]) + "$"))
     rows_shown = page.locator("#table div[role=row][data-index]")
     sync_api.expect(rows_shown.first).to_contain_text(order[0])
     rows = rows_shown.all_inner_texts()
@@ -589,3 +612,28 @@ def test_a_judge_that_cannot_load_is_marked_unavailable_once(browser, tmp_path: 
         sync_api.expect(page.locator("#judges label").filter(has_text="BLIP")).to_have_count(1)
         sync_api.expect(page.locator("#judges label").filter(has_text="CLIP")).to_have_count(0)
         page.close()
+
+
+def test_with_every_other_judge_unavailable_there_is_no_order_to_choose(browser, tmp_path: Path) -> None:
+    """main: "Order by" stayed, a radio with ImageReward as its one option."""
+    with running_app(
+        tmp_path, IMAGEREWARD_MODEL=str(PARITY), IMAGEREWARD_JUDGES="CLIP", IMAGEREWARD_DOWNLOAD_ROOT=str(tmp_path)
+    ) as url:
+        page = browser.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(url)
+        page.locator("#score-btn").wait_for()
+        wait_for_page_script(page)
+        sync_api.expect(page.locator("#order-by")).to_be_visible()
+        page.locator("#judges label").filter(has_text="CLIP").click()
+        upload_and_score(page, EXPECTED["rank"][0]["prompt"], [image_path(EXPECTED["images"][0])])
+        captions(page, 1)
+        sync_api.expect(page.locator("#judges")).to_contain_text("Unavailable right now")
+        sync_api.expect(page.locator("#order-by")).to_be_hidden()
+        page.reload()
+        page.locator("#score-btn").wait_for()
+        wait_for_page_script(page)
+        sync_api.expect(page.locator("#judges")).to_contain_text("Unavailable right now")
+        sync_api.expect(page.locator("#order-by")).to_be_hidden()
+        page.close()
+

@@ -419,6 +419,8 @@ def test_formatting_of_a_ranking(tiny_model, tmp_path: Path) -> None:
     assert [item.rank for item in ranking.ranked] == [1, 2, 3]
     best = ranking.ranked[0]
     assert view.caption(1, 1.234, "a.png") == "#1 · 1.23 · a.png" and view.caption(2, -0.005) == "#2 · -0.01"
+    assert view.caption(1, 0.54, "a.png", "CLIP") == "#1 · CLIP 0.54 · a.png"
+    assert view.caption(1, 0.54, "a.png", "ImageReward") == "#1 · 0.54 · a.png"
     assert view.gallery_items(ranking)[0] == (best.source, f"#1 · {best.score:.2f} · {best.name}")
     assert view.table_rows(ranking)[0] == [1, best.name, round(best.score, 4), "float32"]
     assert view.winner_text(ranking) == f"**#1 · {best.name}** — score {best.score:.2f}"
@@ -644,3 +646,15 @@ def test_an_empty_file_is_called_empty(tmp_path: Path) -> None:
         with pytest.raises(ImageLoadError) as refused:
             header_size(source, "empty.png")
         assert refused.value.reason == EMPTY
+
+
+def test_downloads_are_named_by_the_prompt_and_the_time(tmp_path: Path) -> None:
+    """main: every request's downloads were `rankings.csv`, `rankings.json`, `ranked_images.zip`."""
+    assert view.download_stem("A Cute Corgi, sunset!", 0.0).startswith("imagereward-a-cute-corgi-sunset-19")
+    assert view.download_stem("", 0.0).startswith("imagereward-rankings-")
+    assert len(view.download_stem("x" * 30 + " " + "y" * 30)) < len("imagereward-") + 40 + 17
+    model = load_for_serving(Settings(model=str(PARITY), device="cpu", judges=())).model
+    ranking = rank_images(model, "a cat", [image_path(EXPECTED["rank"][0]["images"][0])])
+    paths = view.write_downloads([("a cute corgi", ranking)], "parity", tmp_path)
+    assert [p.name.split("-2")[0] for p in paths] == ["imagereward-a-cute-corgi"] * 3
+    assert [p.suffix for p in paths] == [".csv", ".json", ".zip"] and paths[2].name.endswith("-images.zip")

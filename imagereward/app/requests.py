@@ -39,7 +39,7 @@ from ..judges.reading import Reading
 from ..model.tokenizer import MAX_PROMPT_CHARS, PromptTokens, encode_prompt
 from ..ranking import Ranking, add_judges, check_prompt, rank_results, unique_names
 from .judge_pool import JudgePool
-from .settings import Settings
+from .settings import MAX_UPLOAD_MB, Settings
 
 MAX_PROMPTS = 8
 
@@ -106,10 +106,15 @@ class PixelBudget:
     Args:
         pixels: the budget.
         preprocessings: how the request's judges read pixels.
+        max_bytes: the most one file may take (the upload limit: Gradio's own limit is off, since it drops a
+            whole pick for one file over it).
     """
 
-    def __init__(self, pixels: int, preprocessings: Sequence[Preprocessing]) -> None:
+    def __init__(
+        self, pixels: int, preprocessings: Sequence[Preprocessing], max_bytes: int = MAX_UPLOAD_MB * 2**20
+    ) -> None:
         self.pixels = pixels
+        self.max_bytes = max_bytes
         self.left = pixels
         self.preprocessings = list(dict.fromkeys(preprocessings))
         self._seen: dict[str, ImageLoadError | None] = {}
@@ -128,6 +133,13 @@ class PixelBudget:
         try:
             if not os.path.lexists(path):
                 raise ImageLoadError(name, EXPIRED)
+            size = os.path.getsize(path)
+            if size > self.max_bytes:
+                raise ImageLoadError(
+                    name,
+                    f"{size / 2**20:.1f} MB is over the {self.max_bytes // 2**20} MB a file may be; compress it or "
+                    "scale it down first",
+                )
             width, height = header_size(path, name)
             for preprocessing in self.preprocessings:
                 preprocessing.check_size(width, height, name)

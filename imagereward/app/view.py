@@ -28,12 +28,16 @@ from .requests import allowed_file, gallery_paths
 
 # The image files one zip holds at most, all together (a public page must bound what a request writes).
 MAX_ZIP_BYTES = 64 * 2**20
-TABLE_COLUMNS = ["rank", "image", "score", "precision"]
+# The ranking judge's columns say whose rank and score they are, as the other judges' do (`judge_headers`).
+RANK_COLUMN, SCORE_COLUMN = f"{primary().label} rank", f"{primary().label} score"
+TABLE_COLUMNS = [RANK_COLUMN, "image", SCORE_COLUMN, "precision"]
 
 
-def caption(rank: int, score: float, name: str | None = None) -> str:
-    """Gallery caption and alt text, e.g. `#1 · 1.23 · cat.png`."""
-    return f"#{rank} · {score:.2f}" + (f" · {name}" if name else "")
+def caption(rank: int, score: float, name: str | None = None, judge: str | None = None) -> str:
+    """Gallery caption and alt text, e.g. `#1 · 1.23 · cat.png`; by another judge than the ranking's own,
+    `#1 · CLIP 0.54 · cat.png`."""
+    by = f"{judge} " if judge and judge != primary().label else ""
+    return f"#{rank} · {by}{score:.2f}" + (f" · {name}" if name else "")
 
 
 def gallery_items(ranking: Ranking, judge: str | None = None) -> list[tuple[Any, str]]:
@@ -42,7 +46,7 @@ def gallery_items(ranking: Ranking, judge: str | None = None) -> list[tuple[Any,
     for item in ranking.ordered_by(judge or ""):
         if judge and item.ranks:
             rank, score = item.ranks.get(judge), item.scores.get(judge)
-            items.append((item.source, caption(rank, score, item.name) if rank else f"not scored · {item.name}"))
+            items.append((item.source, caption(rank, score, item.name, judge) if rank else f"not scored · {item.name}"))
         else:
             items.append((item.source, caption(item.rank, item.score, item.name)))
     return items
@@ -108,21 +112,24 @@ def shown_rows(ranked: Any, table: Any, roots: Sequence[str | Path]) -> list[dic
     "path"}` per image."""
     rows = []
     for path, record in _shown(ranked, table, roots):
-        score = _number(record.get("score"))
+        score = _number(record.get(SCORE_COLUMN))
         if "image" in record and score is not None:
             rows.append({"name": str(record["image"]), "score": score, "path": path})
     return rows
 
 
-def reordered(ranked: Any, table: Any, judge: str, roots: Sequence[str | Path]) -> tuple[list, dict[str, Any]]:
+def reordered(
+    ranked: Any, table: Any, judge: str, roots: Sequence[str | Path]
+) -> tuple[list, dict[str, Any], str | None, str]:
     """The shown gallery and table in `judge`'s order: by its rank column (images it could not score last),
-    captions showing its rank and score.
+    captions showing its rank and score (and its name, for another judge than the ranking's own); and its best
+    image with the line saying so.
 
     Returns:
-        (gallery items, table value with headers and rows).
+        (gallery items, table value with headers and rows, the best image's path, its line).
     """
     headers = [str(h) for h in getattr(table, "columns", [])]
-    rank_col, score_col = ("rank", "score") if judge == primary().label else judge_headers(judge)[1::-1]
+    score_col, rank_col = judge_headers(judge)[:2]
     rows = _shown(ranked, table, roots)
     rows.sort(key=lambda row: (_number(row[1].get(rank_col)) is None, _number(row[1].get(rank_col)) or 0))
     gallery = []
@@ -130,12 +137,16 @@ def reordered(ranked: Any, table: Any, judge: str, roots: Sequence[str | Path]) 
         rank, score = _number(record.get(rank_col)), _number(record.get(score_col))
         name = str(record.get("image", ""))
         gallery.append(
-            (path, caption(int(rank), score, name) if rank and score is not None else f"not scored · {name}")
+            (path, caption(int(rank), score, name, judge) if rank and score is not None else f"not scored · {name}")
         )
     data = [
         [None if isinstance(v, float) and math.isnan(v) else v for v in (r.get(h) for h in headers)] for _, r in rows
     ]
-    return gallery, {"headers": headers, "data": data}
+    best = next(((path, r) for path, r in rows if _number(r.get(rank_col)) == 1), None)
+    if best is None:
+        return gallery, {"headers": headers, "data": data}, None, ""
+    line = best_line(str(best[1].get("image", "")), _number(best[1].get(score_col)) or 0.0, judge)
+    return gallery, {"headers": headers, "data": data}, best[0], line
 
 
 # -------------------------------------------------------------------------------------------- the text
@@ -153,7 +164,15 @@ def agreement_text(ranking: Ranking) -> str:
 def winner_text(ranking: Ranking) -> str:
     """E.g. `**#1 · cat.png** — score 1.23`."""
     best = ranking.ranked[0]
-    return f"**#1 · {best.name}** — score {best.score:.2f}"
+    return best_line(best.name, best.score)
+
+
+def best_line(name: str, score: float, judge: str | None = None) -> str:
+    """The line under "Best": `**#1 · cat.png** — score 1.23`, or by another judge `**#1 by CLIP · cat.png** —
+    CLIP score 0.54`."""
+    if judge and judge != primary().label:
+        return f"**#1 by {judge} · {name}** — {judge} score {score:.2f}"
+    return f"**#1 · {name}** — score {score:.2f}"
 
 
 def preference_probability(score_a: float, score_b: float) -> float:
@@ -418,16 +437,33 @@ def _safe_name(name: str) -> str:
     return name.strip(". ")[-120:] or "image"
 
 
+def download_stem(prompt: str, when: float | None = None) -> str:
+    """`imagereward-<the prompt's first words>-<date>-<time>`: ASCII letters and digits, at most 40 characters of
+    the prompt (`rankings` for none)."""
+    import time
+
+    words = re.findall(r"[a-z0-9]+", prompt.lower())
+    slug = ""
+    for word in words:
+        if len(slug) + len(word) + 1 > 40:
+            break
+        slug = f"{slug}-{word}" if slug else word
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
+    return f"imagereward-{slug or 'rankings'}-{stamp}"
+
+
 def write_downloads(
     rankings: list[tuple[str, Ranking]], model: str, folder: Path, max_zip_bytes: int = MAX_ZIP_BYTES
 ) -> tuple[Path, Path, Path]:
-    """Writes `rankings.csv` (one result row per image and prompt, `rows.columns`), `rankings.json` (`{"model",
-    "rankings": [{"prompt", "ranked": [rows]}]}`) and `ranked_images.zip` (the images renamed
+    """Writes `<stem>.csv` (one result row per image and prompt, `rows.columns`), `<stem>.json` (`{"model",
+    "rankings": [{"prompt", "ranked": [rows]}]}`) and `<stem>-images.zip` (the images renamed
     `01_+1.57_name.png`, best first; one folder per prompt when there are several; images past `max_zip_bytes`
-    in all are left out and listed in a `left_out.txt` inside) into `folder`; returns their paths. `model` is
-    the ranking judge's name as the rows give it."""
+    in all are left out and listed in a `left_out.txt` inside) into `folder`; returns their paths. The stem
+    (`download_stem`) names the first prompt and the time, so that downloads of several requests do not
+    overwrite each other. `model` is the ranking judge's name as the rows give it."""
     folder.mkdir(parents=True, exist_ok=True)
-    csv_path, json_path, zip_path = folder / "rankings.csv", folder / "rankings.json", folder / "ranked_images.zip"
+    stem = download_stem(rankings[0][0] if rankings else "")
+    csv_path, json_path, zip_path = folder / f"{stem}.csv", folder / f"{stem}.json", folder / f"{stem}-images.zip"
     others = list(dict.fromkeys(j for _, r in rankings for j in r.judges[1:]))
     with open(csv_path, "w", encoding="utf-8", newline="") as f:
         write_csv(f, columns(others), (row for prompt, r in rankings for row in result_rows(r, prompt, model)))
