@@ -105,7 +105,7 @@ def _score_page(prompt: str, images: list[Any] | None, judges: Any, order_by: An
     for note in notes:
         gr.Warning(note)
     page = view.shown(rankings, PAGE.loaded.label, order_by)
-    downloads = PAGE.write_downloads(rankings)
+    downloads = PAGE.write_downloads(rankings, notes)
     if page.matrix is not None:
         grid = gr.update(value=page.matrix[1], headers=page.matrix[0], visible=True)
     else:

@@ -121,6 +121,8 @@ def test_a_bad_file_is_named_and_the_good_ones_ranked(page, tmp_path: Path) -> N
     assert len(captions(page, 2)) == 2
     text = toast_text(page)
     assert "not_really.png" in text and "could not be scored" in text
+    # The status line keeps the name and the reason once the notice is gone (main: "Skipped 1" alone).
+    sync_api.expect(page.locator("#status")).to_contain_text("Skipped 1 that could not be scored: not_really.png (")
 
 
 def test_a_huge_image_is_refused_by_name(page, tmp_path: Path) -> None:

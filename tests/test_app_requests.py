@@ -658,3 +658,24 @@ def test_downloads_are_named_by_the_prompt_and_the_time(tmp_path: Path) -> None:
     paths = view.write_downloads([("a cute corgi", ranking)], "parity", tmp_path)
     assert [p.name.split("-2")[0] for p in paths] == ["imagereward-a-cute-corgi"] * 3
     assert [p.suffix for p in paths] == [".csv", ".json", ".zip"] and paths[2].name.endswith("-images.zip")
+
+
+def test_what_was_skipped_is_named_in_the_status_and_kept_in_the_downloads(tmp_path: Path) -> None:
+    """main: the status said "Skipped 1" without a name, and the CSV and JSON recorded neither the skipped image
+    nor the request's notes."""
+    import csv
+    import json
+
+    bad = tmp_path / "not_really.png"
+    bad.write_bytes(b"text, not a picture")
+    model = load_for_serving(Settings(model=str(PARITY), device="cpu", judges=())).model
+    ranking = rank_images(model, "a cat", [image_path(EXPECTED["rank"][0]["images"][0]), bad])
+    status = view.status_line(ranking, "parity")
+    assert "Skipped 1 that could not be scored: not_really.png (not an image in an accepted format" in status
+    csv_path, json_path, _ = view.write_downloads([("a cat", ranking)], "parity", tmp_path / "out", notes=["a note"])
+    rows = list(csv.DictReader(csv_path.open(encoding="utf-8")))
+    assert [(r["image"], r["rank"], r["score"]) for r in rows][1] == ("not_really.png", "", "")
+    saved = json.loads(json_path.read_text(encoding="utf-8"))
+    assert saved["notes"] == ["a note"]
+    (skipped,) = saved["rankings"][0]["skipped"]
+    assert skipped["name"] == "not_really.png" and "not an image" in skipped["reason"]

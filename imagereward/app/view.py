@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import ImageLoadError
+from ..errors import ImageError, ImageLoadError
 from ..judges import primary, spec
 from ..model.config import REWARD_STD
 from ..ranking import Ranking
@@ -201,10 +201,24 @@ def status_line(ranking: Ranking, model_label: str) -> str:
     """E.g. `Scored 8 images with ImageReward-v1.0 on cuda (float16) and CLIP in 45 ms.`"""
     n = len(ranking.ranked)
     took = f"{ranking.seconds * 1000:.0f} ms" if ranking.seconds < 10 else f"{ranking.seconds:.1f} s"
-    skipped = f" Skipped {len(ranking.failures)} that could not be scored." if ranking.failures else ""
     judges = ", ".join(ranking.judges[1:])
     label = f"{model_label}{' and ' + judges if judges else ''}"
-    return f"Scored {n} image{'s' if n != 1 else ''} with {label} in {took}.{skipped}"
+    return f"Scored {n} image{'s' if n != 1 else ''} with {label} in {took}.{skipped_line(ranking.failures)}"
+
+
+# Skipped images the status line names with their reasons; the rest are counted (the JSON download has all).
+NAMED_SKIPPED = 4
+
+
+def skipped_line(failures: Sequence[ImageError]) -> str:
+    """` Skipped 2 that could not be scored: bad.png (not an image in an accepted format …); big.png (…).`:
+    each skipped image by name with its reason (the first `NAMED_SKIPPED`), or nothing."""
+    if not failures:
+        return ""
+    named = "; ".join(f"{e.name} ({e.reason})" for e in failures[:NAMED_SKIPPED])
+    more = len(failures) - NAMED_SKIPPED
+    rest = f"; and {more} more (all of them in the JSON download)" if more > 0 else ""
+    return f" Skipped {len(failures)} that could not be scored: {named}{rest}."
 
 
 def status_line_many(rankings: list[tuple[str, Ranking]], model_label: str) -> str:
@@ -215,11 +229,12 @@ def status_line_many(rankings: list[tuple[str, Ranking]], model_label: str) -> s
     first, rest = rankings[0][1], [r for _, r in rankings[1:]]
     total = sum(r.seconds for _, r in rankings)
     images = len({item.name for _, r in rankings for item in r.ranked})
+    failures = list({e.name: e for _, r in rankings for e in r.failures}.values())
     return (
         f"Scored {images} image{'s' if images != 1 else ''} against {len(rankings)} prompts with {model_label} in "
         f"{total * 1000:.0f} ms: the first prompt took {first.seconds * 1000:.0f} ms, each other "
         f"{1000 * sum(r.seconds for r in rest) / len(rest):.0f} ms on average (images seen before come from the "
-        "embedding cache)."
+        f"embedding cache).{skipped_line(failures)}"
     )
 
 
@@ -437,6 +452,11 @@ def _safe_name(name: str) -> str:
     return name.strip(". ")[-120:] or "image"
 
 
+def _with_skipped(rows: list[dict[str, Any]], ranking: Ranking, prompt: str, model: str) -> list[dict[str, Any]]:
+    """A prompt's result rows, then a row for each image that could not be scored (its rank and score empty)."""
+    return rows + [{"prompt": prompt, "image": e.name, "model": model} for e in ranking.failures]
+
+
 def download_stem(prompt: str, when: float | None = None) -> str:
     """`imagereward-<the prompt's first words>-<date>-<time>`: ASCII letters and digits, at most 40 characters of
     the prompt (`rankings` for none)."""
@@ -453,10 +473,15 @@ def download_stem(prompt: str, when: float | None = None) -> str:
 
 
 def write_downloads(
-    rankings: list[tuple[str, Ranking]], model: str, folder: Path, max_zip_bytes: int = MAX_ZIP_BYTES
+    rankings: list[tuple[str, Ranking]],
+    model: str,
+    folder: Path,
+    max_zip_bytes: int = MAX_ZIP_BYTES,
+    notes: Sequence[str] = (),
 ) -> tuple[Path, Path, Path]:
-    """Writes `<stem>.csv` (one result row per image and prompt, `rows.columns`), `<stem>.json` (`{"model",
-    "rankings": [{"prompt", "ranked": [rows]}]}`) and `<stem>-images.zip` (the images renamed
+    """Writes `<stem>.csv` (one result row per image and prompt, `rows.columns`; an image that could not be
+    scored has its row with the rank and score empty), `<stem>.json` (`{"model", "notes", "rankings":
+    [{"prompt", "ranked": [rows], "skipped": [{"name", "reason"}]}]}`) and `<stem>-images.zip` (the images renamed
     `01_+1.57_name.png`, best first; one folder per prompt when there are several; images past `max_zip_bytes`
     in all are left out and listed in a `left_out.txt` inside) into `folder`; returns their paths. The stem
     (`download_stem`) names the first prompt and the time, so that downloads of several requests do not
@@ -466,8 +491,16 @@ def write_downloads(
     csv_path, json_path, zip_path = folder / f"{stem}.csv", folder / f"{stem}.json", folder / f"{stem}-images.zip"
     others = list(dict.fromkeys(j for _, r in rankings for j in r.judges[1:]))
     with open(csv_path, "w", encoding="utf-8", newline="") as f:
-        write_csv(f, columns(others), (row for prompt, r in rankings for row in result_rows(r, prompt, model)))
-    payload = {"model": model, "rankings": [{"prompt": p, "ranked": result_rows(r, p, model)} for p, r in rankings]}
+        rows = [row for prompt, r in rankings for row in _with_skipped(result_rows(r, prompt, model), r, prompt, model)]
+        write_csv(f, columns(others), rows)
+    payload = {
+        "model": model,
+        "notes": list(notes),
+        "rankings": [
+            {"prompt": p, "ranked": result_rows(r, p, model), "skipped": [{"name": e.name, "reason": e.reason} for e in r.failures]}
+            for p, r in rankings
+        ],
+    }
     json_path.write_text(json.dumps(payload, indent=1, ensure_ascii=False), encoding="utf-8")
     written, left_out = 0, []
     with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_STORED) as archive:
