@@ -346,18 +346,20 @@ with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
         why_box = gr.HTML(elem_id="why")
     # What examples may set (their cache cannot hold component updates such as the matrix's visibility).
     outputs = [status, winner, winner_text, ranked, table, downloads, agreement, reading, shown_prompt]
-    with examples_slot:
-        gr.Examples(
-            view.read_examples(EXAMPLES_DIR),
-            inputs=[prompt, images],
-            outputs=outputs,
-            fn=score_ui,
-            run_on_click=True,
-            cache_examples=True,
-            cache_mode="lazy",
-            elem_id="examples",
-            api_visibility="private",
-        )
+    # Examples only when there is a model to score them (without one, caching an example's refusal broke the page).
+    if PAGE.loaded.model is not None:
+        with examples_slot:
+            gr.Examples(
+                view.read_examples(EXAMPLES_DIR),
+                inputs=[prompt, images],
+                outputs=outputs,
+                fn=score_ui,
+                run_on_click=True,
+                cache_examples=True,
+                cache_mode="lazy",
+                elem_id="examples",
+                api_visibility="private",
+            )
     gr.Markdown(PAGE.about(MAX_UPLOAD), elem_id="about")
 
     compare_outputs = [pick_a, pick_b, image_a, image_b, compare_text, why_toggle, why_box]

@@ -183,6 +183,9 @@ def test_without_weights_the_page_is_short_for_visitors_and_scoring_is_off(brows
         sync_api.expect(details).to_contain_text("IMAGEREWARD_MODEL")
         sync_api.expect(details).to_contain_text("HF_HUB_OFFLINE")
         sync_api.expect(page.locator("#score-btn")).to_be_disabled()
+        # No examples to click into a page of "Error" badges (main: caching an example's refusal raised
+        # "'Markdown' object has no attribute 'info'").
+        sync_api.expect(page.locator("#examples")).to_have_count(0)
         page.close()
 
 

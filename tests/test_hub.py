@@ -83,3 +83,34 @@ def test_the_command_line_says_which_option_loads_a_folder(hub_cache, tmp_path: 
     )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "--model /path/to/folder" in result.stderr and "HF_HUB_OFFLINE=1" in result.stderr
+
+
+def test_an_unreachable_hub_is_given_up_on_at_once(hub_cache, expected: dict) -> None:
+    """Not in the cache, not offline, the hub's address refusing connections: one attempt, then the advice
+    (main: huggingface_hub's five retries, 23 s, before the same answer; the app's start waited for them)."""
+    import socket
+    import time
+
+    with socket.socket() as closed:  # a loopback port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    env = {
+        **os.environ,
+        "HF_HOME": str(hub_cache.home),
+        "HF_HUB_OFFLINE": "0",
+        "HF_ENDPOINT": f"http://127.0.0.1:{port}",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+    }
+    env.pop("HF_HUB_CACHE", None)
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(PARITY / "vision_config.json"), "a cat", str(PARITY / "images" / expected["images"][0])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    seconds = time.perf_counter() - start
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert f"the hub at http://127.0.0.1:{port} could not be reached" in result.stdout
+    assert seconds < 15, seconds  # the imports, and one refused connection

@@ -101,14 +101,17 @@ def _download(name: str, spec: PretrainedWeights, download_root: str | Path | No
     local_dir = str(Path(download_root).expanduser()) if download_root is not None else None
     paths = []
     for filename in (spec.weights_file, spec.med_config_file):
+        where = {"revision": spec.revision, "local_dir": local_dir, "library_name": "imagereward"}
         try:
-            paths.append(
-                Path(
-                    hf_hub_download(
-                        spec.repo_id, filename, revision=spec.revision, local_dir=local_dir, library_name="imagereward"
-                    )
-                )
-            )
+            paths.append(Path(hf_hub_download(spec.repo_id, filename, local_files_only=True, **where)))
+            continue  # in the cache: no network at all
+        except (LocalEntryNotFoundError, OSError):
+            pass
+        try:
+            unreachable = hub_unreachable()
+            if unreachable:
+                raise LocalEntryNotFoundError(unreachable)
+            paths.append(Path(hf_hub_download(spec.repo_id, filename, **where)))
         except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
             raise WeightsUnavailableError(
                 f"could not get {filename} of {name} from the Hugging Face hub repo {spec.repo_id} "
@@ -121,11 +124,36 @@ def _download(name: str, spec: PretrainedWeights, download_root: str | Path | No
     return ResolvedFiles(paths[0], paths[1], None)
 
 
+# Seconds to wait for the hub's address to take a connection before giving up on it (huggingface_hub itself
+# retries a failed connection five times over 23 s).
+HUB_CONNECT_TIMEOUT = 3.0
+
+
+def hub_unreachable() -> str | None:
+    """Why the hub cannot be reached now (offline mode, or its address took no connection within
+    `HUB_CONNECT_TIMEOUT`), or None. One connection attempt, before any download."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "offline mode is on (HF_HUB_OFFLINE)"
+    parts = urlsplit(constants.ENDPOINT)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname or "", port), timeout=HUB_CONNECT_TIMEOUT).close()
+    except OSError as e:
+        return f"the hub at {constants.ENDPOINT} could not be reached ({type(e).__name__})"
+    return None
+
+
 def _why(error: Exception) -> str:
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     if isinstance(error, LocalEntryNotFoundError):
-        return "offline mode is on, or the hub could not be reached"
+        reason = str(error)
+        return reason if reason.startswith(("offline mode", "the hub at")) else "offline mode is on, or the hub could not be reached"
     if isinstance(error, HfHubHTTPError):
         return f"the hub answered: {str(error).splitlines()[0]}"
     return f"{type(error).__name__}: {error}"
