@@ -329,7 +329,8 @@ with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
         interactive=False,
         elem_id="downloads",
     )
-    with gr.Group(elem_id="compare"):
+    # The id on a Column: Gradio writes a Group's elem_id on two nested elements.
+    with gr.Column(elem_id="compare"), gr.Group():
         gr.Markdown("### Compare two images at full size")
         with gr.Row():
             pick_a = gr.Dropdown(label="Image A", choices=[], elem_id="pick-a")

@@ -166,6 +166,15 @@ def test_an_example_row_runs(page) -> None:
     assert all(label.rsplit(" · ", 1)[-1].endswith(".jpg") for label in labels)
 
 
+def test_no_id_is_given_twice(page) -> None:
+    """main: `id="compare"` on two elements (Gradio writes a Group's elem_id twice)."""
+    repeated = page.evaluate(
+        """() => { const seen = {}; document.querySelectorAll('[id]').forEach(e => { if (e.id) seen[e.id] = (seen[e.id] || 0) + 1; });
+        return Object.keys(seen).filter(k => seen[k] > 1); }"""
+    )
+    assert repeated == []
+
+
 def test_page_says_which_model_is_loaded(page) -> None:
     sync_api.expect(page.locator("#model-status")).to_contain_text("parity on cpu (float32)")
 
