@@ -178,8 +178,8 @@ def _compared(rows: list[dict[str, Any]], name_a: str | None, name_b: str | None
 
 
 def why(ranked: Any, table: Any, prompt_shown: str, name_a: str | None, name_b: str | None, on: bool):
-    """With the toggle on: the compared images and the winner with what drove their scores drawn over them,
-    and the words that mattered; off: the images as they are."""
+    """With the toggle on: the compared images with what drove their scores drawn over them, and the words that
+    mattered (the winner's too when it is neither); off: the images as they are."""
     rows = view.shown_rows(ranked, table, PAGE.roots)
     by_name = {r["name"]: r for r in rows}
     if not rows or name_a not in by_name or name_b not in by_name:
@@ -198,7 +198,7 @@ def why(ranked: Any, table: Any, prompt_shown: str, name_a: str | None, name_b: 
         gr.Warning(f"{e.name} could not be explained: {e.reason}.")
     pictures = PAGE.write_overlays(explained)
     return (
-        pictures.get(best["path"], best["path"]),
+        best["path"],  # "Best" stays the picture itself; the map is drawn over A and B
         pictures.get(by_name[name_a]["path"], by_name[name_a]["path"]),
         pictures.get(by_name[name_b]["path"], by_name[name_b]["path"]),
         view.why_html([(name, explanation) for name, _, explanation in explained]),

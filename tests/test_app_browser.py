@@ -589,9 +589,19 @@ def test_the_page_shows_what_the_model_read_which_words_mattered_and_where_it_lo
         assert numbers == [f"{d:+.2f}" for _, d in expected.words]
         texts = chips.nth(k).locator(".chip").evaluate_all("cs => cs.map(c => c.textContent)")
         assert [t[: -len(n)] for t, n in zip(texts, numbers)] == [w for w, _ in expected.words]
-    sync_api.expect(page.locator("#why")).to_contain_text(f"Words that favour {order[0]} most")
-    for image in ("#image-a", "#image-b", "#winner"):
+    # The sentence says what its number is, and each image's own effect (main: "Words that favour 1.webp most:
+    # lighting (+0.94)" beside lighting's red -0.15 chip on 1.webp, the difference unexplained).
+    favour = page.locator("#why .favour").first
+    sync_api.expect(favour).to_contain_text(
+        f"Words that favour {order[0]} over {order[1]} most (the word's effect on {order[0]} less its effect on {order[1]})"
+    )
+    sync_api.expect(favour).to_contain_text(f" on {order[0]}, ")
+    # A legend for the map's colours (main: none), and the map over A and B only, never over "Best" (main: also
+    # over Best).
+    sync_api.expect(page.locator("#why .why-legend .swatch")).to_have_count(2)
+    for image in ("#image-a", "#image-b"):
         sync_api.expect(page.locator(f"{image} img")).to_have_attribute("src", re.compile(r"why-\d+\.jpg$"))
+    assert not re.search(r"why-\d+\.jpg$", page.locator("#winner img").get_attribute("src") or "")
     assert page.evaluate("document.documentElement.scrollWidth") <= width  # chips wrap, nothing sideways
     for chip in page.locator("#why .chip").all()[:40]:
         box = chip.bounding_box()

@@ -382,16 +382,25 @@ def why_html(explained: Sequence[tuple[str, Any]]) -> str:
         )
     if len(explained) >= 2 and explained[0][0] != explained[1][0]:
         (name_a, a), (name_b, b) = explained[:2]
-        for name, first, second in ((name_a, a, b), (name_b, b, a)):
-            best = [(w, d) for w, d in favouring(first, second) if d > 0]
+        for (name, first), (other, second) in (((name_a, a), (name_b, b)), ((name_b, b), (name_a, a))):
+            best = [(w, d, mine, yours) for w, d, mine, yours in favouring(first, second, effects=True) if d > 0]
             if best:
-                words = ", ".join(f"<b>{html.escape(w)}</b> ({d:+.2f})" for w, d in best)
-                parts.append(f'<p class="favour">Words that favour {html.escape(name)} most: {words}</p>')
+                words = ", ".join(
+                    f"<b>{html.escape(w)}</b> {d:+.2f} ({mine:+.2f} on {html.escape(name)}, "
+                    f"{yours:+.2f} on {html.escape(other)})"
+                    for w, d, mine, yours in best
+                )
+                parts.append(
+                    f'<p class="favour">Words that favour {html.escape(name)} over {html.escape(other)} most (the '
+                    f"word's effect on {html.escape(name)} less its effect on {html.escape(other)}): {words}</p>"
+                )
     parts.append(
+        '<p class="why-legend" aria-label="How to read the map">The map over A and B: '
+        '<span class="swatch raised"></span> raised the score <span class="swatch lowered"></span> lowered it; '
+        "the dimmed border lies outside the square the model sees.</p>"
         '<p class="why-note">A word\'s number: the score with the word, less the score without it (exact). The '
-        "map over each image: which patches of the square the model sees (the box; the rest is dimmed) raised "
-        "(red) or lowered (blue) its score, by integrated gradients: an estimate of what drove the score, not "
-        "a proof.</p></div>"
+        "map over each image: which patches of the square the model sees raised (red) or lowered (blue) its "
+        "score, by integrated gradients: an estimate of what drove the score, not a proof.</p></div>"
     )
     return "".join(parts)
 

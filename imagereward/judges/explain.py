@@ -266,8 +266,10 @@ def explain(
     return explain_prepared(model, prompt, prepare(model, image, name), steps)
 
 
-def favouring(a: Explanation, b: Explanation, most: int = 5) -> list[tuple[str, float]]:
+def favouring(a: Explanation, b: Explanation, most: int = 5, effects: bool = False) -> list[tuple]:
     """The read words that favour image A over image B most: (word, effect on A - effect on B), largest first
-    (the same prompt's words, so they pair up by position)."""
-    pairs = [(wa.text, wa.delta - wb.delta) for wa, wb in zip(a.word_effects, b.word_effects)]
-    return sorted(pairs, key=lambda p: -p[1])[:most]
+    (the same prompt's words, so they pair up by position); with `effects`, (word, that difference, effect on
+    A, effect on B)."""
+    pairs = [(wa.text, wa.delta - wb.delta, wa.delta, wb.delta) for wa, wb in zip(a.word_effects, b.word_effects)]
+    ranked = sorted(pairs, key=lambda p: -p[1])[:most]
+    return ranked if effects else [p[:2] for p in ranked]
