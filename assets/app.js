@@ -44,4 +44,33 @@
     }).observe(status, { childList: true, subtree: true, characterData: true });
   };
   watch();
+  // Names for what Gradio leaves unnamed: the pictures' alt text (Best, A, B), the ranked gallery's buttons, and
+  // the upload thumbnails ("Thumbnail 1 of 4" gains the file's name).
+  const fileName = (src) => decodeURIComponent((src || "").split("?")[0].split("/").pop() || "");
+  const text = (id) => document.getElementById(id)?.textContent.trim() || "";
+  const picked = (id) => document.querySelector(`#${id} input`)?.value || "";
+  const alt = (selector, words) => {
+    const img = document.querySelector(`${selector} img`);
+    if (img && words && img.getAttribute("alt") !== words) img.setAttribute("alt", words);
+  };
+  const name = () => {
+    alt("#winner", text("winner-text") ? `Best: ${text("winner-text").replace(/\*/g, "")}` : "");
+    alt("#image-a", picked("pick-a") && `Image A: ${picked("pick-a")}`);
+    alt("#image-b", picked("pick-b") && `Image B: ${picked("pick-b")}`);
+    document.querySelectorAll("#ranked button").forEach((button) => {
+      const img = button.querySelector("img");
+      const words = img?.getAttribute("alt") || button.querySelector(".caption-label")?.textContent.trim();
+      if (img && words && button.getAttribute("aria-label") !== words) button.setAttribute("aria-label", words);
+    });
+    document.querySelectorAll("#images [aria-label^='Thumbnail']").forEach((thumb) => {
+      const file = fileName(thumb.querySelector("img")?.getAttribute("src"));
+      const words = `${thumb.getAttribute("aria-label").split(":")[0]}: ${file}`;
+      if (file && thumb.getAttribute("aria-label") !== words) thumb.setAttribute("aria-label", words);
+    });
+  };
+  let pending = null;
+  new MutationObserver(() => {
+    clearTimeout(pending);
+    pending = setTimeout(name, 100);
+  }).observe(document.body, { childList: true, subtree: true, characterData: true, attributes: true, attributeFilter: ["src", "value"] });
 }

@@ -175,6 +175,44 @@ def test_no_id_is_given_twice(page) -> None:
     assert repeated == []
 
 
+@pytest.mark.parametrize("width, height", [(1440, 1000), (390, 844)], ids=["desktop", "phone"])
+def test_pictures_buttons_and_thumbnails_are_named_and_the_status_names_the_winner(browser, app_url, width, height) -> None:
+    """main: Best, A and B without alt text; the ranked gallery's buttons unnamed; upload thumbnails read
+    "Thumbnail 1 of 3" without the file; the announced status did not name the winner; no focus ring on a
+    checkbox reached by the keyboard."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(app_url)
+    page.locator("#score-btn").wait_for()
+    wait_for_page_script(page)
+    case = EXPECTED["rank"][0]
+    names = case["images"][:3]
+    page.locator("#prompt textarea").fill(case["prompt"])
+    page.locator("#images input[type=file]").set_input_files([str(image_path(n)) for n in names])
+    sync_api.expect(page.locator("#images .gallery-item img")).to_have_count(3)
+    thumbs = page.locator("#images [aria-label^='Thumbnail']")
+    if thumbs.count():
+        sync_api.expect(thumbs.first).to_have_attribute("aria-label", re.compile(r"Thumbnail 1 of 3: .+\.(png|jpg|webp)$"))
+    page.locator("#score-btn").click()
+    labels = captions(page, 3)
+    best = labels[0].rsplit(" · ", 1)[-1]
+    sync_api.expect(page.locator("#status")).to_contain_text(f"Best: {best} (")
+    sync_api.expect(page.locator("#winner img")).to_have_attribute("alt", re.compile(rf"^Best: #1 · {re.escape(best)}"))
+    sync_api.expect(page.locator("#image-a img")).to_have_attribute("alt", f"Image A: {best}")
+    sync_api.expect(page.locator("#image-b img")).to_have_attribute("alt", re.compile(r"^Image B: .+"))
+    buttons = page.locator("#ranked button:has(img)")
+    for k in range(buttons.count()):
+        assert buttons.nth(k).get_attribute("aria-label"), buttons.nth(k).inner_html()[:120]
+    box = page.locator("#why-toggle input")
+    box.focus()
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Tab")
+    outline = box.evaluate("e => getComputedStyle(e).outlineStyle + ' ' + getComputedStyle(e).outlineWidth")
+    assert outline.split()[0] != "none" and outline.split()[1] != "0px", outline
+    context.close()
+
+
 def test_page_says_which_model_is_loaded(page) -> None:
     sync_api.expect(page.locator("#model-status")).to_contain_text("parity on cpu (float32)")
 

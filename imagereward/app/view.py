@@ -277,8 +277,11 @@ def shown(rankings: list[tuple[str, Ranking]], label: str, order_by: str | None)
     first_prompt, ranking = rankings[0]
     judge = order_by if order_by in ranking.judges else primary().label
     note = f" (for the first prompt, “{first_prompt[:60]}”)" if len(rankings) > 1 else ""
+    best = ranking.ranked[0]
+    # The status is the live region screen readers announce: it names the winner too.
+    announced = f" Best: {best.name} ({best.score:.2f}){note}."
     return Shown(
-        status=status_line_many(rankings, label),
+        status=status_line_many(rankings, label) + announced,
         winner=ranking.ranked[0].source,
         winner_text=winner_text(ranking) + note,
         gallery=gallery_items(ranking, judge),
