@@ -321,6 +321,7 @@ with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
         datatype=["number", "str", "number", "str"],
         interactive=False,
         label="Scores",
+        wrap=True,  # a phone's narrow columns wrap their text instead of cutting it off
         elem_id="table",
     )
     downloads = gr.File(
@@ -336,8 +337,8 @@ with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
             pick_a = gr.Dropdown(label="Image A", choices=[], elem_id="pick-a")
             pick_b = gr.Dropdown(label="Image B", choices=[], elem_id="pick-b")
         with gr.Row():
-            image_a = gr.Image(label="A", interactive=False, elem_id="image-a")
-            image_b = gr.Image(label="B", interactive=False, elem_id="image-b")
+            image_a = gr.Image(label="A", interactive=False, elem_id="image-a", min_width=300)
+            image_b = gr.Image(label="B", interactive=False, elem_id="image-b", min_width=300)
         compare_text = gr.Markdown(elem_id="compare-text")
         why_toggle = gr.Checkbox(
             label="Why these scores: what the model read, which words mattered, where it looked (an estimate)",

@@ -213,6 +213,39 @@ def test_pictures_buttons_and_thumbnails_are_named_and_the_status_names_the_winn
     context.close()
 
 
+def test_on_a_phone_the_gallery_table_and_comparison_are_whole(browser, app_url) -> None:
+    """At 390 px with a judge added (main: the ranked gallery a 464 px box scrolling inside itself, the 5th image
+    cut; the table showing rank and image only, the rest off to the side; A and B two 160 px pictures)."""
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(app_url)
+    page.locator("#score-btn").wait_for()
+    wait_for_page_script(page)
+    page.locator("#judges label", has_text="CLIP").first.click()
+    case = EXPECTED["rank"][0]
+    upload_and_score(page, case["prompt"], [image_path(n) for n in case["images"][:5]])
+    captions(page, 5)
+    inner = page.evaluate(
+        "() => { const e = document.querySelector('#ranked .grid-wrap'); return [e.scrollHeight, e.clientHeight]; }"
+    )
+    assert inner[0] <= inner[1] + 1, inner  # the page scrolls, not the gallery
+    table = page.locator("#table table").bounding_box()
+    headers = page.locator("#table thead th").all()
+    assert len(headers) == 6
+    for header in headers:
+        box = header.bounding_box()
+        assert box["x"] >= table["x"] - 1 and box["x"] + box["width"] <= min(390, table["x"] + table["width"]) + 1
+    cut = page.evaluate(
+        "() => Array.from(document.querySelectorAll('#table tbody td')).filter(td => td.scrollWidth > td.clientWidth + 1).length"
+    )
+    assert cut == 0
+    for picture in ("#image-a", "#image-b"):
+        assert page.locator(picture).bounding_box()["width"] >= 300
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    context.close()
+
+
 def test_page_says_which_model_is_loaded(page) -> None:
     sync_api.expect(page.locator("#model-status")).to_contain_text("parity on cpu (float32)")
 
