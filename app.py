@@ -101,10 +101,16 @@ def _score_page(prompt: str, images: list[Any] | None, judges: Any, order_by: An
         rankings, notes = PAGE.rank(prompt, images, judges)
     except InputError as e:
         gr.Warning(str(e))
-        return (gr.skip(),) * (len(outputs) + 1 + len(compare_outputs)) + judge_choices(judges, order_by)
+        return (gr.skip(),) * (len(outputs) + 1 + len(compare_outputs)) + judge_choices(judges, order_by) + (
+            gr.skip(),
+            gr.skip(),
+        )
     for note in notes:
         gr.Warning(note)
     page = view.shown(rankings, PAGE.loaded.label, order_by)
+    # Each prompt's own view, for switching to it (the first is the one shown).
+    views = {p: view.shown([(p, r)], PAGE.loaded.label, order_by) for p, r in rankings}
+    pick = gr.update(choices=list(views), value=rankings[0][0], visible=len(views) > 1)
     downloads = PAGE.write_downloads(rankings, notes)
     if page.matrix is not None:
         grid = gr.update(value=page.matrix[1], headers=page.matrix[0], visible=True)
@@ -123,7 +129,35 @@ def _score_page(prompt: str, images: list[Any] | None, judges: Any, order_by: An
         grid,
         *_first_comparison(page.compared),
         *judge_choices(judges, order_by),
+        pick,
+        views,
     )
+
+
+def switch_prompt(views: Any, chosen: str | None, order_by: str | None):
+    """Best, the gallery, the table, what the judges read and the comparison, for one prompt of the request
+    shown (nothing is scored again)."""
+    if not isinstance(views, dict) or chosen not in views:
+        return (gr.skip(),) * (6 + len(compare_outputs))
+    shown = views[chosen]
+    gallery, table_value = shown.gallery, shown.table
+    if order_by and order_by != PRIMARY:
+        gallery, table_value, _, _ = view.reordered(shown.gallery, _frame(shown.table), order_by, PAGE.roots)
+    return (
+        shown.winner,
+        shown.winner_text,
+        gallery,
+        table_value,
+        shown.reading,
+        shown.prompt,
+        *_first_comparison(shown.compared),
+    )
+
+
+def _frame(table: dict[str, Any]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(table["data"], columns=table["headers"])
 
 
 def judge_choices(judges: Any = None, order_by: Any = None) -> tuple:
@@ -295,6 +329,10 @@ with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
             examples_slot = gr.Column(elem_id="examples-slot")
         with gr.Column(scale=1, min_width=300, elem_id="results"):
             status = gr.Markdown(elem_id="status")
+            prompt_pick = gr.Dropdown(
+                label="Show the ranking for", choices=[], visible=False, elem_id="prompt-pick", interactive=True
+            )
+            views = gr.State({})  # each prompt's view of the request shown (view.Shown)
             winner = gr.Image(label="Best", height=300, interactive=False, elem_id="winner", show_label=True)
             winner_text = gr.Markdown(elem_id="winner-text")
             order_by = gr.Radio(
@@ -369,7 +407,13 @@ with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
     score_btn.click(
         score_and_compare,
         [prompt, images, judges_box, order_by],
-        [*outputs, grid, *compare_outputs, judges_box, order_by],
+        [*outputs, grid, *compare_outputs, judges_box, order_by, prompt_pick, views],
+        api_visibility="private",
+    )
+    prompt_pick.input(
+        switch_prompt,
+        [views, prompt_pick, order_by],
+        [winner, winner_text, ranked, table, reading, shown_prompt, *compare_outputs],
         api_visibility="private",
     )
     demo.load(judge_choices, None, [judges_box, order_by], api_visibility="private")

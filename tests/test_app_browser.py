@@ -461,6 +461,17 @@ def test_several_prompts_give_the_rank_matrix(page) -> None:
         for rank, name in enumerate(ranks, 1):
             assert f"#{rank} · {rewards[name]:.2f}" in text
     sync_api.expect(page.locator("#status")).to_contain_text("against 2 prompts")
+    # Any prompt's ranking can be shown: gallery, Best, the comparison and what the judges read follow it
+    # (main: only the first prompt's, the others text in the matrix).
+    rewards = dict(zip(second["images"], second["rewards"]))
+    ranks = sorted(shared, key=lambda n: -rewards[n])
+    page.locator("#prompt-pick input").click()
+    page.get_by_role("option", name=second["prompt"]).click()
+    want = [f"#{k} · {rewards[n]:.2f} · {n}" for k, n in enumerate(ranks, 1)]
+    sync_api.expect(page.locator("#ranked .caption-label")).to_have_text(want)
+    sync_api.expect(page.locator("#winner-text")).to_contain_text(f"#1 · {ranks[0]}")
+    sync_api.expect(page.locator("#compare-text")).to_contain_text(ranks[0])
+    sync_api.expect(page.locator("#reading .read").first).to_contain_text(second["prompt"][:40])
 
 
 CONTRAST_JS = """
