@@ -3,7 +3,7 @@
 Only wiring lives here; the work is done by one `imagereward.app.Page` (checking, decoding, scoring and ranking
 a request; what the page shows). Runs locally (`python app.py`) and as a Hugging Face Space on any hardware:
 CPU, GPU, or ZeroGPU, where only the model's work runs inside `@spaces.GPU`. Settings: the `IMAGEREWARD_*`
-variables (README, "The app").
+variables (docs/app.md).
 """
 
 from __future__ import annotations

@@ -29,13 +29,13 @@ pytest.importorskip("mcp")
 CASE = next(c for c in EXPECTED["rank"] if c["prompt"].strip() and len(c["images"]) >= 3)
 NAMES = CASE["images"][:3]
 TOOLS = {"score_images", "compare_images", "explain_image"}
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+README = (ROOT / "docs" / "app.md").read_text(encoding="utf-8")  # where the client snippets live
 
 
 def snippet(name: str) -> str:
-    """The fenced block after README's `<!-- snippet: name -->`."""
+    """The fenced block after docs/app.md's `<!-- snippet: name -->`."""
     match = re.search(rf"<!-- snippet: {name} -->\n```\w*\n(.*?)\n```", README, re.S)
-    assert match, f"README has no snippet {name}"
+    assert match, f"docs/app.md has no snippet {name}"
     return match.group(1)
 
 
@@ -204,8 +204,13 @@ def test_parallel_pair_calls_are_batched_and_each_gets_its_own_rows(trusting: st
     per visitor), each answered with its own rows, equal to the same call made alone."""
     client = Client(trusting, verbose=False)
     prompts = [c["prompt"] for c in EXPECTED["rank"] if c["prompt"].strip()][:4]
+    # A client (session) per call, as a pipeline's workers have: one gradio_client session with calls joining
+    # while others complete can lose a call to its own race (the server closes the session's stream when its
+    # last pending call ends; a call joined meanwhile is then cancelled on the client's side).
     jobs = [
-        client.submit([p] * 2, [handle_file(str(image_path(n))) for n in NAMES[:2]], [], api_name="/score_pairs")
+        Client(trusting, verbose=False).submit(
+            [p] * 2, [handle_file(str(image_path(n))) for n in NAMES[:2]], [], api_name="/score_pairs"
+        )
         for p in prompts * 3
     ]
     answers = [job.result(timeout=120) for job in jobs]

@@ -1,5 +1,5 @@
 """The package's shape, read from its source: the import rules that keep its layers pointing down, each judge
-named only in its own module, and README's module map matching the tree."""
+named only in its own module, and docs/layout.md's module map matching the tree."""
 
 from __future__ import annotations
 
@@ -155,9 +155,10 @@ def test_the_judge_records_are_complete() -> None:
 
 
 # ------------------------------------------------------------------------------------------ module map
-def test_readme_module_map_matches_the_tree() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    table = readme.split("## Layout", 1)[1].split("\n## ", 1)[0]
+def test_the_module_map_matches_the_tree() -> None:
+    """docs/layout.md's table lists every module of the package, and nothing that is not there."""
+    layout = (ROOT / "docs" / "layout.md").read_text(encoding="utf-8")
+    table = layout.split("# Layout", 1)[1]
     listed = set()
     for row in table.splitlines():
         if row.startswith("| `"):
@@ -166,7 +167,7 @@ def test_readme_module_map_matches_the_tree() -> None:
             base = Path(cells[0]).parent
             for k, cell in enumerate(cells):
                 path = ROOT / cell if k == 0 or not (ROOT / base / cell).exists() else ROOT / base / cell
-                assert path.exists(), f"README lists {cell}, which is not in the tree"
+                assert path.exists(), f"docs/layout.md lists {cell}, which is not in the tree"
                 listed.add(path.resolve())
             if cells[0].endswith("/") and (ROOT / cells[0]).is_dir() and cells[0].startswith("imagereward/"):
                 folder = ROOT / cells[0]
@@ -178,4 +179,4 @@ def test_readme_module_map_matches_the_tree() -> None:
         p.resolve() for p in PACKAGE.iterdir() if p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists())
     }
     missing = {p.name for p in tree - listed if p.name not in ("__main__.py",)}
-    assert not missing, f"README's module map lacks {sorted(missing)}"
+    assert not missing, f"docs/layout.md's module map lacks {sorted(missing)}"

@@ -90,7 +90,7 @@ def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 @dataclass(frozen=True)
 class Settings:
-    """The page's settings, from the environment (README, "The app"):
+    """The page's settings, from the environment (docs/app.md):
 
     `IMAGEREWARD_MODEL` (registry name or local path), `IMAGEREWARD_DEVICE`, `IMAGEREWARD_DTYPE`,
     `IMAGEREWARD_MAX_IMAGES`, `IMAGEREWARD_JUDGES` (the judges visitors may add; see `parse_judges`),

@@ -11,7 +11,7 @@ image it looked. Estimates of what drove the score, not proofs of it.
   pixels 0), in `STEPS` steps, summed over each patch's pixels and channels: positive where the pixels raised the
   score. Chosen over plain gradient x input because it is more faithful by a deletion test: on the fixture model,
   masking the quarter of patches the map ranks highest lowers the score by 1.15 on average (gradient x input:
-  0.62, SmoothGrad: 0.62, a random quarter: +0.02; `benchmarks/explain_faithfulness.py`); README gives the
+  0.62, SmoothGrad: 0.62, a random quarter: +0.02; `benchmarks/explain_faithfulness.py`); docs/python.md gives the
   numbers.
   `crop_box` is the 224 crop in the original image's pixels: what the model sees of the image.
 """
@@ -46,7 +46,7 @@ _FREEZING = threading.Lock()
 def frozen(module: torch.nn.Module) -> Iterator[None]:
     """The module's weights out of the graph for the duration (`requires_grad` False, restored after): a
     gradient to the input then keeps no activations for weight gradients (the float32 explanation's memory
-    over the loaded model: +5.3 GB before, +2.8 GB after, README). A no-op for a frozen module (as the app
+    over the loaded model: +5.3 GB before, +2.8 GB after, docs/python.md). A no-op for a frozen module (as the app
     serves it); a module that trains holds a lock meanwhile, so that two passes never restore each other's
     flags early."""
     if not any(p.requires_grad for p in module.parameters()):
