@@ -23,7 +23,7 @@ from .files import Downloads
 from .judge_pool import JudgePool
 from .pairs import PairCall, PairScores, pair_answer, prepare_pairs, refused_call, score_pair_calls
 from .remote import NOT_SENT, Receiver
-from .requests import Request, Scores, chosen_judges, plan_prompts, rank_request, score_prepared, too_many_images
+from .requests import Request, Scores, chosen_judges, finish, plan_prompts, prepare, score_prepared, too_many_images
 from .settings import MAX_UPLOAD_MB, LoadedModel, Settings, display_name, load_for_serving, warm_up
 
 
@@ -267,17 +267,11 @@ class Page:
         if self.loaded.model is None:
             raise InputError("Scoring is unavailable: the model could not be loaded.")
         extra = chosen_judges(judges, self.settings.judges)
-        return rank_request(
-            self.loaded.model,
-            prompt_text,
-            images,
-            self.roots,
-            self.settings,
-            extra,
-            self.judges,
-            self.on_device,
-            self.decoder,
+        # The request's three steps from here: the device call is the page's own (no callback handed down).
+        request = prepare(
+            self.loaded.model, prompt_text, images, self.roots, self.settings, extra, self.judges, self.decoder
         )
+        return finish(request, self.on_device(request))
 
     def api(self, prompt_text: Any, images: Any, judges: Any) -> dict[str, Any]:
         """The `/score` API's answer (see `view.api_response`); with several prompts that of the first, and
