@@ -114,6 +114,9 @@ def test_the_mcp_tools_answer_as_score_does(trusting: str, images_served) -> Non
     assert {t.name for t in tools} == TOOLS
     described = {t.name: t for t in tools}["score_images"]
     assert "35 tokens" in described.description and "0 is an average generation" in described.description
+    from imagereward.images.reading import FORMATS_TEXT
+
+    assert all(FORMATS_TEXT in json.dumps(t.inputSchema) for t in tools)  # the formats from their one table
     assert described.inputSchema["properties"]["images"]["type"] == "array"
     as_data, as_urls, compared, explained = (json.loads(text_of(r)) for r in results)
     names = {f"image {k + 1}": n for k, n in enumerate(NAMES)}

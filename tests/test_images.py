@@ -142,3 +142,27 @@ def test_the_scoring_api_names_the_refused_image_and_scores_the_rest(tiny_model,
     results = tiny_model.try_rewards("a cat", [str(tmp_path / "tall.png"), image_path(NAME)])
     assert isinstance(results[0], ImageLoadError) and "aspect ratio of at most 64:1" in results[0].reason
     assert isinstance(results[1], float)
+
+
+def test_one_table_of_formats_and_every_list_derived_from_it() -> None:
+    """Each accepted format's magic bytes are what Pillow writes for it, and its extensions open as it; the
+    plugin list, the extensions, the magic bytes and the texts (the page's, the MCP tools') come from the one
+    table."""
+    import io as _io
+
+    from PIL import Image as _Image
+
+    from imagereward.app import agents, remote
+    from imagereward.images.reading import ACCEPTED_FORMATS, FORMATS, FORMATS_TEXT, IMAGE_EXTENSIONS, MAGIC_BYTES
+
+    for fmt in FORMATS:
+        buffer = _io.BytesIO()
+        _Image.new("RGB", (8, 8), (10, 20, 30)).save(buffer, format=fmt.name)
+        assert buffer.getvalue().startswith(fmt.magic), fmt.name
+        for ext in fmt.extensions:
+            assert _Image.registered_extensions()[ext] == fmt.name
+    assert ACCEPTED_FORMATS == tuple(f.name for f in FORMATS)
+    assert IMAGE_EXTENSIONS == {e for f in FORMATS for e in f.extensions}
+    assert remote._MAGIC == MAGIC_BYTES
+    assert all(name in FORMATS_TEXT for name in ACCEPTED_FORMATS)
+    assert FORMATS_TEXT in agents.IMAGES_HELP

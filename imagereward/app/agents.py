@@ -15,10 +15,11 @@ from typing import Any, Callable
 import gradio as gr
 
 from ..errors import InputError
+from ..images.reading import FORMATS_TEXT
 from .page import Page
 
 IMAGES_HELP = (
-    "each image an https URL (fetched by the server, at most 20 MB, PNG, JPEG, WEBP, GIF, BMP or TIFF) or base64 "
+    f"each image an https URL (fetched by the server, at most 20 MB, {FORMATS_TEXT}) or base64 "
     "data (data:image/png;base64,... or the bare base64 of the file)"
 )
 
@@ -56,7 +57,7 @@ def agent_tools(page: Page) -> tuple[Callable[..., str], Callable[..., str], Cal
 
         Args:
             prompt: the text prompt the images were generated for (one prompt; English works best).
-            images: the images to rank, at most 32 (more are cut, with a note): each an https URL or base64 data (data:image/png;base64,...); PNG, JPEG, WEBP, GIF, BMP or TIFF, at most 20 MB each; base64 images together at most 48 MB a call (send more as URLs).
+            images: the images to rank, at most 32 (more are cut, with a note): each an https URL or base64 data (data:image/png;base64,...); FORMATS, at most 20 MB each; base64 images together at most 48 MB a call (send more as URLs).
             judges: optional other judges to score with as well, any of CLIP, BLIP, Aesthetic, PickScore, HPSv2.1 (as offered); ImageReward always ranks.
 
         Returns:
@@ -69,7 +70,7 @@ def agent_tools(page: Page) -> tuple[Callable[..., str], Callable[..., str], Cal
 
         Args:
             prompt: the text prompt both images were generated for.
-            image_a: image A: an https URL or base64 data (data:image/png;base64,...); PNG, JPEG, WEBP, GIF, BMP or TIFF, at most 20 MB.
+            image_a: image A: an https URL or base64 data (data:image/png;base64,...); FORMATS, at most 20 MB.
             image_b: image B, as image A.
 
         Returns:
@@ -82,15 +83,15 @@ def agent_tools(page: Page) -> tuple[Callable[..., str], Callable[..., str], Cal
 
         Args:
             prompt: the text prompt the image was generated for.
-            image: the image: an https URL or base64 data (data:image/png;base64,...); PNG, JPEG, WEBP, GIF, BMP or TIFF, at most 20 MB.
+            image: the image: an https URL or base64 data (data:image/png;base64,...); FORMATS, at most 20 MB.
 
         Returns:
             JSON text: {"name", "score", "read", "unread", "tokens_read", "tokens_total", "words": [{"word", "start", "end", "delta", "partial"}], "heatmap": 14 rows of 14 numbers, top to bottom, "crop_box": [left, top, right, bottom] in the image's pixels, "image_size": [width, height], "model"}.
         """
         return _answer(lambda: page.agent_explain(prompt, image))
 
-    for tool in (score_images, compare_images):
-        tool.__doc__ = (tool.__doc__ or "").replace("at most 32", f"at most {limit}")
+    for tool in (score_images, compare_images, explain_image):  # the limits and formats from their one place
+        tool.__doc__ = (tool.__doc__ or "").replace("at most 32", f"at most {limit}").replace("FORMATS", FORMATS_TEXT)
     return score_images, compare_images, explain_image
 
 

@@ -39,6 +39,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 import httpx
 
 from ..errors import ImageLoadError
+from ..images.reading import MAGIC_BYTES
 
 MAX_REDIRECTS = 5
 CHUNK = 1 << 16
@@ -49,7 +50,7 @@ ACCEPTED = (
 )
 NOT_SENT = f"not an image this call sent; {ACCEPTED}"
 # The first bytes of the accepted formats: how bare base64 is told from a path or a URL.
-_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"RIFF", b"BM", b"II*\x00", b"MM\x00*")
+_MAGIC = MAGIC_BYTES
 # What a file name may not hold: separators, control characters, and bidirectional overrides (display spoofing).
 _WHITESPACE = re.compile(r"\s+")
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\\u202a-\u202e\u2066-\u2069]+")
