@@ -9,6 +9,7 @@ variables (docs/app.md).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 
@@ -28,6 +29,7 @@ from imagereward.app.admission import (
     QueueGate,
     available_memory,
     heavy_calls,
+    log_heavy_calls,
     queue_everything,
     record_sent_files,
     share_limit,
@@ -481,6 +483,7 @@ QueueGate(
     max_queued_bytes=4 * SETTINGS.max_body,
 ).install()
 record_sent_files(demo, LEDGER, VISITORS)
+log_heavy_calls(demo, HEAVY_CALLS)
 
 
 @contextlib.asynccontextmanager
@@ -501,6 +504,11 @@ def public_names() -> tuple[list[str], list[str]]:
 
 
 if __name__ == "__main__":
+    # The package's own log lines (the model's loading, the heavy calls, the sweeper) in the server's output.
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    logging.getLogger("imagereward").addHandler(_handler)
+    logging.getLogger("imagereward").setLevel(logging.INFO)
     # A Space stops the app with SIGTERM: exit as on Ctrl+C, so that the app's files are removed.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     distrust_forwarded_headers()

@@ -32,6 +32,7 @@ queued events and running jobs; `tests/test_app_admission.py` fails if that shap
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import defaultdict
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ from typing import Any, Callable, Sequence
 from .host import Visitors, shown
 from .remote import file_name, is_remote
 from .requests import REFUSED_FOLDER
+
+log = logging.getLogger(__name__)
 
 # What marks a value as a file in a Gradio call.
 FILE_META = {"_type": "gradio.FileData"}
@@ -377,3 +380,24 @@ def record_sent_files(blocks: Any, ledger: Any, visitors: Visitors) -> None:
         return output
 
     blocks.process_api = recording
+
+
+def log_heavy_calls(blocks: Any, most: int, name: str = "heavy") -> None:
+    """Logs each heavy call's start with how many run at that moment and the limit (`share_limit`'s
+    concurrency id `name`): the operator's view of the one limit. Wraps `blocks.process_api`."""
+    process = blocks.process_api
+    running = 0
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal running
+        fn = kwargs.get("block_fn", args[0] if args else None)
+        if getattr(fn, "concurrency_id", None) != name:
+            return await process(*args, **kwargs)
+        running += 1
+        log.info("heavy call started (%s): %d running, at most %d", getattr(fn, "api_name", None), running, most)
+        try:
+            return await process(*args, **kwargs)
+        finally:
+            running -= 1
+
+    blocks.process_api = counting
