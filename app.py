@@ -103,10 +103,8 @@ def _score_page(prompt: str, images: list[Any] | None, judges: Any, order_by: An
         rankings, notes = PAGE.rank(prompt, images, judges)
     except InputError as e:
         gr.Warning(str(e))
-        return (gr.skip(),) * (len(outputs) + 1 + len(compare_outputs)) + judge_choices(judges, order_by) + (
-            gr.skip(),
-            gr.skip(),
-        )
+        skipped = (gr.skip(),) * (len(outputs) + 1 + len(compare_outputs))
+        return skipped + judge_choices(judges, order_by) + (gr.skip(), gr.skip())  # the prompt picker, its views
     for note in notes:
         gr.Warning(note)
     page = view.shown(rankings, PAGE.loaded.label, order_by)
@@ -170,7 +168,9 @@ def judge_choices(judges: Any = None, order_by: Any = None) -> tuple:
     return (
         gr.update(choices=offered, value=chosen, info=PAGE.judges_info(unavailable)),
         # With no other judge left, ordering has one choice: not shown.
-        gr.update(choices=[PRIMARY, *offered], value=order_by if order_by in offered else PRIMARY, visible=bool(offered)),
+        gr.update(
+            choices=[PRIMARY, *offered], value=order_by if order_by in offered else PRIMARY, visible=bool(offered)
+        ),
     )
 
 
@@ -464,9 +464,10 @@ with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
 demo.queue(default_concurrency_limit=2, max_size=64, api_open=False)
 queue_everything(demo)
 # The heavy work of all visitors together: as many calls at once as the memory left after loading holds.
-HEAVY = (score_ui, score_and_compare, score_api, why, why_after_pick, explain_api, score_images, compare_images)
+HEAVY = (score_ui, score_and_compare, score_api, score_images, compare_images, score_pairs)
+HEAVY += (why, why_after_pick, explain_api, explain_image)  # the explanations
 HEAVY_CALLS = SETTINGS.heavy_calls or heavy_calls(available_memory(), HEAVY_CALL_BYTES, max(2, os.cpu_count() or 2))
-share_limit(demo, (*HEAVY, explain_image, score_pairs), HEAVY_CALLS)
+share_limit(demo, HEAVY, HEAVY_CALLS)
 # Explanations (a backward pass each) one at a time per visitor, whichever way they are asked for; a
 # pipeline's parallel `/score_pairs` calls get a share of their own (they are batched together).
 explaining = FunctionLimit("explanation", 1, (why, why_after_pick, explain_api, explain_image))
@@ -499,8 +500,8 @@ async def mcp_as_the_page(_: Any):
 
 def public_names() -> tuple[list[str], list[str]]:
     """Every event's API name, and the public ones (what `/call/<name>` may name)."""
-    fns = list(demo.fns.values())
-    return [f.api_name for f in fns if f.api_name], [f.api_name for f in fns if f.api_name and f.api_visibility == "public"]
+    named = [f for f in demo.fns.values() if f.api_name]
+    return [f.api_name for f in named], [f.api_name for f in named if f.api_visibility == "public"]
 
 
 if __name__ == "__main__":

@@ -44,7 +44,9 @@ def images(folder: Path, count: int, side: int) -> list[str]:
     paths = []
     ramp = np.linspace(0, 255, side, dtype=np.float32)
     for k in range(count):
-        rgb = np.stack([np.add.outer(ramp, ramp * 0) % 256, np.add.outer(ramp * 0, ramp), np.full((side, side), 8.0 * k)], -1)
+        rgb = np.stack(
+            [np.add.outer(ramp, ramp * 0) % 256, np.add.outer(ramp * 0, ramp), np.full((side, side), 8.0 * k)], -1
+        )
         paths.append(str(folder / f"{k}.jpg"))
         Image.fromarray(rgb.astype(np.uint8)).save(paths[-1], quality=90)
     return paths

@@ -111,7 +111,9 @@ def page_call(
     joined = httpx.post(f"{url}gradio_api/queue/join", json=body, headers=headers, timeout=60)
     if joined.status_code != 200:
         return str(joined.status_code), joined.json().get("detail")
-    with httpx.stream("GET", f"{url}gradio_api/queue/data?session_hash={session}", headers=headers, timeout=timeout) as s:
+    with httpx.stream(
+        "GET", f"{url}gradio_api/queue/data?session_hash={session}", headers=headers, timeout=timeout
+    ) as s:
         for line in s.iter_lines():
             if not line.startswith("data: "):
                 continue

@@ -136,7 +136,13 @@ def test_the_bodies_in_flight_are_bounded_for_all_requests_together() -> None:
 
     def post(size: int) -> tuple[dict, list]:
         headers = [(b"content-length", str(size).encode()), (b"content-type", b"application/json")]
-        scope = {"type": "http", "method": "POST", "path": "/gradio_api/queue/join", "client": ("1.2.3.4", 1), "headers": headers}
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/gradio_api/queue/join",
+            "client": ("1.2.3.4", 1),
+            "headers": headers,
+        }
         sent: list = []
 
         async def receive() -> dict:

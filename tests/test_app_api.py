@@ -258,7 +258,9 @@ def test_a_file_over_the_size_limit_is_skipped_by_name_and_the_others_scored(ser
     items = [{"image": {"path": p, **meta}, "caption": None} for p in (upload(url, big), good)]
     event, (answer,) = call(url, "score", [CASE["prompt"], items, []])
     assert event == "complete" and [r["name"] for r in answer["ranked"]] == [CASE["images"][0]]
-    assert answer["skipped"] == [{"name": "big.png", "reason": "21.0 MB is over the 20 MB a file may be; compress it or scale it down first"}]
+    assert answer["skipped"] == [
+        {"name": "big.png", "reason": "21.0 MB is over the 20 MB a file may be; compress it or scale it down first"}
+    ]
 
 
 # --------------------------------------------------------------------------- Space hardware, stubbed

@@ -64,14 +64,20 @@ def app_url(tmp_path_factory: pytest.TempPathFactory, judges_root: Path):
 
 @pytest.fixture
 def page(browser, app_url):
-    context = browser.new_context(viewport={"width": 1400, "height": 1800})
+    page = open_page(browser, app_url)
+    yield page
+    page.context.close()
+
+
+def open_page(browser, url: str, width: int = 1400, height: int = 1800):
+    """A new page (in its own context: `page.context`) at `url`, the page's own script running."""
+    context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
-    page.goto(app_url)
+    page.goto(url)
     page.locator("#score-btn").wait_for()
     wait_for_page_script(page)
-    yield page
-    context.close()
+    return page
 
 
 def wait_for_page_script(page) -> None:
@@ -176,16 +182,13 @@ def test_no_id_is_given_twice(page) -> None:
 
 
 @pytest.mark.parametrize("width, height", [(1440, 1000), (390, 844)], ids=["desktop", "phone"])
-def test_pictures_buttons_and_thumbnails_are_named_and_the_status_names_the_winner(browser, app_url, width, height) -> None:
+def test_pictures_buttons_and_thumbnails_are_named_and_the_status_names_the_winner(
+    browser, app_url, width, height
+) -> None:
     """main: Best, A and B without alt text; the ranked gallery's buttons unnamed; upload thumbnails read
     "Thumbnail 1 of 3" without the file; the announced status did not name the winner; no focus ring on a
     checkbox reached by the keyboard."""
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(app_url)
-    page.locator("#score-btn").wait_for()
-    wait_for_page_script(page)
+    page = open_page(browser, app_url, width, height)
     case = EXPECTED["rank"][0]
     names = case["images"][:3]
     page.locator("#prompt textarea").fill(case["prompt"])
@@ -193,7 +196,9 @@ def test_pictures_buttons_and_thumbnails_are_named_and_the_status_names_the_winn
     sync_api.expect(page.locator("#images .gallery-item img")).to_have_count(3)
     thumbs = page.locator("#images [aria-label^='Thumbnail']")
     if thumbs.count():
-        sync_api.expect(thumbs.first).to_have_attribute("aria-label", re.compile(r"Thumbnail 1 of 3: .+\.(png|jpg|webp)$"))
+        sync_api.expect(thumbs.first).to_have_attribute(
+            "aria-label", re.compile(r"Thumbnail 1 of 3: .+\.(png|jpg|webp)$")
+        )
     page.locator("#score-btn").click()
     labels = captions(page, 3)
     best = labels[0].rsplit(" · ", 1)[-1]
@@ -210,18 +215,13 @@ def test_pictures_buttons_and_thumbnails_are_named_and_the_status_names_the_winn
     page.keyboard.press("Tab")
     outline = box.evaluate("e => getComputedStyle(e).outlineStyle + ' ' + getComputedStyle(e).outlineWidth")
     assert outline.split()[0] != "none" and outline.split()[1] != "0px", outline
-    context.close()
+    page.context.close()
 
 
 def test_on_a_phone_the_gallery_table_and_comparison_are_whole(browser, app_url) -> None:
     """At 390 px with a judge added (main: the ranked gallery a 464 px box scrolling inside itself, the 5th image
     cut; the table showing rank and image only, the rest off to the side; A and B two 160 px pictures)."""
-    context = browser.new_context(viewport={"width": 390, "height": 844})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(app_url)
-    page.locator("#score-btn").wait_for()
-    wait_for_page_script(page)
+    page = open_page(browser, app_url, 390, 844)
     page.locator("#judges label", has_text="CLIP").first.click()
     case = EXPECTED["rank"][0]
     upload_and_score(page, case["prompt"], [image_path(n) for n in case["images"][:5]])
@@ -243,7 +243,7 @@ def test_on_a_phone_the_gallery_table_and_comparison_are_whole(browser, app_url)
     for picture in ("#image-a", "#image-b"):
         assert page.locator(picture).bounding_box()["width"] >= 300
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    context.close()
+    page.context.close()
 
 
 def test_page_says_which_model_is_loaded(page) -> None:
@@ -286,12 +286,7 @@ def test_duplicate_file_names_are_told_apart_on_the_page(page, tmp_path: Path) -
 def test_at_every_width_nothing_is_clipped_and_the_results_come_into_view(
     browser, app_url, width: int, height: int
 ) -> None:
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(app_url)
-    page.locator("#score-btn").wait_for()
-    wait_for_page_script(page)
+    page = open_page(browser, app_url, width, height)
     case = EXPECTED["rank"][0]
     upload_and_score(page, case["prompt"], [image_path(n) for n in case["images"][:8]])
     captions(page, 8)
@@ -311,7 +306,7 @@ def test_at_every_width_nothing_is_clipped_and_the_results_come_into_view(
         image = item.locator("img").bounding_box()
         label = item.locator(".caption-label").bounding_box()
         assert label["y"] >= image["y"] + image["height"] - 1, (image, label)
-    context.close()
+    page.context.close()
 
 
 def test_the_comparison_shows_two_images_and_the_probability_from_their_scores(page) -> None:
@@ -516,7 +511,7 @@ def test_the_pages_own_parts_meet_aa_contrast_and_announce_the_status(browser, a
     assert page.locator("#status").get_attribute("aria-live") == "polite"
     alts = [page.locator("#ranked .gallery-item img").nth(k).get_attribute("alt") for k in range(2)]
     assert alts == labels
-    context.close()
+    page.context.close()
 
 
 def test_an_image_dropped_anywhere_on_the_page_is_added(page) -> None:
@@ -581,7 +576,9 @@ def order_by_and_check(page, judge: str, names: list[str], scores: list[float]) 
     want = [f"#{ranks[names.index(n)]} · {judge} {scores[names.index(n)]:.2f} · {n}" for n in order]
     sync_api.expect(page.locator("#ranked .caption-label")).to_have_text(want)
     best = scores[names.index(order[0])]
-    sync_api.expect(page.locator("#winner-text")).to_contain_text(f"#1 by {judge} · {order[0]} — {judge} score {best:.2f}")
+    sync_api.expect(page.locator("#winner-text")).to_contain_text(
+        f"#1 by {judge} · {order[0]} — {judge} score {best:.2f}"
+    )
     sync_api.expect(page.locator("#winner img")).to_have_attribute("src", re.compile(re.escape(order[0]) + "$"))
     rows_shown = page.locator("#table div[role=row][data-index]")
     sync_api.expect(rows_shown.first).to_contain_text(order[0])
@@ -637,12 +634,7 @@ LONG = EXPECTED["rank"][0]["prompt"] + (
 def test_the_page_shows_what_the_model_read_which_words_mattered_and_where_it_looked(
     browser, app_url, tiny_model, width: int, height: int
 ) -> None:
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(app_url)
-    page.locator("#score-btn").wait_for()
-    wait_for_page_script(page)
+    page = open_page(browser, app_url, width, height)
     case = EXPECTED["rank"][0]
     paths = [image_path(n) for n in case["images"][:3]]
     upload_and_score(page, LONG, paths)
@@ -691,22 +683,27 @@ def test_the_page_shows_what_the_model_read_which_words_mattered_and_where_it_lo
     page.locator("#why-toggle input").uncheck()
     sync_api.expect(page.locator("#image-a img")).to_have_attribute("src", plain)
     sync_api.expect(page.locator("#why .chips")).to_have_count(0)
-    context.close()
+    page.context.close()
+
+
+def score_with_clip_unavailable(browser, url: str, order_shown: bool = False):
+    """A page that ticked CLIP (whose weights are not there) and scored one image: CLIP marked unavailable.
+    With `order_shown`, "Order by" is checked to be shown before."""
+    page = open_page(browser, url)
+    if order_shown:
+        sync_api.expect(page.locator("#order-by")).to_be_visible()
+    page.locator("#judges label").filter(has_text="CLIP").click()
+    upload_and_score(page, EXPECTED["rank"][0]["prompt"], [image_path(EXPECTED["images"][0])])
+    captions(page, 1)
+    sync_api.expect(page.locator("#judges")).to_contain_text("Unavailable right now")
+    return page
 
 
 def test_a_judge_that_cannot_load_is_marked_unavailable_once(browser, tmp_path: Path) -> None:
     with running_app(
         tmp_path, IMAGEREWARD_MODEL=str(PARITY), IMAGEREWARD_JUDGES="CLIP,BLIP", IMAGEREWARD_DOWNLOAD_ROOT=str(tmp_path)
     ) as url:
-        page = browser.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        page.goto(url)
-        page.locator("#score-btn").wait_for()
-        wait_for_page_script(page)
-        page.locator("#judges label").filter(has_text="CLIP").click()
-        upload_and_score(page, EXPECTED["rank"][0]["prompt"], [image_path(EXPECTED["images"][0])])
-        captions(page, 1)
-        sync_api.expect(page.locator("#judges")).to_contain_text("Unavailable right now")
+        page = score_with_clip_unavailable(browser, url)
         assert " ".join(page.locator(".toast-body").all_inner_texts()).count("CLIP is unavailable") == 1
         sync_api.expect(page.locator("#judges label").filter(has_text="CLIP")).to_have_count(0)
         sync_api.expect(page.locator("#order-by label").filter(has_text="CLIP")).to_have_count(0)
@@ -717,7 +714,7 @@ def test_a_judge_that_cannot_load_is_marked_unavailable_once(browser, tmp_path: 
         )
         sync_api.expect(page.locator("#judges label").filter(has_text="BLIP")).to_have_count(1)
         sync_api.expect(page.locator("#judges label").filter(has_text="CLIP")).to_have_count(0)
-        page.close()
+        page.context.close()
 
 
 def test_with_every_other_judge_unavailable_there_is_no_order_to_choose(browser, tmp_path: Path) -> None:
@@ -725,21 +722,11 @@ def test_with_every_other_judge_unavailable_there_is_no_order_to_choose(browser,
     with running_app(
         tmp_path, IMAGEREWARD_MODEL=str(PARITY), IMAGEREWARD_JUDGES="CLIP", IMAGEREWARD_DOWNLOAD_ROOT=str(tmp_path)
     ) as url:
-        page = browser.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        page.goto(url)
-        page.locator("#score-btn").wait_for()
-        wait_for_page_script(page)
-        sync_api.expect(page.locator("#order-by")).to_be_visible()
-        page.locator("#judges label").filter(has_text="CLIP").click()
-        upload_and_score(page, EXPECTED["rank"][0]["prompt"], [image_path(EXPECTED["images"][0])])
-        captions(page, 1)
-        sync_api.expect(page.locator("#judges")).to_contain_text("Unavailable right now")
+        page = score_with_clip_unavailable(browser, url, order_shown=True)
         sync_api.expect(page.locator("#order-by")).to_be_hidden()
         page.reload()
         page.locator("#score-btn").wait_for()
         wait_for_page_script(page)
         sync_api.expect(page.locator("#judges")).to_contain_text("Unavailable right now")
         sync_api.expect(page.locator("#order-by")).to_be_hidden()
-        page.close()
-
+        page.context.close()

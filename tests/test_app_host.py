@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import json
 import os
 import re
@@ -23,10 +22,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from imageserver import image_server
 from PIL import Image
 
 from appserver import PIDS, PROCESSES, page_call, peak_memory_mb, running_app
-from imageserver import image_server
 from imagereward.app.admission import FILE_META
 from imagereward.app.requests import NOT_UPLOADED
 from originals import EXPECTED, PARITY, image_path
@@ -185,7 +184,9 @@ def test_a_file_input_names_only_this_visitors_files_and_no_url_is_fetched(serve
 
 def test_another_visitors_upload_is_refused(tmp_path: Path) -> None:
     """Behind a trusted proxy (two visitors told apart by it), B cannot name A's upload (main: scored)."""
-    with running_app(tmp_path, IMAGEREWARD_MODEL=str(PARITY), IMAGEREWARD_JUDGES="none", IMAGEREWARD_PROXY_HOPS="1") as url:
+    with running_app(
+        tmp_path, IMAGEREWARD_MODEL=str(PARITY), IMAGEREWARD_JUDGES="none", IMAGEREWARD_PROXY_HOPS="1"
+    ) as url:
         a, b = {"X-Forwarded-For": "198.51.100.1"}, {"X-Forwarded-For": "198.51.100.2"}
         of_a = upload(url, image_path(CASE["images"][0]), a)
         of_b = upload(url, image_path(CASE["images"][1]), b)
@@ -323,7 +324,9 @@ def test_an_undeclared_body_is_cut_at_the_limit(server) -> None:
         for _ in range(80):
             yield b" " * 2**20
 
-    response = httpx.post(f"{url}gradio_api/call/score", content=chunks(), headers={"Content-Type": "application/json"}, timeout=60)
+    response = httpx.post(
+        f"{url}gradio_api/call/score", content=chunks(), headers={"Content-Type": "application/json"}, timeout=60
+    )
     assert response.status_code == 413 and "the most a call may send" in response.json()["detail"]
 
 
@@ -332,7 +335,9 @@ def test_ten_thousand_pairs_are_refused_before_parsing(server) -> None:
     url, _ = server
     before = peak_memory_mb(PIDS[url])
     body = json.dumps({"data": [["a cat"] * 10_000, [[0] * 8] * 10_000, []]}).encode()
-    response = httpx.post(f"{url}gradio_api/call/score_pairs", content=body, headers={"Content-Type": "application/json"}, timeout=60)
+    response = httpx.post(
+        f"{url}gradio_api/call/score_pairs", content=body, headers={"Content-Type": "application/json"}, timeout=60
+    )
     assert response.status_code == 413 and "values, the most a call may" in response.json()["detail"]
     assert peak_memory_mb(PIDS[url]) - before < 30
 

@@ -104,7 +104,14 @@ def test_an_unreachable_hub_is_given_up_on_at_once(hub_cache, expected: dict) ->
     env.pop("HF_HUB_CACHE", None)
     start = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(PARITY / "vision_config.json"), "a cat", str(PARITY / "images" / expected["images"][0])],
+        [
+            sys.executable,
+            "-c",
+            SCRIPT,
+            str(PARITY / "vision_config.json"),
+            "a cat",
+            str(PARITY / "images" / expected["images"][0]),
+        ],
         env=env,
         capture_output=True,
         text=True,

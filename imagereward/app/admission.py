@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..images.reading import IMAGE_EXTENSIONS
 from .host import Visitors, shown
 from .remote import file_name, is_remote
 from .requests import REFUSED_FOLDER
@@ -48,7 +49,6 @@ log = logging.getLogger(__name__)
 # What marks a value as a file in a Gradio call.
 FILE_META = {"_type": "gradio.FileData"}
 DEFAULT_MAX_PENDING = 4
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,10 @@ class QueueGate:
             detail = [{"__type__": "validate", "is_valid": False, "message": message, "parameter_name": parameter}]
             raise HTTPException(status_code=422, detail=detail)
         if self.ledger is not None and isinstance(body.data, list):
-            body.data = [self._own_files(who, value, block._id in self.image_inputs) for block, value in zip(fn.inputs, body.data)]
+            body.data = [
+                self._own_files(who, value, block._id in self.image_inputs)
+                for block, value in zip(fn.inputs, body.data)
+            ]
         limit = next((lim for lim in self.limits if getattr(fn, "fn", None) in lim.functions), None)
         # No await between counting and joining: concurrent joins of one visitor cannot both slip through.
         if (limit is None or not limit.own_share) and self.pending(who) >= self.max_pending:
@@ -212,7 +215,7 @@ class QueueGate:
         `image_suffix`, ending as an image's name: Gradio's file-type check of a file input would otherwise
         refuse the whole call before the app could skip that one file)."""
         tail = file_name(path.split("?", 1)[0].replace("\\", "/").rstrip("/").rsplit("/", 1)[-1], 0)
-        if image_suffix and os.path.splitext(tail)[1].lower() not in IMAGE_SUFFIXES:
+        if image_suffix and os.path.splitext(tail)[1].lower() not in IMAGE_EXTENSIONS:
             tail += ".png"
         return os.path.join(self.refused_folder, tail)
 
@@ -241,16 +244,13 @@ def _declared_size(request: Any) -> int:
     return int(raw) if isinstance(raw, str) and raw.isdigit() else 0
 
 
-def share_limit(blocks: Any, functions: Sequence[Callable], most: int, name: str = "heavy") -> int:
+def share_limit(blocks: Any, functions: Sequence[Callable], most: int, name: str = "heavy") -> None:
     """Puts the events of `functions` (the page's handlers, wherever they are wired, examples included) under
-    one concurrency limit of `most` calls at once, all visitors together; returns how many events."""
-    count = 0
+    one concurrency limit of `most` calls at once, all visitors together."""
     for fn in blocks.fns.values():
         if getattr(fn, "fn", None) in functions:
             fn.concurrency_id = name
             fn.concurrency_limit = most
-            count += 1
-    return count
 
 
 def queue_everything(blocks: Any) -> None:
@@ -326,7 +326,9 @@ def _file_problem(block: Any, value: Any) -> str | None:
         return None
     if isinstance(block, gr.Gallery):
         items = value if isinstance(value, list) else None
-        if items is not None and all(_names_a_path(i.get("image") if isinstance(i, dict) and "image" in i else i) for i in items):
+        if items is not None and all(
+            _names_a_path(i.get("image") if isinstance(i, dict) and "image" in i else i) for i in items
+        ):
             return None
         return (
             f"{getattr(block, 'label', None) or 'images'}: expected a list of images, each {{'image': file, "

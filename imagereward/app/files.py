@@ -311,10 +311,6 @@ class Ledger:
             return True
         return path in {os.path.normpath(p) for p in self.kept()}
 
-    def visitors(self) -> int:
-        with self._lock:
-            return len(self._by_visitor)
-
     def expire(self) -> None:
         """Forgets what is older than the lifetime, and rewrites the ledger file with the files still there."""
         cutoff = time.monotonic() - self.lifetime

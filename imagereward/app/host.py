@@ -14,8 +14,9 @@ request:
   it is not): `max_body` bytes for the API's JSON routes (the queue, `/call/`, MCP), `upload_limit` for an
   upload, `SMALL_BODY` for anything else; and at most `IN_FLIGHT_CALLS` x `max_body` of bodies being read or
   handled at once, all requests together (429 past that; an MCP request's body counts until its tool call
-  ends, and the MCP server's loopback call carrying it is not counted again). A JSON body may also hold at most `MAX_JSON_VALUES` values (counted
-  on the bytes, strings skipped, before anything is parsed): 10,000 pairs cost a gigabyte to parse.
+  ends, and the MCP server's loopback call carrying it is not counted again). A JSON body may also hold at
+  most `MAX_JSON_VALUES` values (counted on the bytes, strings skipped, before anything is parsed): 10,000
+  pairs cost a gigabyte to parse.
 - **Names**: `/call/<name>` of a function that is not public, or of no function, is refused with the public
   names (Gradio would run a private handler by name, and answer an unknown name with a 500).
 - **Uploads** (`/upload`): by their declared size (`Content-Length`, required), at most `upload_quota` bytes
@@ -189,17 +190,18 @@ class HostGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        internal = self.visitors.internal(scope) is not None  # its body was counted as the MCP request's
-        who = self.visitors.of_scope(scope)
+        stamped = self.visitors.internal(scope)  # the MCP server's own call: its body counted as the MCP request's
+        who = stamped if stamped is not None else self.visitors.of_scope(scope)
+        declared = _headers(scope).get("content-length", "")
         headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != VISITOR_HEADER.encode()]
         headers.append((VISITOR_HEADER.encode(), self.visitors.stamp(who).encode("latin-1", "replace")))
         scope = {**scope, "headers": headers}
         path, method = scope.get("path", ""), scope.get("method", "GET")
         refusal = self.name_refusal(path, method)
         if refusal is None and method in ("POST", "PUT", "PATCH"):
-            refusal = self.size_refusal(path, _headers(scope).get("content-length"))
+            refusal = self.size_refusal(path, declared)
         if refusal is None and _is_upload(path, method):
-            refusal = self.upload_refusal(who, _headers(scope).get("content-length", ""))
+            refusal = self.upload_refusal(who, declared)
         if refusal is not None:
             await _refuse(scope, receive, send, *refusal)
             return
@@ -209,8 +211,7 @@ class HostGuard:
         if method not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        declared = _headers(scope).get("content-length", "")
-        size = 0 if internal else int(declared) if declared.isdigit() else self.limit(path)
+        size = 0 if stamped is not None else int(declared) if declared.isdigit() else self.limit(path)
         if self._in_flight + size > self.most_in_flight:
             await _refuse(scope, receive, send, 429, self.busy_sentence())
             return

@@ -288,7 +288,9 @@ class Page:
             response["by_prompt"] = [{"prompt": p, **view.api_response(r, [], label, p, model)} for p, r in rankings]
         return response
 
-    def write_downloads(self, rankings: list[tuple[str, Ranking]], notes: Sequence[str] = ()) -> tuple[Path, Path, Path]:
+    def write_downloads(
+        self, rankings: list[tuple[str, Ranking]], notes: Sequence[str] = ()
+    ) -> tuple[Path, Path, Path]:
         """A request's CSV, JSON (with its notes and what was skipped) and zip, in a new folder of the page's
         downloads."""
         return view.write_downloads(rankings, self.model_name, self.downloads.new_folder(), notes=notes)

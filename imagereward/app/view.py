@@ -190,7 +190,8 @@ def compare_text(name_a: str, score_a: float, name_b: str, score_b: float) -> st
     how = f"P = sigmoid({REWARD_STD:.4f} × score difference), the pairwise model {primary().label} was trained with"
     if score_a == score_b:
         return f"The model sees no difference between **{name_a}** and **{name_b}** (both score {score_a:.2f}; {how})."
-    (better, s_better), (worse, s_worse), q = ((name_a, score_a), (name_b, score_b), p) if p > 0.5 else ((name_b, score_b), (name_a, score_a), 1 - p)
+    a, b = (name_a, score_a), (name_b, score_b)
+    (better, s_better), (worse, s_worse), q = (a, b, p) if p > 0.5 else (b, a, 1 - p)
     return (
         f"The model expects people to prefer **{better}** to **{worse}** with probability **{100 * q:.0f}%** "
         f"(scores {s_better:.2f} vs {s_worse:.2f}; {how})."
@@ -509,7 +510,11 @@ def write_downloads(
         "model": model,
         "notes": list(notes),
         "rankings": [
-            {"prompt": p, "ranked": result_rows(r, p, model), "skipped": [{"name": e.name, "reason": e.reason} for e in r.failures]}
+            {
+                "prompt": p,
+                "ranked": result_rows(r, p, model),
+                "skipped": [{"name": e.name, "reason": e.reason} for e in r.failures],
+            }
             for p, r in rankings
         ],
     }

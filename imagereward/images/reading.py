@@ -34,6 +34,7 @@ ImageInput = Union[Image.Image, str, os.PathLike, bytes, bytearray, memoryview, 
 # bombs (Pillow's warning threshold; Pillow itself only raises at twice this).
 MAX_IMAGE_PIXELS: int = 89_478_485
 
+
 # The only Pillow plugins an encoded input may open with: the formats generators and browsers write
 # (Pillow's JPEG plugin also opens the multi-picture JPEGs of cameras and phones, as MPO). Everything else
 # (EPS, which runs Ghostscript, and dozens of rarely used decoders) is refused by format.

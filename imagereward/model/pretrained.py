@@ -153,7 +153,11 @@ def _why(error: Exception) -> str:
 
     if isinstance(error, LocalEntryNotFoundError):
         reason = str(error)
-        return reason if reason.startswith(("offline mode", "the hub at")) else "offline mode is on, or the hub could not be reached"
+        return (
+            reason
+            if reason.startswith(("offline mode", "the hub at"))
+            else "offline mode is on, or the hub could not be reached"
+        )
     if isinstance(error, HfHubHTTPError):
         return f"the hub answered: {str(error).splitlines()[0]}"
     return f"{type(error).__name__}: {error}"
