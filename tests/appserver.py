@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -91,12 +92,14 @@ def page_call(
     headers: dict[str, str] | None = None,
     timeout: float = 300,
     times: dict[str, float] | None = None,
+    joined_event: threading.Event | None = None,
 ) -> tuple[str, object]:
     """Calls one of the page's handlers as the page's own script does, whatever its API visibility (the
     queue's join with its function index and a session, the answer from the session's event stream): how a
     hostile client still reaches a private handler. Returns ("complete", the outputs), ("error", Gradio's
     error payload), or (the HTTP status, the refusal's detail) when the call was not admitted; ("unavailable",
-    None) for a name the page does not have. `times` gets when the call started and completed (monotonic)."""
+    None) for a name the page does not have. `times` gets when the call started and completed (monotonic); `joined_event` is set once the queue has answered the
+    join (admitted or refused), so a test can order its calls' admission."""
     import json
     import uuid
 
@@ -109,6 +112,8 @@ def page_call(
     session = uuid.uuid4().hex
     body = {"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None}
     joined = httpx.post(f"{url}gradio_api/queue/join", json=body, headers=headers, timeout=60)
+    if joined_event is not None:
+        joined_event.set()
     if joined.status_code != 200:
         return str(joined.status_code), joined.json().get("detail")
     with httpx.stream(
