@@ -68,6 +68,25 @@ class HubCache:
 
 
 @pytest.fixture
+def zero_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """ZeroGPU's `spaces` as the app meets it (`tests/stubs/spaces`: what crosses pickles, each call logged);
+    returns a function giving the calls so far, `[{"function", "duration"}]`."""
+    import json
+    import sys
+
+    log = tmp_path / "spaces.log"
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "stubs"))
+    monkeypatch.setenv("SPACES_STUB_LOG", str(log))
+    monkeypatch.delitem(sys.modules, "spaces", raising=False)
+
+    def calls() -> list[dict]:
+        lines = log.read_text().splitlines() if log.exists() else []
+        return [entry for entry in map(json.loads, lines) if "function" in entry]
+
+    return calls
+
+
+@pytest.fixture
 def hub_cache(tmp_path: Path) -> HubCache:
     return HubCache(tmp_path / "hf-home")
 

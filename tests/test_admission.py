@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from imagereward.app.admission import heavy_calls, shown
+from imagereward.app.admission import heavy_calls, quoted
 from imagereward.app.host import VISITOR_HEADER, HostGuard, Visitors, json_values, minutes, visitor
 
 
@@ -70,7 +70,7 @@ def test_minutes_are_counted_in_words() -> None:
 
 
 def test_an_echoed_value_is_cut() -> None:
-    assert shown("x" * 1_000_000) == "'" + "x" * 58 + "…" and shown("CLIP") == "'CLIP'"
+    assert quoted("x" * 1_000_000) == "'" + "x" * 58 + "…" and quoted("CLIP") == "'CLIP'"
 
 
 class Meter:

@@ -15,7 +15,7 @@ from PIL import Image
 
 from appserver import ROOT, page_call, running_app
 from imagereward.app.admission import FILE_META
-from imagereward.app.requests import NOT_UPLOADED
+from imagereward.app.intake import NOT_UPLOADED
 from originals import EXPECTED, PARITY, image_path
 
 CASE = EXPECTED["rank"][0]
@@ -294,7 +294,7 @@ def test_with_the_spaces_package_and_no_cuda_the_app_serves(tmp_path: Path, zero
     assert explained["name"] == CASE["images"][0] and len(explained["heatmap"]) == 14
     calls = [json.loads(line) for line in log.read_text().splitlines() if "function" in line]
     if zero_gpu:  # the explanation's gradient runs inside its own GPU call
-        assert [c["function"] for c in calls] == ["_on_device", "_explain_on_device", "_pairs_on_device"]
+        assert [c["function"] for c in calls] == ["_score_device", "_explain_device", "_pairs_device"]
         assert 10 <= calls[0]["duration"] <= 20 and calls[1]["duration"] == 20 and calls[2]["duration"] == 15
     else:
         assert calls == []

@@ -4,18 +4,19 @@ offered."""
 
 from __future__ import annotations
 
-import pickle
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from imagereward.app.explanations import MAX_EXPLAINED, explain_duration
+from imagereward.app import view
+from imagereward.app.explanations import MAX_EXPLAINED
+from imagereward.app.intake import NOT_UPLOADED
 from imagereward.app.page import Page
-from imagereward.app.requests import NOT_UPLOADED
 from imagereward.app.settings import Settings, load_for_serving
 from imagereward.errors import InputError
 from originals import EXPECTED, PARITY, image_path
@@ -37,7 +38,7 @@ def page(tmp_path: Path):
 
 def uploaded(page: Page, k: int) -> str:
     name = EXPECTED["images"][k]
-    return str(Path(page.roots[0]) / name[:2] / name)
+    return str(Path(page.roots.folders[0]) / name[:2] / name)
 
 
 def test_the_page_explains_what_the_model_explains(page: Page, tiny_model) -> None:
@@ -57,7 +58,7 @@ def test_the_page_explains_what_the_model_explains(page: Page, tiny_model) -> No
 def test_only_uploads_within_the_limits_are_explained(page: Page, tmp_path: Path) -> None:
     outside = tmp_path / "outside.png"
     shutil.copy(image_path(EXPECTED["images"][0]), outside)
-    strip = Path(page.roots[0]) / "strip.png"
+    strip = Path(page.roots.folders[0]) / "strip.png"
     Image.new("RGB", (100_000, 5)).save(strip)
     explained, refused = page.explain(PROMPT, [str(outside), str(tmp_path / "missing.png"), str(strip)])
     assert explained == []
@@ -72,21 +73,26 @@ def test_only_uploads_within_the_limits_are_explained(page: Page, tmp_path: Path
         page.explain(PROMPT, [uploaded(page, 0)] * (MAX_EXPLAINED + 1))
 
 
-def test_an_explanation_is_computed_once_and_what_crosses_to_the_device_pickles(page: Page) -> None:
-    sent = []
+def test_an_explanation_is_computed_once_and_what_crosses_to_the_device_pickles(page: Page, zero_gpu) -> None:
+    """On ZeroGPU the page's one device function for explanations runs in `spaces.GPU` (the stub pickles what
+    crosses) and is asked only for what is not known yet: its duration says how many images crossed."""
+    page = Page(replace(page.settings, zero_gpu=True), page.roots.folders, page.downloads.upload_folder, page.loaded)
+    try:
+        first, _ = page.explain(PROMPT, [uploaded(page, 0), uploaded(page, 1)])
+        again, _ = page.explain(PROMPT, [uploaded(page, 1), uploaded(page, 0)])
+        assert [(c["function"], c["duration"]) for c in zero_gpu()] == [("_explain_device", 15 + 5 * 2)]
+        assert again[0][2] is first[1][2] and again[1][2] is first[0][2]  # the same objects, from the cache
+        third, _ = page.explain(PROMPT, [uploaded(page, 0), uploaded(page, 2)])  # one known, one new
+        assert [c["duration"] for c in zero_gpu()] == [15 + 5 * 2, 15 + 5 * 1]
+        assert third[0][2] is first[0][2] and third[1][0] == EXPECTED["images"][2]
+    finally:
+        page.close()
 
-    def on_explain(request):
-        sent.append(pickle.loads(pickle.dumps(request)))  # as ZeroGPU sends it
-        return pickle.loads(pickle.dumps(page.explain_device(sent[-1])))  # and sends it back
 
-    page.on_explain = on_explain
-    first, _ = page.explain(PROMPT, [uploaded(page, 0), uploaded(page, 1)])
-    again, _ = page.explain(PROMPT, [uploaded(page, 1), uploaded(page, 0)])
-    assert len(sent) == 1 and explain_duration(sent[0]) == 15 + 5 * 2
-    assert again[0][2] is first[1][2] and again[1][2] is first[0][2]  # the same objects, from the cache
-    third, _ = page.explain(PROMPT, [uploaded(page, 0), uploaded(page, 2)])  # one known, one new
-    assert len(sent) == 2 and [i.name for i in sent[1].items] == [EXPECTED["images"][2]]
-    assert third[0][2] is first[0][2]
+def test_off_zerogpu_the_device_functions_are_plain_calls(page: Page) -> None:
+    """Off ZeroGPU nothing wraps the device work (`device.device_function`), and `spaces` is never needed."""
+    assert page.score_on_device == page._score_device and page.explain_on_device == page._explain_device
+    assert page.pairs_on_device == page._pairs_device
 
 
 def test_the_picture_shows_the_crop_over_the_image(page: Page) -> None:
@@ -102,12 +108,12 @@ def test_a_judge_that_cannot_load_is_no_longer_offered(tmp_path: Path, monkeypat
     settings = Settings(model=str(PARITY), device="cpu", judges=("CLIP", "BLIP"), download_root=str(tmp_path / "none"))
     page = Page(settings, roots=[str(PARITY)], upload_folder=tmp_path / "uploads", loaded=load_for_serving(settings))
     try:
-        assert page.judge_choices() == (["CLIP", "BLIP"], {})
+        assert page.offered_judges() == (["CLIP", "BLIP"], {})
         _, notes = page.rank(PROMPT, [str(image_path(EXPECTED["images"][0]))], ["CLIP"])
         assert sum("CLIP is unavailable" in n for n in notes) == 1
-        offered, unavailable = page.judge_choices()
+        offered, unavailable = page.offered_judges()
         assert offered == ["BLIP"] and list(unavailable) == ["CLIP"]
-        assert page.judges_info(unavailable).endswith("Unavailable right now (their weights could not be loaded): CLIP")
-        assert "CLIP" not in page.judges_info(unavailable).split(".")[0]
+        assert view.judges_info(page.settings.judges, unavailable).endswith("Unavailable right now (their weights could not be loaded): CLIP")
+        assert "CLIP" not in view.judges_info(page.settings.judges, unavailable).split(".")[0]
     finally:
         page.close()

@@ -27,7 +27,7 @@ from PIL import Image
 
 from appserver import PIDS, PROCESSES, page_call, peak_memory_mb, running_app
 from imagereward.app.admission import FILE_META
-from imagereward.app.requests import NOT_UPLOADED
+from imagereward.app.intake import NOT_UPLOADED
 from originals import EXPECTED, PARITY, image_path
 
 CASE = EXPECTED["rank"][0]

@@ -5,14 +5,14 @@ sent as base64 scored as their uploads are."""
 from __future__ import annotations
 
 import base64
-import pickle
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from imagereward.app import agents
 from imagereward.app.page import Page
-from imagereward.app.pairs import PairCall, pairs_duration
 from imagereward.app.remote import NOT_SENT
 from imagereward.app.settings import Settings, load_for_serving
 from imagereward.errors import InputError
@@ -37,7 +37,7 @@ def page(tmp_path_factory: pytest.TempPathFactory, judges_root: Path):
 
 
 def uploaded(page: Page, name: str) -> dict:
-    return {"path": str(Path(page.roots[0]) / name[:2] / name), "meta": {"_type": "gradio.FileData"}}
+    return {"path": str(Path(page.roots.folders[0]) / name[:2] / name), "meta": {"_type": "gradio.FileData"}}
 
 
 def library_scores(model, prompts: list[str], names: list[str]) -> list[float]:
@@ -103,18 +103,19 @@ def test_a_call_over_the_limit_is_refused_whole(page: Page) -> None:
     assert "two lists of equal length" in answer["error"]
 
 
-def test_what_crosses_to_the_device_pickles(page: Page) -> None:
-    seen: list[list[PairCall]] = []
-    device = page.on_pairs
-    page.on_pairs = lambda calls: (seen.append(pickle.loads(pickle.dumps(calls))), device(seen[-1]))[1]
+def test_what_crosses_to_the_device_pickles(page: Page, zero_gpu) -> None:
+    """On ZeroGPU, calls batched together cross in one `spaces.GPU` call (the stub pickles them), asking for
+    `pairs_duration` of them."""
+    page = Page(replace(page.settings, zero_gpu=True), page.roots.folders, page.downloads.upload_folder, page.loaded)
     try:
-        page.score_pairs(
+        answers = page.score_pairs(
             [[PROMPTS[0]], [PROMPTS[1]]], [[uploaded(page, NAMES[0])], [uploaded(page, NAMES[1])]], [[], []]
         )
     finally:
-        page.on_pairs = device
-    assert len(seen) == 1 and len(seen[0]) == 2  # two calls, one device call
-    assert 15 <= pairs_duration(seen[0]) <= 20
+        page.close()
+    assert [a["rows"][0]["error"] for a in answers] == [None, None]
+    (call,) = zero_gpu()  # two calls, one device call
+    assert call["function"] == "_pairs_device" and 15 <= call["duration"] <= 20
 
 
 def data_uri(name: str) -> str:
@@ -122,7 +123,7 @@ def data_uri(name: str) -> str:
 
 
 def test_the_agents_scores_equal_the_pages_for_the_same_images(page: Page) -> None:
-    sent = page.agent_scores(PROMPTS[0], [data_uri(NAMES[0]), data_uri(NAMES[1]), "/etc/passwd"], ["CLIP"])
+    sent = agents.agent_scores(page, PROMPTS[0], [data_uri(NAMES[0]), data_uri(NAMES[1]), "/etc/passwd"], ["CLIP"])
     uploads = page.api(PROMPTS[0], [uploaded(page, NAMES[0]), uploaded(page, NAMES[1])], ["CLIP"])
     key = {"image 1": NAMES[0], "image 2": NAMES[1]}
     assert [(key[r["image"]], r["score"], r["score_CLIP"]) for r in sent["ranked"]] == [
@@ -130,20 +131,20 @@ def test_the_agents_scores_equal_the_pages_for_the_same_images(page: Page) -> No
     ]
     assert sent["skipped"] == [{"name": "image 3", "reason": NOT_SENT}]
     with pytest.raises(InputError, match="None of the images could be received"):
-        page.agent_scores(PROMPTS[0], ["file:///etc/passwd"])
+        agents.agent_scores(page, PROMPTS[0], ["file:///etc/passwd"])
 
 
 def test_the_agents_comparison_uses_the_pages_formula(page: Page) -> None:
     from imagereward.app.view import preference_probability
 
-    both = page.agent_compare(PROMPTS[0], data_uri(NAMES[0]), data_uri(NAMES[1]))
+    both = agents.agent_compare(page, PROMPTS[0], data_uri(NAMES[0]), data_uri(NAMES[1]))
     assert both["p_a_preferred"] == pytest.approx(preference_probability(both["a"]["score"], both["b"]["score"]))
     assert both["preferred"] == ("a" if both["a"]["score"] >= both["b"]["score"] else "b")
     with pytest.raises(InputError, match="Both images are needed"):
-        page.agent_compare(PROMPTS[0], data_uri(NAMES[0]), "/etc/passwd")
+        agents.agent_compare(page, PROMPTS[0], data_uri(NAMES[0]), "/etc/passwd")
 
 
 def test_the_agents_explanation_is_the_pages(page: Page) -> None:
-    sent = page.agent_explain(PROMPTS[0], data_uri(NAMES[0]))
+    sent = agents.agent_explain(page, PROMPTS[0], data_uri(NAMES[0]))
     direct = page.explain_api(PROMPTS[0], uploaded(page, NAMES[0]))
     assert sent["name"] == "image 1" and sent["heatmap"] == direct["heatmap"] and sent["words"] == direct["words"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from imagereward import cli
-from imagereward.app import view
+from imagereward.app import downloads
 from imagereward.ranking import rank_images
 from imagereward.rows import FORMULA_STARTS, inert
 from originals import EXPECTED, PARITY
@@ -58,7 +58,7 @@ def test_the_pages_csv_is_inert(tiny_model, hostile_files: list[Path], tmp_path:
     prompt = "-a cat =with a hat"
     ranking = rank_images(tiny_model, prompt, hostile_files)
     assert any(r.score < 0 for r in ranking.ranked)  # a negative score must stay a number
-    csv_path, json_path, _ = view.write_downloads([(prompt, ranking)], "=evil-model", tmp_path / "out")
+    csv_path, json_path, _ = downloads.write_downloads([(prompt, ranking)], "=evil-model", tmp_path / "out")
     rows = list(csv.reader(io.StringIO(csv_path.read_text(encoding="utf-8"))))
     assert_inert(rows, numeric={"rank", "score"})
     names = {row[rows[0].index("image")] for row in rows[1:]}
@@ -81,7 +81,7 @@ def test_zip_entry_names_drop_bidirectional_controls(tiny_model, tmp_path: Path)
     spoof = tmp_path / f"cat{RLO}gnp.exe"
     shutil.copy(PARITY / "images" / CASE["images"][0], spoof)
     ranking = rank_images(tiny_model, CASE["prompt"], [spoof])
-    _, _, zip_path = view.write_downloads([("p", ranking)], "X", tmp_path / "out")
+    _, _, zip_path = downloads.write_downloads([("p", ranking)], "X", tmp_path / "out")
     with zipfile.ZipFile(zip_path) as archive:
         (entry,) = archive.namelist()
     assert RLO not in entry and entry.endswith("catgnp.exe")

@@ -17,7 +17,7 @@ queued:
   nothing else).
 
 - replaces every file a call names that is not this visitor's (their uploads and what the page sent them:
-  `files.Ledger`; a URL included) by a path inside `requests.REFUSED_FOLDER`, before Gradio's preprocessing
+  `files.Ledger`; a URL included) by a path inside `intake.REFUSED_FOLDER`, before Gradio's preprocessing
   would fetch a URL or take another visitor's upload: the request then skips that image with the sentence
   every refused path gets, and scores the rest;
 - holds at most `max_queued_bytes` of waiting calls' bodies in all (a queue of 64 calls of 64 MB would be
@@ -40,9 +40,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..images.reading import IMAGE_EXTENSIONS
-from .host import Visitors, shown
+from .host import Visitors, quoted
+from .intake import REFUSED_FOLDER
 from .remote import file_name, is_remote
-from .requests import REFUSED_FOLDER
 
 log = logging.getLogger(__name__)
 
@@ -310,10 +310,10 @@ def _choice_problem(block: Any, value: Any) -> str | None:
     label = getattr(block, "label", None) or "a choice"
     many = isinstance(block, gr.CheckboxGroup) or (isinstance(block, gr.Dropdown) and bool(block.multiselect))
     if many and not isinstance(value, list):
-        return f"{label}: expected a list of choices, got {shown(value)}; the choices: {choices}"
+        return f"{label}: expected a list of choices, got {quoted(value)}; the choices: {choices}"
     for v in value if many else [value]:
         if v not in choices:
-            return f"{label}: {shown(v)} is not in the list of choices: {choices}"
+            return f"{label}: {quoted(v)} is not in the list of choices: {choices}"
     return None
 
 

@@ -2,8 +2,7 @@
 demand, for one image at a time or the few a comparison shows.
 
 A request is checked like a scoring request before anything is decoded: the prompt must be one, and the
-file one the visitor uploaded (`requests.allowed_file`) within the size limits (`requests.PixelBudget`,
-one image's worth), so that a hostile `/explain` call can do no more than a `/score` one. The image is
+file one the visitor uploaded within the size limits (`intake.Intake`, one image's worth of budget each), so that a hostile `/explain` call can do no more than a `/score` one. The image is
 decoded on the CPU (`prepare_explanations`); the model's work (its forward and backward passes) is one device
 call (`explain_on_device`, inside `@spaces.GPU` on ZeroGPU). Explanations are kept (`ExplanationCache`, by
 prompt and file) so that toggling the page's view back and forth computes nothing again.
@@ -22,7 +21,7 @@ from ..errors import ImageLoadError, InputError
 from ..judges.explain import Explanation, Prepared, explain_prepared, overlay, prepare
 from ..judges.imagereward import ImageReward
 from ..ranking import check_prompt
-from .requests import PixelBudget, allowed_file, item_name
+from .intake import Intake, PixelBudget, Roots, sent_name
 from .settings import Settings
 
 # Images one request may explain at most: the two compared and the winner.
@@ -54,7 +53,7 @@ def prepare_explanations(
     model: ImageReward,
     prompt: Any,
     files: Sequence[Any],
-    roots: Sequence[str | Path],
+    roots: Roots | Sequence[str | Path],
     settings: Settings,
     names: Sequence[str] | None = None,
     known: ExplanationCache | None = None,
@@ -79,21 +78,21 @@ def prepare_explanations(
     text = check_prompt(prompt)
     if len(files) > MAX_EXPLAINED:
         raise InputError(f"At most {MAX_EXPLAINED} images can be explained at once; {len(files)} were sent.")
-    names = list(names) if names is not None else [item_name(f, k) for k, f in enumerate(files)]
-    real_roots = [os.path.realpath(r) for r in roots]
-    budget = PixelBudget(settings.pixel_budget, [model.preprocessing])
+    names = list(names) if names is not None else [sent_name(f, k) for k, f in enumerate(files)]
+    intake = Intake(roots, PixelBudget(settings.pixel_budget, [model.preprocessing]))
     items, refused = [], []
-    for raw, name in zip(files, names):
+    for k, (raw, name) in enumerate(zip(files, names)):
+        if not intake.take(k, raw, name):
+            refused.append(intake.refused[k])
+            continue
+        path = intake.sources[intake.slots[k]]
+        found = known.get(text, path) if known is not None else None
         try:
-            path = allowed_file(raw, real_roots, name)
-            budget.admit(path, name)
-            found = known.get(text, path) if known is not None else None
-            if found is not None:
-                items.append(ExplainItem(name, path, known=found))
-            else:
-                items.append(ExplainItem(name, path, prepare(model, path, name)))
+            prepared = prepare(model, path, name) if found is None else None
         except ImageLoadError as e:
             refused.append(e)
+            continue
+        items.append(ExplainItem(name, path, prepared, known=found))
     return ExplainRequest(text, items), refused
 
 

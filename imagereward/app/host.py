@@ -127,7 +127,7 @@ def _headers(scope: dict) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
-def shown(value: Any) -> str:
+def quoted(value: Any) -> str:
     """A value a client sent, as a message may quote it: its repr, cut to `SHOWN_CHARS` characters."""
     text = repr(value)
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
@@ -274,7 +274,7 @@ class HostGuard:
         if name in public:
             return None
         what = "is not a public endpoint" if name in set(every) else "is no endpoint of this app"
-        return 404, f"{shown(name)} {what}; the public ones: {', '.join('/' + p for p in public)}."
+        return 404, f"{quoted(name)} {what}; the public ones: {', '.join('/' + p for p in public)}."
 
     def upload_refusal(self, who: str, declared: str) -> tuple[int, str] | None:
         """(status, sentence) refusing an upload, or None to let it through (and count it)."""

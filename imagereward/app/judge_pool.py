@@ -50,6 +50,13 @@ class JudgePool:
             return f"{name} is unavailable right now (its weights could not be loaded)"
         return judge
 
+    def split(self, names: Sequence[str]) -> tuple[dict[str, Judge], dict[str, str]]:
+        """The judges `names` asks for: those loaded, by name, and those unavailable, with why (one sentence
+        each); both in the order asked."""
+        found = {name: self.get(name) for name in names}
+        loaded = {name: judge for name, judge in found.items() if not isinstance(judge, str)}
+        return loaded, {name: judge for name, judge in found.items() if isinstance(judge, str)}  # type: ignore[misc]
+
     def unavailable(self) -> dict[str, str]:
         """The judges found unavailable so far, with why (one sentence each)."""
         return {name: judge for name, judge in self._loaded.items() if isinstance(judge, str)}

@@ -1,30 +1,61 @@
-"""The page as one object: its settings, its model and other judges, the folders a request may name files in,
-its downloads, its decoder, and the device call; every handler of the page and its API goes through it.
+"""The page as one object, and its one front door: each event of the page, the `/score` and `/explain` APIs,
+and what the agents' tools and `/score_pairs` ask for are one `Page` method each, which returns what that event
+shows (Gradio's values and updates, in the order its docstring gives; `app.py` wires the components in that
+order).
 
-`app.py` builds one `Page` and wires the UI to it; on ZeroGPU it hands the page its `@spaces.GPU` function as
-`on_device`.
+Inside, a request goes down the layers once: its files admitted (`intake`), its steps (`scoring`, `pairs`,
+`explanations`), the model's work through the page's device functions (`device`: `spaces.GPU` on ZeroGPU),
+then what is shown (`view`), answered (`answers`) or taken away (`downloads`).
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
+
+import gradio as gr
 
 from ..errors import ImageLoadError, InputError
 from ..images.decoding import Decoder
-from ..images.reading import FORMATS_TEXT, MAX_IMAGE_PIXELS, MAX_RESIZE_FACTOR
-from ..judges import primary, spec
+from ..judges import primary
 from ..judges.explain import Explanation
-from ..ranking import Ranking, unique_names
+from ..ranking import Ranking
 from . import view
-from .explanations import ExplainRequest, ExplanationCache, explain_on_device, prepare_explanations, write_overlay
+from .answers import api_response
+from .device import device_function
+from .downloads import write_downloads
+from .explanations import (
+    ExplainRequest,
+    ExplanationCache,
+    explain_duration,
+    explain_on_device,
+    prepare_explanations,
+    write_overlay,
+)
 from .files import Downloads
+from .intake import Roots, gallery_paths
 from .judge_pool import JudgePool
-from .pairs import PairCall, PairScores, pair_answer, prepare_pairs, refused_call, score_pair_calls
-from .remote import NOT_SENT, Receiver
-from .requests import Request, Scores, chosen_judges, finish, plan_prompts, prepare, score_prepared, too_many_images
-from .settings import MAX_UPLOAD_MB, LoadedModel, Settings, display_name, load_for_serving, warm_up
+from .pairs import PairCall, PairScores, pair_answer, pairs_duration, prepare_pairs, refused_call, score_pair_calls
+from .remote import Receiver
+from .scoring import (
+    Request,
+    Scores,
+    chosen_judges,
+    finish,
+    gpu_duration,
+    plan_prompts,
+    prepare_request,
+    score_prepared,
+)
+from .settings import MAX_UPLOAD_MB, LoadedModel, Settings, load_for_serving, warm_up, weights_name
+
+PRIMARY = primary().label
+# What the comparison shows: A's and B's pickers, the two images, the sentence, the "why" toggle and its box.
+COMPARE_OUTPUTS = 7
+# What an example sets (its cache cannot hold component updates): the first of `Page.score`'s outputs.
+EXAMPLE_OUTPUTS = 9
+UNAVAILABLE = "Scoring is unavailable: the model could not be loaded."
 
 
 class Page:
@@ -45,7 +76,7 @@ class Page:
         loaded: LoadedModel | None = None,
     ) -> None:
         self.settings = settings
-        self.roots = [str(r) for r in roots]
+        self.roots = Roots(roots)
         self.loaded = loaded or load_for_serving(settings)
         if self.loaded.model is not None and not settings.zero_gpu:
             warm_up(self.loaded.model)
@@ -55,26 +86,272 @@ class Page:
             self.judges.preload()
         self.downloads = Downloads(upload_folder, settings.file_lifetime)
         self.decoder = Decoder()  # a request decodes in threads: forking a web server's process is best avoided
-        self.on_device: Callable[[Request], Scores] = self.score
         self.explanations = ExplanationCache()
-        self.on_explain: Callable[[ExplainRequest], list[Explanation]] = self.explain_device
         self.receiver = Receiver(
             self.downloads, MAX_UPLOAD_MB * 2**20, settings.url_timeout, settings.trusted_url_hosts
         )
-        self.on_pairs: Callable[[list[PairCall]], list[PairScores]] = self.score_pairs_device
+        # The device boundary, declared once per kind of request (`device`).
+        self.score_on_device = device_function(self._score_device, gpu_duration, settings.zero_gpu)
+        self.explain_on_device = device_function(self._explain_device, explain_duration, settings.zero_gpu)
+        self.pairs_on_device = device_function(self._pairs_device, pairs_duration, settings.zero_gpu)
 
     @property
     def model_name(self) -> str:
         """The ranking judge's name in result rows: its weights' registry name, or its folder's name."""
-        return display_name(self.settings.model)
+        return weights_name(self.settings.model)
 
-    def score(self, request: Request) -> Scores:
-        """The device half of a request (what ZeroGPU runs inside `@spaces.GPU`)."""
+    def _score_device(self, request: Request) -> Scores:
         return score_prepared(self.loaded.model, request, self.judges)  # type: ignore[arg-type]
 
-    def explain_device(self, request: ExplainRequest) -> list[Explanation]:
-        """The device half of an explanation (what ZeroGPU runs inside `@spaces.GPU`)."""
+    def _explain_device(self, request: ExplainRequest) -> list[Explanation]:
         return explain_on_device(self.loaded.model, request)  # type: ignore[arg-type]
+
+    def _pairs_device(self, calls: list[PairCall]) -> list[PairScores]:
+        return score_pair_calls(self.loaded.model, calls, self.judges)  # type: ignore[arg-type]
+
+    # =========================================================================== the page's events
+    def banner(self) -> str:
+        """The line under the title: the model, or that scoring is unavailable."""
+        if self.loaded.error:
+            return "⚠️ **Scoring is unavailable right now:** the model could not be loaded. This is for the page's operator to fix."
+        return f"Model: **{self.loaded.label}**"
+
+    def about(self) -> str:
+        """The page's "what the score means" and limits."""
+        s = self.settings
+        return view.about(s.judges, s.max_images, f"{MAX_UPLOAD_MB}mb", s.file_lifetime)
+
+    def score(self, prompt: str, images: Any, judges: Any = None, order_by: Any = None) -> tuple:
+        """ "Score and rank": every prompt ranked, the first shown, its comparison at #1 against #2; problems are
+        one sentence in a notice, and the outputs keep what they showed.
+
+        Returns:
+            (status, Best, Best's line, the ranked gallery, the table, the downloads, the agreement line, what
+            the judges read, the prompt shown, the rank matrix, the comparison's `COMPARE_OUTPUTS`, "Also judge
+            with", "Order by", the prompt picker, each prompt's view).
+        """
+        try:
+            rankings, notes = self.rank(prompt, images, judges)
+        except InputError as e:
+            gr.Warning(str(e))
+            return (
+                (gr.skip(),) * (EXAMPLE_OUTPUTS + 1 + COMPARE_OUTPUTS)
+                + self.judge_choices(judges, order_by)
+                + (
+                    gr.skip(),
+                    gr.skip(),
+                )
+            )
+        for note in notes:
+            gr.Warning(note)
+        page = view.shown(rankings, self.loaded.label, order_by)
+        # Each prompt's own view, for switching to it (the first is the one shown).
+        views = {p: view.shown([(p, r)], self.loaded.label, order_by) for p, r in rankings}
+        pick = gr.update(choices=list(views), value=rankings[0][0], visible=len(views) > 1)
+        downloads = self.write_downloads(rankings, notes)
+        if page.matrix is not None:
+            grid = gr.update(value=page.matrix[1], headers=page.matrix[0], visible=True)
+        else:
+            grid = gr.update(visible=False)
+        return (
+            page.status,
+            page.winner,
+            page.winner_text,
+            page.gallery,
+            page.table,
+            [str(p) for p in downloads],
+            page.agreement,
+            page.reading,
+            page.prompt,
+            grid,
+            *self._first_comparison(page.compared),
+            *self.judge_choices(judges, order_by),
+            pick,
+            views,
+        )
+
+    def score_example(self, prompt: str, images: Any) -> tuple:
+        """An example's scoring: the first `EXAMPLE_OUTPUTS` of `score`'s outputs."""
+        return self.score(prompt, images)[:EXAMPLE_OUTPUTS]
+
+    def switch_prompt(self, views: Any, chosen: str | None, order_by: str | None) -> tuple:
+        """Best, the gallery, the table, what the judges read and the comparison, for one prompt of the request
+        shown (nothing is scored again).
+
+        Returns:
+            (Best, Best's line, the ranked gallery, the table, what the judges read, the prompt shown, the
+            comparison's `COMPARE_OUTPUTS`).
+        """
+        if not isinstance(views, dict) or chosen not in views:
+            return (gr.skip(),) * (6 + COMPARE_OUTPUTS)
+        shown = views[chosen]
+        gallery, table_value = shown.gallery, shown.table
+        if order_by and order_by != PRIMARY:
+            frame = _frame(shown.table)
+            gallery, table_value, _, _ = view.reordered(shown.gallery, frame, order_by, self.roots)
+        return (
+            shown.winner,
+            shown.winner_text,
+            gallery,
+            table_value,
+            shown.reading,
+            shown.prompt,
+            *self._first_comparison(shown.compared),
+        )
+
+    def judge_choices(self, judges: Any = None, order_by: Any = None) -> tuple:
+        """ "Also judge with" and "Order by", offering only the judges not known to be unavailable (those are
+        named in the box's line instead), keeping what the visitor chose among the others."""
+        offered, unavailable = self.offered_judges()
+        chosen = [j for j in judges if j in offered] if isinstance(judges, list) else []
+        return (
+            gr.update(choices=offered, value=chosen, info=view.judges_info(self.settings.judges, unavailable)),
+            # With no other judge left, ordering has one choice: not shown.
+            gr.update(
+                choices=[PRIMARY, *offered], value=order_by if order_by in offered else PRIMARY, visible=bool(offered)
+            ),
+        )
+
+    def start_compare(self, ranked: Any, table: Any) -> tuple:
+        """The comparison of the ranking the page shows, at #1 against #2 (after a cached example)."""
+        return self._first_comparison(view.shown_rows(ranked, table, self.roots))
+
+    def reorder(self, ranked: Any, table: Any, order_by: str | None) -> tuple:
+        """The gallery, the table, Best and its line of the ranking shown, in the chosen judge's order (nothing
+        is scored again)."""
+        gallery, table_value, best, line = view.reordered(ranked, table, order_by or PRIMARY, self.roots)
+        return gallery, table_value, best if best is not None else gr.skip(), line or gr.skip()
+
+    def compare(self, ranked: Any, table: Any, name_a: str | None, name_b: str | None) -> tuple:
+        """The two chosen images side by side, and the model's preference probability between them."""
+        return self._compared(view.shown_rows(ranked, table, self.roots), name_a, name_b)
+
+    def why(self, ranked: Any, table: Any, prompt_shown: str, name_a: Any, name_b: Any, on: bool) -> tuple:
+        """With the toggle on: the compared images with what drove their scores drawn over them, and the words
+        that mattered (the winner's too when it is neither); off: the images as they are.
+
+        Returns:
+            (Best, A, B, the words box).
+        """
+        rows = view.shown_rows(ranked, table, self.roots)
+        by_name = {r["name"]: r for r in rows}
+        if not rows or name_a not in by_name or name_b not in by_name:
+            return (gr.skip(),) * 4
+        best = max(rows, key=lambda r: r["score"])
+        plain = (best["path"], by_name[name_a]["path"], by_name[name_b]["path"], "")
+        if not on:
+            return plain
+        chosen = list({r["name"]: r for r in (by_name[name_a], by_name[name_b], best)}.values())
+        try:
+            explained, refused = self.explain(prompt_shown, [r["path"] for r in chosen], [r["name"] for r in chosen])
+        except InputError as e:
+            gr.Warning(str(e))
+            return plain
+        for e in refused:
+            gr.Warning(f"{e.name} could not be explained: {e.reason}.")
+        pictures = self.write_overlays(explained)
+        return (
+            best["path"],  # "Best" stays the picture itself; the map is drawn over A and B
+            pictures.get(by_name[name_a]["path"], by_name[name_a]["path"]),
+            pictures.get(by_name[name_b]["path"], by_name[name_b]["path"]),
+            view.why_html([(name, explanation) for name, _, explanation in explained]),
+        )
+
+    def why_after_pick(self, ranked: Any, table: Any, prompt_shown: str, name_a: Any, name_b: Any, on: bool) -> tuple:
+        """After a new pick: the explanation of the new pair if the toggle is on (else nothing changes)."""
+        if not on:
+            return (gr.skip(),) * 4
+        return self.why(ranked, table, prompt_shown, name_a, name_b, on)
+
+    def fill_prompt(self, prompt: str, images: Any) -> Any:
+        """Fills an empty prompt box from the prompt the dropped images carry (A1111, ComfyUI, InvokeAI,
+        Fooocus, NovelAI metadata); with several different prompts, leaves it empty and says that each image
+        will be ranked against its own."""
+        if isinstance(prompt, str) and prompt.strip():
+            return gr.skip()
+        prompts = self.embedded_prompts(images)
+        if len(prompts) == 1:
+            return prompts[0]
+        if prompts:
+            gr.Info(
+                f"These images carry {len(prompts)} different prompts: leave the prompt empty to rank each against its own."
+            )
+        return gr.skip()
+
+    def _first_comparison(self, rows: list[dict[str, Any]]) -> tuple:
+        names = [r["name"] for r in rows]
+        if not names:
+            return gr.update(choices=[], value=None), gr.update(choices=[], value=None), None, None, "", False, ""
+        second = names[1] if len(names) > 1 else names[0]
+        return (
+            gr.update(choices=names, value=names[0]),
+            gr.update(choices=names, value=second),
+            *self._compared(rows, names[0], second),
+            False,  # "why" off: a new comparison shows the images as they are
+            "",
+        )
+
+    @staticmethod
+    def _compared(rows: list[dict[str, Any]], name_a: str | None, name_b: str | None) -> tuple:
+        by_name = {r["name"]: r for r in rows}
+        if name_a not in by_name or name_b not in by_name:
+            return None, None, ""
+        a, b = by_name[name_a], by_name[name_b]
+        return a["path"], b["path"], view.compare_text(name_a, a["score"], name_b, b["score"])
+
+    # ================================================================================== the APIs
+    def score_api(self, prompt: str, images: Any, judges: Any = None) -> dict[str, Any]:
+        """Scores images for a prompt. Returns {"ranked": [rows] best first (rank, image, name, score, precision,
+        model; with other judges score_<judge>, rank_<judge>, choice_PickScore, and "scores", "ranks", "choices" by
+        judge), "skipped": [{name, reason}], "notes": [...], "model": str, "seconds": float}; with other judges
+        (`judges`: any of the offered ones) also "judges" and "agreement" ({judge: {"same", "pairs"}}); with several
+        prompts (one per line, or each image's own when the prompt is empty) that of the first, and "by_prompt":
+        [{"prompt", ...the same keys}] for all of them."""
+        try:
+            return self.api(prompt, images, judges)
+        except InputError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+
+    def explain_endpoint(self, prompt: str, image: Any) -> dict[str, Any]:
+        """Why ImageReward gives one image its score for a prompt (an estimate of what drove it). Returns {"name",
+        "model", "prompt", "score", "read", "unread", "tokens_read", "tokens_total", "words": [{"word", "start",
+        "end", "delta"}] (each read word's effect: the score with it less the score without it), "heatmap": 14 x 14
+        (per patch of the 224 crop, what raised (positive) or lowered the score), "crop_box": [left, top, right,
+        bottom] of the crop in the image's pixels, "image_size": [width, height]}."""
+        try:
+            return self.explain_api(prompt, image)
+        except InputError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+
+    # ===================================================================== the work, plain values
+    def rank(self, prompt_text: Any, images: Any, judges: Any) -> tuple[list[tuple[str, Ranking]], list[str]]:
+        """Every prompt of a request ranked, and the notes to show.
+
+        Raises:
+            InputError: scoring is unavailable, or nothing could be scored; the message says why.
+        """
+        if self.loaded.model is None:
+            raise InputError(UNAVAILABLE)
+        extra = chosen_judges(judges, self.settings.judges)
+        request = prepare_request(
+            self.loaded.model, prompt_text, images, self.roots, self.settings, extra, self.judges, self.decoder
+        )
+        return finish(request, self.score_on_device(request))
+
+    def api(self, prompt_text: Any, images: Any, judges: Any) -> dict[str, Any]:
+        """The `/score` API's answer (see `answers.api_response`); with several prompts that of the first, and
+        `"by_prompt"` for every one.
+
+        Raises:
+            InputError: as `rank`.
+        """
+        rankings, notes = self.rank(prompt_text, images, judges)
+        label, model = self.loaded.label, self.model_name
+        first_prompt, first = rankings[0]
+        response = api_response(first, notes, label, first_prompt, model)
+        if len(rankings) > 1:
+            response["by_prompt"] = [{"prompt": p, **api_response(r, [], label, p, model)} for p, r in rankings]
+        return response
 
     def explain(
         self, prompt: Any, files: Sequence[Any], names: Sequence[str] | None = None
@@ -94,7 +371,7 @@ class Page:
             self.loaded.model, prompt, files, self.roots, self.settings, names, self.explanations
         )
         todo = ExplainRequest(request.prompt, [item for item in request.items if item.known is None])
-        computed = iter(self.on_explain(todo) if todo.items else [])  # the device sees only what is new
+        computed = iter(self.explain_on_device(todo) if todo.items else [])  # the device sees only what is new
         found = [item.known if item.known is not None else next(computed) for item in request.items]
         done = []
         for item, explanation in zip(request.items, found):
@@ -116,22 +393,6 @@ class Page:
         name, _, explanation = done[0]
         return {"name": name, "model": self.loaded.label, **explanation.as_dict()}
 
-    def write_overlays(self, explained: list[tuple[str, str, Explanation]]) -> dict[str, str]:
-        """The picture of each explanation (the crop box and the map over the image), by path on the server."""
-        folder = self.downloads.new_folder()
-        pictures = {}
-        for name, path, explanation in explained:
-            try:
-                pictures[path] = str(write_overlay(path, explanation, folder, name))
-            except ImageLoadError:
-                continue
-        return pictures
-
-    # ------------------------------------------------------------------------- pipelines and agents
-    def score_pairs_device(self, calls: list[PairCall]) -> list[PairScores]:
-        """The device half of the `/score_pairs` calls batched together (what ZeroGPU runs)."""
-        return score_pair_calls(self.loaded.model, calls, self.judges)  # type: ignore[arg-type]
-
     def score_pairs(self, prompts: Sequence[Any], images: Sequence[Any], judges: Sequence[Any]) -> list[dict[str, Any]]:
         """The `/score_pairs` answers of calls Gradio batched together (one prompt list, image list and judge
         list per call): each call checked and decoded on its own, all scored in one device call, each call's
@@ -141,7 +402,7 @@ class Page:
         calls = []
         for call_prompts, call_images, call_judges in zip(prompts, images, judges):
             if self.loaded.model is None:
-                calls.append(refused_call("Scoring is unavailable: the model could not be loaded."))
+                calls.append(refused_call(UNAVAILABLE))
                 continue
             try:
                 extra = chosen_judges(call_judges, self.settings.judges)
@@ -163,184 +424,51 @@ class Page:
             )
         live = [c.problem is None and any(s is not None for s in c.slots) for c in calls]
         todo = [c for c, on in zip(calls, live) if on]
-        scored = iter(self.on_pairs(todo) if todo else [])
+        scored = iter(self.pairs_on_device(todo) if todo else [])
         seconds = time.perf_counter() - start
         return [
             pair_answer(c, next(scored) if on else PairScores(), self.model_name, self.loaded.label, seconds, len(todo))
             for c, on in zip(calls, live)
         ]
 
-    def received(self, images: Any) -> tuple[Any, list[tuple[str, Path]], list[ImageLoadError]]:
-        """An agent's images (URLs or base64 data, see `remote`) on disk: (the receipt, to close when done;
-        [(name, path)] of those received; the refused, named), in the order sent.
-
-        Raises:
-            InputError: `images` is not a list of at least one image.
-        """
-        if isinstance(images, str):
-            images = [images]
-        if not isinstance(images, list) or not images:
-            raise InputError(f"Send `images` as a list of at least one image: {NOT_SENT.split('; ', 1)[1]}.")
-        images = images[: self.settings.max_images]
-        receipt = self.receiver.receive(images)
-        got, refused = [], []
-        for k, item in enumerate(images):
-            if k in receipt.files:
-                got.append((receipt.files[k].name, Path(receipt.files[k].path)))
-            else:  # refused, or not a URL or data at all (a server path)
-                refused.append(receipt.refused.get(k) or ImageLoadError(f"image {k + 1}", NOT_SENT))
-        return receipt, got, refused
-
-    def agent_scores(self, prompt: Any, images: Any, judges: Any = None) -> dict[str, Any]:
-        """The MCP tool `score_images`: `/score`'s answer for images sent as URLs or data; the images that
-        could not be received are in `skipped` (first), with the reason.
-
-        Raises:
-            InputError: as `api`, or `images` is not a list.
-        """
-        return self._agent_scores(prompt, images, judges)[0]
-
-    def _agent_scores(self, prompt: Any, images: Any, judges: Any) -> tuple[dict[str, Any], list[str]]:
-        """`agent_scores`, and the names the received images go by, in the order sent."""
-        receipt, got, refused = self.received(images)
-        with receipt:
-            skipped = [{"name": e.name, "reason": e.reason} for e in refused]
-            if not got:
-                raise InputError(
-                    "None of the images could be received: " + "; ".join(f"{s['name']}: {s['reason']}" for s in skipped)
-                )
-            response = self.api(prompt, [str(path) for _, path in got], judges or [])
-        response["skipped"] = skipped + response["skipped"]
-        if isinstance(images, list) and len(images) > self.settings.max_images:  # cut before the request saw them
-            response["notes"] = [too_many_images(len(images), self.settings.max_images), *response["notes"]]
-        return response, unique_names([path.name for _, path in got])
-
-    def agent_compare(self, prompt: Any, image_a: Any, image_b: Any) -> dict[str, Any]:
-        """The MCP tool `compare_images`: both scores and P(people prefer A to B) (`view.preference_probability`).
-
-        Raises:
-            InputError: no prompt, or A or B could not be received or scored (named, with the reason).
-        """
-        response, names = self._agent_scores(prompt, [image_a, image_b], None)
-        rows = {row["image"]: row for row in response["ranked"]}
-        if len(names) != 2 or any(n not in rows for n in names):
-            why = "; ".join(f"{s['name']}: {s['reason']}" for s in response["skipped"])
-            raise InputError(f"Both images are needed to compare them: {why}.")
-        a, b = rows[names[0]], rows[names[1]]
-        p = view.preference_probability(a["score"], b["score"])
-        return {
-            "prompt": a["prompt"],
-            "a": {"image": a["image"], "score": a["score"], "precision": a["precision"]},
-            "b": {"image": b["image"], "score": b["score"], "precision": b["precision"]},
-            "p_a_preferred": p,
-            "preferred": "tie" if a["score"] == b["score"] else "a" if p > 0.5 else "b",
-            "model": response["model"],
-            "notes": response["notes"],
-            "prompt_read": response.get("prompt_read", {}),
-        }
-
-    def agent_explain(self, prompt: Any, image: Any) -> dict[str, Any]:
-        """The MCP tool `explain_image`: `/explain`'s answer for an image sent as a URL or data.
-
-        Raises:
-            InputError: as `explain_api`, or the image could not be received.
-        """
-        receipt, got, refused = self.received([image])
-        with receipt:
-            if refused:
-                raise InputError(f"{refused[0].name} could not be explained: {refused[0].reason}.")
-            answer = self.explain_api(prompt, str(got[0][1]))
-        answer["name"] = got[0][0]
-        return answer
-
-    def judge_choices(self) -> tuple[list[str], dict[str, str]]:
-        """The judges still offered (those not known to be unavailable), and why each other one is not."""
-        unavailable = self.judges.unavailable()
-        return [j for j in self.settings.judges if j not in unavailable], unavailable
-
-    def rank(self, prompt_text: Any, images: Any, judges: Any) -> tuple[list[tuple[str, Ranking]], list[str]]:
-        """Every prompt of a request ranked, and the notes to show.
-
-        Raises:
-            InputError: scoring is unavailable, or nothing could be scored; the message says why.
-        """
-        if self.loaded.model is None:
-            raise InputError("Scoring is unavailable: the model could not be loaded.")
-        extra = chosen_judges(judges, self.settings.judges)
-        # The request's three steps from here: the device call is the page's own (no callback handed down).
-        request = prepare(
-            self.loaded.model, prompt_text, images, self.roots, self.settings, extra, self.judges, self.decoder
-        )
-        return finish(request, self.on_device(request))
-
-    def api(self, prompt_text: Any, images: Any, judges: Any) -> dict[str, Any]:
-        """The `/score` API's answer (see `view.api_response`); with several prompts that of the first, and
-        `"by_prompt"` for every one.
-
-        Raises:
-            InputError: as `rank`.
-        """
-        rankings, notes = self.rank(prompt_text, images, judges)
-        label, model = self.loaded.label, self.model_name
-        first_prompt, first = rankings[0]
-        response = view.api_response(first, notes, label, first_prompt, model)
-        if len(rankings) > 1:
-            response["by_prompt"] = [{"prompt": p, **view.api_response(r, [], label, p, model)} for p, r in rankings]
-        return response
-
     def write_downloads(
         self, rankings: list[tuple[str, Ranking]], notes: Sequence[str] = ()
     ) -> tuple[Path, Path, Path]:
         """A request's CSV, JSON (with its notes and what was skipped) and zip, in a new folder of the page's
         downloads."""
-        return view.write_downloads(rankings, self.model_name, self.downloads.new_folder(), notes=notes)
+        return write_downloads(rankings, self.model_name, self.downloads.new_folder(), notes=notes)
+
+    def write_overlays(self, explained: list[tuple[str, str, Explanation]]) -> dict[str, str]:
+        """The picture of each explanation (the crop box and the map over the image), by path on the server."""
+        folder = self.downloads.new_folder()
+        pictures = {}
+        for name, path, explanation in explained:
+            try:
+                pictures[path] = str(write_overlay(path, explanation, folder, name))
+            except ImageLoadError:
+                continue
+        return pictures
 
     def embedded_prompts(self, images: Any) -> list[str]:
         """The distinct prompts the images carry in their files (none if they carry none)."""
-        from .requests import gallery_paths
-
         try:
             groups, _, _ = plan_prompts("", gallery_paths(images)[: self.settings.max_images], self.roots)
         except InputError:
             return []
         return [g.prompt for g in groups]
 
-    def judges_info(self, unavailable: dict[str, str] | None = None) -> str:
-        """The "Also judge with" box's line, from the judges' records: the paper's baselines and the others;
-        then the judges found `unavailable`, which are no longer offered."""
-        unavailable = unavailable or {}
-        offered = [spec(j) for j in self.settings.judges if j not in unavailable]
-        baselines = [s.label for s in offered if s.paper_accuracy is not None]
-        newer = [s.label for s in offered if s.paper_accuracy is None]
-        parts = [f"the paper's baselines ({', '.join(baselines)})"] if baselines else []
-        parts += [f"newer judges ({', '.join(newer)})"] if newer else []
-        line = " and ".join(parts) + ", side by side" if parts else ""
-        if unavailable:
-            gone = ", ".join(unavailable)
-            line += f"{'. ' if line else ''}Unavailable right now (their weights could not be loaded): {gone}"
-        return line
-
-    def about(self, max_upload: str) -> str:
-        """The page's "what the score means" and limits, from the judges' records and the settings."""
-        main = primary()
-        others = " ".join(f"{spec(j).label}: {spec(j).meaning}." for j in self.settings.judges)
-        return f"""
-**What the score means.** {main.label} ([Xu et al., 2023](https://arxiv.org/abs/2304.05977)) predicts which
-image people would prefer for a prompt, trained on 137k expert comparisons. Its score is {main.meaning}
-(normalised: higher is better). Compare images *for the same prompt*; a score on its own says little.
-
-**Limits.** The model reads only the first {main.prompt_tokens} tokens of the prompt (about
-{main.prompt_tokens * 3 // 4} words) and sees each image at {main.preprocessing.size}x{main.preprocessing.size}
-pixels, centre-cropped, so fine detail and the edges of wide images do not count. Up to
-{self.settings.max_images} images per request, {FORMATS_TEXT}, each at most {max_upload.upper()},
-{MAX_IMAGE_PIXELS / 1e6:.1f} million pixels and {MAX_RESIZE_FACTOR} times as long as it is wide (or the other way
-round); uploads are kept {self.settings.file_lifetime // 60} minutes.
-
-**Other judges.** Tick them to see their scores and ranks beside {main.label}'s, and order the gallery by any of
-them; the agreement line counts the pairs of images each orders as {main.label} does. {others}
-"""
+    def offered_judges(self) -> tuple[list[str], dict[str, str]]:
+        """The judges still offered (those not known to be unavailable), and why each other one is not."""
+        unavailable = self.judges.unavailable()
+        return [j for j in self.settings.judges if j not in unavailable], unavailable
 
     def close(self) -> None:
         """Shuts the page's decoding threads and its judges' down."""
         self.decoder.close()
         self.judges.close()
+
+
+def _frame(table: dict[str, Any]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(table["data"], columns=table["headers"])

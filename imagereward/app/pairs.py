@@ -1,7 +1,6 @@
 """`/score_pairs`: (prompt, image) pairs, each image with its own prompt, as a fine-tuning pipeline sends them.
 
-A call is checked and decoded on the CPU as a `/score` request is (`prepare_pairs`: the same file checks, pixel
-budget and decoding; images may also come as URLs or base64, `remote`); then the calls Gradio's batching
+A call is checked and decoded on the CPU as a `/score` request is (`prepare_pairs`: the same `intake.Intake`; images may also come as URLs or base64, `remote`); then the calls Gradio's batching
 merged are scored in one device call (`score_pair_calls`: every pair of every call in one `score_pairs` per
 judge, so one image-encoder pass runs over all their images in batches of the model's `batch_size`), and each
 call gets its rows back in its own order (`pair_answer`): one row per pair (`rows.pair_row`), `error` in place
@@ -21,10 +20,10 @@ from ..judges.base import Result, Scored
 from ..judges.imagereward import ImageReward
 from ..ranking import unique_names
 from ..rows import pair_row
+from .intake import Intake, PixelBudget, Roots, gallery_paths, sent_name
 from .judge_pool import JudgePool
-from .remote import NOT_SENT, Receiver, is_remote
-from .remote import item_name as remote_name
-from .requests import NOT_UPLOADED, PixelBudget, allowed_file, gallery_paths, item_name
+from .remote import NOT_SENT, Receiver, is_remote, remote_name
+from .scoring import split_judges
 from .settings import Settings
 
 
@@ -61,7 +60,7 @@ def prepare_pairs(
     model: ImageReward,
     prompts: Any,
     images: Any,
-    roots: Sequence[str],
+    roots: Roots | Sequence[str],
     settings: Settings,
     receiver: Receiver,
     judges: Sequence[str] = (),
@@ -84,49 +83,25 @@ def prepare_pairs(
         )
     raw = gallery_paths(images)
     names = unique_names(
-        [remote_name(item, k) if is_remote(item) else item_name(r, k) for k, (item, r) in enumerate(zip(images, raw))]
+        [remote_name(item, k) if is_remote(item) else sent_name(r, k) for k, (item, r) in enumerate(zip(images, raw))]
     )
-    loaded = [pool.get(name) for name in judges] if pool is not None else []
-    kinds = [model.preprocessing, *(j.preprocessing for j in loaded if not isinstance(j, str))]
-    budget = PixelBudget(settings.pixel_budget, kinds)
-    errors: dict[int, str] = {}
-    sources: list[str] = []
-    slots: list[int | None] = []
+    loaded, _ = split_judges(pool, judges)
+    kinds = [model.preprocessing, *(j.preprocessing for j in loaded.values())]
+    intake = Intake(roots, PixelBudget(settings.pixel_budget, kinds))
     with receiver.receive(images) as received:
         for k, prompt in enumerate(prompts):
-            try:
-                if not isinstance(prompt, str) or not prompt.strip():
-                    raise ImageLoadError(names[k], "its prompt is empty: each image needs its prompt")
-                if k in received.refused:
-                    raise received.refused[k].renamed(names[k])
-                path = received.files[k].path if k in received.files else sent_file(raw[k], roots, names[k])
-                budget.admit(path, names[k])
-            except ImageLoadError as e:
-                errors[k] = e.reason
-                slots.append(None)
-                continue
-            slots.append(len(sources))
-            sources.append(path)
-        owned = decoder is None
-        decoder = decoder or Decoder()
-        try:
-            pixels = decoder.decode(sources, [names[k] for k, s in enumerate(slots) if s is not None], kinds)
-        finally:
-            if owned:
-                decoder.close()
+            if not isinstance(prompt, str) or not prompt.strip():
+                intake.refuse(k, ImageLoadError(names[k], "its prompt is empty: each image needs its prompt"))
+            elif k in received.refused:
+                intake.refuse(k, received.refused[k].renamed(names[k]))
+            else:  # a file this call's receiver wrote, or an upload (any other path: this route's own sentence)
+                path = received.files[k].path if k in received.files else None
+                intake.take(k, raw[k], names[k], path, refusal=NOT_SENT)
+        pixels = intake.decode(decoder)
+    slots = [intake.slots.get(k) for k in range(len(prompts))]
+    errors = {k: e.reason for k, e in intake.refused.items()}
     texts = [p if isinstance(p, str) else "" for p in prompts]
     return PairCall(texts, names, slots, errors, pixels, tuple(judges), seconds=time.perf_counter() - start)
-
-
-def sent_file(raw: Any, roots: Sequence[str], name: str) -> str:
-    """An uploaded file's path (`requests.allowed_file`), refused with the sentence every image source of
-    this route is refused with."""
-    try:
-        return allowed_file(raw, roots, name)
-    except ImageLoadError as e:
-        if e.reason == NOT_UPLOADED:
-            raise ImageLoadError(name, NOT_SENT) from None
-        raise
 
 
 def score_pair_calls(model: ImageReward, calls: Sequence[PairCall], pool: JudgePool | None = None) -> list[PairScores]:
@@ -134,14 +109,15 @@ def score_pair_calls(model: ImageReward, calls: Sequence[PairCall], pool: JudgeP
     every call that asked for it (ImageReward: all of them), split back per call."""
     label = primary().label
     out = [PairScores({label: []}) for _ in calls]
-    wanted = [label, *dict.fromkeys(j for call in calls for j in call.judges)]
-    for name in wanted:
-        judge = model if name == label else pool.get(name) if pool is not None else f"{name} is not offered here"
+    wanted = list(dict.fromkeys(j for call in calls for j in call.judges))
+    loaded, unavailable = split_judges(pool, wanted)
+    for name in [label, *wanted]:
         members = [i for i, call in enumerate(calls) if name == label or name in call.judges]
-        if isinstance(judge, str):
+        if name in unavailable:
             for i in members:
-                out[i].results[name] = judge
+                out[i].results[name] = unavailable[name]
             continue
+        judge = model if name == label else loaded[name]
         prompts, decoded, names, owner = [], [], [], []
         for i in members:
             call = calls[i]

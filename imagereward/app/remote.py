@@ -117,7 +117,7 @@ def _bare_base64(text: str) -> bytes | None:
     return head if head.startswith(_MAGIC) else None
 
 
-def item_name(item: Any, index: int) -> str:
+def remote_name(item: Any, index: int) -> str:
     """What a URL or data item goes by: the URL's file name (`image N` for data), as a safe file name."""
     text = _text(item) or ""
     name = ""
@@ -190,7 +190,7 @@ class Receiver:
         return received
 
     async def _one(self, item: Any, index: int) -> tuple[str, bytes] | ImageLoadError:
-        name = item_name(item, index)
+        name = remote_name(item, index)
         text = _text(item) or ""
         try:
             scheme = _scheme(text)

@@ -190,7 +190,7 @@ class LoadedModel:
     error: str | None = None
 
 
-def display_name(model: str) -> str:
+def weights_name(model: str) -> str:
     """What the page and the API call the configured weights: a registry name as it is, a local path by its
     file or folder name only (a public page never shows the server's paths)."""
     if model in available_models():
@@ -215,7 +215,7 @@ def without_paths(text: str) -> str:
 def model_label(model: ImageReward) -> str:
     """E.g. `ImageReward-v1.0 on cuda (float16)`; a model loaded from a path is named by its folder or file."""
     dtype = str(model.dtype).replace("torch.", "")
-    return f"{display_name(model.name)} on {model.device.type} ({dtype})"
+    return f"{weights_name(model.name)} on {model.device.type} ({dtype})"
 
 
 def load_for_serving(settings: Settings) -> LoadedModel:
@@ -232,7 +232,7 @@ def load_for_serving(settings: Settings) -> LoadedModel:
             "or to a registry name whose files are in the Hugging Face cache "
             f"(available: {', '.join(available_models())}), then restart the app."
         )
-        name = display_name(settings.model)
+        name = weights_name(settings.model)
         return LoadedModel(
             None, f"{name} (not loaded)", f"The model could not be loaded: {without_paths(str(e))} {advice}"
         )

@@ -1,7 +1,7 @@
 """What the page shows of a ranking, and reading it back: captions, the table (written and read back here, so
-that its columns are named in one place), the winner, the pairwise preference probability, the status line, the
-API's JSON, and the CSV / JSON / zip downloads. Plain Python values and files, so that the app stays a thin
-layer of wiring and these stay testable.
+that its columns are named in one place), the winner, the pairwise preference probability, the status line,
+and the page's texts (the judges' line, the About text). Plain Python values, so that these stay testable; the
+API's JSON is `answers`, the downloads `downloads`.
 
 The gallery and table a page shows come back from the client when the visitor reorders or compares: only
 files inside the allowed roots are kept (`shown_rows`, `reordered`).
@@ -12,22 +12,17 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
-import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import ImageError, ImageLoadError
+from ..images.reading import FORMATS_TEXT, MAX_IMAGE_PIXELS, MAX_RESIZE_FACTOR
 from ..judges import primary, spec
 from ..model.config import REWARD_STD
 from ..ranking import Ranking
-from ..rows import columns, result_rows, write_csv
-from .requests import allowed_file, gallery_paths
+from .intake import Roots, gallery_paths
 
-# The image files one zip holds at most, all together (a public page must bound what a request writes).
-MAX_ZIP_BYTES = 64 * 2**20
 # The ranking judge's columns say whose rank and score they are, as the other judges' do (`judge_headers`).
 RANK_COLUMN, SCORE_COLUMN = f"{primary().label} rank", f"{primary().label} score"
 TABLE_COLUMNS = [RANK_COLUMN, "image", SCORE_COLUMN, "precision"]
@@ -94,20 +89,20 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _shown(ranked: Any, table: Any, roots: Sequence[str | Path]) -> list[tuple[str, dict[str, Any]]]:
+def _shown(ranked: Any, table: Any, roots: Roots | Sequence[str | Path]) -> list[tuple[str, dict[str, Any]]]:
     """(path, table record) of each image shown, read back from the client; only files inside `roots` kept."""
     records = table.to_dict("records") if hasattr(table, "to_dict") else []
-    real_roots = [os.path.realpath(r) for r in roots]
+    roots = Roots.of(roots)
     rows = []
     for k, (path, record) in enumerate(zip(gallery_paths(ranked), records)):
         try:
-            rows.append((allowed_file(path, real_roots, f"image {k + 1}"), record))
+            rows.append((roots.allowed(path, f"image {k + 1}"), record))
         except ImageLoadError:
             continue
     return rows
 
 
-def shown_rows(ranked: Any, table: Any, roots: Sequence[str | Path]) -> list[dict[str, Any]]:
+def shown_rows(ranked: Any, table: Any, roots: Roots | Sequence[str | Path]) -> list[dict[str, Any]]:
     """The ranking a page shows, read back from its gallery (images, best first) and table: `{"name", "score",
     "path"}` per image."""
     rows = []
@@ -119,7 +114,7 @@ def shown_rows(ranked: Any, table: Any, roots: Sequence[str | Path]) -> list[dic
 
 
 def reordered(
-    ranked: Any, table: Any, judge: str, roots: Sequence[str | Path]
+    ranked: Any, table: Any, judge: str, roots: Roots | Sequence[str | Path]
 ) -> tuple[list, dict[str, Any], str | None, str]:
     """The shown gallery and table in `judge`'s order: by its rank column (images it could not score last),
     captions showing its rank and score (and its name, for another judge than the ranking's own); and its best
@@ -409,142 +404,45 @@ def why_html(explained: Sequence[tuple[str, Any]]) -> str:
     return "".join(parts)
 
 
-# --------------------------------------------------------------------------------------------- the API
-def api_rows(ranking: Ranking, prompt: str, model: str) -> list[dict[str, Any]]:
-    """The API's rows: the result rows every surface writes (`rows.result_row`: `image`, `score_<judge>`, ...),
-    with, for clients of the earlier API, `name` (the image's) and with other judges `scores`, `ranks` and
-    (PickScore) `choices` by judge."""
-    out = []
-    for item, row in zip(ranking.ranked, result_rows(ranking, prompt, model)):
-        row["name"] = item.name
-        if item.scores:
-            row["scores"], row["ranks"] = dict(item.scores), dict(item.ranks)
-        if item.choices:
-            row["choices"] = dict(item.choices)
-        out.append(row)
-    return out
-
-
-def api_response(ranking: Ranking, notes: Sequence[str], label: str, prompt: str, model: str) -> dict[str, Any]:
-    """The `/score` endpoint's JSON: everything the page shows.
-
-    `{"ranked": [rows] best first (`api_rows`), "skipped": [{"name", "reason"}], "notes": [sentences],
-    "model": label, "seconds": float, "prompt_read": {judge: {read, unread, tokens_read, tokens_total, ...}}}`;
-    with other judges also `"judges"` (labels, ImageReward first) and `"agreement"`: `{judge: {"same": pairs it
-    orders as ImageReward does, "pairs": pairs both order strictly}}`."""
-    response: dict[str, Any] = {
-        "ranked": api_rows(ranking, prompt, model),
-        "skipped": [{"name": f.name, "reason": f.reason} for f in ranking.failures],
-        "notes": list(notes),
-        "model": label,
-        "seconds": round(ranking.seconds, 4),
-    }
-    if ranking.judges:
-        response["judges"] = list(ranking.judges)
-        response["agreement"] = {j: {"same": same, "pairs": n} for j, (same, n) in ranking.agreement().items()}
-    if ranking.readings:
-        response["prompt_read"] = prompt_read(ranking)
-    return response
-
-
-# ------------------------------------------------------------------------------------------ downloads
-# Characters that reorder how text is displayed (a right-to-left override makes `gnp.exe` read as `exe.png`):
-# dropped from the zip's entry names.
-BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def _safe_name(name: str) -> str:
-    """A file name for the zip: bidirectional controls dropped, path separators and control characters
-    replaced, a repeat's counter moved before the extension (`image.png (2)` -> `image (2).png`), at most 120
-    characters."""
-    name = BIDI_CONTROLS.sub("", name)
-    name = re.sub(r"[\x00-\x1f\x7f-\x9f/\\]", "_", name)
-    repeat = re.fullmatch(r"(.*?)(\.[A-Za-z0-9]{1,5}) \((\d+)\)", name)
-    if repeat:
-        name = f"{repeat.group(1)} ({repeat.group(3)}){repeat.group(2)}"
-    return name.strip(". ")[-120:] or "image"
-
-
-def _with_skipped(rows: list[dict[str, Any]], ranking: Ranking, prompt: str, model: str) -> list[dict[str, Any]]:
-    """A prompt's result rows, then a row for each image that could not be scored (its rank and score empty)."""
-    return rows + [{"prompt": prompt, "image": e.name, "model": model} for e in ranking.failures]
-
-
-def download_stem(prompt: str, when: float | None = None) -> str:
-    """`imagereward-<the prompt's first words>-<date>-<time>`: ASCII letters and digits, at most 40 characters of
-    the prompt (`rankings` for none)."""
-    import time
-
-    words = re.findall(r"[a-z0-9]+", prompt.lower())
-    slug = ""
-    for word in words:
-        if len(slug) + len(word) + 1 > 40:
-            break
-        slug = f"{slug}-{word}" if slug else word
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
-    return f"imagereward-{slug or 'rankings'}-{stamp}"
-
-
-def write_downloads(
-    rankings: list[tuple[str, Ranking]],
-    model: str,
-    folder: Path,
-    max_zip_bytes: int = MAX_ZIP_BYTES,
-    notes: Sequence[str] = (),
-) -> tuple[Path, Path, Path]:
-    """Writes `<stem>.csv` (one result row per image and prompt, `rows.columns`; an image that could not be
-    scored has its row with the rank and score empty), `<stem>.json` (`{"model", "notes", "rankings":
-    [{"prompt", "ranked": [rows], "skipped": [{"name", "reason"}]}]}`) and `<stem>-images.zip` (the images renamed
-    `01_+1.57_name.png`, best first; one folder per prompt when there are several; images past `max_zip_bytes`
-    in all are left out and listed in a `left_out.txt` inside) into `folder`; returns their paths. The stem
-    (`download_stem`) names the first prompt and the time, so that downloads of several requests do not
-    overwrite each other. `model` is the ranking judge's name as the rows give it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = download_stem(rankings[0][0] if rankings else "")
-    csv_path, json_path, zip_path = folder / f"{stem}.csv", folder / f"{stem}.json", folder / f"{stem}-images.zip"
-    others = list(dict.fromkeys(j for _, r in rankings for j in r.judges[1:]))
-    with open(csv_path, "w", encoding="utf-8", newline="") as f:
-        rows = [row for prompt, r in rankings for row in _with_skipped(result_rows(r, prompt, model), r, prompt, model)]
-        write_csv(f, columns(others), rows)
-    payload = {
-        "model": model,
-        "notes": list(notes),
-        "rankings": [
-            {
-                "prompt": p,
-                "ranked": result_rows(r, p, model),
-                "skipped": [{"name": e.name, "reason": e.reason} for e in r.failures],
-            }
-            for p, r in rankings
-        ],
-    }
-    json_path.write_text(json.dumps(payload, indent=1, ensure_ascii=False), encoding="utf-8")
-    written, left_out = 0, []
-    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_STORED) as archive:
-        for k, (_, ranking) in enumerate(rankings):
-            width = max(2, len(str(len(ranking.ranked))))
-            folder_name = f"prompt_{k + 1:02d}/" if len(rankings) > 1 else ""
-            for item in ranking.ranked:
-                if not (isinstance(item.source, (str, Path)) and Path(item.source).is_file()):
-                    continue
-                name = f"{folder_name}{item.rank:0{width}d}_{item.score:+.2f}_{_safe_name(item.name)}"
-                size = Path(item.source).stat().st_size
-                if written + size > max_zip_bytes:
-                    left_out.append(name)
-                    continue
-                archive.write(item.source, name)
-                written += size
-        if left_out:
-            archive.writestr(
-                "left_out.txt",
-                f"These images were left out: the zip holds at most {max_zip_bytes // 2**20} MB of images.\n"
-                + "\n".join(left_out)
-                + "\n",
-            )
-    return csv_path, json_path, zip_path
-
-
 def read_examples(folder: Path) -> list[list[Any]]:
     """`examples/examples.json` as rows of [prompt, [image paths]] for `gr.Examples`."""
     entries = json.loads((folder / "examples.json").read_text(encoding="utf-8"))
     return [[e["prompt"], [str(folder / "images" / name) for name in e["images"]]] for e in entries]
+
+
+# ----------------------------------------------------------------------------------- the page's texts
+def judges_info(judges: Sequence[str], unavailable: dict[str, str] | None = None) -> str:
+    """The "Also judge with" box's line, from the judges' records: the paper's baselines and the others among
+    `judges`; then the judges found `unavailable`, which are no longer offered."""
+    unavailable = unavailable or {}
+    offered = [spec(j) for j in judges if j not in unavailable]
+    baselines = [s.label for s in offered if s.paper_accuracy is not None]
+    newer = [s.label for s in offered if s.paper_accuracy is None]
+    parts = [f"the paper's baselines ({', '.join(baselines)})"] if baselines else []
+    parts += [f"newer judges ({', '.join(newer)})"] if newer else []
+    line = " and ".join(parts) + ", side by side" if parts else ""
+    if unavailable:
+        gone = ", ".join(unavailable)
+        line += f"{'. ' if line else ''}Unavailable right now (their weights could not be loaded): {gone}"
+    return line
+
+
+def about(judges: Sequence[str], max_images: int, max_upload: str, file_lifetime: int) -> str:
+    """The page's "what the score means" and limits, from the judges' records and the settings."""
+    main = primary()
+    others = " ".join(f"{spec(j).label}: {spec(j).meaning}." for j in judges)
+    return f"""
+**What the score means.** {main.label} ([Xu et al., 2023](https://arxiv.org/abs/2304.05977)) predicts which
+image people would prefer for a prompt, trained on 137k expert comparisons. Its score is {main.meaning}
+(normalised: higher is better). Compare images *for the same prompt*; a score on its own says little.
+
+**Limits.** The model reads only the first {main.prompt_tokens} tokens of the prompt (about
+{main.prompt_tokens * 3 // 4} words) and sees each image at {main.preprocessing.size}x{main.preprocessing.size}
+pixels, centre-cropped, so fine detail and the edges of wide images do not count. Up to
+{max_images} images per request, {FORMATS_TEXT}, each at most {max_upload.upper()},
+{MAX_IMAGE_PIXELS / 1e6:.1f} million pixels and {MAX_RESIZE_FACTOR} times as long as it is wide (or the other way
+round); uploads are kept {file_lifetime // 60} minutes.
+
+**Other judges.** Tick them to see their scores and ranks beside {main.label}'s, and order the gallery by any of
+them; the agreement line counts the pairs of images each orders as {main.label} does. {others}
+"""

@@ -1,36 +1,26 @@
-"""One page request, safely: its prompts planned, its files checked and decoded once, the model's work done in
-one device call, and every prompt ranked.
+"""One page or `/score` request's steps: its prompts planned, its files admitted and decoded once (`intake`),
+the model's work done in one device call, and every prompt ranked.
 
 A request is handled in three steps so that only the model's work runs on a (ZeroGPU) GPU worker:
-`prepare` (CPU: plan the prompts, refuse files the visitor did not upload, bound the work, decode every file
-once per preprocessing its judges need), `score_prepared` (the device: every judge's scores for every prompt)
-and `finish` (CPU: rank each prompt, name what was skipped, collect the notes). Everything that crosses between
-them pickles.
+`prepare_request` (CPU: plan the prompts, admit the files, decode every file once per preprocessing its judges
+need), `score_prepared` (the device: every judge's scores for every prompt) and `finish` (CPU: rank each
+prompt, name what was skipped, collect the notes). Everything that crosses between them pickles.
 
 The prompts: each non-empty line of the prompt box, scored against every image; or, with the box empty, each
-image against the prompt its own file carries (one prompt per distinct prompt).
-
-Every request may be hostile. A gallery item is opened only if its path lies inside one of the allowed roots
-(Gradio's upload folder, the app's examples); any other path is refused by a lexical check, before any
-file-system call, with the same sentence whether it exists or not. The work is bounded: at most
-`max_images` images, each at most `images.MAX_IMAGE_PIXELS` pixels by its header and resized to at most
-`images.MAX_RESIZE_FACTOR` times the square the model sees (an aspect ratio of at most 64:1), all of them
-together at most `pixel_budget` decoded pixels (`PixelBudget`: each file counted once per preprocessing
-however often it is referenced, and refused every time if refused once), at most `MAX_PROMPTS` prompts, and
-at most `tokenizer.MAX_PROMPT_CHARS` characters of each prompt tokenized.
+image against the prompt its own file carries (one prompt per distinct prompt). At most `max_images` images
+and `MAX_PROMPTS` prompts, and at most `tokenizer.MAX_PROMPT_CHARS` characters of each prompt tokenized; what
+the files may cost is `intake`'s.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from ..errors import ImageError, ImageLoadError, InputError
 from ..images.decoding import Decoder, Decoding
-from ..images.reading import header_size
 from ..images.transforms import Preprocessing
 from ..judges import primary
 from ..judges.base import Result
@@ -38,124 +28,11 @@ from ..judges.imagereward import ImageReward
 from ..judges.reading import Reading
 from ..model.tokenizer import MAX_PROMPT_CHARS, PromptTokens, encode_prompt
 from ..ranking import Ranking, add_judges, check_prompt, rank_results, unique_names
+from .intake import Intake, PixelBudget, Roots, gallery_paths, sent_name
 from .judge_pool import JudgePool
-from .settings import MAX_UPLOAD_MB, Settings
+from .settings import Settings
 
 MAX_PROMPTS = 8
-
-NOT_UPLOADED = (
-    "not a file you uploaded to this page; only images you upload (or the page's examples) can be scored here, "
-    "and URLs are not fetched on this route (score_images and /score_pairs take URLs and base64 data)"
-)
-# Where the queue's gate says a file a call may not name lies (`admission.QueueGate`): never a file.
-REFUSED_FOLDER = "imagereward-refused"
-EXPIRED = "this upload is no longer on the server (uploads are kept for a while only); upload the image again"
-
-
-# ------------------------------------------------------------------------------------------ the files
-def gallery_paths(value: Sequence[Any] | None) -> list[Any]:
-    """The path of each item of a `gr.Gallery(type="filepath")` value (`[(path, caption), ...]`, plain
-    paths, or the API's file dicts), as sent: nothing is opened or checked here."""
-    paths = []
-    for item in value or []:
-        path = item[0] if isinstance(item, (list, tuple)) and item else item
-        if isinstance(path, dict):
-            path = path.get("path") or (path.get("image") or {}).get("path")
-        paths.append(path)
-    return paths
-
-
-def item_name(raw: Any, index: int) -> str:
-    """The name an item of a request goes by: the file name of its path as sent (nothing is opened)."""
-    text = raw if isinstance(raw, str) else ""
-    return text.replace("\\", "/").rsplit("/", 1)[-1] or f"image {index + 1}"
-
-
-def allowed_file(raw: Any, roots: Sequence[str], name: str) -> str:
-    """The path of a gallery item if it lies inside one of `roots` (real paths of folders), else refused.
-
-    The first check is lexical, so a path outside the roots is refused before any file-system call can tell
-    whether it exists; then links are resolved and the check repeated.
-
-    Raises:
-        ImageLoadError: the path is not a string, not absolute, or not inside a root.
-    """
-    if not isinstance(raw, str) or not raw or "\x00" in raw or not os.path.isabs(raw):
-        raise ImageLoadError(name, NOT_UPLOADED)
-    path = os.path.normpath(raw)
-    if REFUSED_FOLDER in Path(path).parts:
-        raise ImageLoadError(name, NOT_UPLOADED)
-    if not _inside(path, roots) or not _inside(os.path.realpath(path), roots):
-        raise ImageLoadError(name, NOT_UPLOADED)
-    return path
-
-
-def _inside(path: str, roots: Sequence[str]) -> bool:
-    return any(path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
-
-
-class PixelBudget:
-    """The pixels one request may decode, all its files and prompts together.
-
-    A file costs its width x height (from its header) once per preprocessing the request decodes it with
-    (ImageReward's, and PickScore's or HPSv2.1's own when they are asked for), and only the first time it
-    appears: a file referenced again is neither counted nor checked again, and a file refused once is refused
-    every time it appears, with the same reason. Every file is also checked against each preprocessing's
-    resize bound (`Preprocessing.check_size`) before anything is decoded.
-
-    Args:
-        pixels: the budget.
-        preprocessings: how the request's judges read pixels.
-        max_bytes: the most one file may take (the upload limit: Gradio's own limit is off, since it drops a
-            whole pick for one file over it).
-    """
-
-    def __init__(
-        self, pixels: int, preprocessings: Sequence[Preprocessing], max_bytes: int = MAX_UPLOAD_MB * 2**20
-    ) -> None:
-        self.pixels = pixels
-        self.max_bytes = max_bytes
-        self.left = pixels
-        self.preprocessings = list(dict.fromkeys(preprocessings))
-        self._seen: dict[str, ImageLoadError | None] = {}
-
-    def admit(self, path: str, name: str) -> None:
-        """Counts an allowed file against the budget (see the class doc).
-
-        Raises:
-            ImageLoadError: unreadable, expired, too large, its resize too large, or over what is left.
-        """
-        if path in self._seen:
-            refused = self._seen[path]
-            if refused is not None:
-                raise refused.renamed(name)
-            return
-        try:
-            if not os.path.lexists(path):
-                raise ImageLoadError(name, EXPIRED)
-            size = os.path.getsize(path)
-            if size > self.max_bytes:
-                raise ImageLoadError(
-                    name,
-                    f"{size / 2**20:.1f} MB is over the {self.max_bytes // 2**20} MB a file may be; compress it or "
-                    "scale it down first",
-                )
-            width, height = header_size(path, name)
-            for preprocessing in self.preprocessings:
-                preprocessing.check_size(width, height, name)
-            cost = width * height * len(self.preprocessings)
-            if cost > self.left:
-                raise ImageLoadError(
-                    name,
-                    f"the request's budget of {self.pixels:,} decoded pixels was used up by the images before it "
-                    "(each image counts once for ImageReward and once more for each other judge that reads "
-                    "pixels its own way); score it in another request",
-                )
-        except ImageLoadError as e:
-            self._seen[path] = e
-            raise
-        self._seen[path] = None
-        self.left -= cost
 
 
 # ---------------------------------------------------------------------------------------- the prompts
@@ -174,7 +51,7 @@ def count_prompts(text: str) -> int:
 
 
 def plan_prompts(
-    prompt_text: Any, raw: Sequence[Any], roots: Sequence[str | Path], max_prompts: int = MAX_PROMPTS
+    prompt_text: Any, raw: Sequence[Any], roots: Roots | Sequence[str | Path], max_prompts: int = MAX_PROMPTS
 ) -> tuple[list[PromptGroup], list[ImageError], list[str]]:
     """The prompts one request scores, over the gallery items' paths `raw`, and what could not be planned.
 
@@ -198,13 +75,13 @@ def plan_prompts(
             notes.append(f"Only the first {max_prompts} of {total:,} prompts were scored (one prompt per line).")
         everything = list(range(len(raw)))
         return [PromptGroup(line, everything) for line in lines[:max_prompts]], [], notes
-    real_roots = [os.path.realpath(r) for r in roots]
+    roots = Roots.of(roots)
     groups: dict[str, PromptGroup] = {}
     errors: list[ImageError] = []
     for k, path in enumerate(raw):
-        name = item_name(path, k)
+        name = sent_name(path, k)
         try:
-            found = embedded_prompt(allowed_file(path, real_roots, name))
+            found = embedded_prompt(roots.allowed(path, name))
         except ImageLoadError as e:
             errors.append(e)
             continue
@@ -260,17 +137,17 @@ class Scores:
     seconds: list[float]
 
 
-def prepare(
+def prepare_request(
     model: ImageReward,
     prompt_text: Any,
     images: Sequence[Any] | None,
-    roots: Sequence[str | Path],
+    roots: Roots | Sequence[str | Path],
     settings: Settings,
     judges: Sequence[str] = (),
     pool: JudgePool | None = None,
     decoder: Decoder | None = None,
 ) -> Request:
-    """Plans a request's prompts, checks its files and decodes what may be decoded (see the module doc), once
+    """Plans a request's prompts, admits its files and decodes what may be decoded (`intake.Intake`), once
     per preprocessing among ImageReward and the `judges` asked for (from `pool`, which loads them on first use).
 
     Args:
@@ -299,46 +176,28 @@ def prepare(
     groups, unplanned, plan_notes = plan_prompts(prompt_text, raw, roots)
     if not raw:
         raise InputError("Add at least one image to score.")
-    loaded = [pool.get(name) for name in judges] if pool is not None else []
-    kinds = [model.preprocessing, *(j.preprocessing for j in loaded if not isinstance(j, str))]
-    budget = PixelBudget(settings.pixel_budget, kinds)
-    names = unique_names([item_name(r, i) for i, r in enumerate(raw)])
-    real_roots = [os.path.realpath(r) for r in roots]
-    admitted: dict[int, int] = {}  # gallery index -> index among the admitted images
-    refused: dict[int, ImageError] = {}
-    sources: list[str] = []
+    loaded, _ = split_judges(pool, judges)
+    kinds = [model.preprocessing, *(j.preprocessing for j in loaded.values())]
+    names = unique_names([sent_name(r, i) for i, r in enumerate(raw)])
+    intake = Intake(roots, PixelBudget(settings.pixel_budget, kinds))
     for k in sorted({k for g in groups for k in g.images}):
-        try:
-            path = allowed_file(raw[k], real_roots, names[k])
-            budget.admit(path, names[k])
-        except ImageLoadError as e:
-            refused[k] = e
-            continue
-        admitted[k] = len(sources)
-        sources.append(path)
-    admitted_names = [names[k] for k in admitted]
-    owned = decoder is None
-    decoder = decoder or Decoder()
-    try:
-        pixels = decoder.decode(sources, admitted_names, kinds)
-    finally:
-        if owned:
-            decoder.close()
-    readers = [model, *(j for j in loaded if not isinstance(j, str))]
+        intake.take(k, raw[k], names[k])
+    pixels = intake.decode(decoder)
+    readers = [model, *loaded.values()]
     prompts = [
         Prompt(
             check_prompt(g.prompt),
             encode_prompt(g.prompt),
-            [admitted[k] for k in g.images if k in admitted],
-            [refused[k] for k in g.images if k in refused],
+            [intake.slots[k] for k in g.images if k in intake.slots],
+            [intake.refused[k] for k in g.images if k in intake.refused],
             {judge.spec.label: judge.reading(g.prompt) for judge in readers},
         )
         for g in groups
     ]
     return Request(
         prompts,
-        admitted_names,
-        sources,
+        intake.names,
+        intake.sources,
         pixels,
         judges=tuple(judges),
         notes=notes + plan_notes,
@@ -353,21 +212,17 @@ def score_prepared(model: ImageReward, request: Request, pool: JudgePool | None 
     label = primary().label
     results: dict[str, list[list[Result]] | str] = {label: []}
     seconds = []
-    judges = {name: pool.get(name) if pool is not None else f"{name} is not offered here" for name in request.judges}
-    for name, judge in judges.items():
-        if isinstance(judge, str):
-            results[name] = judge
-        else:
-            results[judge.spec.label] = []
+    judges, unavailable = split_judges(pool, request.judges)
+    for name in request.judges:
+        results[judges[name].spec.label if name in judges else name] = [] if name in judges else unavailable[name]
     for prompt in request.prompts:
         start = time.perf_counter()
         names = [request.names[i] for i in prompt.images]
         pixels = [request.pixels[model.preprocessing][i] for i in prompt.images]
         results[label].append(model.score_decoded(prompt.tokens, pixels, names) if pixels else [])  # type: ignore[union-attr]
         for judge in judges.values():
-            if not isinstance(judge, str):
-                theirs = [request.pixels[judge.preprocessing][i] for i in prompt.images]
-                results[judge.spec.label].append(judge.score_decoded(prompt.text, theirs, names) if theirs else [])  # type: ignore[union-attr]
+            theirs = [request.pixels[judge.preprocessing][i] for i in prompt.images]
+            results[judge.spec.label].append(judge.score_decoded(prompt.text, theirs, names) if theirs else [])  # type: ignore[union-attr]
         seconds.append(time.perf_counter() - start)
     return Scores(results, seconds)
 
@@ -413,20 +268,18 @@ def rank_request(
     model: ImageReward,
     prompt_text: Any,
     images: Sequence[Any] | None,
-    roots: Sequence[str | Path],
+    roots: Roots | Sequence[str | Path],
     settings: Settings | None = None,
     judges: Sequence[str] = (),
     pool: JudgePool | None = None,
-    on_device: Callable[[Request], Scores] | None = None,
     decoder: Decoder | None = None,
 ) -> tuple[list[tuple[str, Ranking]], list[str]]:
-    """A whole request: `prepare`, `on_device` (default `score_prepared` in this process; the page passes its
-    ZeroGPU function), `finish`.
+    """A whole request in this process: `prepare_request`, `score_prepared`, `finish` (the page runs the device
+    step through its own device function instead).
 
     Args:
-        model, prompt_text, images, roots, settings, judges, pool, decoder: as `prepare` (`settings` default
-            `Settings()`).
-        on_device: the device half.
+        model, prompt_text, images, roots, settings, judges, pool, decoder: as `prepare_request` (`settings`
+            default `Settings()`).
 
     Returns:
         (every prompt with its ranking, the notes to show once).
@@ -434,9 +287,15 @@ def rank_request(
     Raises:
         InputError: nothing to score (no prompt, no images, none readable); the message says what to do.
     """
-    request = prepare(model, prompt_text, images, roots, settings or Settings(), judges, pool, decoder)
-    scores = on_device(request) if on_device is not None else score_prepared(model, request, pool)
-    return finish(request, scores)
+    request = prepare_request(model, prompt_text, images, roots, settings or Settings(), judges, pool, decoder)
+    return finish(request, score_prepared(model, request, pool))
+
+
+def split_judges(pool: JudgePool | None, names: Sequence[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """`JudgePool.split` of `names`; without a pool, none offered."""
+    if pool is None:
+        return {}, {name: f"{name} is not offered here" for name in names}
+    return pool.split(names)
 
 
 def too_many_images(sent: int, limit: int) -> str:

@@ -10,17 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imagereward.app import view
-from imagereward.app.requests import (
-    NOT_UPLOADED,
-    finish,
-    gallery_paths,
-    gpu_duration,
-    plan_prompts,
-    prepare,
-    rank_request,
-    score_prepared,
-)
+from imagereward.app import answers, downloads, view
+from imagereward.app.intake import NOT_UPLOADED, gallery_paths
+from imagereward.app.scoring import finish, gpu_duration, plan_prompts, prepare_request, rank_request, score_prepared
 from imagereward.app.settings import Settings, load_for_serving, on_zero_gpu
 from imagereward.errors import (
     CheckpointError,
@@ -58,8 +50,8 @@ def rank(model, prompt, gallery, roots, **settings):  # type: ignore[no-untyped-
     return rankings[0][1], notes
 
 
-def prepare_request(model, prompt, gallery, roots, judges=(), pool=None, **settings):  # type: ignore[no-untyped-def]
-    return prepare(model, prompt, gallery, roots, Settings(**settings), judges, pool)
+def prepared(model, prompt, gallery, roots, judges=(), pool=None, **settings):  # type: ignore[no-untyped-def]
+    return prepare_request(model, prompt, gallery, roots, Settings(**settings), judges, pool)
 
 
 def test_settings_from_env() -> None:
@@ -161,7 +153,7 @@ def test_a_path_outside_the_uploads_is_refused_without_touching_it(
 
     for module, name in ((os, "stat"), (os, "lstat"), (os.path, "realpath"), (builtins, "open")):
         spy(module, name)
-    request = prepare_request(
+    request = prepared(
         tiny_model, CASE["prompt"], [(raw, None)] + uploaded(uploads, CASE["images"][:1]), [uploads]
     )
     monkeypatch.undo()
@@ -171,10 +163,10 @@ def test_a_path_outside_the_uploads_is_refused_without_touching_it(
 
 
 def test_refusal_does_not_say_whether_the_file_exists(tiny_model, uploads: Path) -> None:
-    there = prepare_request(
+    there = prepared(
         tiny_model, "a cat", [("/etc/hostname", None), *uploaded(uploads, CASE["images"][:1])], [uploads]
     )
-    gone = prepare_request(
+    gone = prepared(
         tiny_model, "a cat", [("/etc/no-such-file", None), *uploaded(uploads, CASE["images"][:1])], [uploads]
     )
     assert [e.reason for e in there.prompts[0].refused] == [e.reason for e in gone.prompts[0].refused] == [NOT_UPLOADED]
@@ -184,7 +176,7 @@ def test_a_link_out_of_the_uploads_is_refused(tiny_model, uploads: Path, tmp_pat
     outside = tmp_path / "secret.png"
     shutil.copy(image_path(CASE["images"][0]), outside)
     (uploads / "link.png").symlink_to(outside)
-    request = prepare_request(
+    request = prepared(
         tiny_model, "a cat", [(str(uploads / "link.png"), None)] * 2 + uploaded(uploads, CASE["images"][:1]), [uploads]
     )
     assert [e.reason for e in request.prompts[0].refused] == [NOT_UPLOADED] * 2
@@ -270,7 +262,7 @@ def test_the_budget_is_shared_by_every_prompt_of_a_request(tiny_model, uploads: 
 
 
 def test_a_judge_that_reads_pixels_its_own_way_counts_against_the_budget(tiny_model, uploads: Path) -> None:
-    from imagereward.app.requests import PixelBudget
+    from imagereward.app.intake import PixelBudget
     from imagereward.images.transforms import LETTERBOX, Preprocessing
 
     Image.new("1", (4000, 3000)).save(uploads / "one.png")
@@ -287,7 +279,7 @@ def test_an_extreme_shape_is_refused_from_its_header(tiny_model, uploads: Path, 
     Image.new("RGB", (64 * 224, 224), (10, 200, 10)).save(uploads / "wide.png")  # exactly at the bound
     decoded, real_load = [], Image.Image.load
     monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(self.size) or real_load(self))
-    request = prepare_request(
+    request = prepared(
         tiny_model, "a cat", [(str(uploads / "strip.png"), None), (str(uploads / "wide.png"), None)], [uploads]
     )
     monkeypatch.undo()
@@ -333,7 +325,7 @@ def test_the_api_response_lists_ranked_skipped_and_notes(tiny_model, uploads: Pa
     bad.write_bytes(b"not a picture")
     gallery = uploaded(uploads, CASE["images"][:3]) + [(str(bad), None), ("/etc/passwd", None)]
     ranking, notes = rank(tiny_model, EXPECTED["prompts"][3], gallery, [uploads], max_images=4)
-    response = view.api_response(ranking, notes, "label", EXPECTED["prompts"][3], "parity")
+    response = answers.api_response(ranking, notes, "label", EXPECTED["prompts"][3], "parity")
     assert [r["rank"] for r in response["ranked"]] == [1, 2, 3]
     assert set(response["ranked"][0]) == {"prompt", "rank", "image", "name", "score", "precision", "model"}
     assert response["skipped"] == [{"name": "bad.png", "reason": ranking.failures[0].reason}]
@@ -396,7 +388,7 @@ def test_the_device_half_takes_and_returns_only_picklable_values(tiny_model, upl
     bad = uploads / "zz" / "bad.png"
     bad.parent.mkdir()
     bad.write_bytes(b"not a picture")
-    request = prepare_request(
+    request = prepared(
         tiny_model, CASE["prompt"], uploaded(uploads, CASE["images"][:3]) + [(str(bad), None)], [uploads]
     )
     crossed = pickle.loads(pickle.dumps(request))  # what ZeroGPU does with the arguments
@@ -425,7 +417,7 @@ def test_formatting_of_a_ranking(tiny_model, tmp_path: Path) -> None:
     assert view.table_rows(ranking)[0] == [1, best.name, round(best.score, 4), "float32"]
     assert view.winner_text(ranking) == f"**#1 · {best.name}** — score {best.score:.2f}"
     assert "Scored 3 images with X in" in view.status_line(ranking, "X")
-    csv_path, json_path, zip_path = view.write_downloads([("p", ranking)], "X", tmp_path)
+    csv_path, json_path, zip_path = downloads.write_downloads([("p", ranking)], "X", tmp_path)
     rows = list(csv.DictReader(csv_path.open(encoding="utf-8")))
     assert [(r["prompt"], int(r["rank"]), r["image"], float(r["score"]), r["model"], r["precision"]) for r in rows] == [
         ("p", i.rank, i.name, i.score, "X", "float32") for i in ranking.ranked
@@ -451,8 +443,8 @@ def test_the_preference_probability_is_the_bradley_terry_model_of_the_scores() -
 
 
 def test_the_zip_names_repeats_before_the_extension_and_never_leaves_its_folder() -> None:
-    assert view._safe_name("image.png (2)") == "image (2).png"
-    assert "/" not in view._safe_name("../../etc/passwd") and "\\" not in view._safe_name("a\\b.png")
+    assert downloads._safe_name("image.png (2)") == "image (2).png"
+    assert "/" not in downloads._safe_name("../../etc/passwd") and "\\" not in downloads._safe_name("a\\b.png")
 
 
 def test_the_rank_matrix_of_several_prompts(tiny_model) -> None:
@@ -512,7 +504,7 @@ def test_planning_bounds_a_hostile_prompt_box_and_gallery(tiny_model, uploads: P
     info = PngInfo()
     info.add_text("parameters", "a red fox\nSteps: 20")
     Image.new("RGB", (32, 32)).save(uploads / "fox.png", pnginfo=info)
-    request = prepare_request(tiny_model, "", [(str(uploads / "fox.png"), None)] * 100, [uploads], max_images=5)
+    request = prepared(tiny_model, "", [(str(uploads / "fox.png"), None)] * 100, [uploads], max_images=5)
     assert [len(p.images) for p in request.prompts] == [5] and not request.unplanned
     assert any("first 5 of 100 images" in n for n in request.notes)
 
@@ -532,7 +524,7 @@ def test_the_zip_is_bounded_and_says_what_it_left_out(tiny_model, tmp_path: Path
     paths = [image_path(n) for n in CASE["images"][:3]]
     ranking = rank_images(tiny_model, CASE["prompt"], paths)
     sizes = [Path(item.source).stat().st_size for item in ranking.ranked]
-    _, _, zip_path = view.write_downloads([("p", ranking)], "X", tmp_path, max_zip_bytes=sizes[0] + sizes[1] - 1)
+    _, _, zip_path = downloads.write_downloads([("p", ranking)], "X", tmp_path, max_zip_bytes=sizes[0] + sizes[1] - 1)
     with zipfile.ZipFile(zip_path) as archive:
         names = archive.namelist()
         assert names[0].endswith(ranking.ranked[0].name) and names[-1] == "left_out.txt"
@@ -557,7 +549,7 @@ def test_several_prompts_decode_the_images_once(tiny_model, uploads: Path, monke
 
 
 def test_chosen_judges_keep_the_offered_order_and_name_unknown_ones() -> None:
-    from imagereward.app.requests import chosen_judges
+    from imagereward.app.scoring import chosen_judges
     from imagereward.app.settings import parse_judges
 
     assert chosen_judges(["Aesthetic", "CLIP"], ("CLIP", "BLIP", "Aesthetic")) == ("CLIP", "Aesthetic")
@@ -580,7 +572,7 @@ def test_a_judge_that_cannot_load_is_named_and_imagereward_still_ranks(tiny_mode
     pool = JudgePool(["CLIP"], device="cpu", download_root=tmp_path / "empty")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     path = str(image_path(EXPECTED["images"][0]))
-    request = prepare_request(tiny_model, "a cat", [path], [str(PARITY)], judges=["CLIP"])
+    request = prepared(tiny_model, "a cat", [path], [str(PARITY)], judges=["CLIP"])
     ((_, ranking),), notes = finish(request, score_prepared(tiny_model, request, pool))
     assert len(ranking.ranked) == 1 and ranking.judges == []
     assert "CLIP is unavailable right now (its weights could not be loaded)." in notes
@@ -597,7 +589,7 @@ def test_other_preprocessings_are_decoded_before_the_device_call_and_pickle(tiny
 
     pool = JudgePool(["CLIP", "PickScore", "HPSv2.1"], device="cpu", download_root=judges_root)
     paths = [str(image_path(n)) for n in EXPECTED["images"][:3]]
-    request = prepare_request(
+    request = prepared(
         tiny_model, "a cat", paths, [str(PARITY)], judges=["CLIP", "PickScore", "HPSv2.1"], pool=pool
     )
     assert sorted(p.kind for p in request.pixels) == sorted([RESIZE_CROP, LETTERBOX, RGB_RESIZE_CROP])
@@ -633,7 +625,7 @@ def test_the_about_text_says_what_0_means_once(tmp_path: Path) -> None:
     from imagereward.app.settings import LoadedModel
 
     page = Page(Settings(judges=()), roots=[str(tmp_path)], upload_folder=tmp_path, loaded=LoadedModel(None, "x"))
-    assert page.about("20mb").count("average generation") == 1
+    assert page.about().count("average generation") == 1
 
 
 def test_an_empty_file_is_called_empty(tmp_path: Path) -> None:
@@ -650,12 +642,12 @@ def test_an_empty_file_is_called_empty(tmp_path: Path) -> None:
 
 def test_downloads_are_named_by_the_prompt_and_the_time(tmp_path: Path) -> None:
     """main: every request's downloads were `rankings.csv`, `rankings.json`, `ranked_images.zip`."""
-    assert view.download_stem("A Cute Corgi, sunset!", 0.0).startswith("imagereward-a-cute-corgi-sunset-19")
-    assert view.download_stem("", 0.0).startswith("imagereward-rankings-")
-    assert len(view.download_stem("x" * 30 + " " + "y" * 30)) < len("imagereward-") + 40 + 17
+    assert downloads.download_stem("A Cute Corgi, sunset!", 0.0).startswith("imagereward-a-cute-corgi-sunset-19")
+    assert downloads.download_stem("", 0.0).startswith("imagereward-rankings-")
+    assert len(downloads.download_stem("x" * 30 + " " + "y" * 30)) < len("imagereward-") + 40 + 17
     model = load_for_serving(Settings(model=str(PARITY), device="cpu", judges=())).model
     ranking = rank_images(model, "a cat", [image_path(EXPECTED["rank"][0]["images"][0])])
-    paths = view.write_downloads([("a cute corgi", ranking)], "parity", tmp_path)
+    paths = downloads.write_downloads([("a cute corgi", ranking)], "parity", tmp_path)
     assert [p.name.split("-2")[0] for p in paths] == ["imagereward-a-cute-corgi"] * 3
     assert [p.suffix for p in paths] == [".csv", ".json", ".zip"] and paths[2].name.endswith("-images.zip")
 
@@ -672,7 +664,7 @@ def test_what_was_skipped_is_named_in_the_status_and_kept_in_the_downloads(tmp_p
     ranking = rank_images(model, "a cat", [image_path(EXPECTED["rank"][0]["images"][0]), bad])
     status = view.status_line(ranking, "parity")
     assert "Skipped 1 that could not be scored: not_really.png (not an image in an accepted format" in status
-    csv_path, json_path, _ = view.write_downloads([("a cat", ranking)], "parity", tmp_path / "out", notes=["a note"])
+    csv_path, json_path, _ = downloads.write_downloads([("a cat", ranking)], "parity", tmp_path / "out", notes=["a note"])
     rows = list(csv.DictReader(csv_path.open(encoding="utf-8")))
     assert [(r["image"], r["rank"], r["score"]) for r in rows][1] == ("not_really.png", "", "")
     saved = json.loads(json_path.read_text(encoding="utf-8"))
