@@ -29,6 +29,8 @@ LAYOUTS = json.loads((ROOT / "full_state_dict_keys.json").read_text(encoding="ut
 NAMES = ("CLIP", "BLIP", "Aesthetic")
 SCORE_TOL, PIXEL_TOL, FEATURE_TOL = 1e-4, 1e-6, 1e-5
 
+AESTHETIC_FILE = imagereward.judges.spec("Aesthetic").weights[1]  # LAION's MLP, by URL
+
 
 @pytest.fixture(scope="module")
 def judges() -> dict:
@@ -232,10 +234,10 @@ def test_a_missing_file_is_downloaded_into_the_root_under_its_original_name(tmp_
     data = (ROOT / "sac%2Blogos%2Bava1-l14-linearMSE.pth").read_bytes()
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(sources.urllib.request, "urlopen", lambda url, timeout: urls.append(url) or _Response(data))
-    path = sources.find_or_download(sources.AESTHETIC_FILE, tmp_path, "Aesthetic")
+    path = sources.find_or_download(AESTHETIC_FILE, tmp_path, "Aesthetic")
     assert path == tmp_path / "sac%2Blogos%2Bava1-l14-linearMSE.pth" and path.read_bytes() == data
-    assert urls == [sources.AESTHETIC_FILE.url]
-    sources.find_or_download(sources.AESTHETIC_FILE, tmp_path, "Aesthetic")
+    assert urls == [AESTHETIC_FILE.url]
+    sources.find_or_download(AESTHETIC_FILE, tmp_path, "Aesthetic")
     assert len(urls) == 1  # found the second time, as the original's _download finds it
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
@@ -244,7 +246,7 @@ def test_a_download_that_fails_its_checksum_leaves_nothing(tmp_path: Path, monke
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(sources.urllib.request, "urlopen", lambda url, timeout: _Response(b"tampered"))
     with pytest.raises(imagereward.WeightsUnavailableError, match="SHA-256"):
-        sources.find_or_download(sources.CLIP_FILE, tmp_path, "CLIP")
+        sources.find_or_download(clip_judge.SPEC.weights[0], tmp_path, "CLIP")
     assert list(tmp_path.iterdir()) == []
 
 

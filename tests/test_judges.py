@@ -209,8 +209,8 @@ def test_pickscore_settings_it_does_not_reproduce_are_named(tmp_path: Path) -> N
 def test_hps_float32_checkpoint_scores_as_float16_one(tmp_path: Path, hps) -> None:
     """The public fixture stores float16; a float32 file of the same values gives the same scores."""
     state = torch.load(HPS / "HPS_v2.1_compressed.pt", map_location="cpu", weights_only=True)["state_dict"]
-    torch.save({"state_dict": {k: v.float() for k, v in state.items()}}, tmp_path / sources.HPS_FILE)
-    shutil.copy(HPS / sources.HPS_CONFIG, tmp_path / sources.HPS_CONFIG)
+    torch.save({"state_dict": {k: v.float() for k, v in state.items()}}, tmp_path / hps_judge.SPEC.files[0])
+    shutil.copy(HPS / hps_judge.HPS_CONFIG, tmp_path / hps_judge.HPS_CONFIG)
     judge = load_score("HPSv2.1", device="cpu", download_root=tmp_path)
     names = HPS_EXPECTED["scored_images"][:3]
     assert judge.rewards(PROMPTS[0], paths(names)) == pytest.approx(hps.rewards(PROMPTS[0], paths(names)), abs=1e-7)
@@ -219,11 +219,11 @@ def test_hps_float32_checkpoint_scores_as_float16_one(tmp_path: Path, hps) -> No
 # -------------------------------------------------------------------------------------------- the hub
 HUB_SCRIPT = """
 import sys
-from imagereward.judges import sources
+from imagereward.judges import hps, pickscore
 from imagereward.errors import WeightsUnavailableError
 try:
-    model_dir, processor_dir = sources.pickscore_folders(None)
-    weights, config = sources.hps_files(None)
+    model_dir, processor_dir = pickscore.fetch(None)
+    weights, config = hps.fetch(None)
 except WeightsUnavailableError as e:
     print("UNAVAILABLE:", e)
     sys.exit(3)
@@ -247,10 +247,16 @@ def test_the_hub_files_resolve_through_the_offline_cache(hub_cache) -> None:
         "laion/CLIP-ViT-H-14-laion2B-s32B-b79K",
         {f: PICK / "laion-CLIP-ViT-H-14-laion2B-s32B-b79K" / f for f in processor_files},
     )
-    weights = hub_cache.add("xswu/HPSv2", {sources.HPS_FILE: HPS / sources.HPS_FILE})
+    weights = hub_cache.add("xswu/HPSv2", {hps_judge.SPEC.files[0]: HPS / hps_judge.SPEC.files[0]})
     result = _run_offline(hub_cache.home)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.split() == ["FOUND", str(model), str(processor), str(weights / sources.HPS_FILE), "None"]
+    assert result.stdout.split() == [
+        "FOUND",
+        str(model),
+        str(processor),
+        str(weights / hps_judge.SPEC.files[0]),
+        "None",
+    ]
     judge = pick_judge.load_pickscore(model, processor, torch.device("cpu"), torch.float32)
     name = PICK_EXPECTED["scored_images"][0]
     assert judge.score(PROMPTS[0], paths([name])[0]) == pytest.approx(PICK_EXPECTED["scores"][0][name], abs=1e-2)
@@ -284,10 +290,10 @@ def test_the_hub_calls_are_the_originals(tmp_path: Path, monkeypatch) -> None:
     import huggingface_hub
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake)
-    sources.hps_files(None)
+    hps_judge.fetch(None)
     assert calls == HPS_EXPECTED["download_calls"]["hf_hub_download"]
     calls.clear()
-    sources.pickscore_folders(None)
+    pick_judge.fetch(None)
     assert calls == [
         ["yuvalkirstain/PickScore_v1", "config.json"],
         ["yuvalkirstain/PickScore_v1", "model.safetensors"],
@@ -316,7 +322,8 @@ def test_half_precision_runs_close_to_float32(name: str, folder: Path, tolerance
 
 
 def test_the_space_preloads_the_files_the_judges_fetch() -> None:
-    """README's front matter (`preload_from_hub`) names exactly the hub files PickScore and HPSv2.1 read."""
+    """README's front matter names exactly the hub files the judges' records say they read (`preload_from_hub`:
+    every `HubFile`, by repo) and each judge's own hub repo (`models`: the repo of its first hub file)."""
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     front = readme.split("---")[1]
     block = front.split("preload_from_hub:")[1].split("\n", 1)[1]
@@ -326,6 +333,16 @@ def test_the_space_preloads_the_files_the_judges_fetch() -> None:
             break
         repo, files = line[4:].split()
         preload[repo] = files.split(",")
-    assert preload[sources.PICKSCORE_MODEL.repo_id] == ["config.json", sources.PICKSCORE_WEIGHTS[0]]
-    assert preload[sources.PICKSCORE_PROCESSOR.repo_id] == ["tokenizer.json", "preprocessor_config.json"]
-    assert preload[sources.HPS_REPO.repo_id] == [sources.HPS_FILE]
+    wanted: dict[str, list[str]] = {}
+    for spec in imagereward.judges.specs():
+        for file in spec.weights:
+            if isinstance(file, sources.HubFile) and file.filename not in wanted.setdefault(file.repo.repo_id, []):
+                wanted[file.repo.repo_id].append(file.filename)
+    assert preload == wanted
+    models = []
+    for line in front.split("models:")[1].split("\n")[1:]:
+        if not line.startswith("  - "):
+            break
+        models.append(line[4:])
+    hub_weights = [[w for w in s.weights if isinstance(w, sources.HubFile)] for s in imagereward.judges.specs()]
+    assert models == list(dict.fromkeys(files[0].repo.repo_id for files in hub_weights if files))

@@ -88,7 +88,7 @@ def load(
 def fetch(download_root: str | Path | None) -> Path:
     """LAION's MLP (and OpenAI's ViT-L/14, which it reads features from) in `download_root`."""
     clip.fetch(download_root)
-    return sources.find_or_download(sources.AESTHETIC_FILE, download_root, SPEC.name)
+    return sources.fetch_file(SPEC.weights[1], download_root, SPEC.name)
 
 
 SPEC = JudgeSpec(
@@ -98,7 +98,13 @@ SPEC = JudgeSpec(
     fetch=fetch,
     preprocessing=ORIGINAL_224,
     meaning="LAION aesthetic predictor: about 1..10 (5 is average); ignores the prompt",
-    files=(sources.CLIP_FILE.filename, sources.AESTHETIC_FILE.filename),
+    # The features' CLIP file (CLIP's own), and LAION's MLP as the original downloads it.
+    weights=(
+        clip.SPEC.weights[0],
+        sources.WeightsFile(
+            "https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/sac%2Blogos%2Bava1-l14-linearMSE.pth"
+        ),
+    ),
     prompt_tokens=0,
     paper_accuracy=57.35,
 )

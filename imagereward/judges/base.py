@@ -37,6 +37,7 @@ from ..images.reading import ImageInput
 from ..images.transforms import ORIGINAL_224, Preprocessing
 from .cache import EmbeddingCache
 from .reading import Reading, ignoring, reading
+from .sources import Weights
 
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_CACHE_SIZE = 256
@@ -58,7 +59,8 @@ class JudgeSpec:
         preprocessing: how its original prepares an image (known before the judge is loaded: bulk scoring
             decodes in other processes than the judges').
         meaning: what its score means, for people reading a table of them.
-        files: the files it reads, by name.
+        weights: where its files come from, as data (`sources.WeightsFile` by URL, `sources.HubFile` of a hub
+            repo), in the order its `fetch` returns them; `sources.fetch_file` gets any of them.
         prompt_tokens: how many tokens of a prompt it reads, start and end included (0: it ignores the prompt).
         paper_accuracy: its preference accuracy in ImageReward's Table 2 (percent), where the paper gives one.
         choice: its "choice" among images scored together, where its original defines one (PickScore's
@@ -73,11 +75,16 @@ class JudgeSpec:
     fetch: Callable[[str | Path | None], object]
     preprocessing: Preprocessing
     meaning: str
-    files: tuple[str, ...]
+    weights: tuple[Weights, ...]
     prompt_tokens: int
     paper_accuracy: float | None = None
     choice: Callable[[Sequence[float]], list[float]] | None = None
     primary: bool = False
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The files it reads, by name (from `weights`)."""
+        return tuple(dict.fromkeys(w.filename for w in self.weights))
 
 
 class Scored(NamedTuple):

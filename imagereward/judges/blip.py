@@ -140,7 +140,8 @@ def load(
 
 def fetch(download_root: str | Path | None) -> tuple[Path, Path]:
     """Salesforce's `model_large.pth` and THUDM's `med_config.json` in `download_root`."""
-    return sources.find_or_download(sources.BLIP_FILE, download_root, SPEC.name), sources.med_config(download_root)
+    weights, med_config = (sources.fetch_file(w, download_root, SPEC.name) for w in SPEC.weights)
+    return weights, med_config
 
 
 SPEC = JudgeSpec(
@@ -150,7 +151,11 @@ SPEC = JudgeSpec(
     fetch=fetch,
     preprocessing=ORIGINAL_224,
     meaning="cosine of BLIP's projected text and image features, -1..1",
-    files=(sources.BLIP_FILE.filename, sources.MED_CONFIG_FILE),
+    # Salesforce's file and THUDM's BERT config (kept in the download root), as the original fetches them.
+    weights=(
+        sources.WeightsFile("https://storage.googleapis.com/sfr-vision-language-research/BLIP/models/model_large.pth"),
+        sources.HubFile(sources.HubRepo("THUDM/ImageReward"), ("med_config.json",), in_root=True, original_cache=True),
+    ),
     prompt_tokens=MAX_PROMPT_TOKENS,
     paper_accuracy=57.76,
 )

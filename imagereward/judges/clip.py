@@ -252,7 +252,7 @@ def load(
 
 def fetch(download_root: str | Path | None) -> Path:
     """OpenAI's `ViT-L-14.pt` in `download_root` (downloaded there, SHA-256 checked, if missing)."""
-    return sources.find_or_download(sources.CLIP_FILE, download_root, SPEC.name)
+    return sources.fetch_file(SPEC.weights[0], download_root, SPEC.name)
 
 
 SPEC = JudgeSpec(
@@ -262,7 +262,14 @@ SPEC = JudgeSpec(
     fetch=fetch,
     preprocessing=ORIGINAL_224,
     meaning="cosine of CLIP ViT-L/14 text and image features, -1..1 (typically 0.1..0.4)",
-    files=(sources.CLIP_FILE.filename,),
+    # OpenAI's file, as the original downloads it (its SHA-256 is in the URL, and checked after a download).
+    weights=(
+        sources.WeightsFile(
+            "https://openaipublic.azureedge.net/clip/models/"
+            "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt",
+            sha256="b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836",
+        ),
+    ),
     prompt_tokens=CONTEXT_LENGTH,
     paper_accuracy=54.82,
 )

@@ -33,6 +33,7 @@ from .bpe import CONTEXT_LENGTH, OPEN_CLIP
 from .clip import ClipScore, ClipTower, placed
 
 ARCHITECTURE = "ViT-H-14"
+HPS_CONFIG = "open_clip_config.json"  # optional, in a download_root only: the architecture if not ViT-H-14
 
 
 def architecture(config_file: Path | None) -> dict[str, Any]:
@@ -94,7 +95,7 @@ def load(
     dtype: str | torch.dtype | None = None,
     download_root: str | Path | None = None,
 ) -> HpsScore:
-    """HPSv2.1 from `HPS_v2.1_compressed.pt` (`sources.hps_files`: the Hugging Face cache, or `download_root`),
+    """HPSv2.1 from `HPS_v2.1_compressed.pt` (`SPEC.weights`: the Hugging Face cache, or `download_root`),
     fetched if missing.
 
     Raises:
@@ -107,8 +108,11 @@ def load(
 
 
 def fetch(download_root: str | Path | None) -> tuple[Path, Path | None]:
-    """HPSv2.1's checkpoint and optional architecture (`sources.hps_files`)."""
-    return sources.hps_files(download_root)
+    """HPSv2.1's checkpoint and optional architecture (`SPEC.weights`; the architecture from `HPS_CONFIG`, optional)."""
+    weights = sources.fetch_file(SPEC.weights[0], download_root, SPEC.name)
+    folder = sources.download_root(download_root) if download_root is not None else None
+    config = folder / HPS_CONFIG if folder is not None and (folder / HPS_CONFIG).is_file() else None
+    return weights, config
 
 
 SPEC = JudgeSpec(
@@ -118,7 +122,8 @@ SPEC = JudgeSpec(
     fetch=fetch,
     preprocessing=Preprocessing(LETTERBOX, 224),
     meaning="cosine of its CLIP ViT-H/14 features, -1..1 (typically 0.2..0.35)",
-    files=(sources.HPS_FILE,),
+    # The checkpoint `hpsv2.score` fetches, kept as it is in a download root (not in a subfolder).
+    weights=(sources.HubFile(sources.HubRepo("xswu/HPSv2"), ("HPS_v2.1_compressed.pt",), in_root=True),),
     prompt_tokens=CONTEXT_LENGTH,
 )
 HpsScore.spec = SPEC

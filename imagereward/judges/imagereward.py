@@ -26,6 +26,7 @@ from ..model.graphs import SmallBatchGraphs
 from ..model.network import ImageRewardModel
 from ..model.pretrained import PretrainedWeights, available_models, register, resolve
 from ..model.tokenizer import PromptTokens, encode_prompt, prompt_pieces
+from . import sources
 from .base import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CACHE_SIZE,
@@ -44,7 +45,8 @@ if TYPE_CHECKING:
 
 # The published weights, by the name the original loads them with.
 WEIGHTS = "ImageReward-v1.0"
-register(WEIGHTS, PretrainedWeights(repo_id="THUDM/ImageReward"))
+_PUBLISHED = PretrainedWeights(repo_id="THUDM/ImageReward")
+register(WEIGHTS, _PUBLISHED)
 
 
 class ImageReward(Judge, ImageRewardModel):
@@ -314,7 +316,11 @@ SPEC = JudgeSpec(
     fetch=_fetch,
     preprocessing=ORIGINAL_224,
     meaning="predicted human preference; 0 is an average generation, most scores in -2..2",
-    files=("ImageReward.pt", "med_config.json"),
+    # Its published weights live in the model's registry (`model.pretrained`): these are that entry's files.
+    weights=(
+        sources.HubFile(sources.HubRepo(_PUBLISHED.repo_id, _PUBLISHED.revision), (_PUBLISHED.weights_file,)),
+        sources.HubFile(sources.HubRepo(_PUBLISHED.repo_id, _PUBLISHED.revision), (_PUBLISHED.med_config_file,)),
+    ),
     prompt_tokens=MAX_PROMPT_TOKENS,
     paper_accuracy=65.14,
     primary=True,

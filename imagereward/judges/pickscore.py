@@ -35,6 +35,10 @@ from ..model.tokenizer import clean_prompt, read_enough
 from . import sources
 from .base import Baseline, JudgeSpec
 
+PICKSCORE_MODEL = sources.HubRepo("yuvalkirstain/PickScore_v1")
+PICKSCORE_PROCESSOR = sources.HubRepo("laion/CLIP-ViT-H-14-laion2B-s32B-b79K")
+PICKSCORE_WEIGHTS = ("model.safetensors", "pytorch_model.bin")  # the first the repo (or folder) has
+
 if TYPE_CHECKING:
     from transformers import CLIPConfig, CLIPModel
 
@@ -230,7 +234,7 @@ def load_pickscore(
     Raises:
         CheckpointError: a file is missing, unreadable, or does not fit (named).
     """
-    weights = next((model_dir / f for f in sources.PICKSCORE_WEIGHTS if (model_dir / f).is_file()), None)
+    weights = next((model_dir / f for f in PICKSCORE_WEIGHTS if (model_dir / f).is_file()), None)
     needed = {
         model_dir / "config.json": "PickScore's config",
         processor_dir / "tokenizer.json": "the processor's tokenizer",
@@ -238,7 +242,7 @@ def load_pickscore(
     }
     missing = [f"{path} ({what})" for path, what in needed.items() if not path.is_file()]
     if weights is None:
-        missing.append(f"{model_dir}/{sources.PICKSCORE_WEIGHTS[0]} (PickScore's weights)")
+        missing.append(f"{model_dir}/{PICKSCORE_WEIGHTS[0]} (PickScore's weights)")
     if missing:
         raise CheckpointError(f"PickScore needs files that are not there: {', '.join(missing)}")
     model = pickscore_from_state(read_state_dict(weights), model_dir / "config.json", weights)  # type: ignore[arg-type]
@@ -252,7 +256,7 @@ def load(
     dtype: str | torch.dtype | None = None,
     download_root: str | Path | None = None,
 ) -> PickScore:
-    """PickScore from its hub repos' files (`sources.pickscore_folders`: the Hugging Face cache, or folders of
+    """PickScore from its hub repos' files (`SPEC.weights`: the Hugging Face cache, or folders of
     `download_root`), fetched if missing.
 
     Raises:
@@ -265,8 +269,9 @@ def load(
 
 
 def fetch(download_root: str | Path | None) -> tuple[Path, Path]:
-    """PickScore's model folder and its processor's folder (`sources.pickscore_folders`)."""
-    return sources.pickscore_folders(download_root)
+    """PickScore's model folder and its processor's folder (`SPEC.weights`: the Hugging Face cache, or `<root>/<owner>-<repo>/`)."""
+    paths = [sources.fetch_file(w, download_root, SPEC.name) for w in SPEC.weights]
+    return paths[0].parent, paths[2].parent
 
 
 SPEC = JudgeSpec(
@@ -277,7 +282,14 @@ SPEC = JudgeSpec(
     preprocessing=Preprocessing(RGB_RESIZE_CROP, 224),
     meaning="PickScore v1: 100 x cosine of its CLIP ViT-H/14 features, typically 15..25; its choice is the softmax "
     "of the scores over the images compared",
-    files=("config.json", sources.PICKSCORE_WEIGHTS[0], "tokenizer.json", "preprocessor_config.json"),
+    # The model repo's config and weights, and the processor's files from LAION's repo (not its 4 GB of
+    # weights), as `from_pretrained` fetches them: the model folder, then the processor folder.
+    weights=(
+        sources.HubFile(PICKSCORE_MODEL, ("config.json",)),
+        sources.HubFile(PICKSCORE_MODEL, PICKSCORE_WEIGHTS),
+        sources.HubFile(PICKSCORE_PROCESSOR, ("tokenizer.json",)),
+        sources.HubFile(PICKSCORE_PROCESSOR, ("preprocessor_config.json",)),
+    ),
     prompt_tokens=MAX_TOKENS,
     choice=softmax,
 )

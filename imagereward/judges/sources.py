@@ -1,15 +1,13 @@
-"""Where the judges' weights come from, and finding them in a `download_root` as their originals do.
+"""How a judge's files are found or downloaded, generically: each judge's module says which files it reads as
+data in its `JudgeSpec.weights` (a `WeightsFile` by URL, or a `HubFile` of a hub repo); this module only fetches.
 
-The original (`ImageReward.utils._download`) keeps each file as `<download_root>/<basename of its URL>`
-(default `~/.cache/ImageReward`, shared with an installed original) and uses a file found there without any
-check; otherwise it downloads the URL. The URLs are the original's: OpenAI's `ViT-L-14.pt` (its SHA-256 is
-in the URL and is checked after a download, as `clip.load` does), Salesforce's `model_large.pth`, LAION's
-aesthetic MLP. THUDM's `med_config.json` comes from the hub repo through huggingface_hub, as the original
-fetches it. `HF_HUB_OFFLINE=1` forbids every download.
-
-PickScore and HPSv2.1 come from the hub, as their originals fetch them (`from_pretrained`,
-`hf_hub_download`): into the Hugging Face cache, or, with a `download_root`, into a folder laid out like
-`tests/fixtures/parity-judges/<judge>/` (PickScore: one subfolder per hub repo, named `<owner>-<repo>`).
+A `WeightsFile` is kept as the original (`ImageReward.utils._download`) keeps it: `<download_root>/<basename of
+its URL>` (default `~/.cache/ImageReward`, shared with an installed original), used without any check when
+found there, else downloaded (its SHA-256 checked when published, as `clip.load` does). A `HubFile` comes
+through huggingface_hub, as the originals fetch theirs (`from_pretrained`, `hf_hub_download`): into the Hugging
+Face cache, or, with a `download_root`, into `<root>/<owner>-<repo>/` (a folder laid out like
+`tests/fixtures/parity-judges/<judge>/`); one kept `in_root` (THUDM's `med_config.json`) lies in the download
+root itself, as the original keeps it. `HF_HUB_OFFLINE=1` forbids every download.
 """
 
 from __future__ import annotations
@@ -37,19 +35,6 @@ class WeightsFile:
     @property
     def filename(self) -> str:
         return os.path.basename(self.url)  # not unquoted: the original keeps the literal `%2B`
-
-
-CLIP_FILE = WeightsFile(
-    "https://openaipublic.azureedge.net/clip/models/"
-    "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt",
-    sha256="b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836",
-)
-BLIP_FILE = WeightsFile("https://storage.googleapis.com/sfr-vision-language-research/BLIP/models/model_large.pth")
-AESTHETIC_FILE = WeightsFile(
-    "https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/sac%2Blogos%2Bava1-l14-linearMSE.pth"
-)
-MED_CONFIG_REPO = "THUDM/ImageReward"
-MED_CONFIG_FILE = "med_config.json"
 
 
 def download_root(folder: str | Path | None) -> Path:
@@ -104,31 +89,7 @@ def _download(spec: WeightsFile, target: Path) -> None:
             os.remove(partial)
 
 
-def med_config(root: str | Path | None) -> Path:
-    """THUDM's `med_config.json` (BLIP's BERT config): `<root>/med_config.json`, else from the hub into root.
-
-    Raises:
-        WeightsUnavailableError: not in root, and the hub could not be reached.
-    """
-    folder = download_root(root)
-    target = folder / MED_CONFIG_FILE
-    if target.is_file():
-        return target
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    try:
-        return Path(
-            hf_hub_download(MED_CONFIG_REPO, MED_CONFIG_FILE, local_dir=str(folder), library_name="imagereward")
-        )
-    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
-        raise WeightsUnavailableError(
-            f"could not get {MED_CONFIG_FILE} from the hub repo {MED_CONFIG_REPO} ({type(e).__name__}); "
-            f"put it into {folder} to work offline"
-        ) from e
-
-
-# ------------------------------------------------------------------------------ hub judges (PickScore, HPSv2.1)
+# ------------------------------------------------------------------------------------------ hub files
 @dataclass(frozen=True)
 class HubRepo:
     """A hub repo whose files a judge reads, and the subfolder a `download_root` keeps them in."""
@@ -142,12 +103,37 @@ class HubRepo:
         return self.repo_id.replace("/", "-")
 
 
-PICKSCORE_MODEL = HubRepo("yuvalkirstain/PickScore_v1")
-PICKSCORE_PROCESSOR = HubRepo("laion/CLIP-ViT-H-14-laion2B-s32B-b79K")
-PICKSCORE_WEIGHTS = ("model.safetensors", "pytorch_model.bin")  # the first the repo (or folder) has
-HPS_REPO = HubRepo("xswu/HPSv2")
-HPS_FILE = "HPS_v2.1_compressed.pt"
-HPS_CONFIG = "open_clip_config.json"  # optional, in a download_root only: the architecture if not ViT-H-14
+@dataclass(frozen=True)
+class HubFile:
+    """One file a judge reads from a hub repo: the first of `names` the repo (or its folder) has. In a
+    download root it lies in `<root>/<owner>-<repo>/`, or in the root itself (`in_root`); without one, in the
+    Hugging Face cache, or in `~/.cache/ImageReward` (`original_cache`: as the original keeps `med_config.json`)."""
+
+    repo: HubRepo
+    names: tuple[str, ...]
+    in_root: bool = False
+    original_cache: bool = False
+
+    @property
+    def filename(self) -> str:
+        return self.names[0]
+
+
+Weights = WeightsFile | HubFile
+
+
+def fetch_file(file: Weights, root: str | Path | None, what: str) -> Path:
+    """One of a judge's files (`JudgeSpec.weights`), found or downloaded (see the module doc).
+
+    Raises:
+        WeightsUnavailableError: missing, and it could not be downloaded (named, with what to do offline).
+    """
+    if isinstance(file, WeightsFile):
+        return find_or_download(file, root, what)
+    if root is None and not file.original_cache:
+        return hub_file(file.repo, file.names, None)
+    folder = download_root(root)
+    return hub_file(file.repo, file.names, folder if file.in_root else folder / file.repo.folder)
 
 
 def hub_file(repo: HubRepo, filenames: tuple[str, ...], folder: Path | None) -> Path:
@@ -197,28 +183,3 @@ def hub_file(repo: HubRepo, filenames: tuple[str, ...], folder: Path | None) -> 
         f"{filenames[0]} of the hub repo {repo.repo_id} is not {where} and could not be downloaded ({why}). "
         f"To work offline, {offline_hint}."
     ) from error
-
-
-def pickscore_folders(root: str | Path | None) -> tuple[Path, Path]:
-    """PickScore's model folder (`config.json` + weights) and processor folder (`tokenizer.json` +
-    `preprocessor_config.json`): `<root>/yuvalkirstain-PickScore_v1/` and
-    `<root>/laion-CLIP-ViT-H-14-laion2B-s32B-b79K/` (filled from the hub when files are missing), or the
-    hub cache's snapshots when `root` is None. Only these files are fetched (not LAION's 4 GB of weights)."""
-    folders = []
-    for repo, files in (
-        (PICKSCORE_MODEL, (("config.json",), PICKSCORE_WEIGHTS)),
-        (PICKSCORE_PROCESSOR, (("tokenizer.json",), ("preprocessor_config.json",))),
-    ):
-        folder = download_root(root) / repo.folder if root is not None else None
-        paths = [hub_file(repo, names, folder) for names in files]
-        folders.append(paths[0].parent)
-    return folders[0], folders[1]
-
-
-def hps_files(root: str | Path | None) -> tuple[Path, Path | None]:
-    """HPSv2.1's checkpoint (`<root>/HPS_v2.1_compressed.pt`, else from the hub repo xswu/HPSv2, as
-    `hpsv2.score` fetches it) and the optional `<root>/open_clip_config.json`."""
-    folder = download_root(root) if root is not None else None
-    weights = hub_file(HPS_REPO, (HPS_FILE,), folder)
-    config = folder / HPS_CONFIG if folder is not None and (folder / HPS_CONFIG).is_file() else None
-    return weights, config
