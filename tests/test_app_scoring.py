@@ -23,6 +23,7 @@ from imagereward.errors import (
     WeightsUnavailableError,
 )
 from imagereward.images import reading as images
+from imagereward.judges import available_scores
 from imagereward.model import tokenizer
 from imagereward.ranking import rank_images, unique_names
 from originals import EXPECTED, PARITY, image_path
@@ -558,7 +559,7 @@ def test_chosen_judges_keep_the_offered_order_and_name_unknown_ones() -> None:
         chosen_judges(["BLIP"], ("CLIP",))
     with pytest.raises(InputError, match="list of names"):
         chosen_judges([{"path": "/etc/passwd"}], ("CLIP",))
-    assert parse_judges(None) == ("CLIP", "BLIP", "Aesthetic", "PickScore", "HPSv2.1") and parse_judges("none") == ()
+    assert parse_judges(None) == tuple(available_scores()) and parse_judges("none") == ()
     assert parse_judges(" aesthetic ,CLIP".replace("aesthetic", "Aesthetic")) == ("CLIP", "Aesthetic")
     assert parse_judges("HPSv2.1,PickScore") == ("PickScore", "HPSv2.1")
     offered = r"\['CLIP', 'BLIP', 'Aesthetic', 'PickScore', 'HPSv2.1'\]"

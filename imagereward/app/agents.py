@@ -154,7 +154,7 @@ def agent_tools(page: Page) -> tuple[Callable[..., str], Callable[..., str], Cal
         Args:
             prompt: the text prompt the images were generated for (one prompt; English works best).
             images: the images to rank, at most 32 (more are cut, with a note): each an https URL or base64 data (data:image/png;base64,...); FORMATS, at most 20 MB each; base64 images together at most 48 MB a call (send more as URLs).
-            judges: optional other judges to score with as well, any of CLIP, BLIP, Aesthetic, PickScore, HPSv2.1 (as offered); ImageReward always ranks.
+            judges: optional other judges to score with as well, any of JUDGES; ImageReward always ranks.
 
         Returns:
             JSON text: {"ranked": [{"rank", "image", "score", "precision", "model", ...}] best first (each image named by its URL's file name, or "image N" for the N-th image sent as base64 data), "skipped": [{"name", "reason"}] for images that could not be fetched or read, "notes": [sentences], "prompt_read": {judge: {"read", "unread", ...}}, "model", "seconds"}.
@@ -186,8 +186,10 @@ def agent_tools(page: Page) -> tuple[Callable[..., str], Callable[..., str], Cal
         """
         return _answer(lambda: agent_explain(page, prompt, image))
 
-    for tool in (score_images, compare_images, explain_image):  # the limits and formats from their one place
-        tool.__doc__ = (tool.__doc__ or "").replace("at most 32", f"at most {limit}").replace("FORMATS", FORMATS_TEXT)
+    judges = ", ".join(page.settings.judges) or "none (none is offered here)"
+    for tool in (score_images, compare_images, explain_image):  # the limits, formats and judges from their one place
+        text = (tool.__doc__ or "").replace("at most 32", f"at most {limit}").replace("FORMATS", FORMATS_TEXT)
+        tool.__doc__ = text.replace("JUDGES", judges)
     return score_images, compare_images, explain_image
 
 

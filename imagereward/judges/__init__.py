@@ -2,7 +2,8 @@
 `load_score` a drop-in for the original's `ImageReward.load_score`) and the modern judges PickScore and HPSv2.1.
 
 Each judge's module says everything about it in one `JudgeSpec` (`SPEC`); this registry only reads them, in
-`JUDGE_MODULES` order. Adding a judge is adding its module (and its name to that tuple). `load_judge` is the
+`JUDGE_MODULES` order, then the judges other packages register (`ENTRY_POINTS`). Adding a judge is adding its
+module (and its name to that tuple), or publishing a package with the entry point; nothing else changes. `load_judge` is the
 one loader every front end uses (the command line, bulk scoring, the evaluation, the page).
 
 Each judge is a `base.Judge`: the same `score` / `inference_rank` as its original, plus batched `rewards` /
@@ -30,12 +31,37 @@ JUDGE_MODULES = (
     "imagereward.judges.pickscore",
     "imagereward.judges.hps",
 )
+# Where a judge in a package of one's own registers: an entry point in this group naming its module (which
+# defines `SPEC`), e.g. in its pyproject.toml `[project.entry-points."imagereward.judges"] mine = "my_judge"`.
+ENTRY_POINTS = "imagereward.judges"
+
+
+def judge_modules() -> list[str]:
+    """The judges' modules: the package's own (`JUDGE_MODULES`), then those of installed packages
+    (`ENTRY_POINTS`, by entry point name)."""
+    from importlib.metadata import entry_points
+
+    plugins = sorted(entry_points(group=ENTRY_POINTS), key=lambda e: e.name)
+    return [*JUDGE_MODULES, *dict.fromkeys(e.value for e in plugins if e.value not in JUDGE_MODULES)]
 
 
 @lru_cache(maxsize=1)
 def specs() -> tuple[JudgeSpec, ...]:
-    """Every judge's record, in `JUDGE_MODULES` order."""
-    return tuple(import_module(module).SPEC for module in JUDGE_MODULES)
+    """Every judge's record, in `judge_modules()` order.
+
+    Raises:
+        ValueError: two judges share a name or a label (the message names the modules).
+    """
+    found: dict[str, str] = {}
+    out = []
+    for module in judge_modules():
+        record = import_module(module).SPEC
+        for key in dict.fromkeys((record.name, record.label)):
+            if key in found:
+                raise ValueError(f"the judges of {found[key]} and {module} are both called {key!r}; rename one")
+            found[key] = module
+        out.append(record)
+    return tuple(out)
 
 
 def primary() -> JudgeSpec:
