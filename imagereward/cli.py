@@ -11,16 +11,14 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import TYPE_CHECKING, Sequence, TextIO
 
-from tqdm import tqdm
-
-from . import evaluation
 from .errors import ImageError, ImageLoadError, ImageRewardError, InputError
-from .images.reading import IMAGE_EXTENSIONS
-from .judges import Judge, available_judges, load_judge, primary, spec
-from .ranking import Ranking, rank_images, rank_with_judges
-from .rows import columns, result_rows, write_csv
+from .images.formats import IMAGE_EXTENSIONS
+
+if TYPE_CHECKING:  # the commands import the judges (torch, timm, transformers) when they run, not for `--help`
+    from .judges import Judge
+    from .ranking import Ranking
 
 FORMATS = ("table", "json", "jsonl", "csv")
 
@@ -163,6 +161,8 @@ def write_results(
 ) -> None:
     """Writes every group's result rows best first in `fmt` (see FORMATS; `rows.result_row`'s columns, the
     image's path under `image`); `model` names the ranking judge."""
+    from .rows import columns, result_rows, write_csv
+
     if fmt == "json":
         payload = [
             {
@@ -212,6 +212,10 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def _score_groups(args: argparse.Namespace, groups: list[Group], output: tuple[TextIO, Path] | None) -> int:
+    from tqdm import tqdm
+
+    from .ranking import rank_images, rank_with_judges
+
     judges = _load_judges(args)
     model = judges[0]
     model_name = _model_name(args, model)
@@ -255,8 +259,8 @@ def _score_groups(args: argparse.Namespace, groups: list[Group], output: tuple[T
 def cmd_explain(args: argparse.Namespace) -> int:
     """Why ImageReward gives one image its score (`ImageReward.explain`): what it read, each read word's effect,
     the map of what raised or lowered the score; the map drawn over the image into `--out`."""
-
     from .images.reading import open_image
+    from .judges import primary
     from .judges.explain import overlay
 
     model = _load_judge(args, primary().name)
@@ -297,6 +301,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from . import evaluation
+
     data = Path(args.data_dir)
     if args.download:
         test_json, images_dir = evaluation.download_test_set(data)
@@ -338,6 +346,8 @@ def _load_judge(args: argparse.Namespace, name: str) -> Judge:
     Raises:
         InputError: an unknown name (the message lists the judges).
     """
+    from .judges import available_judges, load_judge, spec
+
     try:
         found = spec(name)
     except ValueError:
@@ -352,6 +362,8 @@ def _load_judge(args: argparse.Namespace, name: str) -> Judge:
 
 
 def _load_judges(args: argparse.Namespace) -> list[Judge]:
+    from .judges import primary
+
     names = list(dict.fromkeys(args.judge or [primary().name]))
     return [_load_judge(args, name) for name in names]
 
@@ -395,15 +407,46 @@ def positive_int(text: str) -> int:
     return value
 
 
+class JudgesHelp(argparse.HelpFormatter):
+    """Help whose `{judges}`, `{primary}` and `{label}` are filled in from the judges' registry only when that
+    help is shown: reading the registry imports the judges (torch, timm, transformers), which `imagereward
+    --help` does not need."""
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        text = super()._expand_help(action)
+        if not any(key in text for key in ("{judges}", "{primary}", "{label}")):
+            return text
+        from .judges import available_judges, primary
+
+        names = {"{judges}": ", ".join(available_judges()), "{primary}": primary().name, "{label}": primary().label}
+        for key, value in names.items():
+            text = text.replace(key, value)
+        return text
+
+
+def fill_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """The defaults that come from the judges' registry (ImageReward's published weights), once a command runs."""
+    if getattr(args, "model", "") is None or getattr(args, "judges", "") is None:
+        from .judges import primary
+
+        if getattr(args, "model", "") is None:
+            args.model = primary().name
+        if getattr(args, "judges", "") is None:
+            args.judges = [primary().name]
+    return args
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="imagereward", description="Score images by human preference (ImageReward).")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="imagereward", description="Score images by human preference (ImageReward).", formatter_class=JudgesHelp
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_judges_parser)
 
     def model_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--model",
-            default=primary().name,
-            help=f"{primary().label}'s weights: a registry name, or a checkpoint file or folder",
+            default=None,
+            help="{label}'s weights: a registry name, or a checkpoint file or folder (default {primary})",
         )
         p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA if available)")
         p.add_argument(
@@ -434,9 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="judge",
         action="append",
         metavar="NAME",
-        help=f"a judge to score with (repeatable: one column each; the first ranks); one of "
-        f"{', '.join(available_judges())} (default {primary().name}, the weights --model names); --scorer is "
-        "the same",
+        help="a judge to score with (repeatable: one column each; the first ranks); one of {judges} (default "
+        "{primary}, the weights --model names); --scorer is the same",
     )
     score.add_argument("--format", "-f", choices=FORMATS, default="table")
     score.add_argument("--output", "-o", help="write results here instead of standard output")
@@ -461,8 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--scorers",
         dest="judges",
         nargs="+",
-        default=[primary().name],
-        help=f"judges to evaluate; available: {', '.join(available_judges())}; --scorers is the same",
+        default=None,
+        help="judges to evaluate (default {primary}); available: {judges}; --scorers is the same",
     )
     ev.add_argument(
         "--download",
@@ -493,18 +535,21 @@ def build_parser() -> argparse.ArgumentParser:
         dest="judge",
         action="append",
         metavar="NAME",
-        help=f"a judge (repeatable; the first gives `score`); one of {', '.join(available_judges())}; --scorer is "
-        "the same",
+        help="a judge (repeatable; the first gives `score`); one of {judges}; --scorer is the same",
     )
     model_options(bulk)
     bulk.set_defaults(func=cmd_bulk)
     return parser
 
 
+def _judges_parser(**kwargs: object) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(formatter_class=JudgesHelp, **kwargs)  # type: ignore[arg-type]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        return args.func(fill_defaults(args))
     except (ImageRewardError, OSError, ValueError) as e:
         print(f"imagereward: {e}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -318,3 +319,26 @@ def test_explain_prints_what_the_model_read_the_words_and_writes_the_map(tmp_pat
     assert answer["crop_box"] == pytest.approx(list(expected.crop_box)) and answer["model"] == "parity"
     assert cli.main(["explain", prompt, str(tmp_path / "missing.png"), *options]) == 2
     assert "missing.png" in capsys.readouterr().err
+
+
+def test_the_top_level_help_imports_no_judge() -> None:
+    """`imagereward --help` lists the commands without importing the judges (torch, timm, transformers): main
+    took 5.8 s for it; a command's own help names the judges from the registry."""
+    script = (
+        "import sys\n"
+        "from imagereward import cli\n"
+        "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'timm', 'transformers', 'imagereward.judges') if m in sys.modules))\n"
+    )
+    shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert shown.stdout.strip().endswith("[]") and "score" in shown.stdout, shown.stdout + shown.stderr
+    helped = subprocess.run(
+        [sys.executable, "-m", "imagereward", "score", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "400"},  # one line per option: no name broken at its hyphen
+    )
+    from imagereward.judges import available_judges
+
+    assert " ".join(available_judges()) in " ".join(helped.stdout.replace(",", " ").split())

@@ -51,7 +51,7 @@ def read_rows(inputs: Sequence[str | Path], prompt: str | None = None) -> list[d
         InputError: an input that is none of these, a manifest without its columns, a folder without prompt,
             a compressed shard, ids repeated across the inputs.
     """
-    from ..images.reading import IMAGE_EXTENSIONS  # here: the row-group readers import this module, and need no torch
+    from ..images.formats import IMAGE_EXTENSIONS
 
     rows: list[dict[str, Any]] = []
     for raw in inputs:
@@ -134,7 +134,7 @@ def _manifest_rows(path: Path, prompt: str | None) -> list[dict[str, Any]]:
 def _webdataset_rows(path: Path, prompt: str | None) -> list[dict[str, Any]]:
     """`<key>.<image ext>` with `<key>.txt` (the prompt) or `<key>.json` (`{"prompt": ...}`) per sample; reads
     the shard's headers and prompts, and notes where each image lies in it."""
-    from ..images.reading import IMAGE_EXTENSIONS
+    from ..images.formats import IMAGE_EXTENSIONS
 
     samples: dict[str, dict[str, Any]] = {}
     try:

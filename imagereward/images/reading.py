@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Union
 
@@ -23,6 +22,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageLoadError
+from .formats import ACCEPTED_FORMATS, FORMATS, FORMATS_TEXT, IMAGE_EXTENSIONS, MAGIC_BYTES, ImageFormat  # noqa: F401
 
 # CLIP's normalisation constants, which the original's preprocessing uses.
 IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -35,40 +35,12 @@ ImageInput = Union[Image.Image, str, os.PathLike, bytes, bytearray, memoryview, 
 MAX_IMAGE_PIXELS: int = 89_478_485
 
 
-# The only Pillow plugins an encoded input may open with: the formats generators and browsers write
-# (Pillow's JPEG plugin also opens the multi-picture JPEGs of cameras and phones, as MPO). Everything else
-# (EPS, which runs Ghostscript, and dozens of rarely used decoders) is refused by format.
-@dataclass(frozen=True)
-class ImageFormat:
-    """One accepted format: Pillow's plugin name, the file extensions it goes by, and the first bytes of its
-    files (how base64 data is told from other text)."""
-
-    name: str
-    extensions: tuple[str, ...]
-    magic: tuple[bytes, ...]
-
-
-# The one table of accepted formats: every list of them (the plugins allowed, the extensions a folder is read
-# by, the magic bytes, every text that names them) is derived from it.
-FORMATS: tuple[ImageFormat, ...] = (
-    ImageFormat("PNG", (".png",), (b"\x89PNG",)),
-    ImageFormat("JPEG", (".jpg", ".jpeg"), (b"\xff\xd8\xff",)),
-    ImageFormat("WEBP", (".webp",), (b"RIFF",)),
-    ImageFormat("GIF", (".gif",), (b"GIF87a", b"GIF89a")),
-    ImageFormat("BMP", (".bmp",), (b"BM",)),
-    ImageFormat("TIFF", (".tif", ".tiff"), (b"II*\x00", b"MM\x00*")),
-)
-ACCEPTED_FORMATS: tuple[str, ...] = tuple(f.name for f in FORMATS)
-FORMATS_TEXT = ", ".join(ACCEPTED_FORMATS[:-1]) + " or " + ACCEPTED_FORMATS[-1]  # "PNG, JPEG, ... or TIFF"
-MAGIC_BYTES: tuple[bytes, ...] = tuple(m for f in FORMATS for m in f.magic)
 EMPTY = "the file is empty (0 bytes): it holds no image; upload it again"
 
 # A resize can make an image far from square much larger than the file: 100,000 x 5 pixels (0.5 Mpx) resize to
 # 4,480,000 x 224 (1 Gpx, seconds and gigabytes) before a 224 crop. The image a preprocessing resizes to may hold
 # at most this many times its square's pixels: for a resize of the short side, an aspect ratio of at most 64:1.
 MAX_RESIZE_FACTOR: int = 64
-
-IMAGE_EXTENSIONS = frozenset(e for f in FORMATS for e in f.extensions)
 
 
 def describe(image: Any, index: int | None = None) -> str:
