@@ -10,7 +10,7 @@ above the ranking and rows, above the judges, above the images and the network, 
 a module already left is a crossing into a module that is already on the call stack below its caller (page ->
 request -> page: the request calls back into the page).
 
-The page request is the page's own handler (`app.py` `score_and_compare`) on two of the examples' images; the
+The page request is the page's own handler (`Page.score`, the button's event) on two of the examples' images; the
 command is `imagereward score --prompt P IMAGE...` on the same images. Each runs once to warm up; then the
 image-feature caches are cleared and the decoding threads started anew inside the counted run (threads that
 exist before it are not profiled), and the command's model is the one the warm-up loaded (loading is not a
@@ -121,11 +121,11 @@ def main() -> None:
     os.environ.setdefault("IMAGEREWARD_JUDGES", "none")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import app  # noqa: E402  (builds the page; the model is loaded here, before counting)
-    from imagereward import cli
+    from imagereward import cli, judges
     from imagereward.images.decoding import Decoder
 
     loaded: dict[tuple, object] = {}
-    load_judge = cli.load_judge
+    load_judge = judges.load_judge
 
     def once(name: str, **options: object) -> object:  # the command's judge, loaded by the warm-up only
         key = (name, tuple(sorted(options.items())))
@@ -133,7 +133,7 @@ def main() -> None:
             loaded[key] = load_judge(name, **options)
         return loaded[key]
 
-    cli.load_judge = once  # type: ignore[assignment]
+    judges.load_judge = once  # type: ignore[assignment]  (the command imports it when it runs)
 
     def fresh() -> None:
         """Empty caches, and decoders whose threads start inside the counted run."""
@@ -150,7 +150,7 @@ def main() -> None:
     command = ["score", "--model", os.environ["IMAGEREWARD_MODEL"], "--device", "cpu", "-q", "--prompt", prompt]
     results = {}
     for label, run in (
-        ("page request", lambda: app.score_and_compare(prompt, gallery, [], None)),
+        ("page request", lambda: app.PAGE.score(prompt, gallery, [], None)),
         ("imagereward score", lambda: cli.main([*command, *images])),
     ):
         with redirect_stdout(io.StringIO()):
