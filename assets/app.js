@@ -53,6 +53,14 @@
     const img = document.querySelector(`${selector} img`);
     if (img && words && img.getAttribute("alt") !== words) img.setAttribute("alt", words);
   };
+  const rankedSource = (file) => {
+    if (!file) return "";
+    for (const button of document.querySelectorAll("#ranked button")) {
+      const caption = button.querySelector(".caption-label")?.textContent.trim() || "";
+      if (caption.endsWith(` · ${file}`)) return button.querySelector("img")?.getAttribute("src") || "";
+    }
+    return "";
+  };
   const name = () => {
     alt("#winner", text("winner-text") ? `Best: ${text("winner-text").replace(/\*/g, "")}` : "");
     alt("#image-a", picked("pick-a") && `Image A: ${picked("pick-a")}`);
@@ -63,14 +71,50 @@
       if (img && words && button.getAttribute("aria-label") !== words) button.setAttribute("aria-label", words);
     });
     document.querySelectorAll("#images [aria-label^='Thumbnail']").forEach((thumb) => {
-      const file = fileName(thumb.querySelector("img")?.getAttribute("src"));
-      const words = `${thumb.getAttribute("aria-label").split(":")[0]}: ${file}`;
+      const img = thumb.querySelector("img");
+      const file = fileName(img?.getAttribute("src"));
+      // A file the browser cannot show is named on its tile, not left blank (scoring skips it and says why).
+      const broken = img && img.complete && img.naturalWidth === 0;
+      const words = `${thumb.getAttribute("aria-label").split(":")[0]}: ${file}${broken ? BROKEN : ""}`;
       if (file && thumb.getAttribute("aria-label") !== words) thumb.setAttribute("aria-label", words);
+      if (broken && !thumb.querySelector(".broken-label")) {
+        const label = document.createElement("span");
+        label.className = "broken-label";
+        label.textContent = `${file}${BROKEN}`;
+        thumb.appendChild(label);
+      }
     });
+    // With "why" on, A and B show the map drawn over the image; their download gives the image itself, as it was
+    // ranked (found in the ranked gallery by its name), not the map.
+    for (const [box, pick] of [["image-a", "pick-a"], ["image-b", "pick-b"]]) {
+      const link = document.querySelector(`#${box} a[download]`);
+      const shown = document.querySelector(`#${box} img`)?.getAttribute("src") || "";
+      const original = rankedSource(picked(pick));
+      if (link && original && /why-\d+\.jpg$/.test(shown) && link.getAttribute("href") !== original) {
+        link.setAttribute("href", original);
+        link.setAttribute("download", picked(pick));
+      }
+    }
+    // After files are picked, focus goes to the score button (the next step) instead of dropping to the page.
+    if (refocus && document.querySelector("#images [aria-label^='Thumbnail']")) {
+      refocus = false;
+      if (!document.activeElement || document.activeElement === document.body) {
+        document.querySelector("#score-btn button, button#score-btn")?.focus();
+      }
+    }
   };
+  const BROKEN = " (cannot be shown: not an image the browser can read; scoring skips it and says why)";
+  let refocus = false;
+  document.addEventListener("change", (event) => {
+    if (event.target.matches?.("#images input[type=file]")) refocus = true;
+  }, true);
+  // An image that fails to load fires no mutation: name its tile then.
+  document.addEventListener("error", (event) => {
+    if (event.target.tagName === "IMG" && event.target.closest?.("#images")) setTimeout(name, 0);
+  }, true);
   let pending = null;
   new MutationObserver(() => {
     clearTimeout(pending);
     pending = setTimeout(name, 100);
-  }).observe(document.body, { childList: true, subtree: true, characterData: true, attributes: true, attributeFilter: ["src", "value"] });
+  }).observe(document.body, { childList: true, subtree: true, characterData: true, attributes: true, attributeFilter: ["src", "value", "href"] });
 }

@@ -676,6 +676,12 @@ def test_the_page_shows_what_the_model_read_which_words_mattered_and_where_it_lo
     for image in ("#image-a", "#image-b"):
         sync_api.expect(page.locator(f"{image} img")).to_have_attribute("src", re.compile(r"why-\d+\.jpg$"))
     assert not re.search(r"why-\d+\.jpg$", page.locator("#winner img").get_attribute("src") or "")
+    # Downloading A gives the image as ranked, under its name, not the map (main: the map, as why-N.jpg).
+    sync_api.expect(page.locator("#image-a a[download]")).to_have_attribute("download", order[0])
+    with page.expect_download() as got:
+        page.locator("#image-a a[download]").click()
+    assert got.value.suggested_filename == order[0]
+    assert Path(got.value.path()).read_bytes() == image_path(order[0]).read_bytes()
     assert page.evaluate("document.documentElement.scrollWidth") <= width  # chips wrap, nothing sideways
     for chip in page.locator("#why .chip").all()[:40]:
         box = chip.bounding_box()
@@ -730,3 +736,31 @@ def test_with_every_other_judge_unavailable_there_is_no_order_to_choose(browser,
         sync_api.expect(page.locator("#judges")).to_contain_text("Unavailable right now")
         sync_api.expect(page.locator("#order-by")).to_be_hidden()
         page.context.close()
+
+
+@pytest.mark.parametrize("width, height", [(390, 844), (1440, 900)], ids=["phone", "desktop"])
+def test_picked_files_are_named_and_focus_moves_to_the_score_button(
+    browser, app_url, tmp_path: Path, width: int, height: int
+) -> None:
+    """main: a file the browser cannot show was a blank, unnamed tile, and focus dropped to the page's body
+    after picking files."""
+    page = open_page(browser, app_url, width, height)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image at all")
+    page.locator("#images input[type=file]").set_input_files([str(image_path(EXPECTED["images"][0])), str(broken)])
+    sync_api.expect(page.locator("#images .broken-label")).to_have_text(re.compile(r"^broken\.png \(cannot be shown"))
+    sync_api.expect(
+        page.locator("#images [aria-label^='Thumbnail 2 of 2: broken.png (cannot be shown']")
+    ).to_have_count(1)
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'score-btn'")
+    page.context.close()
+
+
+def test_on_a_phone_the_first_screen_reaches_the_score_button_and_an_example(browser, app_url) -> None:
+    """main: at 390 x 844 the score button and the examples were below the fold (an empty drop zone of 300 px, an
+    empty reading block)."""
+    page = open_page(browser, app_url, 390, 844)
+    button = page.locator("#score-btn").bounding_box()
+    first_example = page.locator("#examples tbody tr").first.bounding_box()
+    assert button["y"] + button["height"] <= 844 and first_example["y"] < 844, (button, first_example)
+    page.context.close()
