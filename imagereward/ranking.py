@@ -41,17 +41,6 @@ class RankedImage:
     # A judge's choice among the images it scored, where it defines one (PickScore: its probabilities).
     choices: dict[str, float | None] = field(default_factory=dict)
 
-    def row(self) -> dict[str, Any]:
-        """The result row the API and downloads use: rank, name, score (unrounded), precision; with several
-        judges also `scores` and `ranks` by judge, and `choices` by judge for the judges that give one."""
-        row = {"rank": self.rank, "name": self.name, "score": self.score, "precision": self.precision}
-        if self.scores:
-            row["scores"] = dict(self.scores)
-            row["ranks"] = dict(self.ranks)
-        if self.choices:
-            row["choices"] = dict(self.choices)
-        return row
-
 
 @dataclass(frozen=True)
 class Ranking:
