@@ -1,6 +1,7 @@
 """Command line: `imagereward score` ranks images for a prompt; `imagereward explain` says why one image gets
 its score; `imagereward eval` reproduces the paper's Table 2 (preference accuracy on the 466-prompt test set);
-`imagereward bulk` scores a dataset. Also `python -m imagereward ...`."""
+`imagereward bulk` scores a dataset; `imagereward verdicts` reports how often each judge agrees with people's
+verdicts and exports a store of them. Also `python -m imagereward ...`."""
 
 from __future__ import annotations
 
@@ -539,7 +540,55 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model_options(bulk)
     bulk.set_defaults(func=cmd_bulk)
+
+    verdicts = sub.add_parser(
+        "verdicts", help="people's verdicts on pairs: how often each judge agrees; export a store"
+    )
+    what = verdicts.add_subparsers(dest="verdicts_command", required=True, parser_class=_judges_parser)
+    report = what.add_parser("report", help="the agreement table of a store or a pairs file (JSONL)")
+    report.add_argument("source", help="a store (IMAGEREWARD_VERDICTS_DB, SQLite) or a pairs file (.jsonl)")
+    report.add_argument("--format", "-f", choices=["table", "json"], default="table")
+    report.set_defaults(func=cmd_verdicts_report)
+    export = what.add_parser("export", help="a store's verdicts as pairs.jsonl and images/, as the page's download")
+    export.add_argument("store", help="the store (SQLite)")
+    export.add_argument("--out", required=True, help="the folder to write pairs.jsonl and images/ into")
+    export.set_defaults(func=cmd_verdicts_export)
     return parser
+
+
+def _verdicts_of(source: str) -> list:
+    from .verdicts import read_pairs
+    from .verdicts.store import stored_verdicts
+
+    path = Path(source)
+    if not path.is_file():
+        raise InputError(f"{source} is not a file: give a store (SQLite) or a pairs file (.jsonl)")
+    with open(path, "rb") as f:
+        sqlite = f.read(16) == b"SQLite format 3\x00"
+    return list(stored_verdicts(path) if sqlite else read_pairs(path))
+
+
+def cmd_verdicts_report(args: argparse.Namespace) -> int:
+    """The agreement of each judge with the verdicts (`verdicts.agreement`): overall, then per prompt."""
+    from .verdicts import agreement, report
+
+    rows = agreement(_verdicts_of(args.source))
+    if args.format == "json":
+        print(json.dumps([r.as_dict() for r in rows], indent=1, ensure_ascii=False))
+    else:
+        print(report(rows))
+    return 0
+
+
+def cmd_verdicts_export(args: argparse.Namespace) -> int:
+    """A store's verdicts and images, as the page's download lays them out (`verdicts.store.export`)."""
+    from .verdicts.store import export
+
+    if not Path(args.store).is_file():
+        raise InputError(f"{args.store} is not a file: give the store (IMAGEREWARD_VERDICTS_DB)")
+    count, images = export(args.store, args.out)
+    print(f"{count} verdicts and {images} images written to {args.out}", file=sys.stderr)
+    return 0
 
 
 def _judges_parser(**kwargs: object) -> argparse.ArgumentParser:
