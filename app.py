@@ -1,9 +1,8 @@
 """ImageReward in the browser: type a prompt, drop generations, see them ranked by predicted human preference.
 
-Only wiring lives here: one `imagereward.app.Page` does the work of every event (its method returns what the
-event shows), `imagereward.app.serving` guards the queue and launches. Runs locally (`python app.py`) and as a
-Hugging Face Space on any hardware: CPU, GPU, or ZeroGPU (the page's device functions run in `spaces.GPU`).
-Settings: the `IMAGEREWARD_*` variables (docs/app.md).
+Only wiring lives here: one `imagereward.app.Page` does the work of every event (its method returns what the event
+shows); `imagereward.app.serving` guards the queue and launches. Runs locally (`python app.py`) and as a Space on
+CPU, GPU or ZeroGPU (the page's device functions run in `spaces.GPU`). Settings: `IMAGEREWARD_*` (docs/app.md).
 """
 
 from __future__ import annotations
@@ -24,15 +23,16 @@ from imagereward.app.files import Ledger, kept_files
 from imagereward.app.host import Visitors
 from imagereward.app.page import PRIMARY, Page
 from imagereward.app.settings import Settings
+from imagereward.app.verdict_panel import verdict_panel, wire_verdict_api
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 ASSETS = Path(__file__).parent / "assets"
 
 SETTINGS = Settings.from_env()
-# The only folders a request may name files in: Gradio's uploads (and cached examples), and the examples.
-PAGE = Page(SETTINGS, roots=[get_upload_folder(), str(EXAMPLES_DIR)], upload_folder=get_upload_folder())
 # Who a visitor is (the socket's peer, or what the trusted proxies say), and the files each may name.
 VISITORS = Visitors(SETTINGS.proxy_hops)
+# The only folders a request may name files in: Gradio's uploads (and cached examples), and the examples.
+PAGE = Page(SETTINGS, [get_upload_folder(), str(EXAMPLES_DIR)], get_upload_folder(), visitors=VISITORS)
 LEDGER = Ledger(get_upload_folder(), SETTINGS.file_lifetime, kept=lambda: kept_files(demo))
 private = {"api_visibility": "private"}
 
@@ -128,9 +128,9 @@ with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
             image_a = gr.Image(label="A", interactive=False, elem_id="image-a", min_width=300)
             image_b = gr.Image(label="B", interactive=False, elem_id="image-b", min_width=300)
         compare_text = gr.Markdown(elem_id="compare-text")
-        why_label = "Why these scores: what the model read, which words mattered, where it looked (an estimate)"
-        why_toggle = gr.Checkbox(label=why_label, value=False, elem_id="why-toggle")
+        why_toggle = gr.Checkbox(label=view.WHY_LABEL, value=False, elem_id="why-toggle")
         why_box = gr.HTML(elem_id="why")
+        panel = verdict_panel(PAGE)  # a person's verdict beside the model's, and how often each judge agrees
     # What examples may set (their cache cannot hold component updates such as the matrix's visibility).
     outputs = [status, winner, winner_text, ranked, table, downloads, agreement, reading, shown_prompt]
     # Examples only when there is a model to score them (without one, caching an example's refusal broke the page).
@@ -175,12 +175,13 @@ with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
             PAGE.why_after_pick, why_inputs, why_outputs, api_name="why_after_pick", **private
         )
     why_toggle.input(PAGE.why, why_inputs, why_outputs, api_name="why", **private)
+    panel.wire(demo, PAGE, [ranked, table, shown_prompt, pick_a, pick_b], compare_outputs)
     api_trigger, explain_trigger = gr.Button(visible=False), gr.Button(visible=False)
     api_trigger.click(PAGE.score_api, [prompt, images, judges_box], gr.JSON(visible=False), api_name="score")
     explain_file = gr.File(label="image", visible=False, type="filepath", file_types=["image"])
     explain_trigger.click(PAGE.explain_endpoint, [prompt, explain_file], gr.JSON(visible=False), api_name="explain")
     # The agents' and pipelines' endpoints: hidden inputs taking text (URLs, base64) and lists, JSON text out.
-    endpoints = wire_endpoints(PAGE)
+    endpoints, verdicts = wire_endpoints(PAGE), wire_verdict_api(PAGE)
 
 serving.guard(
     demo,
@@ -188,10 +189,10 @@ serving.guard(
     VISITORS,
     LEDGER,
     endpoints,
-    heavy=[PAGE.score_example, PAGE.score, PAGE.score_api],
+    heavy=[PAGE.score_example, PAGE.score, PAGE.score_api, verdicts.function],
     explaining=[PAGE.why, PAGE.why_after_pick, PAGE.explain_endpoint],
-    choice_inputs=[judges_box, order_by],
-    image_inputs=[images, explain_file],
+    choice_inputs=[judges_box, order_by, *verdicts.choice_inputs],
+    image_inputs=[images, explain_file, *verdicts.image_inputs],
 )
 
 if __name__ == "__main__":

@@ -11,6 +11,19 @@
     box.setRangeText("\n", box.selectionStart, box.selectionEnd, "end");
     box.dispatchEvent(new Event("input", { bubbles: true }));
   }, true);
+  // A verdict without the mouse: A or ←, B or →, T (tie), X (both bad), when a pair is shown and no text is typed.
+  const VERDICT_KEYS = { a: "a", arrowleft: "a", b: "b", arrowright: "b", t: "tie", x: "both_bad" };
+  document.addEventListener("keydown", (event) => {
+    const target = event.target;
+    if (event.ctrlKey || event.altKey || event.metaKey || event.isComposing) return;
+    if (target.closest?.("input, textarea, select, [contenteditable], #ranked, #images, [role=listbox]")) return;
+    const verdict = VERDICT_KEYS[event.key.toLowerCase()];
+    if (!verdict || !document.getElementById("compare-text")?.textContent.trim()) return;
+    const button = document.querySelector(`#verdict-${verdict}`);
+    if (!button) return;
+    event.preventDefault();
+    button.click();
+  });
   // Images dropped anywhere on the page are added to the images, instead of the browser opening the file.
   const imageFiles = (list) => Array.from(list || []).filter((f) => f.type.startsWith("image/"));
   document.addEventListener("dragover", (event) => { if (event.dataTransfer?.types?.includes("Files")) event.preventDefault(); });
@@ -44,6 +57,18 @@
     }).observe(status, { childList: true, subtree: true, characterData: true });
   };
   watch();
+  // The verdict line is announced, and the buttons say their keys.
+  const announce = () => {
+    const line = document.getElementById("verdict-line");
+    if (!line) return setTimeout(announce, 200);
+    line.setAttribute("aria-live", "polite");
+    line.setAttribute("role", "status");
+    const keys = { a: "A ArrowLeft", b: "B ArrowRight", tie: "T", both_bad: "X" };
+    for (const [verdict, shortcut] of Object.entries(keys)) {
+      document.querySelector(`#verdict-${verdict}`)?.setAttribute("aria-keyshortcuts", shortcut);
+    }
+  };
+  announce();
   // Names for what Gradio leaves unnamed: the pictures' alt text (Best, A, B), the ranked gallery's buttons, and
   // the upload thumbnails ("Thumbnail 1 of 4" gains the file's name).
   const fileName = (src) => decodeURIComponent((src || "").split("?")[0].split("/").pop() || "");

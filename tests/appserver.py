@@ -85,6 +85,9 @@ def running_app(tmp_dir: Path, **env_overrides: str) -> Iterator[str]:
         log.close()
 
 
+_FUNCTIONS: dict[str, dict[str, int]] = {}  # each page's function indices by API name
+
+
 def page_call(
     url: str,
     name: str,
@@ -93,23 +96,29 @@ def page_call(
     timeout: float = 300,
     times: dict[str, float] | None = None,
     joined_event: threading.Event | None = None,
+    logs: list[str] | None = None,
+    session: str | None = None,
 ) -> tuple[str, object]:
     """Calls one of the page's handlers as the page's own script does, whatever its API visibility (the
     queue's join with its function index and a session, the answer from the session's event stream): how a
     hostile client still reaches a private handler. Returns ("complete", the outputs), ("error", Gradio's
     error payload), or (the HTTP status, the refusal's detail) when the call was not admitted; ("unavailable",
     None) for a name the page does not have. `times` gets when the call started and completed (monotonic); `joined_event` is set once the queue has answered the
-    join (admitted or refused), so a test can order its calls' admission."""
+    join (admitted or refused), so a test can order its calls' admission; `logs` gets the notices the call showed
+    (`gr.Warning`, `gr.Info`), in order; `session`: the page's session to call in (default a new one), as one
+    page's calls share one (its components' updated choices are that session's)."""
     import json
     import uuid
 
     import httpx
 
-    config = httpx.get(f"{url}config", timeout=30).json()
-    fn_index = next((d["id"] for d in config["dependencies"] if d.get("api_name") == name), None)
+    if url not in _FUNCTIONS:  # a page's functions do not change while it runs: its config is read once
+        config = httpx.get(f"{url}config", timeout=30).json()
+        _FUNCTIONS[url] = {d.get("api_name"): d["id"] for d in reversed(config["dependencies"])}
+    fn_index = _FUNCTIONS[url].get(name)
     if fn_index is None:
         return "unavailable", None
-    session = uuid.uuid4().hex
+    session = session or uuid.uuid4().hex
     body = {"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None}
     joined = httpx.post(f"{url}gradio_api/queue/join", json=body, headers=headers, timeout=60)
     if joined_event is not None:
@@ -123,6 +132,8 @@ def page_call(
             if not line.startswith("data: "):
                 continue
             message = json.loads(line.removeprefix("data: "))
+            if logs is not None and message.get("msg") == "log":
+                logs.append(str(message.get("log")))
             if times is not None and message.get("msg") in ("process_starts", "process_completed"):
                 times[message["msg"]] = time.monotonic()
             if message.get("msg") == "process_completed":

@@ -764,3 +764,63 @@ def test_on_a_phone_the_first_screen_reaches_the_score_button_and_an_example(bro
     first_example = page.locator("#examples tbody tr").first.bounding_box()
     assert button["y"] + button["height"] <= 844 and first_example["y"] < 844, (button, first_example)
     page.context.close()
+
+
+# ---------------------------------------------------------------------------------------------- your call
+@pytest.mark.parametrize("width, height", [(390, 844), (1440, 900)], ids=["phone", "desktop"])
+def test_a_person_s_verdicts_move_on_count_agreement_survive_a_reload_and_come_away(
+    browser, app_url, tmp_path: Path, width: int, height: int
+) -> None:
+    """Keys give verdicts (B, then T, then X); each is announced, the next pair comes by itself, the agreement
+    table counts the decided ones and fits the screen, a reload keeps it, and the download holds the pairs."""
+    import json
+    import zipfile
+
+    page = open_page(browser, app_url, width, height)
+    case = EXPECTED["rank"][0]
+    upload_and_score(page, case["prompt"], [image_path(n) for n in case["images"][:3]])
+    captions(page, 3)
+    sync_api.expect(page.locator("#compare-text")).not_to_be_empty()
+    sync_api.expect(page.locator("#verdict-note")).to_contain_text("nothing of them is kept on this server")
+    assert page.locator("#verdict-line").get_attribute("aria-live") == "polite"
+    assert page.locator("#verdict-b").get_attribute("aria-keyshortcuts") == "B ArrowRight"
+    pairs = []
+    for key, said in (("b", "you preferred"), ("t", "a tie"), ("x", "both bad")):
+        pair = (page.locator("#pick-a input").input_value(), page.locator("#pick-b input").input_value())
+        page.locator("body").click(position={"x": 2, "y": 2})  # no text box focused: the keys are verdicts
+        page.keyboard.press(key)
+        sync_api.expect(page.locator("#verdict-line")).to_contain_text(f"Recorded: {said}")
+        sync_api.expect(page.locator("#verdict-line")).to_contain_text(f"({pair[0]} vs {pair[1]})")
+        pairs.append(pair)
+    assert len({frozenset(p) for p in pairs}) == 3  # each verdict moved on to a pair not judged yet
+    table = page.locator("#agreement-table table").first
+    sync_api.expect(table).to_contain_text("ImageReward")
+    sync_api.expect(page.locator("#agreement-table")).to_contain_text("(+1 tie, 1 both bad)")
+    sync_api.expect(page.locator("#agreement-table")).to_contain_text("0 pairs of this ranking left to judge.")
+    box = table.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    shown = page.locator("#agreement-table").inner_text()
+    page.reload()
+    page.locator("#score-btn").wait_for()
+    sync_api.expect(page.locator("#agreement-table")).to_contain_text("(+1 tie, 1 both bad)")
+    assert page.locator("#agreement-table").inner_text().split("pairs of this ranking")[0] in shown
+    upload_and_score(page, case["prompt"], [image_path(n) for n in case["images"][:3]])
+    captions(page, 3)
+    page.get_by_role("button", name="Download my verdicts").click()
+    links = page.locator("#verdict-files a")
+    sync_api.expect(links).to_have_count(2)
+    got = {}
+    for k in range(2):
+        with page.expect_download() as info:
+            links.nth(k).click()
+        target = tmp_path / info.value.suggested_filename
+        info.value.save_as(target)
+        got[target.suffix] = target
+    lines = [json.loads(line) for line in got[".jsonl"].read_text(encoding="utf-8").splitlines()]
+    assert [(p["a"], p["b"]) for p in lines] == pairs and [p["verdict"] for p in lines] == ["b", "tie", "both_bad"]
+    assert all(set(p["scores"]) == {"ImageReward"} and p["prompt"] == case["prompt"] for p in lines)
+    with zipfile.ZipFile(got[".zip"]) as archive:
+        names = set(archive.namelist())
+    assert "pairs.jsonl" in names and {f"images/{p['a_sha256']}" for p in lines} <= {n.rsplit(".", 1)[0] for n in names}
+    page.context.close()

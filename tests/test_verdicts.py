@@ -193,3 +193,11 @@ def test_the_report_of_a_store_equals_the_report_of_its_export(tmp_path: Path, c
     assert len(list((tmp_path / "out" / "images").iterdir())) == 6
     assert export(tmp_path / "v.db", tmp_path / "again") == (6, 6)
     assert cli.main(["verdicts", "report", str(tmp_path / "missing.db")]) == 2
+
+
+def test_the_pairs_file_is_documented_once_as_it_is_written() -> None:
+    """docs/verdicts.md's table of the pairs file names exactly the fields a pair is written with, in order."""
+    doc = (Path(__file__).parents[1] / "docs" / "verdicts.md").read_text(encoding="utf-8")
+    table = doc.split("## The pairs file", 1)[1]
+    fields = [line.split("`")[1] for line in table.splitlines() if line.startswith("| `")]
+    assert fields == list(verdict(0).as_dict())

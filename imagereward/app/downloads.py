@@ -110,3 +110,28 @@ def write_downloads(
                 + "\n",
             )
     return csv_path, json_path, zip_path
+
+
+def write_verdicts(pairs: Sequence[Any], images: dict[str, Path], folder: Path) -> tuple[Path, Path]:
+    """A visitor's verdicts as they take them away: `<stem>-verdicts.jsonl` (the preference pairs,
+    `verdicts.pairs`) and `<stem>-verdicts.zip` holding `pairs.jsonl` and `images/<sha256><ext>` for each image
+    it names that the page still has (`images`, by SHA-256; at most `MAX_ZIP_BYTES` of them)."""
+    from ..verdicts import write_pairs
+
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = download_stem(pairs[-1].prompt if pairs else "")
+    jsonl, zipped = folder / f"{stem}-verdicts.jsonl", folder / f"{stem}-verdicts.zip"
+    with open(jsonl, "w", encoding="utf-8") as f:
+        write_pairs(pairs, f)
+    named = {sha for p in pairs for sha in (p.a_sha256, p.b_sha256)}
+    written = 0
+    with zipfile.ZipFile(zipped, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.write(jsonl, "pairs.jsonl")
+        for sha in sorted(named & set(images)):
+            path = images[sha]
+            size = path.stat().st_size
+            if written + size > MAX_ZIP_BYTES:
+                continue
+            archive.write(path, f"images/{sha}{path.suffix.lower()}")
+            written += size
+    return jsonl, zipped

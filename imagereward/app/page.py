@@ -10,6 +10,7 @@ then what is shown (`view`), answered (`answers`) or taken away (`downloads`).
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,11 +21,15 @@ from ..errors import ImageLoadError, InputError
 from ..images.decoding import Decoder
 from ..judges import primary
 from ..judges.explain import Explanation
-from ..ranking import Ranking
+from ..model.tokenizer import MAX_PROMPT_CHARS
+from ..ranking import Ranking, check_prompt
+from ..verdicts import VERDICTS, Verdict, agreement, next_pairs, pair_key
+from ..verdicts.pairs import now
+from ..verdicts.store import Image, StoreRefusal, VerdictStore
 from . import view
 from .answers import api_response
 from .device import device_function
-from .downloads import write_downloads
+from .downloads import write_downloads, write_verdicts
 from .explanations import (
     ExplainRequest,
     ExplanationCache,
@@ -34,6 +39,7 @@ from .explanations import (
     write_overlay,
 )
 from .files import Downloads
+from .host import Visitors
 from .intake import Roots, gallery_paths
 from .judge_pool import JudgePool
 from .pairs import PairCall, PairScores, pair_answer, pairs_duration, prepare_pairs, refused_call, score_pair_calls
@@ -66,6 +72,7 @@ class Page:
         roots: the only folders a request may name files in (Gradio's uploads, the examples).
         upload_folder: where the downloads are written (Gradio's upload folder, which serves them as they are).
         loaded: the model (default: loaded from `settings`, warmed up).
+        visitors: who sends a request (`host.Visitors`; the store of verdicts counts each visitor's share).
     """
 
     def __init__(
@@ -74,6 +81,7 @@ class Page:
         roots: Sequence[str | Path],
         upload_folder: str | Path,
         loaded: LoadedModel | None = None,
+        visitors: Visitors | None = None,
     ) -> None:
         self.settings = settings
         self.roots = Roots(roots)
@@ -89,6 +97,13 @@ class Page:
         self.explanations = ExplanationCache()
         self.receiver = Receiver(
             self.downloads, MAX_UPLOAD_MB * 2**20, settings.url_timeout, settings.trusted_url_hosts
+        )
+        self.visitors = visitors or Visitors(settings.proxy_hops)
+        # Verdicts kept on the server only when the operator asks (`IMAGEREWARD_VERDICTS_DB`).
+        self.store = (
+            VerdictStore(settings.verdicts_db, settings.verdicts_per_hour, settings.verdicts_max_bytes)
+            if settings.verdicts_db
+            else None
         )
         # The device boundary, declared once per kind of request (`device`).
         self.score_on_device = device_function(self._score_device, gpu_duration, settings.zero_gpu)
@@ -299,6 +314,178 @@ class Page:
         a, b = by_name[name_a], by_name[name_b]
         return a["path"], b["path"], view.compare_text(name_a, a["score"], name_b, b["score"])
 
+    # ===================================================================== a person's verdicts
+    def verdict(
+        self,
+        choice: str,
+        given: Any,
+        ranked: Any,
+        table: Any,
+        prompt_shown: str,
+        name_a: Any,
+        name_b: Any,
+        request: gr.Request | None = None,
+    ) -> tuple:
+        """A visitor's verdict on the pair compared (`choice`: `verdicts.VERDICTS`): kept in their browser
+        (`given`, the verdicts so far), in the store when the operator keeps one, the agreement redrawn, and the
+        comparison moved on to the most informative pair left (`verdicts.next_pairs`).
+
+        Returns:
+            (the verdicts so far, the agreement table, the verdict line, A's and B's pickers, A, B, the compare
+            sentence, the "why" toggle and its box).
+        """
+        unchanged = (gr.skip(),) * (3 + COMPARE_OUTPUTS)
+        earlier, kept = _verdicts_kept(given)
+        try:
+            verdict, rows, files = self._verdict(choice, earlier, ranked, table, prompt_shown, name_a, name_b)
+        except InputError as e:
+            gr.Warning(str(e))
+            return unchanged
+        note = ""
+        if self.store is not None:
+            visitor = self.store.visitor_key(self.visitors.of_request(request)) if request is not None else "-"
+            try:
+                self.store.add(visitor, verdict, files)
+            except StoreRefusal as e:
+                note = str(e)
+        pairs = [*earlier, verdict]
+        state = [*kept, verdict.as_dict()]  # the browser's rows as they came (checked), and the new one
+        judges = list(rows[0]["scores"])
+        judged = {pair_key(v.a, v.b) for v in pairs if v.prompt == verdict.prompt}
+        scores = {j: {r["name"]: r["scores"].get(j) for r in rows} for j in judges}
+        left = next_pairs([r["name"] for r in rows], scores, PRIMARY, judged)
+        table_html = view.agreement_html(agreement(pairs, _judges_of(pairs)), len(left))
+        line = view.verdict_line(verdict, len(left)) + (f" {note}" if note else "")
+        if not left:
+            return state, table_html, line, *(gr.skip(),) * COMPARE_OUTPUTS
+        a, b = left[0]
+        names = [r["name"] for r in rows]
+        return (
+            state,
+            table_html,
+            line,
+            gr.update(choices=names, value=a),
+            gr.update(choices=names, value=b),
+            *self._compared(rows, a, b),
+            False,  # the new pair as it is; "why" off
+            "",
+        )
+
+    def _verdict(
+        self, choice: Any, earlier: list[Verdict], ranked: Any, table: Any, prompt: Any, name_a: Any, name_b: Any
+    ) -> tuple[Verdict, list[dict[str, Any]], list[Image]]:
+        if choice not in VERDICTS:
+            raise InputError(f"A verdict is one of {', '.join(VERDICTS)}; {str(choice)[:40]!r} is not.")
+        text = check_prompt(prompt)
+        if len(text) > MAX_PROMPT_CHARS:
+            raise InputError(f"The prompt is over the {MAX_PROMPT_CHARS:,} characters this page reads: shorten it.")
+        if len(earlier) >= MAX_VERDICTS:
+            raise InputError(
+                f"You have given {MAX_VERDICTS:,} verdicts, the most this page keeps in your browser: download "
+                "them, then clear them to go on."
+            )
+        rows = view.shown_rows(ranked, table, self.roots)
+        by_name = {r["name"]: r for r in rows}
+        if name_a not in by_name or name_b not in by_name:
+            raise InputError("Pick images A and B of the ranking shown (only your own uploads can be judged).")
+        a, b = by_name[name_a], by_name[name_b]
+        files = [_image(a["path"]), _image(b["path"])]
+        if name_a == name_b or files[0].sha256 == files[1].sha256:
+            raise InputError("A and B are the same image: pick two different images to judge.")
+        scores = {j: [a["scores"].get(j), b["scores"].get(j)] for j in a["scores"]}
+        verdict = Verdict(
+            text, name_a, name_b, choice, scores, files[0].sha256, files[1].sha256, self.model_name, now()
+        )
+        return verdict, rows, files
+
+    def verdicts_shown(self, given: Any) -> str:
+        """The agreement table of the verdicts a visitor's browser kept (after a reload)."""
+        pairs = _verdicts_in(given)
+        return view.agreement_html(agreement(pairs, _judges_of(pairs))) if pairs else ""
+
+    def verdict_downloads(self, given: Any, ranked: Any, table: Any) -> Any:
+        """The visitor's verdicts to take away: the pairs file, and a zip of it with the images it names that
+        the ranking shown still has."""
+        pairs = _verdicts_in(given)
+        if not pairs:
+            gr.Warning("No verdicts yet: judge a pair first.")
+            return gr.skip()
+        images = {}
+        for row in view.shown_rows(ranked, table, self.roots):
+            try:
+                images[_image(row["path"]).sha256] = Path(row["path"])
+            except InputError:
+                continue
+        return [str(p) for p in write_verdicts(pairs, images, self.downloads.new_folder())]
+
+    def forget_verdicts(self) -> tuple:
+        """Clears the verdicts the visitor's browser keeps (their downloads are theirs)."""
+        return [], "", ""
+
+    def verdict_api(
+        self,
+        prompt: str,
+        image_a: Any,
+        image_b: Any,
+        verdict: str,
+        judges: list[str] | None = None,
+        pairs: Any = None,
+        request: gr.Request | None = None,
+    ) -> dict[str, Any]:
+        """Records a person's verdict on two images for a prompt (`verdict`: "a", "b", "tie" or "both_bad"),
+        scored with the page's checks and limits by ImageReward and any offered `judges`; kept in the server's
+        store when its operator keeps one. `pairs`: the caller's earlier pairs (as this returns them), for the
+        agreement over all of them. Returns {"pair": the verdict as a preference pair (prompt, a, b, their
+        sha256, verdict, chosen, rejected, scores: {judge: [A, B]}, model, time), "agreement": [{"judge",
+        "prompt" (null: all), "agreement", "interval", "counts" ("agreed/total"), "agreed", "total", "ties",
+        "both_bad"}], "stored": whether the server kept it, "note": why not, when it keeps verdicts}."""
+        try:
+            return self._verdict_api(prompt, image_a, image_b, verdict, judges, pairs, request)
+        except InputError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+
+    def _verdict_api(
+        self, prompt: Any, image_a: Any, image_b: Any, choice: Any, judges: Any, given: Any, request: Any
+    ) -> dict[str, Any]:
+        if choice not in VERDICTS:
+            raise InputError(f"A verdict is one of {', '.join(VERDICTS)}; {str(choice)[:40]!r} is not.")
+        text = check_prompt(prompt)
+        if len(text) > MAX_PROMPT_CHARS:
+            raise InputError(f"The prompt is over the {MAX_PROMPT_CHARS:,} characters this page reads: shorten it.")
+        earlier = _verdicts_in(given)
+        if isinstance(given, list) and len(given) > MAX_VERDICTS:
+            raise InputError(f"Send at most {MAX_VERDICTS:,} earlier pairs; keep the rest in your pairs file.")
+        files = [f.get("path") if isinstance(f, dict) else f for f in (image_a, image_b)]
+        rankings, _ = self.rank(text, files, judges or [])
+        ranking = rankings[0][1]
+        if ranking.failures:
+            why = "; ".join(f"{e.name}: {e.reason}" for e in ranking.failures)
+            raise InputError(f"Both images are needed for a verdict: {why}.")
+        by_source = {str(item.source): item for item in ranking.ranked}
+        sent = [os.path.normpath(f) if isinstance(f, str) else f for f in files]
+        a, b = (by_source.get(f) for f in sent) if len(by_source) == 2 else (None, None)
+        if a is None or b is None:
+            raise InputError("A and B are the same file: send two different images.")
+        images = [_image(str(a.source)), _image(str(b.source))]
+        if images[0].sha256 == images[1].sha256:
+            raise InputError("A and B are the same image: send two different images.")
+        scores = {PRIMARY: [a.score, b.score]}
+        for judge in ranking.judges[1:]:
+            scores[judge] = [a.scores.get(judge), b.scores.get(judge)]
+        verdict = Verdict(
+            text, a.name, b.name, choice, scores, images[0].sha256, images[1].sha256, self.model_name, now()
+        )
+        stored, note = False, None
+        if self.store is not None:
+            visitor = self.store.visitor_key(self.visitors.of_request(request)) if request is not None else "-"
+            try:
+                self.store.add(visitor, verdict, images)
+                stored = True
+            except StoreRefusal as e:
+                note = str(e)
+        rows = agreement([*earlier, verdict], _judges_of([*earlier, verdict]))
+        return {"pair": verdict.as_dict(), "agreement": [r.as_dict() for r in rows], "stored": stored, "note": note}
+
     # ================================================================================== the APIs
     def score_api(self, prompt: str, images: Any, judges: Any = None) -> dict[str, Any]:
         """Scores images for a prompt. Returns {"ranked": [rows] best first (rank, image, name, score, precision,
@@ -463,12 +650,54 @@ class Page:
         return [j for j in self.settings.judges if j not in unavailable], unavailable
 
     def close(self) -> None:
-        """Shuts the page's decoding threads and its judges' down."""
+        """Shuts the page's decoding threads, its judges and its store of verdicts down."""
         self.decoder.close()
         self.judges.close()
+        if self.store is not None:
+            self.store.close()
 
 
 def _frame(table: dict[str, Any]) -> Any:
     import pandas as pd
 
     return pd.DataFrame(table["data"], columns=table["headers"])
+
+
+# The verdicts one visitor's browser keeps at most (each is a few hundred bytes).
+MAX_VERDICTS = 2000
+
+
+def _verdicts_in(given: Any) -> list[Verdict]:
+    """The verdicts a browser sent back (its own to shape: anything that is not a verdict is left out)."""
+    return _verdicts_kept(given)[0]
+
+
+def _verdicts_kept(given: Any) -> tuple[list[Verdict], list[dict[str, Any]]]:
+    """The verdicts a browser sent back, and the rows they came as (the last `MAX_VERDICTS`)."""
+    verdicts, rows = [], []
+    for row in given if isinstance(given, list) else []:
+        try:
+            verdicts.append(Verdict.from_dict(row))
+        except (ValueError, TypeError, AttributeError):
+            continue
+        rows.append(row)
+    return verdicts[-MAX_VERDICTS:], rows[-MAX_VERDICTS:]
+
+
+def _judges_of(pairs: Sequence[Verdict]) -> list[str]:
+    """The judges the verdicts carry scores of, the ranking judge first."""
+    return [PRIMARY, *(j for j in dict.fromkeys(j for p in pairs for j in p.scores) if j != PRIMARY)]
+
+
+def _image(path: str) -> Image:
+    """An image of the ranking shown, read for its hash (and the store).
+
+    Raises:
+        InputError: it is no longer on the server.
+    """
+    try:
+        return Image(Path(path).read_bytes(), Path(path).suffix.lower())
+    except OSError:
+        raise InputError(
+            "This image is no longer on the server (uploads are kept a while only): score again."
+        ) from None

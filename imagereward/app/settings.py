@@ -106,7 +106,9 @@ class Settings:
     pipeline sends them in parallel) and `IMAGEREWARD_PAIRS_BATCH` (calls merged into one device call). The host: `IMAGEREWARD_MAX_BODY_MB` (the most
     one API call may send) and `IMAGEREWARD_HEAVY_CALLS` (scoring, pair and explanation calls running at once,
     all visitors together; 0, the default: as many as the memory left after loading holds, see
-    `admission.heavy_calls`)."""
+    `admission.heavy_calls`). Verdicts: `IMAGEREWARD_VERDICTS_DB` (a SQLite file that keeps every verdict and the
+    images it names; unset, the default: nothing is kept on the server), `IMAGEREWARD_VERDICTS_PER_HOUR` (one
+    visitor's verdicts kept per hour) and `IMAGEREWARD_VERDICTS_MAX_MB` (the store's largest size)."""
 
     model: str = ""  # default: the primary judge's published weights
     device: str | None = None
@@ -128,6 +130,9 @@ class Settings:
     pairs_batch: int = 16
     max_body: int = DEFAULT_MAX_BODY_MB * 2**20
     heavy_calls: int = 0  # 0: sized from the memory at start
+    verdicts_db: str | None = None  # None: verdicts live in the visitor's browser only
+    verdicts_per_hour: int = 600
+    verdicts_max_bytes: int = 1024 * 2**20
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -168,6 +173,10 @@ class Settings:
             pairs_batch=_whole_number(env, "IMAGEREWARD_PAIRS_BATCH", cls.pairs_batch),
             max_body=_whole_number(env, "IMAGEREWARD_MAX_BODY_MB", DEFAULT_MAX_BODY_MB) * 2**20,
             heavy_calls=_whole_number(env, "IMAGEREWARD_HEAVY_CALLS", 0, minimum=0),
+            verdicts_db=env.get("IMAGEREWARD_VERDICTS_DB") or None,
+            verdicts_per_hour=_whole_number(env, "IMAGEREWARD_VERDICTS_PER_HOUR", cls.verdicts_per_hour),
+            verdicts_max_bytes=_whole_number(env, "IMAGEREWARD_VERDICTS_MAX_MB", cls.verdicts_max_bytes // 2**20)
+            * 2**20,
         )
 
 

@@ -91,7 +91,11 @@ def _number(value: Any) -> float | None:
 
 def _shown(ranked: Any, table: Any, roots: Roots | Sequence[str | Path]) -> list[tuple[str, dict[str, Any]]]:
     """(path, table record) of each image shown, read back from the client; only files inside `roots` kept."""
-    records = table.to_dict("records") if hasattr(table, "to_dict") else []
+    if hasattr(table, "columns") and hasattr(table, "values"):  # a DataFrame, as Gradio gives the table back
+        columns = [str(c) for c in table.columns]
+        records = [dict(zip(columns, row)) for row in table.values.tolist()]
+    else:
+        records = []
     roots = Roots.of(roots)
     rows = []
     for k, (path, record) in enumerate(zip(gallery_paths(ranked), records)):
@@ -104,12 +108,14 @@ def _shown(ranked: Any, table: Any, roots: Roots | Sequence[str | Path]) -> list
 
 def shown_rows(ranked: Any, table: Any, roots: Roots | Sequence[str | Path]) -> list[dict[str, Any]]:
     """The ranking a page shows, read back from its gallery (images, best first) and table: `{"name", "score",
-    "path"}` per image."""
+    "path", "scores"}` per image (`scores`: every judge's, by label)."""
     rows = []
     for path, record in _shown(ranked, table, roots):
         score = _number(record.get(SCORE_COLUMN))
         if "image" in record and score is not None:
-            rows.append({"name": str(record["image"]), "score": score, "path": path})
+            # every judge's score the table shows (`<judge> score`), the ranking judge's first
+            scores = {str(k)[: -len(" score")]: _number(v) for k, v in record.items() if str(k).endswith(" score")}
+            rows.append({"name": str(record["image"]), "score": score, "path": path, "scores": scores})
     return rows
 
 
@@ -446,3 +452,74 @@ round); uploads are kept {file_lifetime // 60} minutes.
 **Other judges.** Tick them to see their scores and ranks beside {main.label}'s, and order the gallery by any of
 them; the agreement line counts the pairs of images each orders as {main.label} does. {others}
 """
+
+
+WHY_LABEL = "Why these scores: what the model read, which words mattered, where it looked (an estimate)"
+
+
+# ------------------------------------------------------------------------------------------ verdicts
+AGREEMENT_MEANS = (
+    "How often each judge scored higher the image you preferred (your ties and “both bad” apart), with a 95% "
+    "interval: a few verdicts give a wide one."
+)
+
+
+def agreement_html(rows: Sequence[Any], pairs_left: int | None = None) -> str:
+    """The agreement table (`verdicts.agreement` rows, overall then per prompt) as a small HTML table that fits a
+    phone, with the line saying what it means and how many pairs are left."""
+    if not rows:
+        return ""
+    lines = [f'<p class="agreement-means">{html.escape(AGREEMENT_MEANS)}</p>']
+    prompt: object = False
+    for row in rows:
+        if row.prompt != prompt:
+            if prompt is not False:
+                lines.append("</tbody></table>")
+            prompt = row.prompt
+            title = "All prompts" if row.prompt is None else f"Prompt: {row.prompt[:80]}"
+            lines.append(f'<table class="agreement-table"><caption>{html.escape(title)}</caption>')
+            lines.append("<thead><tr><th>judge</th><th>agrees</th><th>95% interval</th><th>of</th></tr></thead><tbody>")
+        share = f"{row.share:.0%}" if row.share is not None else "–"
+        low, high = row.interval
+        interval = f"{low:.0%}–{high:.0%}" if row.total else "–"
+        apart = [f"{row.ties} tie{'s' * (row.ties != 1)}"] * bool(row.ties)
+        apart += [f"{row.both_bad} both bad"] * bool(row.both_bad)
+        extra = f" (+{', '.join(apart)})" if apart else ""
+        lines.append(
+            f"<tr><td>{html.escape(row.judge)}</td><td>{share}</td><td>{interval}</td>"
+            f"<td>{row.counts}{html.escape(extra)}</td></tr>"
+        )
+    lines.append("</tbody></table>")
+    if pairs_left is not None:
+        lines.append(
+            f'<p class="pairs-left">{pairs_left} pair{"s" * (pairs_left != 1)} of this ranking left to judge.</p>'
+        )
+    return "".join(lines)
+
+
+VERDICT_WORDS = {"a": "you preferred {a}", "b": "you preferred {b}", "tie": "a tie", "both_bad": "both bad"}
+
+
+def verdict_line(verdict: Any, pairs_left: int) -> str:
+    """What the page says after a verdict: what was recorded, and what comes next."""
+    said = VERDICT_WORDS[verdict.verdict].format(a=verdict.a, b=verdict.b)
+    nxt = "the next pair is shown" if pairs_left else "every pair of this ranking is judged"
+    return f"Recorded: {said} ({verdict.a} vs {verdict.b}); {nxt}."
+
+
+# The verdict buttons: (verdict, label); app.js gives them their keys.
+VERDICT_BUTTONS = (("a", "I prefer A (A)"), ("b", "I prefer B (B)"), ("tie", "Tie (T)"), ("both_bad", "Both bad (X)"))
+
+
+def collection_note(store: str | None) -> str:
+    """What a visitor is told, above the verdict buttons, of where their verdicts go."""
+    if store:
+        return (
+            "Your call (keys A or ←, B or →, T, X). **Your verdicts are kept on this server** (with the two images "
+            "each names) for the page's operator to study or train judges on; they also stay in your browser and "
+            "your download."
+        )
+    return (
+        "Your call (keys A or ←, B or →, T, X): your verdicts stay in your browser and your download; nothing of "
+        "them is kept on this server."
+    )

@@ -1,18 +1,8 @@
 """A person's verdicts on pairs of images, as preference pairs: the one format the page's download, the store's
 export, `imagereward verdicts report` and `imagereward train` read and write.
 
-One JSON object per line (JSONL, UTF-8):
-
-| field | what |
-| --- | --- |
-| `prompt` | the prompt both images were generated for |
-| `a`, `b` | the two images as the page showed them: A and B, by name |
-| `a_sha256`, `b_sha256` | their contents' SHA-256 (hex): the same image under two names is one image |
-| `verdict` | `a` (A preferred), `b` (B preferred), `tie`, or `both_bad` |
-| `chosen`, `rejected` | the preferred image's name and the other's (for `tie` and `both_bad`: A, then B) |
-| `scores` | each judge's two scores, `{judge: [score of A, score of B]}` (ImageReward first; null where a judge could not score one) |
-| `model` | the ranking judge's weights (its registry name, or its folder's name) |
-| `time` | when the verdict was given, ISO 8601 in UTC |
+One JSON object per line (JSONL, UTF-8), its fields documented once, in `docs/verdicts.md` ("The pairs file"),
+which a test holds to `Verdict.as_dict`.
 
 A file of pairs may hold verdicts on several prompts; the order of lines is the order they were given.
 """
@@ -20,7 +10,7 @@ A file of pairs may hold verdicts on several prompts; the order of lines is the 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, TextIO
@@ -67,10 +57,19 @@ class Verdict:
 
     def as_dict(self) -> dict[str, Any]:
         """The verdict as one line of the pairs file holds it."""
-        out = asdict(self)
-        out["chosen"], out["rejected"] = self.chosen, self.rejected
-        order = ("prompt", "a", "b", "a_sha256", "b_sha256", "verdict", "chosen", "rejected", "scores", "model", "time")
-        return {k: out[k] for k in order}
+        return {
+            "prompt": self.prompt,
+            "a": self.a,
+            "b": self.b,
+            "a_sha256": self.a_sha256,
+            "b_sha256": self.b_sha256,
+            "verdict": self.verdict,
+            "chosen": self.chosen,
+            "rejected": self.rejected,
+            "scores": {judge: list(pair) for judge, pair in self.scores.items()},
+            "model": self.model,
+            "time": self.time,
+        }
 
     @classmethod
     def from_dict(cls, row: Mapping[str, Any]) -> Verdict:

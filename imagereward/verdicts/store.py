@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import queue
+import secrets
 import sqlite3
 import threading
 import time
@@ -42,6 +43,7 @@ MIGRATIONS: tuple[str, ...] = (
         bytes INTEGER NOT NULL           -- the image bytes this verdict added to the store
     );
     CREATE INDEX verdicts_by_visitor ON verdicts (visitor, received);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE images (
         sha256 TEXT PRIMARY KEY,
         suffix TEXT NOT NULL,            -- the file's extension, e.g. .png
@@ -114,9 +116,15 @@ class VerdictStore:
         self.max_bytes = max_bytes
         self.bytes_per_hour = bytes_per_hour if bytes_per_hour is not None else per_hour * 20 * 2**20
         self._db = connect(self.path)
+        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('visitor_salt', ?)", (secrets.token_hex(16),))
+        self._salt = self._db.execute("SELECT value FROM meta WHERE key = 'visitor_salt'").fetchone()[0]
         self._waiting: queue.Queue[tuple[str, Verdict, Sequence[Image], Future] | None] = queue.Queue()
         self._writer = threading.Thread(target=self._write, name="imagereward-verdicts", daemon=True)
         self._writer.start()
+
+    def visitor_key(self, visitor: str) -> str:
+        """How the store names a visitor: a hash keyed with the store's own secret (never the address)."""
+        return hashlib.sha256(f"{self._salt}:{visitor}".encode()).hexdigest()[:32]
 
     # ------------------------------------------------------------------------------------------ writing
     def record(self, visitor: str, verdict: Verdict, images: Sequence[Image] = ()) -> Future:
