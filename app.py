@@ -175,7 +175,7 @@ with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
             PAGE.why_after_pick, why_inputs, why_outputs, api_name="why_after_pick", **private
         )
     why_toggle.input(PAGE.why, why_inputs, why_outputs, api_name="why", **private)
-    panel.wire(demo, PAGE, [ranked, table, shown_prompt, pick_a, pick_b], compare_outputs)
+    panel.wire(demo, PAGE, [ranked, table, shown_prompt, pick_a, pick_b], compare_outputs, views)
     api_trigger, explain_trigger = gr.Button(visible=False), gr.Button(visible=False)
     api_trigger.click(PAGE.score_api, [prompt, images, judges_box], gr.JSON(visible=False), api_name="score")
     explain_file = gr.File(label="image", visible=False, type="filepath", file_types=["image"])

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -820,6 +822,17 @@ def test_a_person_s_verdicts_move_on_count_agreement_survive_a_reload_and_come_a
     lines = [json.loads(line) for line in got[".jsonl"].read_text(encoding="utf-8").splitlines()]
     assert [(p["a"], p["b"]) for p in lines] == pairs and [p["verdict"] for p in lines] == ["b", "tie", "both_bad"]
     assert all(set(p["scores"]) == {"ImageReward"} and p["prompt"] == case["prompt"] for p in lines)
+    # The command line's report on the downloaded pairs says what the page showed.
+    report = subprocess.run(
+        [sys.executable, "-m", "imagereward", "verdicts", "report", str(got[".jsonl"]), "-f", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert report.returncode == 0, report.stderr
+    for row in json.loads(report.stdout):
+        assert f"<td>{row['judge']}</td>" in page.locator("#agreement-table").inner_html()
+        assert f"{row['counts']} (+1 tie, 1 both bad)" in shown
     with zipfile.ZipFile(got[".zip"]) as archive:
         names = set(archive.namelist())
     assert "pairs.jsonl" in names and {f"images/{p['a_sha256']}" for p in lines} <= {n.rsplit(".", 1)[0] for n in names}

@@ -59,11 +59,12 @@ def ranked(url: str, headers: dict[str, str], names: list[str]) -> dict:
     event, out = page_call(url, "score_and_compare", data, headers, session=session)
     assert event == "complete", out
     a, b = out[10]["value"], out[11]["value"]
-    return {"gallery": out[3], "table": out[4], "prompt": out[8], "a": a, "b": b, "session": session}
+    shown = {"gallery": out[3], "table": out[4], "prompt": out[8], "a": a, "b": b, "session": session}
+    return shown | {"downloads": out[5]}
 
 
 def verdict(url: str, headers: dict, shown: dict, given: list, choice="a", a=None, b=None, logs=None) -> tuple:
-    data = [choice, given, shown["gallery"], shown["table"], shown["prompt"], a or shown["a"], b or shown["b"]]
+    data = [choice, given, shown["gallery"], shown["table"], shown["prompt"], a or shown["a"], b or shown["b"], None]
     return page_call(url, "verdict_on_page", data, headers, logs=logs, session=shown["session"])
 
 
@@ -194,6 +195,31 @@ def test_the_verdict_api_scores_records_and_answers_the_agreement(server, tiny_m
     with pytest.raises(Exception, match="A verdict is one of a, b, tie, both_bad"):
         client.predict(CASE["prompt"], handle_file(paths[0]), handle_file(paths[1]), "A>B", [], [], api_name="/verdict")
     assert stored(db) == before + 2
+
+
+def test_the_ranking_s_downloads_say_which_images_have_verdicts(server) -> None:
+    """After verdicts, the ranking's CSV and JSON (already offered for download) count the verdicts naming each
+    image; before any, they have no such column (the rows every surface writes)."""
+    import csv
+    import io
+    import json
+
+    url, _ = server
+    headers = who(220)
+    shown = ranked(url, headers, CASE["images"][:3])
+    files = {Path(f["path"]).suffix: f["url"] for f in shown["downloads"]}
+    before = httpx.get(files[".csv"], headers=headers, timeout=30).text
+    assert "verdicts" not in before.splitlines()[0]
+    given: list = []
+    for choice in ("a", "tie"):
+        event, out = verdict(url, headers, shown, given, choice)
+        assert event == "complete", out
+        given = out[0]
+    named = [name for pair in given for name in (pair["a"], pair["b"])]
+    rows = list(csv.DictReader(io.StringIO(httpx.get(files[".csv"], headers=headers, timeout=30).text)))
+    assert {r["image"]: int(r["verdicts"]) for r in rows} == {n: named.count(n) for n in CASE["images"][:3]}
+    ranking = json.loads(httpx.get(files[".json"], headers=headers, timeout=30).text)["rankings"][0]
+    assert {r["image"]: r["verdicts"] for r in ranking["ranked"]} == {n: named.count(n) for n in CASE["images"][:3]}
 
 
 WRITERS = 8

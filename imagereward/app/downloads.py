@@ -9,7 +9,7 @@ import json
 import re
 import zipfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from ..ranking import Ranking
 from ..rows import columns, result_rows, write_csv
@@ -53,6 +53,50 @@ def download_stem(prompt: str, when: float | None = None) -> str:
     return f"imagereward-{slug or 'rankings'}-{stamp}"
 
 
+def write_tables(
+    rankings: list[tuple[str, Ranking]],
+    model: str,
+    csv_path: Path,
+    json_path: Path,
+    notes: Sequence[str] = (),
+    verdicts: Mapping[tuple[str, str], int] | None = None,
+) -> None:
+    """The CSV and JSON of `write_downloads` (see there); with `verdicts` (how many of the visitor's verdicts
+    name each image, by (prompt, image name)) that has any, each row also says so in a `verdicts` column. Written
+    to a temporary file and renamed, so a download never reads half a file."""
+    others = list(dict.fromkeys(j for _, r in rankings for j in r.judges[1:]))
+    counted = bool(verdicts) and any(verdicts.values())  # type: ignore[union-attr]
+
+    def rows_of(prompt: str, ranking: Ranking, skipped: bool) -> list[dict[str, Any]]:
+        rows = result_rows(ranking, prompt, model)
+        rows = _with_skipped(rows, ranking, prompt, model) if skipped else rows
+        if counted:
+            for row in rows:
+                row["verdicts"] = verdicts.get((prompt, row["image"]), 0)  # type: ignore[union-attr]
+        return rows
+
+    partial = csv_path.with_name(f".{csv_path.name}.part")
+    with open(partial, "w", encoding="utf-8", newline="") as f:
+        rows = [row for prompt, r in rankings for row in rows_of(prompt, r, True)]
+        write_csv(f, [*columns(others), *(["verdicts"] if counted else [])], rows)
+    partial.replace(csv_path)
+    payload = {
+        "model": model,
+        "notes": list(notes),
+        "rankings": [
+            {
+                "prompt": p,
+                "ranked": rows_of(p, r, False),
+                "skipped": [{"name": e.name, "reason": e.reason} for e in r.failures],
+            }
+            for p, r in rankings
+        ],
+    }
+    partial = json_path.with_name(f".{json_path.name}.part")
+    partial.write_text(json.dumps(payload, indent=1, ensure_ascii=False), encoding="utf-8")
+    partial.replace(json_path)
+
+
 def write_downloads(
     rankings: list[tuple[str, Ranking]],
     model: str,
@@ -70,23 +114,7 @@ def write_downloads(
     folder.mkdir(parents=True, exist_ok=True)
     stem = download_stem(rankings[0][0] if rankings else "")
     csv_path, json_path, zip_path = folder / f"{stem}.csv", folder / f"{stem}.json", folder / f"{stem}-images.zip"
-    others = list(dict.fromkeys(j for _, r in rankings for j in r.judges[1:]))
-    with open(csv_path, "w", encoding="utf-8", newline="") as f:
-        rows = [row for prompt, r in rankings for row in _with_skipped(result_rows(r, prompt, model), r, prompt, model)]
-        write_csv(f, columns(others), rows)
-    payload = {
-        "model": model,
-        "notes": list(notes),
-        "rankings": [
-            {
-                "prompt": p,
-                "ranked": result_rows(r, p, model),
-                "skipped": [{"name": e.name, "reason": e.reason} for e in r.failures],
-            }
-            for p, r in rankings
-        ],
-    }
-    json_path.write_text(json.dumps(payload, indent=1, ensure_ascii=False), encoding="utf-8")
+    write_tables(rankings, model, csv_path, json_path, notes)
     written, left_out = 0, []
     with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_STORED) as archive:
         for k, (_, ranking) in enumerate(rankings):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,7 +30,7 @@ from ..verdicts.store import Image, StoreRefusal, VerdictStore
 from . import view
 from .answers import api_response
 from .device import device_function
-from .downloads import write_downloads, write_verdicts
+from .downloads import write_downloads, write_tables, write_verdicts
 from .explanations import (
     ExplainRequest,
     ExplanationCache,
@@ -161,9 +162,10 @@ class Page:
             gr.Warning(note)
         page = view.shown(rankings, self.loaded.label, order_by)
         # Each prompt's own view, for switching to it (the first is the one shown).
-        views = {p: view.shown([(p, r)], self.loaded.label, order_by) for p, r in rankings}
-        pick = gr.update(choices=list(views), value=rankings[0][0], visible=len(views) > 1)
         downloads = self.write_downloads(rankings, notes)
+        tables = Tables(rankings, list(notes), downloads[0], downloads[1])
+        views = {p: replace(view.shown([(p, r)], self.loaded.label, order_by), tables=tables) for p, r in rankings}
+        pick = gr.update(choices=list(views), value=rankings[0][0], visible=len(views) > 1)
         if page.matrix is not None:
             grid = gr.update(value=page.matrix[1], headers=page.matrix[0], visible=True)
         else:
@@ -324,11 +326,13 @@ class Page:
         prompt_shown: str,
         name_a: Any,
         name_b: Any,
+        views: Any = None,
         request: gr.Request | None = None,
     ) -> tuple:
         """A visitor's verdict on the pair compared (`choice`: `verdicts.VERDICTS`): kept in their browser
-        (`given`, the verdicts so far), in the store when the operator keeps one, the agreement redrawn, and the
-        comparison moved on to the most informative pair left (`verdicts.next_pairs`).
+        (`given`, the verdicts so far), in the store when the operator keeps one, the agreement redrawn, the
+        comparison moved on to the most informative pair left (`verdicts.next_pairs`), and the request's CSV and
+        JSON downloads rewritten in place to say which images have verdicts (`views`: the request shown).
 
         Returns:
             (the verdicts so far, the agreement table, the verdict line, A's and B's pickers, A, B, the compare
@@ -350,6 +354,7 @@ class Page:
                 note = str(e)
         pairs = [*earlier, verdict]
         state = [*kept, verdict.as_dict()]  # the browser's rows as they came (checked), and the new one
+        self._count_verdicts(views, pairs)
         judges = list(rows[0]["scores"])
         judged = {pair_key(v.a, v.b) for v in pairs if v.prompt == verdict.prompt}
         scores = {j: {r["name"]: r["scores"].get(j) for r in rows} for j in judges}
@@ -397,6 +402,20 @@ class Page:
             text, name_a, name_b, choice, scores, files[0].sha256, files[1].sha256, self.model_name, now()
         )
         return verdict, rows, files
+
+    def _count_verdicts(self, views: Any, pairs: Sequence[Verdict]) -> None:
+        """The request's CSV and JSON rewritten with how many verdicts name each image (`downloads.write_tables`)."""
+        tables = next((v.tables for v in views.values() if getattr(v, "tables", None)), None) if views else None
+        if not isinstance(tables, Tables):
+            return
+        counts: dict[tuple[str, str], int] = {}
+        for pair in pairs:
+            for name in (pair.a, pair.b):
+                counts[(pair.prompt, name)] = counts.get((pair.prompt, name), 0) + 1
+        try:
+            write_tables(tables.rankings, self.model_name, tables.csv, tables.json, tables.notes, counts)
+        except OSError:  # the downloads are gone (older than their lifetime): nothing to say it in
+            return
 
     def verdicts_shown(self, given: Any) -> str:
         """The agreement table of the verdicts a visitor's browser kept (after a reload)."""
@@ -701,3 +720,13 @@ def _image(path: str) -> Image:
         raise InputError(
             "This image is no longer on the server (uploads are kept a while only): score again."
         ) from None
+
+
+@dataclass(frozen=True)
+class Tables:
+    """A request's rankings and the CSV and JSON written of them (rewritten when verdicts name its images)."""
+
+    rankings: list[tuple[str, Ranking]]
+    notes: list[str]
+    csv: Path
+    json: Path

@@ -29,17 +29,20 @@ class VerdictPanel:
     files: gr.File
     given: gr.BrowserState
 
-    def wire(self, demo: gr.Blocks, page: Page, shown: Sequence[Any], compare_outputs: Sequence[Any]) -> None:
+    def wire(
+        self, demo: gr.Blocks, page: Page, shown: Sequence[Any], compare_outputs: Sequence[Any], views: Any
+    ) -> None:
         """The panel's events: `shown` the ranking shown (gallery, table, the prompt shown, A's and B's names),
-        `compare_outputs` the comparison a verdict moves on (`Page.verdict`'s order); a returning visitor's
-        agreement shown when the page loads."""
+        `compare_outputs` the comparison a verdict moves on (`Page.verdict`'s order), `views` the request shown
+        (its downloads say which images have verdicts); a returning visitor's agreement shown when the page
+        loads."""
         outputs = [self.given, self.table, self.line, *compare_outputs]
         for choice, button in self.buttons.items():
             chosen = gr.Textbox(choice, visible=False)
             # light work (no model): more at once than the page's default of two, each visitor still at most four
             button.click(
                 page.verdict,
-                [chosen, self.given, *shown],
+                [chosen, self.given, *shown, views],
                 outputs,
                 api_name="verdict_on_page",
                 concurrency_limit=8,

@@ -271,6 +271,8 @@ class Shown:
     compared: list[dict[str, Any]]
     prompt: str
     reading: str
+    # The request's downloads as written (shared by its prompts' views), for saying which images have verdicts.
+    tables: Any = None
 
 
 def shown(rankings: list[tuple[str, Ranking]], label: str, order_by: str | None) -> Shown:
