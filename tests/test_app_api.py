@@ -114,6 +114,7 @@ def test_only_the_documented_endpoints_are_public(client: Client) -> None:
         "/compare_images",
         "/explain_image",
         "/score_pairs",
+        "/verdict",
     ]
 
 
