@@ -541,6 +541,37 @@ def build_parser() -> argparse.ArgumentParser:
     model_options(bulk)
     bulk.set_defaults(func=cmd_bulk)
 
+    bench = sub.add_parser(
+        "benchmark",
+        help="rank generative models by the judges: the original's test-benchmark.py, with win rates and intervals",
+        description="Generations laid out as the original's benchmark lays them out: IMAGES_DIR/<model>/<id>_<k>.png "
+        "(any accepted image extension), k = 0 .. n-1 for each prompt id of the prompt list (default: the "
+        "original's 100 prompts); n = the files in the model's folder // the prompts, as the original counts. Per "
+        "judge, a model's score is the mean over prompts of the mean over its generations, and the original's "
+        "result files are written (<judge>-benchmark-results.json, <judge>/<judge>-benchmark-<model>-result.json); "
+        "beside them summary.json and summary.md: 95% intervals and win rates between models (bootstrap over "
+        "prompts), each judge's ranking, where judges disagree. A missing or unreadable generation is named and "
+        "its prompt left out of that model's figure.",
+    )
+    bench.add_argument("--images-dir", required=True, help="one folder per generative model, <id>_<k>.png inside")
+    bench.add_argument("--prompts", help='the prompt list, JSON [{"id", "prompt"}] (default the original\'s 100)')
+    bench.add_argument("--generators", help="the models to rank, comma-separated (default: every folder)")
+    bench.add_argument(
+        "--judge",
+        "--benchmark",
+        dest="judge",
+        action="append",
+        metavar="NAME",
+        help="a judge besides ImageReward (repeatable, or comma-separated); one of {judges}",
+    )
+    bench.add_argument("--output-dir", default="benchmark/results", help="where the results go (default: %(default)s)")
+    bench.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap samples (default 1000)")
+    bench.add_argument("--seed", type=int, default=0, help="the bootstrap's seed (default 0)")
+    bench.add_argument("--human-ranking", help="the models best first by people, comma-separated: Spearman's rho")
+    bench.add_argument("--batch-size", type=positive_int, default=None, help="images per forward pass (default 32)")
+    model_options(bench)
+    bench.set_defaults(func=cmd_benchmark)
+
     verdicts = sub.add_parser(
         "verdicts", help="people's verdicts on pairs: how often each judge agrees; export a store"
     )
@@ -554,6 +585,39 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="the folder to write pairs.jsonl and images/ into")
     export.set_defaults(func=cmd_verdicts_export)
     return parser
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    """`imagereward benchmark` (see its --help): the original's figures and files, and the summary beside them."""
+    from tqdm import tqdm
+
+    from .benchmark import load_prompts, models_in, run_benchmark, summarize, write_summary
+    from .benchmark.scores import markdown_table
+    from .judges import primary
+
+    if not Path(args.images_dir).is_dir():
+        raise InputError(f"{args.images_dir} is not a folder: give the folder holding one folder per model")
+    prompts = load_prompts(args.prompts)
+    models = [m.strip() for m in args.generators.split(",") if m.strip()] if args.generators else None
+    models = models or models_in(args.images_dir)
+    requested = [n.strip() for j in (args.judge or []) for n in j.split(",") if n.strip()]
+    judges = [(name, _load_judge(args, name)) for name in dict.fromkeys([primary().name, *requested])]
+    human = [m.strip() for m in args.human_ranking.split(",")] if args.human_ranking else None
+    with tqdm(unit="img", file=sys.stderr, disable=args.quiet or not sys.stderr.isatty()) as bar:
+        bench = run_benchmark(args.images_dir, judges, prompts, models, progress=bar.update)
+    summary = summarize(bench, args.bootstrap, args.seed, human)
+    write_summary(bench, args.output_dir, summary)
+    for name, results in bench.results.items():
+        print(markdown_table(name, results))
+        for r in results:
+            if r.missing or r.unreadable:
+                gone = [*r.missing, *r.unreadable]
+                print(
+                    f"  {r.model}: {len(r.covered)} of {len(prompts)} prompts covered; left out: {', '.join(gone[:10])}"
+                )
+        print()
+    print(f"the original's result files, summary.json and summary.md in {args.output_dir}", file=sys.stderr)
+    return 0
 
 
 def _verdicts_of(source: str) -> list:

@@ -1,0 +1,125 @@
+"""Runs the ORIGINAL benchmark, `test-benchmark.py` of THUDM/ImageReward, on generations laid out as it reads
+them, with the tiny test models; makes the fixture `tests/fixtures/benchmark-three/` that `imagereward benchmark`
+must reproduce (per-model means and the result files).
+
+Run in the reference env (../shared/reference), one judge per process (the harness patches are global), with
+the original script's path (a checkout of THUDM/ImageReward):
+
+    REFENV=~/.cache/imagereward-refenv
+    $REFENV/bin/python tools/original_benchmark.py --make-images
+    for j in ImageReward-v1.0 CLIP BLIP Aesthetic; do
+      $REFENV/bin/python tools/original_benchmark.py --script ORIGINAL/test-benchmark.py --judge $j
+    done
+
+The only patches are the harness's (`_refcommon`: the tokenizer's vocab file, the tiny ViT's and head's dims, CLIP's
+file without its hash check) and where `RM.load("ImageReward-v1.0")` finds its weights (the tiny checkpoint): the
+script's own scoring, means and files run unmodified.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIXTURES = os.path.join(HERE, "..", "tests", "fixtures")
+OUT = os.path.join(FIXTURES, "benchmark-three")
+MODELS = ("alpha", "beta", "gamma")
+PER_PROMPT = 2
+sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "reference"))
+
+
+def make_images() -> None:
+    """Four of the original's prompts, and two generations of each by three 'models' (small pictures drawn from
+    a seed: shapes of different colours and sizes, so that the judges tell them apart)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    prompts = json.load(open(os.path.join(HERE, "..", "imagereward", "benchmark", "benchmark-prompts.json")))[:4]
+    os.makedirs(OUT, exist_ok=True)
+    json.dump(prompts, open(os.path.join(OUT, "prompts.json"), "w"), indent=1)
+    rng = np.random.default_rng(2026)
+    for m, model in enumerate(MODELS):
+        folder = os.path.join(OUT, "generations", model)
+        os.makedirs(folder, exist_ok=True)
+        for item in prompts:
+            for k in range(PER_PROMPT):
+                image = Image.new("RGB", (96, 96), tuple(int(c) for c in rng.integers(0, 256, 3)))
+                draw = ImageDraw.Draw(image)
+                for _ in range(2 + m):
+                    x, y = (int(v) for v in rng.integers(0, 80, 2))
+                    size = int(rng.integers(10, 40))
+                    draw.ellipse((x, y, x + size, y + size), fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+                image.save(os.path.join(folder, f"{item['id']}_{k}.png"))
+
+
+def load_script(path: str):
+    """The original script as a module (its `if __name__ == "__main__"` block does not run)."""
+    import types
+
+    module = types.ModuleType("original_test_benchmark")
+    module.__file__ = path
+    exec(compile(open(path).read(), path, "exec"), module.__dict__)
+    return module
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--make-images", action="store_true")
+    parser.add_argument("--script", help="the original's test-benchmark.py")
+    parser.add_argument("--judge")
+    args = parser.parse_args()
+    if args.make_images:
+        make_images()
+        return
+    import _refcommon as C
+
+    RM = C.import_imagereward()
+    root = tempfile.mkdtemp()  # the original writes a Hugging Face cache into its download root
+    if args.judge == "ImageReward-v1.0":
+        d = os.path.join(FIXTURES, "parity")
+        cfg = json.load(open(os.path.join(d, "config.json")))
+        v = cfg["vision"]
+        C.patch_tokenizer_source(os.path.join(d, C.VOCAB_FILE_NAME))
+        C.patch_create_vit(v["width"], v["depth"], v["heads"])
+        C.patch_mlp_input_size(cfg["head"]["input_size"])
+        original_load = RM.load
+
+        def load(name, device, download_root=None):  # where the published weights are: the tiny checkpoint
+            assert name == "ImageReward-v1.0"
+            return original_load(
+                os.path.join(d, "ImageReward.pt"), device=device, med_config=os.path.join(d, "med_config.json")
+            )
+
+        RM.load = load
+    else:
+        d = os.path.join(FIXTURES, "parity-baselines")
+        for name in os.listdir(d):
+            if os.path.isfile(os.path.join(d, name)):
+                shutil.copy(os.path.join(d, name), root)
+        v = json.load(open(os.path.join(d, "vision_config.json")))
+        C.patch_tokenizer_source(os.path.join(d, "bert-base-uncased-vocab.txt"))
+        C.patch_create_vit(v["width"], v["depth"], v["heads"])
+        C.patch_clip_checkpoint_resolution()
+    script = load_script(args.script)
+    script.RM = RM
+    script.rm_path = root  # the script reads its download root from a module global
+    script.test_benchmark(
+        argparse.Namespace(
+            prompts_path=os.path.join(OUT, "prompts.json"),
+            result_dir=os.path.join(OUT, "results"),
+            img_dir=os.path.join(OUT, "generations"),
+            model=",".join(MODELS),
+            benchmark=args.judge,
+            rm_path=root,
+            gpu_id=None,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
