@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 
@@ -77,34 +76,21 @@ def main() -> None:
         make_images()
         return
     import _refcommon as C
+    from original_eval import patch_tiny_baselines, patch_tiny_imagereward
 
     RM = C.import_imagereward()
-    root = tempfile.mkdtemp()  # the original writes a Hugging Face cache into its download root
+    root = tempfile.mkdtemp()
     if args.judge == "ImageReward-v1.0":
-        d = os.path.join(FIXTURES, "parity")
-        cfg = json.load(open(os.path.join(d, "config.json")))
-        v = cfg["vision"]
-        C.patch_tokenizer_source(os.path.join(d, C.VOCAB_FILE_NAME))
-        C.patch_create_vit(v["width"], v["depth"], v["heads"])
-        C.patch_mlp_input_size(cfg["head"]["input_size"])
+        checkpoint, med_config = patch_tiny_imagereward()
         original_load = RM.load
 
         def load(name, device, download_root=None):  # where the published weights are: the tiny checkpoint
             assert name == "ImageReward-v1.0"
-            return original_load(
-                os.path.join(d, "ImageReward.pt"), device=device, med_config=os.path.join(d, "med_config.json")
-            )
+            return original_load(checkpoint, device=device, med_config=med_config)
 
         RM.load = load
     else:
-        d = os.path.join(FIXTURES, "parity-baselines")
-        for name in os.listdir(d):
-            if os.path.isfile(os.path.join(d, name)):
-                shutil.copy(os.path.join(d, name), root)
-        v = json.load(open(os.path.join(d, "vision_config.json")))
-        C.patch_tokenizer_source(os.path.join(d, "bert-base-uncased-vocab.txt"))
-        C.patch_create_vit(v["width"], v["depth"], v["heads"])
-        C.patch_clip_checkpoint_resolution()
+        root = patch_tiny_baselines()
     script = load_script(args.script)
     script.RM = RM
     script.rm_path = root  # the script reads its download root from a module global

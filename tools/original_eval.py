@@ -26,18 +26,22 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "reference"))
 import _refcommon as C  # noqa: E402
 
 
-def load(scorer: str):
-    RM = C.import_imagereward()
-    if scorer == "ImageReward-v1.0":
-        d = os.path.join(FIXTURES, "parity")
-        cfg = json.load(open(os.path.join(d, "config.json")))
-        v = cfg["vision"]
-        C.patch_tokenizer_source(os.path.join(d, C.VOCAB_FILE_NAME))
-        C.patch_create_vit(v["width"], v["depth"], v["heads"])
-        C.patch_mlp_input_size(cfg["head"]["input_size"])
-        return RM.load(os.path.join(d, "ImageReward.pt"), device="cpu", med_config=os.path.join(d, "med_config.json"))
+def patch_tiny_imagereward() -> tuple[str, str]:
+    """The harness's patches for the tiny ImageReward (`tests/fixtures/parity/`); its checkpoint and med_config."""
+    d = os.path.join(FIXTURES, "parity")
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    v = cfg["vision"]
+    C.patch_tokenizer_source(os.path.join(d, C.VOCAB_FILE_NAME))
+    C.patch_create_vit(v["width"], v["depth"], v["heads"])
+    C.patch_mlp_input_size(cfg["head"]["input_size"])
+    return os.path.join(d, "ImageReward.pt"), os.path.join(d, "med_config.json")
+
+
+def patch_tiny_baselines() -> str:
+    """The harness's patches for the tiny baselines (`tests/fixtures/parity-baselines/`); a download root holding
+    a copy of their files (the original writes a Hugging Face cache into its download root)."""
     d = os.path.join(FIXTURES, "parity-baselines")
-    root = tempfile.mkdtemp()  # the original writes a Hugging Face cache into its download root
+    root = tempfile.mkdtemp()
     for name in os.listdir(d):
         if os.path.isfile(os.path.join(d, name)):
             shutil.copy(os.path.join(d, name), root)
@@ -45,7 +49,15 @@ def load(scorer: str):
     C.patch_tokenizer_source(os.path.join(d, "bert-base-uncased-vocab.txt"))
     C.patch_create_vit(v["width"], v["depth"], v["heads"])
     C.patch_clip_checkpoint_resolution()
-    return RM.load_score(scorer, device="cpu", download_root=root)
+    return root
+
+
+def load(scorer: str):
+    RM = C.import_imagereward()
+    if scorer == "ImageReward-v1.0":
+        checkpoint, med_config = patch_tiny_imagereward()
+        return RM.load(checkpoint, device="cpu", med_config=med_config)
+    return RM.load_score(scorer, device="cpu", download_root=patch_tiny_baselines())
 
 
 def main() -> None:

@@ -345,13 +345,7 @@ class Page:
         except InputError as e:
             gr.Warning(str(e))
             return unchanged
-        note = ""
-        if self.store is not None:
-            visitor = self.store.visitor_key(self.visitors.of_request(request)) if request is not None else "-"
-            try:
-                self.store.add(visitor, verdict, files)
-            except StoreRefusal as e:
-                note = str(e)
+        _, note = self._keep(verdict, files, request)
         pairs = [*earlier, verdict]
         state = [*kept, verdict.as_dict()]  # the browser's rows as they came (checked), and the new one
         self._count_verdicts(views, pairs)
@@ -379,11 +373,7 @@ class Page:
     def _verdict(
         self, choice: Any, earlier: list[Verdict], ranked: Any, table: Any, prompt: Any, name_a: Any, name_b: Any
     ) -> tuple[Verdict, list[dict[str, Any]], list[Image]]:
-        if choice not in VERDICTS:
-            raise InputError(f"A verdict is one of {', '.join(VERDICTS)}; {str(choice)[:40]!r} is not.")
-        text = check_prompt(prompt)
-        if len(text) > MAX_PROMPT_CHARS:
-            raise InputError(f"The prompt is over the {MAX_PROMPT_CHARS:,} characters this page reads: shorten it.")
+        text = _verdict_prompt(choice, prompt)
         if len(earlier) >= MAX_VERDICTS:
             raise InputError(
                 f"You have given {MAX_VERDICTS:,} verdicts, the most this page keeps in your browser: download "
@@ -416,6 +406,17 @@ class Page:
             write_tables(tables.rankings, self.model_name, tables.csv, tables.json, tables.notes, counts)
         except OSError:  # the downloads are gone (older than their lifetime): nothing to say it in
             return
+
+    def _keep(self, verdict: Verdict, images: Sequence[Image], request: Any) -> tuple[bool, str | None]:
+        """A verdict into the operator's store, when there is one: (kept, why not)."""
+        if self.store is None:
+            return False, None
+        visitor = self.store.visitor_key(self.visitors.of_request(request)) if request is not None else "-"
+        try:
+            self.store.add(visitor, verdict, images)
+        except StoreRefusal as e:
+            return False, str(e)
+        return True, None
 
     def verdicts_shown(self, given: Any) -> str:
         """The agreement table of the verdicts a visitor's browser kept (after a reload)."""
@@ -466,11 +467,7 @@ class Page:
     def _verdict_api(
         self, prompt: Any, image_a: Any, image_b: Any, choice: Any, judges: Any, given: Any, request: Any
     ) -> dict[str, Any]:
-        if choice not in VERDICTS:
-            raise InputError(f"A verdict is one of {', '.join(VERDICTS)}; {str(choice)[:40]!r} is not.")
-        text = check_prompt(prompt)
-        if len(text) > MAX_PROMPT_CHARS:
-            raise InputError(f"The prompt is over the {MAX_PROMPT_CHARS:,} characters this page reads: shorten it.")
+        text = _verdict_prompt(choice, prompt)
         earlier = _verdicts_in(given)
         if isinstance(given, list) and len(given) > MAX_VERDICTS:
             raise InputError(f"Send at most {MAX_VERDICTS:,} earlier pairs; keep the rest in your pairs file.")
@@ -494,14 +491,7 @@ class Page:
         verdict = Verdict(
             text, a.name, b.name, choice, scores, images[0].sha256, images[1].sha256, self.model_name, now()
         )
-        stored, note = False, None
-        if self.store is not None:
-            visitor = self.store.visitor_key(self.visitors.of_request(request)) if request is not None else "-"
-            try:
-                self.store.add(visitor, verdict, images)
-                stored = True
-            except StoreRefusal as e:
-                note = str(e)
+        stored, note = self._keep(verdict, images, request)
         rows = agreement([*earlier, verdict], _judges_of([*earlier, verdict]))
         return {"pair": verdict.as_dict(), "agreement": [r.as_dict() for r in rows], "stored": stored, "note": note}
 
@@ -701,6 +691,20 @@ def _verdicts_kept(given: Any) -> tuple[list[Verdict], list[dict[str, Any]]]:
             continue
         rows.append(row)
     return verdicts[-MAX_VERDICTS:], rows[-MAX_VERDICTS:]
+
+
+def _verdict_prompt(choice: Any, prompt: Any) -> str:
+    """The prompt of a verdict whose value is one of `VERDICTS`.
+
+    Raises:
+        InputError: an unknown verdict, no prompt, or one over what the page reads.
+    """
+    if choice not in VERDICTS:
+        raise InputError(f"A verdict is one of {', '.join(VERDICTS)}; {str(choice)[:40]!r} is not.")
+    text = check_prompt(prompt)
+    if len(text) > MAX_PROMPT_CHARS:
+        raise InputError(f"The prompt is over the {MAX_PROMPT_CHARS:,} characters this page reads: shorten it.")
+    return text
 
 
 def _judges_of(pairs: Sequence[Verdict]) -> list[str]:
