@@ -112,5 +112,6 @@ def main() -> None:
             f"max {r['max_ms']:.1f} ms, {r['verdicts_per_s']:.0f} verdicts/s"
         )
 
+
 if __name__ == "__main__":
     main()

@@ -341,8 +341,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_judge(args: argparse.Namespace, name: str) -> Judge:
-    """A judge by name (`judges.load_judge`); ImageReward is the weights `--model` names.
+def _load_judge(args: argparse.Namespace, name: str, dtype: str | None = None) -> Judge:
+    """A judge by name (`judges.load_judge`); ImageReward is the weights `--model` names; in `dtype` when
+    `--dtype` is not given.
 
     Raises:
         InputError: an unknown name (the message lists the judges).
@@ -353,7 +354,7 @@ def _load_judge(args: argparse.Namespace, name: str) -> Judge:
         found = spec(name)
     except ValueError:
         raise InputError(f"unknown judge {name!r}; available: {', '.join(available_judges())}") from None
-    options = {"download_root": args.download_root, "device": args.device, "dtype": args.dtype}
+    options = {"download_root": args.download_root, "device": args.device, "dtype": args.dtype or dtype}
     if found.primary:
         options["weights"] = args.model
     judge = load_judge(found.name, **options)
@@ -551,7 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
         "result files are written (<judge>-benchmark-results.json, <judge>/<judge>-benchmark-<model>-result.json); "
         "beside them summary.json and summary.md: 95% intervals and win rates between models (bootstrap over "
         "prompts), each judge's ranking, where judges disagree. A missing or unreadable generation is named and "
-        "its prompt left out of that model's figure.",
+        "its prompt left out of that model's figure. Without --dtype each judge runs in the precision the "
+        "original's benchmark runs it in on every device: ImageReward and BLIP in fp32, CLIP and Aesthetic in fp16 "
+        "(on the CPU too); the others in their default.",
     )
     bench.add_argument("--images-dir", required=True, help="one folder per generative model, <id>_<k>.png inside")
     bench.add_argument("--prompts", help='the prompt list, JSON [{"id", "prompt"}] (default the original\'s 100)')
@@ -591,7 +594,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     """`imagereward benchmark` (see its --help): the original's figures and files, and the summary beside them."""
     from tqdm import tqdm
 
-    from .benchmark import load_prompts, models_in, run_benchmark, summarize, write_summary
+    from .benchmark import load_prompts, models_in, original_dtype, run_benchmark, summarize, write_summary
     from .benchmark.scores import markdown_table
     from .judges import primary
 
@@ -601,7 +604,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     models = [m.strip() for m in args.generators.split(",") if m.strip()] if args.generators else None
     models = models or models_in(args.images_dir)
     requested = [n.strip() for j in (args.judge or []) for n in j.split(",") if n.strip()]
-    judges = [(name, _load_judge(args, name)) for name in dict.fromkeys([primary().name, *requested])]
+    names = dict.fromkeys([primary().name, *requested])
+    judges = [(name, _load_judge(args, name, original_dtype(name))) for name in names]
     human = [m.strip() for m in args.human_ranking.split(",")] if args.human_ranking else None
     with tqdm(unit="img", file=sys.stderr, disable=args.quiet or not sys.stderr.isatty()) as bar:
         bench = run_benchmark(args.images_dir, judges, prompts, models, progress=bar.update)

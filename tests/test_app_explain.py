@@ -113,7 +113,9 @@ def test_a_judge_that_cannot_load_is_no_longer_offered(tmp_path: Path, monkeypat
         assert sum("CLIP is unavailable" in n for n in notes) == 1
         offered, unavailable = page.offered_judges()
         assert offered == ["BLIP"] and list(unavailable) == ["CLIP"]
-        assert view.judges_info(page.settings.judges, unavailable).endswith("Unavailable right now (their weights could not be loaded): CLIP")
+        assert view.judges_info(page.settings.judges, unavailable).endswith(
+            "Unavailable right now (their weights could not be loaded): CLIP"
+        )
         assert "CLIP" not in view.judges_info(page.settings.judges, unavailable).split(".")[0]
     finally:
         page.close()

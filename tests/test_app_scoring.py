@@ -154,9 +154,7 @@ def test_a_path_outside_the_uploads_is_refused_without_touching_it(
 
     for module, name in ((os, "stat"), (os, "lstat"), (os.path, "realpath"), (builtins, "open")):
         spy(module, name)
-    request = prepared(
-        tiny_model, CASE["prompt"], [(raw, None)] + uploaded(uploads, CASE["images"][:1]), [uploads]
-    )
+    request = prepared(tiny_model, CASE["prompt"], [(raw, None)] + uploaded(uploads, CASE["images"][:1]), [uploads])
     monkeypatch.undo()
     assert touched == []
     assert [e.reason for e in request.prompts[0].refused] == [NOT_UPLOADED]
@@ -164,9 +162,7 @@ def test_a_path_outside_the_uploads_is_refused_without_touching_it(
 
 
 def test_refusal_does_not_say_whether_the_file_exists(tiny_model, uploads: Path) -> None:
-    there = prepared(
-        tiny_model, "a cat", [("/etc/hostname", None), *uploaded(uploads, CASE["images"][:1])], [uploads]
-    )
+    there = prepared(tiny_model, "a cat", [("/etc/hostname", None), *uploaded(uploads, CASE["images"][:1])], [uploads])
     gone = prepared(
         tiny_model, "a cat", [("/etc/no-such-file", None), *uploaded(uploads, CASE["images"][:1])], [uploads]
     )
@@ -590,9 +586,7 @@ def test_other_preprocessings_are_decoded_before_the_device_call_and_pickle(tiny
 
     pool = JudgePool(["CLIP", "PickScore", "HPSv2.1"], device="cpu", download_root=judges_root)
     paths = [str(image_path(n)) for n in EXPECTED["images"][:3]]
-    request = prepared(
-        tiny_model, "a cat", paths, [str(PARITY)], judges=["CLIP", "PickScore", "HPSv2.1"], pool=pool
-    )
+    request = prepared(tiny_model, "a cat", paths, [str(PARITY)], judges=["CLIP", "PickScore", "HPSv2.1"], pool=pool)
     assert sorted(p.kind for p in request.pixels) == sorted([RESIZE_CROP, LETTERBOX, RGB_RESIZE_CROP])
     crossed = pickle.loads(pickle.dumps(request))
     for name in ("CLIP", "PickScore", "HPSv2.1"):
@@ -665,7 +659,9 @@ def test_what_was_skipped_is_named_in_the_status_and_kept_in_the_downloads(tmp_p
     ranking = rank_images(model, "a cat", [image_path(EXPECTED["rank"][0]["images"][0]), bad])
     status = view.status_line(ranking, "parity")
     assert "Skipped 1 that could not be scored: not_really.png (not an image in an accepted format" in status
-    csv_path, json_path, _ = downloads.write_downloads([("a cat", ranking)], "parity", tmp_path / "out", notes=["a note"])
+    csv_path, json_path, _ = downloads.write_downloads(
+        [("a cat", ranking)], "parity", tmp_path / "out", notes=["a note"]
+    )
     rows = list(csv.DictReader(csv_path.open(encoding="utf-8")))
     assert [(r["image"], r["rank"], r["score"]) for r in rows][1] == ("not_really.png", "", "")
     saved = json.loads(json_path.read_text(encoding="utf-8"))

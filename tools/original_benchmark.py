@@ -8,8 +8,17 @@ the original script's path (a checkout of THUDM/ImageReward):
     REFENV=~/.cache/imagereward-refenv
     $REFENV/bin/python tools/original_benchmark.py --make-images
     for j in ImageReward-v1.0 CLIP BLIP Aesthetic; do
-      $REFENV/bin/python tools/original_benchmark.py --script ORIGINAL/test-benchmark.py --judge $j
+      $REFENV/bin/python tools/original_benchmark.py --script ORIGINAL/test-benchmark.py --judge $j \
+        --torch-from .venv/lib/python3.11/site-packages
     done
+
+The original's script runs CLIP and Aesthetic's CLIP tower in float16 on the CPU (it passes `torch.device("cpu")`,
+and its baselines test `device == "cpu"`). Float16 on the CPU rounds as torch's release and the CPU's kernels do:
+the original's own CLIP features move by 2e-3 between torch 2.8 and 2.13, and between oneDNN's AVX512-FP16
+kernels and the others. So every judge is run with the torch the tests pin (`--torch-from`: the project's
+virtualenv's site-packages; the reference env's other packages stay its own), and CLIP and Aesthetic with the
+kernels pinned (`PINNED_KERNELS`: oneDNN off, ATen's AVX2 kernels), the same on every x86 CPU the tests run on;
+`tests/test_benchmark.py` runs this package pinned alike.
 
 The only patches are the harness's (`_refcommon`: the tokenizer's vocab file, the tiny ViT's and head's dims, CLIP's
 file without its hash check) and where `RM.load("ImageReward-v1.0")` finds its weights (the tiny checkpoint): the
@@ -30,6 +39,20 @@ OUT = os.path.join(FIXTURES, "benchmark-three")
 MODELS = ("alpha", "beta", "gamma")
 PER_PROMPT = 2
 sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "reference"))
+PINNED_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2"}  # and torch.backends.mkldnn.enabled = False
+HALF_ON_CPU = ("CLIP", "Aesthetic")  # the judges the original's benchmark runs in float16 on the CPU
+TORCH_PACKAGES = ("torch", "torchgen", "functorch", "torchvision", "torchvision.libs", "nvidia", "triton")
+
+
+def rerun_with_torch_from(site_packages: str) -> None:
+    """This command again, importing torch and torchvision from another virtualenv's site-packages (links to
+    those packages alone, first on PYTHONPATH) and the rest from this one's."""
+    links = tempfile.mkdtemp()
+    for name in os.listdir(site_packages):
+        if name in TORCH_PACKAGES or name.startswith(("torch-", "torchvision-")):
+            os.symlink(os.path.abspath(os.path.join(site_packages, name)), os.path.join(links, name))
+    argv = [a for a in sys.argv if a != "--torch-from" and a != site_packages]
+    os.execve(sys.executable, [sys.executable, *argv], {**os.environ, "PYTHONPATH": links})
 
 
 def make_images() -> None:
@@ -71,11 +94,23 @@ def main() -> None:
     parser.add_argument("--make-images", action="store_true")
     parser.add_argument("--script", help="the original's test-benchmark.py")
     parser.add_argument("--judge")
+    parser.add_argument("--torch-from", help="the site-packages to import torch and torchvision from")
     args = parser.parse_args()
     if args.make_images:
         make_images()
         return
+    if args.torch_from:
+        rerun_with_torch_from(args.torch_from)
+    if args.judge in HALF_ON_CPU:
+        os.environ.update(PINNED_KERNELS)
     import _refcommon as C
+    import torch
+
+    torch.backends.mkldnn.enabled = args.judge not in HALF_ON_CPU
+    print(
+        f"{args.judge}: torch {torch.__version__}, oneDNN {'on' if torch.backends.mkldnn.enabled else 'off'}, "
+        f"ATen kernels {torch.backends.cpu.get_cpu_capability()}"
+    )
     from original_eval import patch_tiny_baselines, patch_tiny_imagereward
 
     RM = C.import_imagereward()

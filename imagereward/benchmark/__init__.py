@@ -25,9 +25,29 @@ __all__ = [
     "find_generations",
     "load_prompts",
     "models_in",
+    "original_dtype",
     "run_benchmark",
     "summarize",
 ]
+
+
+# The precision the original's `test-benchmark.py` runs each judge in, on every device: ImageReward and BLIP
+# in float32 (`RM.load` and `load_score` keep the weights' float32), CLIP and Aesthetic's CLIP tower in float16
+# (`clip.load` keeps OpenAI's float16 weights on a GPU, and on the CPU too: the script passes
+# `torch.device("cpu")`, which the baselines' `device == "cpu"` does not match).
+ORIGINAL_DTYPES = {"BLIP": "fp32", "CLIP": "fp16", "Aesthetic": "fp16"}
+
+
+def original_dtype(judge: str) -> str | None:
+    """The precision the original's benchmark runs `judge` in (ImageReward: float32), or None for the judges
+    it does not run (their default then)."""
+    from ..judges import spec
+
+    try:
+        found = spec(judge)
+    except ValueError:
+        return None
+    return "fp32" if found.primary else ORIGINAL_DTYPES.get(found.name)
 
 
 @dataclass

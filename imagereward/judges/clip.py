@@ -12,7 +12,10 @@ mask and argmax pooling as OpenAI wrote them; its tokenizer is CLIP's byte-level
   both for the same images costs one image-tower pass.
 - Weights: on the CPU (float32) the file's float16 weights are upcast, as the original's `.float()`; in half
   precision they keep the file's mixed layout (float16 Linear/Conv/attention, float32 norms and embeddings),
-  as `clip.load` on CUDA.
+  as `clip.load` on CUDA, and the network computes as OpenAI's does in half precision (`openai_half`): each
+  LayerNorm in float32, attention sequence-first through `nn.MultiheadAttention`'s general path. The original
+  runs so on a GPU, and on the CPU wherever it is given `torch.device("cpu")` rather than the string (its
+  benchmark script does: its baselines test `device == "cpu"`).
 """
 
 from __future__ import annotations
@@ -115,7 +118,9 @@ def _dims(state: dict[str, torch.Tensor], path: Path) -> dict[str, int]:
     }
 
 
-def build_clip(dims: dict[str, int]) -> nn.Module:
+def build_clip(dims: dict[str, int], dtype: torch.dtype = torch.float32) -> nn.Module:
+    """open_clip's CLIP of these dimensions; for half precision with OpenAI's float32 LayerNorms (see
+    `openai_half`)."""
     from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
     return CLIP(
@@ -134,16 +139,20 @@ def build_clip(dims: dict[str, int]) -> nn.Module:
             layers=dims["text_layers"],
         ),
         quick_gelu=True,
+        cast_dtype=dtype if dtype != torch.float32 else None,
     )
 
 
-def clip_from_state(state: dict[str, torch.Tensor], source: str | Path) -> nn.Module:
+def clip_from_state(
+    state: dict[str, torch.Tensor], source: str | Path, dtype: torch.dtype = torch.float32
+) -> nn.Module:
     """CLIP built from the weights' shapes on the meta device, every tensor of `state` assigned strictly
-    (errors name the file's keys). Meta tensors in `state` give a meta model (for checking layouts)."""
+    (errors name the file's keys), to be run in `dtype` (see `placed`). Meta tensors in `state` give a meta
+    model (for checking layouts)."""
     state = {k: v for k, v in state.items() if k not in IGNORED_KEYS}
     dims = _dims(state, Path(source))
     with torch.device("meta"):
-        model = build_clip(dims)
+        model = build_clip(dims, dtype)
     load_converted(model, state, advice=f"{source} should be OpenAI's CLIP ViT file (e.g. ViT-L-14.pt).")
     n = dims["context_length"]
     model.attn_mask = torch.full((n, n), float("-inf")).triu_(1)  # the causal mask, a buffer not in the file
@@ -163,9 +172,24 @@ def placed(model: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Mod
     return model.eval()
 
 
+def openai_half(model: nn.Module) -> nn.Module:
+    """OpenAI's CLIP in half precision, from open_clip's built with `build_clip(dims, dtype)`: OpenAI's
+    `ResidualAttentionBlock` runs `nn.MultiheadAttention` sequence-first (batch_first=False), so attention
+    takes the module's general path (input projection, `scaled_dot_product_attention`, output projection)
+    and never the fused fast path open_clip's batch-first blocks take in inference. In float16 the two round
+    differently (2e-3 apart in a CLIP score); OpenAI's LayerNorms (float32, cast back) are `build_clip`'s."""
+    from open_clip.transformer import Transformer
+
+    for module in model.modules():
+        if isinstance(module, (Transformer, nn.MultiheadAttention)):
+            module.batch_first = False
+    return model
+
+
 def load_clip_model(path: Path, device: torch.device, dtype: torch.dtype) -> nn.Module:
-    """CLIP from OpenAI's file, placed (see `placed`)."""
-    return placed(clip_from_state(read_clip_weights(path), path), device, dtype)
+    """CLIP from OpenAI's file, placed (see `placed`), computing as OpenAI's in half precision."""
+    model = placed(clip_from_state(read_clip_weights(path), path, dtype), device, dtype)
+    return openai_half(model) if dtype != torch.float32 else model
 
 
 _TOWERS: weakref.WeakValueDictionary[tuple, ClipTower] = weakref.WeakValueDictionary()
