@@ -550,13 +550,14 @@ def build_parser() -> argparse.ArgumentParser:
         "original's 100 prompts); n = the files in the model's folder // the prompts, as the original counts. Per "
         "judge, a model's score is the mean over prompts of the mean over its generations, and the original's "
         "result files are written (<judge>-benchmark-results.json, <judge>/<judge>-benchmark-<model>-result.json); "
-        "beside them summary.json and summary.md: 95% intervals and win rates between models (bootstrap over "
-        "prompts), each judge's ranking, where judges disagree. A missing or unreadable generation is named and "
-        "its prompt left out of that model's figure. Without --dtype each judge runs in the precision the "
+        "beside them summary.json, summary.md and report.html (plots, the win-rate matrix, the best and worst "
+        "prompts with thumbnails): 95% intervals and win rates between models (bootstrap over prompts), each "
+        "judge's ranking, where judges disagree. A missing or unreadable generation is named and its prompt left "
+        "out of that model's figure. At scale: --write-manifest, imagereward bulk, then --from-scores. Without --dtype each judge runs in the precision the "
         "original's benchmark runs it in on every device: ImageReward and BLIP in fp32, CLIP and Aesthetic in fp16 "
         "(on the CPU too); the others in their default.",
     )
-    bench.add_argument("--images-dir", required=True, help="one folder per generative model, <id>_<k>.png inside")
+    bench.add_argument("--images-dir", help="one folder per generative model, <id>_<k>.png inside")
     bench.add_argument("--prompts", help='the prompt list, JSON [{"id", "prompt"}] (default the original\'s 100)')
     bench.add_argument("--generators", help="the models to rank, comma-separated (default: every folder)")
     bench.add_argument(
@@ -571,6 +572,23 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap samples (default 1000)")
     bench.add_argument("--seed", type=int, default=0, help="the bootstrap's seed (default 0)")
     bench.add_argument("--human-ranking", help="the models best first by people, comma-separated: Spearman's rho")
+    bench.add_argument(
+        "--verdicts",
+        help="people's verdicts on pairs (the page's pairs file, JSONL): their win rates beside the judges'",
+    )
+    bench.add_argument(
+        "--from-scores",
+        nargs="+",
+        metavar="PARQUET",
+        help="summarise bulk's output (its folder or files) instead of scoring: rows whose image ends "
+        "<model>/<id>_<k>.<ext>; --images-dir then only shows thumbnails",
+    )
+    bench.add_argument(
+        "--write-manifest",
+        metavar="FILE",
+        help="write the generations of --images-dir as bulk's input (.parquet, .csv or .jsonl, in or above "
+        "--images-dir) and stop",
+    )
     bench.add_argument("--batch-size", type=positive_int, default=None, help="images per forward pass (default 32)")
     model_options(bench)
     bench.set_defaults(func=cmd_benchmark)
@@ -591,37 +609,107 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    """`imagereward benchmark` (see its --help): the original's figures and files, and the summary beside them."""
-    from tqdm import tqdm
-
+    """`imagereward benchmark` (see its --help): the original's figures and files, the summary and the report."""
     from .benchmark import load_prompts, models_in, original_dtype, run_benchmark, summarize, write_summary
+    from .benchmark.report import write_report
     from .benchmark.scores import markdown_table
-    from .judges import primary
 
-    if not Path(args.images_dir).is_dir():
+    if args.images_dir is None and not args.from_scores:
+        raise InputError("give --images-dir (the generations) or --from-scores (bulk's output)")
+    if args.images_dir is not None and not Path(args.images_dir).is_dir():
         raise InputError(f"{args.images_dir} is not a folder: give the folder holding one folder per model")
     prompts = load_prompts(args.prompts)
     models = [m.strip() for m in args.generators.split(",") if m.strip()] if args.generators else None
-    models = models or models_in(args.images_dir)
-    requested = [n.strip() for j in (args.judge or []) for n in j.split(",") if n.strip()]
-    names = dict.fromkeys([primary().name, *requested])
-    judges = [(name, _load_judge(args, name, original_dtype(name))) for name in names]
+    if args.write_manifest:
+        return _write_benchmark_manifest(args, prompts, models)
+    if args.from_scores:
+        bench = _bench_from_scores(args, models)
+    else:
+        models = models or models_in(args.images_dir)
+        requested = [n.strip() for j in (args.judge or []) for n in j.split(",") if n.strip()]
+        names = dict.fromkeys([_primary_name(), *requested])
+        judges = [(name, _load_judge(args, name, original_dtype(name))) for name in names]
+        with tqdm_bar(args.quiet) as bar:
+            bench = run_benchmark(args.images_dir, judges, prompts, models, progress=bar.update)
     human = [m.strip() for m in args.human_ranking.split(",")] if args.human_ranking else None
-    with tqdm(unit="img", file=sys.stderr, disable=args.quiet or not sys.stderr.isatty()) as bar:
-        bench = run_benchmark(args.images_dir, judges, prompts, models, progress=bar.update)
-    summary = summarize(bench, args.bootstrap, args.seed, human)
+    verdicts = _benchmark_verdicts(args, bench) if args.verdicts else None
+    summary = summarize(bench, args.bootstrap, args.seed, human, verdicts)
     write_summary(bench, args.output_dir, summary)
-    for name, results in bench.results.items():
-        print(markdown_table(name, results))
-        for r in results:
-            if r.missing or r.unreadable:
-                gone = [*r.missing, *r.unreadable]
-                print(
-                    f"  {r.model}: {len(r.covered)} of {len(prompts)} prompts covered; left out: {', '.join(gone[:10])}"
-                )
+    report = write_report(bench, summary, args.output_dir, args.images_dir)
+    for table in bench.tables.values():
+        print(markdown_table(table))
+        for m, model in enumerate(table.models):
+            gone = [*table.missing[m], *table.unreadable[m]]
+            if gone:
+                covered = table.prompts_covered(model)
+                print(f"  {model}: {covered} of {len(table.prompts)} prompts covered; left out: {', '.join(gone[:10])}")
         print()
-    print(f"the original's result files, summary.json and summary.md in {args.output_dir}", file=sys.stderr)
+    print(
+        f"the original's result files, summary.json, summary.md and {report.name} in {args.output_dir}", file=sys.stderr
+    )
     return 0
+
+
+def _primary_name() -> str:
+    from .judges import primary
+
+    return primary().name
+
+
+def tqdm_bar(quiet: bool):  # noqa: ANN201 - tqdm's bar
+    from tqdm import tqdm
+
+    return tqdm(unit="img", file=sys.stderr, disable=quiet or not sys.stderr.isatty())
+
+
+def _write_benchmark_manifest(args: argparse.Namespace, prompts: list, models: list[str] | None) -> int:
+    from .benchmark import models_in
+    from .benchmark.bulk_scores import write_manifest
+
+    if args.images_dir is None:
+        raise InputError("--write-manifest lists the generations of --images-dir: give it")
+    n = write_manifest(args.images_dir, prompts, models or models_in(args.images_dir), args.write_manifest)
+    print(
+        f"{n} generations in {args.write_manifest}: score them with imagereward bulk {args.write_manifest} "
+        "--output SCORES, then imagereward benchmark --from-scores SCORES",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _bench_from_scores(args: argparse.Namespace, models: list[str] | None):  # noqa: ANN202 - a Benchmark
+    from .benchmark import Benchmark, load_prompts
+    from .benchmark.bulk_scores import read_bulk_scores
+
+    found = read_bulk_scores(args.from_scores, load_prompts(args.prompts) if args.prompts else None)
+    if found.unplaced:
+        print(
+            f"{found.unplaced} of {found.rows} rows are not <model>/<id>_<k> generations and are not counted, "
+            f"e.g. {', '.join(found.unplaced_examples)}",
+            file=sys.stderr,
+        )
+    if found.other_prompts:
+        print(f"{found.other_prompts} rows are of prompts not in {args.prompts} and are not counted", file=sys.stderr)
+    if not found.tables:
+        raise InputError(f"no scores in {', '.join(args.from_scores)}")
+    tables = found.tables
+    if models:
+        tables = {j: t.only(models) for j, t in tables.items()}
+    first = next(iter(tables.values()))
+    return Benchmark(first.prompts, first.models, tables)
+
+
+def _benchmark_verdicts(args: argparse.Namespace, bench):  # noqa: ANN001, ANN202 - Benchmark, HumanVerdicts
+    from .benchmark.human_wins import generation_hashes, human_wins
+    from .verdicts import read_pairs
+
+    if args.images_dir is None:
+        raise InputError("--verdicts matches the verdicts' images to the generations of --images-dir: give it")
+    try:
+        verdicts = list(read_pairs(args.verdicts))
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot read the verdicts: {e}") from None
+    return human_wins(verdicts, generation_hashes(args.images_dir, bench.models), bench.models)
 
 
 def _verdicts_of(source: str) -> list:

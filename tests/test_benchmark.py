@@ -4,6 +4,7 @@ and correlations it lacks, checked against direct computations on hand-made case
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -15,9 +16,12 @@ import numpy as np
 import pytest
 
 from imagereward import cli
-from imagereward.benchmark import load_prompts, run_benchmark, summarize
+from imagereward.benchmark import Prompt, load_prompts, run_benchmark, summarize
+from imagereward.benchmark.human_wins import generation_hashes, human_wins
 from imagereward.benchmark.scores import ModelScores
 from imagereward.benchmark.stats import disagreements, score_interval, spearman, win_rate
+from imagereward.benchmark.table import JudgeTable, from_model_scores
+from imagereward.verdicts import Verdict, wilson, write_pairs
 from originals import FIXTURES, PARITY
 
 BENCH = FIXTURES / "benchmark-three"
@@ -117,60 +121,91 @@ def test_a_missing_generation_is_named_and_the_run_goes_on(tmp_path: Path, tiny_
     (images / "beta" / f"{prompts[1].id}_9.png").write_bytes(b"not counted: keeps the folder's count")
     (images / "gamma" / f"{prompts[2].id}_0.png").write_bytes(b"not an image")
     bench = run_benchmark(images, [("ImageReward-v1.0", tiny_model)], prompts, list(MODELS))
-    alpha, beta, gamma = bench.results["ImageReward-v1.0"]
-    assert len(alpha.covered) == 4
-    assert beta.missing == {prompts[1].id: [gone.name]} and prompts[1].id not in beta.covered
-    assert list(gamma.unreadable) == [prompts[2].id] and "not an image" in gamma.unreadable[prompts[2].id][0]
-    assert beta.score == pytest.approx(np.mean([i["mean_score"] for i in beta.items]))
+    table = bench.tables["ImageReward-v1.0"]
+    assert table.prompts_covered("alpha") == 4
+    assert table.missing[1] == {prompts[1].id: [gone.name]} and not table.covered[1, 1]
+    assert list(table.unreadable[2]) == [prompts[2].id] and "not an image" in table.unreadable[2][prompts[2].id][0]
+    beta = [float(np.mean(table.generations("beta", p))) for p in (0, 2, 3)]
+    assert table.score("beta") == pytest.approx(np.mean(beta))
     summary = summarize(bench, samples=50)
     assert summary["judges"]["ImageReward-v1.0"]["models"]["beta"]["prompts_covered"] == 3
 
 
 # ------------------------------------------------------------------------------------------ the statistics
-def scores(model: str, per_prompt: dict[str, list[float]]) -> ModelScores:
-    items = [{"id": p, "prompt": p, "mean_score": float(np.mean(r)), "rewards": r} for p, r in per_prompt.items()]
-    return ModelScores("J", model, items)
+def table_of(per_model: dict[str, dict[str, list[float]]]) -> JudgeTable:
+    """A judge's table from hand-made rewards: model -> prompt id -> its generations' rewards."""
+    ids = list(dict.fromkeys(p for rewards in per_model.values() for p in rewards))
+    prompts = [Prompt(p, f"prompt {p}") for p in ids]
+    results = [
+        ModelScores(
+            "J", model, [{"id": p, "prompt": p, "mean_score": float(np.mean(r)), "rewards": r} for p, r in x.items()]
+        )
+        for model, x in per_model.items()
+    ]
+    return from_model_scores("J", prompts, results)
 
 
-A = scores("A", {"p1": [1.0, 3.0], "p2": [0.0, 0.0], "p3": [5.0, 1.0], "p4": [2.0, 2.0], "p5": [0.5, 0.7]})
-B = scores("B", {"p1": [1.5, 1.5], "p2": [1.0, -1.0], "p3": [0.0, 0.0], "p4": [3.0, 3.0], "p6": [9.0, 9.0]})
+A = {"p1": [1.0, 3.0], "p2": [0.0, 0.0], "p3": [5.0, 1.0], "p4": [2.0, 2.0], "p5": [0.5, 0.7]}
+B = {"p1": [1.5, 1.5], "p2": [1.0, -1.0], "p3": [0.0, 0.0], "p4": [3.0, 3.0], "p6": [9.0, 9.0]}
+AB = table_of({"A": A, "B": B})
+SHARED = ["p1", "p2", "p3", "p4"]
 
 
 def test_win_rates_count_prompts_and_generations_on_shared_prompts() -> None:
-    w = win_rate(A, B, samples=0)
+    w = win_rate(AB, "A", "B", samples=0)
     # shared p1..p4: means A 2.0 / 0.0 / 3.0 / 2.0 against B 1.5 / 0.0 / 0.0 / 3.0: wins p1, p3; tie p2; loss p4
     assert (w.wins, w.losses, w.ties, w.rate) == (2, 1, 1, 2 / 3)
     # every (a, b) generation pair of a shared prompt
-    pairs = [(x, y) for p in ("p1", "p2", "p3", "p4") for x in A.rewards[p] for y in B.rewards[p]]
+    pairs = [(x, y) for p in SHARED for x in A[p] for y in B[p]]
     assert (w.generation_wins, w.generation_losses, w.generation_ties) == (
         sum(x > y for x, y in pairs),
         sum(x < y for x, y in pairs),
         sum(x == y for x, y in pairs),
     )
+    assert win_rate(AB, "B", "A", samples=0).rate == 1 / 3
+
+
+def _percentiles(rates: list[float] | np.ndarray) -> tuple[float, float]:
+    return float(np.percentile(rates, 2.5)), float(np.percentile(rates, 97.5))
 
 
 def test_the_bootstrap_resamples_prompts_with_its_seed() -> None:
-    """The interval is the 2.5th and 97.5th percentile of the win rate over prompts drawn with replacement by
-    numpy's generator with the seed: recomputed here directly. Another seed moves it; resampling generations
-    instead of prompts would not give these values."""
-    shared = ["p1", "p2", "p3", "p4"]
-    ma = np.array([np.mean(A.rewards[p]) for p in shared])
-    mb = np.array([np.mean(B.rewards[p]) for p in shared])
-    rng = np.random.default_rng(7)
-    rates = []
-    for draw in rng.integers(0, 4, size=(400, 4)):
+    """A draw takes the 4 shared prompts with replacement; its win rate depends only on how many of them are
+    wins, losses and ties, so each draw is multinomial(4, shares of wins, losses, ties) from numpy's generator
+    with the seed: recomputed here directly. The same as drawing prompt indices (the distribution of a draw's
+    rate, over many draws), unlike resampling generations; another seed moves the interval."""
+    w = win_rate(AB, "A", "B", samples=400, seed=7)
+    counts = np.random.default_rng(7).multinomial(4, [2 / 4, 1 / 4, 1 / 4], size=400)
+    decided = counts[:, 0] + counts[:, 1]
+    assert w.interval == _percentiles(counts[decided > 0, 0] / decided[decided > 0])
+    assert w.interval == win_rate(AB, "A", "B", samples=400, seed=7).interval
+    assert len({win_rate(AB, "A", "B", samples=40, seed=s).interval for s in range(6)}) > 1  # the seed is used
+
+    # Drawing prompt indices gives the same distribution of a draw's rate...
+    ma = np.array([np.mean(A[p]) for p in SHARED])
+    mb = np.array([np.mean(B[p]) for p in SHARED])
+    by_index = []
+    for draw in np.random.default_rng(1).integers(0, 4, size=(20000, 4)):
         wins, losses = int(np.sum(ma[draw] > mb[draw])), int(np.sum(ma[draw] < mb[draw]))
         if wins + losses:
-            rates.append(wins / (wins + losses))
-    expected = (float(np.percentile(rates, 2.5)), float(np.percentile(rates, 97.5)))
-    assert win_rate(A, B, samples=400, seed=7).interval == expected
-    assert win_rate(A, B, samples=400, seed=7).interval == win_rate(A, B, samples=400, seed=7).interval
-    low = [win_rate(A, B, samples=40, seed=s).interval for s in range(6)]
-    assert len(set(low)) > 1  # the seed is used
-    means = np.array([np.mean(r) for r in A.rewards.values()])
-    rng = np.random.default_rng(3)
-    boot = means[rng.integers(0, means.size, size=(300, means.size))].mean(axis=1)
-    assert score_interval(A, 300, 3) == (float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5)))
+            by_index.append(wins / (wins + losses))
+    counts = np.random.default_rng(2).multinomial(4, [2 / 4, 1 / 4, 1 / 4], size=20000)
+    decided = counts[:, 0] + counts[:, 1]
+    by_count = counts[decided > 0, 0] / decided[decided > 0]
+    for value in np.unique(by_index):
+        assert np.mean(np.isclose(by_index, value)) == pytest.approx(np.mean(np.isclose(by_count, value)), abs=0.015)
+    # ... and resampling the 16 generation pairs instead of the prompts would not give the interval.
+    ga = np.array([x for p in SHARED for x in A[p] for _ in B[p]])
+    gb = np.array([y for p in SHARED for _ in A[p] for y in B[p]])
+    by_generation = []
+    for draw in np.random.default_rng(7).integers(0, ga.size, size=(400, ga.size)):
+        wins, losses = int(np.sum(ga[draw] > gb[draw])), int(np.sum(ga[draw] < gb[draw]))
+        by_generation.append(wins / (wins + losses))
+    assert _percentiles(by_generation) != w.interval
+
+    means = np.array([np.mean(r) for r in A.values()])
+    boot = means[np.random.default_rng(3).integers(0, means.size, size=(300, means.size))].mean(axis=1)
+    assert score_interval(AB, "A", 300, 3) == _percentiles(boot)
 
 
 def test_spearman_and_disagreements_against_direct_counts() -> None:
@@ -187,3 +222,78 @@ def test_the_shipped_prompts_are_the_original_s_hundred() -> None:
     prompts = load_prompts()
     assert len(prompts) == 100 and prompts[0].id == "005695-0057"
     assert prompts[0].prompt == "a concept art of a vehicle, cyberpunk"
+
+
+# ------------------------------------------------------------------------------ people's verdicts, the report
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_people_s_verdicts_become_win_rates_between_models(tmp_path: Path, ran: Path, judges_root: Path) -> None:
+    """Verdicts on pairs of the benchmark's generations (found by SHA-256, either order) count for their models;
+    ties and both-bad apart; images from elsewhere and pairs of one model are counted, not mixed in."""
+    prompts = load_prompts(BENCH / "prompts.json")
+    gens = BENCH / "generations"
+    alpha, beta, gamma = (gens / m / f"{prompts[0].id}_0.png" for m in MODELS)
+    alpha1 = gens / "alpha" / f"{prompts[0].id}_1.png"
+
+    def verdict(a: Path, b: Path, choice: str, a_sha: str | None = None) -> Verdict:
+        return Verdict(prompts[0].prompt, a.name, b.name, choice, a_sha256=a_sha or _sha(a), b_sha256=_sha(b))
+
+    verdicts = [
+        verdict(alpha, beta, "a"),
+        verdict(beta, alpha, "b"),  # alpha again, from the other side
+        verdict(alpha, beta, "a"),
+        verdict(beta, alpha, "a"),  # beta wins once
+        verdict(alpha, beta, "tie"),
+        verdict(beta, alpha, "both_bad"),
+        verdict(gamma, alpha, "a"),
+        verdict(alpha, alpha1, "a"),  # one model's two generations
+        verdict(alpha, beta, "a", a_sha="0" * 64),  # not a generation of the benchmark
+    ]
+    counted = human_wins(verdicts, generation_hashes(gens, MODELS), list(MODELS))
+    assert counted.counts[("alpha", "beta")] == {"a_wins": 3, "b_wins": 1, "ties": 1, "both_bad": 1}
+    assert counted.counts[("alpha", "gamma")] == {"a_wins": 0, "b_wins": 1, "ties": 0, "both_bad": 0}
+    assert (counted.same_model, counted.not_in_benchmark) == (1, 1)
+    assert counted.rate("alpha", "beta") == (3 / 4, wilson(3, 4), 4)
+    assert counted.rate("beta", "alpha") == (1 / 4, wilson(1, 4), 4)
+
+    pairs = tmp_path / "pairs.jsonl"
+    with open(pairs, "w", encoding="utf-8") as f:
+        write_pairs(verdicts, f)
+    out = tmp_path / "out"
+    args = benchmark_args(out, judges_root, ("BLIP",)) + [
+        "--verdicts",
+        str(pairs),
+        "--human-ranking",
+        "beta,alpha,gamma",
+    ]
+    assert cli.main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["human_verdicts"] == counted.as_json()
+    assert summary["human_ranking"] == ["beta", "alpha", "gamma"]
+    for judge in ("ImageReward-v1.0", "BLIP"):
+        ranking = summary["judges"][judge]["ranking"]
+        assert summary["judges"][judge]["spearman_with_human"] == spearman(ranking, ["beta", "alpha", "gamma"])
+    report = (out / "report.html").read_text()
+    assert "People's verdicts" in report and "75.0%" in report
+
+
+def test_the_report_holds_every_figure_and_the_numbers_beside_its_plots(ran: Path) -> None:
+    """One file, nothing fetched: the plots and thumbnails are inlined; each judge's scores, intervals and win
+    rates are in its tables as summary.json has them."""
+    report = (ran / "report.html").read_text()
+    summary = json.loads((ran / "summary.json").read_text())
+    assert "http://" not in report and "https://" not in report and 'src="data:' in report
+    for judge, row in summary["judges"].items():
+        assert f"<h2>{judge}</h2>" in report
+        for model, scores in row["models"].items():
+            low, high = scores["interval"]
+            assert f"<td>{model}</td><td>{scores['score']:.4f}</td><td>{low:.4f} – {high:.4f}</td>" in report
+        for w in row["win_rates"]:
+            assert f"<td>{w['a']}</td><td>{w['b']}</td><td>{100 * w['prompt_win_rate']:.1f}%</td>" in report
+    plots = report.count('src="data:image/png;base64,')
+    thumbnails = report.count('src="data:image/jpeg;base64,')
+    assert plots == 3 * len(summary["judges"])  # scores, win-rate heat map, spread per judge
+    # each model's 3 best and (of 4 prompts) 1 other worst prompt, with both generations, per judge
+    assert thumbnails == len(summary["judges"]) * len(MODELS) * 4 * 2

@@ -408,3 +408,70 @@ def test_every_surface_writes_the_same_columns(tmp_path: Path, folder: Path, jud
         "choices",
     }
     assert parquet == ["id", *(c for c in want if not c.startswith(("rank", "choice"))), "error"]
+
+
+def test_a_benchmark_from_bulk_s_scores_is_the_benchmark_of_the_images(tmp_path: Path, judges_root: Path) -> None:
+    """The generations written as bulk's input (`benchmark --write-manifest`), scored by bulk with ImageReward
+    and BLIP, and summarised (`--from-scores`): the same figures, result files and summary as `benchmark` on
+    the images, with a missing and an unreadable generation named alike."""
+    import json
+
+    from imagereward import cli
+    from originals import FIXTURES
+
+    bench = FIXTURES / "benchmark-three"
+    gens = tmp_path / "gens"
+    shutil.copytree(bench / "generations", gens)
+    prompts = json.loads((bench / "prompts.json").read_text())
+    (gens / "beta" / f"{prompts[1]['id']}_1.png").unlink()
+    (gens / "beta" / f"{prompts[1]['id']}_9.png").write_bytes(b"keeps the folder's count")
+    (gens / "gamma" / f"{prompts[2]['id']}_0.png").write_bytes(b"not an image")
+    common = ["benchmark", "--prompts", str(bench / "prompts.json"), "--judge", "BLIP", "--bootstrap", "200", "-q"]
+    model = ["--model", str(PARITY), "--device", "cpu", "--download-root", str(judges_root)]
+    assert cli.main([*common, *model, "--images-dir", str(gens), "--output-dir", str(tmp_path / "direct")]) == 0
+    manifest = tmp_path / "manifest.parquet"
+    assert cli.main([*common, "--images-dir", str(gens), "--write-manifest", str(manifest)]) == 0
+    scores = tmp_path / "scores"
+    bulk.bulk_score(
+        [manifest],
+        scores,
+        model=str(PARITY),
+        judges=["ImageReward-v1.0", "BLIP"],
+        device="cpu",
+        batch_size=4,
+        download_root=str(judges_root),
+        progress=False,
+    )
+    out = tmp_path / "from-scores"
+    assert cli.main([*common, "--from-scores", str(scores), "--images-dir", str(gens), "--output-dir", str(out)]) == 0
+
+    direct = json.loads((tmp_path / "direct" / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["models"] == direct["models"] and summary["prompts"] == direct["prompts"]
+    for judge in ("ImageReward-v1.0", "BLIP"):
+        ours, theirs = summary["judges"][judge], direct["judges"][judge]
+        assert ours["ranking"] == theirs["ranking"]
+        for m, row in theirs["models"].items():
+            got = ours["models"][m]
+            assert got["score"] == pytest.approx(row["score"], abs=1e-5)
+            assert got["prompts_covered"] == row["prompts_covered"]
+            assert got["missing"] == row["missing"]
+            assert list(got["unreadable"]) == list(row["unreadable"])
+        assert [(w["wins"], w["losses"], w["ties"]) for w in ours["win_rates"]] == [
+            (w["wins"], w["losses"], w["ties"]) for w in theirs["win_rates"]
+        ]
+        files = sorted(p.name for p in (tmp_path / "direct" / judge).iterdir())
+        assert files == sorted(p.name for p in (out / judge).iterdir())
+        for name in files:
+            a = json.loads((out / judge / name).read_text())
+            b = json.loads((tmp_path / "direct" / judge / name).read_text())
+            assert [(r["id"], r["prompt"]) for r in a] == [(r["id"], r["prompt"]) for r in b]
+            assert [r["rewards"] for r in a] == [pytest.approx(r["rewards"], abs=1e-5) for r in b]
+    assert summary["judges"]["ImageReward-v1.0"]["models"]["beta"]["missing"] == {
+        prompts[1]["id"]: [f"{prompts[1]['id']}_1.png"]
+    }
+    unreadable = summary["judges"]["BLIP"]["models"]["gamma"]["unreadable"]
+    assert list(unreadable) == [prompts[2]["id"]] and unreadable[prompts[2]["id"]][0].startswith(
+        f"{prompts[2]['id']}_0.png: "
+    )
+    assert (out / "report.html").read_text().count("data:image/jpeg") > 0

@@ -12,13 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .human_wins import HumanVerdicts
 from .layout import Generations, Prompt, find_generations, load_prompts, models_in
 from .scores import ModelScores, markdown_table, score_model, write_original_results
 from .stats import WinRate, disagreements, ranking, score_interval, spearman, win_rate
+from .table import JudgeTable, from_model_scores
 
 __all__ = [
     "Benchmark",
     "Generations",
+    "HumanVerdicts",
+    "JudgeTable",
     "ModelScores",
     "Prompt",
     "WinRate",
@@ -52,11 +56,11 @@ def original_dtype(judge: str) -> str | None:
 
 @dataclass
 class Benchmark:
-    """A benchmark's results: per judge, each model's scores (`ModelScores`), and the summary (`summarize`)."""
+    """A benchmark's scores: per judge, the table of every model's generations (`JudgeTable`)."""
 
     prompts: list[Prompt]
     models: list[str]
-    results: dict[str, list[ModelScores]] = field(default_factory=dict)  # judge -> one per model, in `models` order
+    tables: dict[str, JudgeTable] = field(default_factory=dict)  # judge -> its table, models in `models` order
 
 
 def run_benchmark(
@@ -72,63 +76,74 @@ def run_benchmark(
     generations = [find_generations(images_dir, m, prompts) for m in models]
     bench = Benchmark(list(prompts), models)
     for name, judge in judges:
-        bench.results[name] = [score_model(judge, name, prompts, g, progress) for g in generations]
+        results = [score_model(judge, name, prompts, g, progress) for g in generations]
+        bench.tables[name] = from_model_scores(name, list(prompts), results)
     return bench
 
 
 def summarize(
-    bench: Benchmark, samples: int = 1000, seed: int = 0, human: Sequence[str] | None = None
+    bench: Benchmark,
+    samples: int = 1000,
+    seed: int = 0,
+    human: Sequence[str] | None = None,
+    verdicts: HumanVerdicts | None = None,
 ) -> dict[str, Any]:
     """The benchmark as JSON: per judge, each model's score, its 95% interval, the prompts it covers and what
     is missing or unreadable; every pair's win rates with their intervals; each judge's ranking, where judges
-    disagree, and Spearman's correlation with `human` (a ranking of the models, best first) when given."""
+    disagree, Spearman's correlation with `human` (a ranking of the models, best first) when given, and
+    people's win rates from their verdicts on pairs (`human_wins.py`) when given."""
     judges: dict[str, Any] = {}
     rankings = {}
-    for name, results in bench.results.items():
-        rankings[name] = ranking(results)
+    for name, table in bench.tables.items():
+        rankings[name] = ranking(table)
         judges[name] = {
             "models": {
-                r.model: {
-                    "score": r.score,
-                    "interval": list(score_interval(r, samples, seed)),
-                    "prompts_covered": len(r.covered),
-                    "missing": r.missing,
-                    "unreadable": r.unreadable,
+                model: {
+                    "score": table.score(model),
+                    "interval": list(score_interval(table, model, samples, seed)),
+                    "prompts_covered": table.prompts_covered(model),
+                    "missing": table.missing[m],
+                    "unreadable": table.unreadable[m],
                 }
-                for r in results
+                for m, model in enumerate(table.models)
             },
             "ranking": rankings[name],
-            "win_rates": [
-                {
-                    "a": w.a,
-                    "b": w.b,
-                    "prompt_win_rate": w.rate,
-                    "interval": list(w.interval),
-                    "wins": w.wins,
-                    "losses": w.losses,
-                    "ties": w.ties,
-                    "generation_win_rate": w.generation_rate,
-                    "generation_wins": w.generation_wins,
-                    "generation_losses": w.generation_losses,
-                    "generation_ties": w.generation_ties,
-                }
-                for a, b in _pairs(results)
-                for w in [win_rate(a, b, samples, seed)]
-            ],
+            "win_rates": [win_rate_json(win_rate(table, a, b, samples, seed)) for a, b in _pairs(table.models)],
         }
         if human:
             judges[name]["spearman_with_human"] = spearman(rankings[name], human)
-    return {
+    out = {
         "prompts": len(bench.prompts),
         "models": bench.models,
         "bootstrap": {"samples": samples, "seed": seed, "over": "prompts"},
         "judges": judges,
         "disagreements": [{"judges": [j1, j2], "models": [a, b]} for j1, j2, a, b in disagreements(rankings)],
     }
+    if human:
+        out["human_ranking"] = list(human)
+    if verdicts is not None:
+        out["human_verdicts"] = verdicts.as_json()
+    return out
 
 
-def _pairs(results: Sequence[ModelScores]) -> list[tuple[ModelScores, ModelScores]]:
-    return [(a, b) for i, a in enumerate(results) for b in results[i + 1 :]]
+def win_rate_json(w: WinRate) -> dict[str, Any]:
+    return {
+        "a": w.a,
+        "b": w.b,
+        "prompt_win_rate": w.rate,
+        "interval": list(w.interval),
+        "wins": w.wins,
+        "losses": w.losses,
+        "ties": w.ties,
+        "generation_win_rate": w.generation_rate,
+        "generation_wins": w.generation_wins,
+        "generation_losses": w.generation_losses,
+        "generation_ties": w.generation_ties,
+    }
+
+
+def _pairs(models: Sequence[str]) -> list[tuple[str, str]]:
+    return [(a, b) for i, a in enumerate(models) for b in models[i + 1 :]]
 
 
 def write_summary(bench: Benchmark, output_dir: str | Path, summary: dict[str, Any]) -> list[Path]:
@@ -136,17 +151,23 @@ def write_summary(bench: Benchmark, output_dir: str | Path, summary: dict[str, A
     original prints it, with the intervals beside); returns the paths written."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    written = [write_original_results(output_dir, name, results) for name, results in bench.results.items()]
+    written = [write_original_results(output_dir, table) for table in bench.tables.values()]
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+    (output_dir / "summary.md").write_text(summary_markdown(bench, summary))
+    return [*written, output_dir / "summary.json", output_dir / "summary.md"]
+
+
+def summary_markdown(bench: Benchmark, summary: dict[str, Any]) -> str:
+    """Each judge's table as the original prints it, then the models with their intervals, for a paper."""
     lines = []
-    for name, results in bench.results.items():
-        lines += [markdown_table(name, results), ""]
+    for name, table in bench.tables.items():
+        lines += [markdown_table(table), ""]
         models = summary["judges"][name]["models"]
         lines.append("| model | score | 95% interval | prompts |")
         lines.append("|---|---:|---|---:|")
-        for r in results:
-            low, high = models[r.model]["interval"]
-            lines.append(f"| {r.model} | {r.score:.4f} | {low:.4f} – {high:.4f} | {len(r.covered)} |")
+        for model in table.models:
+            low, high = models[model]["interval"]
+            row = models[model]
+            lines.append(f"| {model} | {row['score']:.4f} | {low:.4f} – {high:.4f} | {row['prompts_covered']} |")
         lines.append("")
-    (output_dir / "summary.md").write_text("\n".join(lines))
-    return [*written, output_dir / "summary.json", output_dir / "summary.md"]
+    return "\n".join(lines)

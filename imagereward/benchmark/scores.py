@@ -14,12 +14,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from ..errors import ImageError
 from .layout import Generations, Prompt
+
+if TYPE_CHECKING:
+    from .table import JudgeTable
 
 
 @dataclass
@@ -74,24 +77,38 @@ def score_model(
     return out
 
 
-def write_original_results(output_dir: str | Path, judge_name: str, results: Sequence[ModelScores]) -> Path:
-    """The original's result files for one judge (see the module doc); returns the summary file's path."""
+def write_original_results(output_dir: str | Path, table: JudgeTable) -> Path:
+    """The original's result files for one judge (see the module doc), written as `json.dump(..., indent=4)`
+    writes them, one prompt at a time (a benchmark of a million prompts is never one list in memory); returns
+    the summary file's path."""
     output_dir = Path(output_dir)
-    folder = output_dir / judge_name
+    folder = output_dir / table.judge
     folder.mkdir(parents=True, exist_ok=True)
-    for result in results:
-        with open(folder / f"{judge_name}-benchmark-{result.model}-result.json", "w") as f:
-            json.dump(result.items, f, indent=4, ensure_ascii=False)
-    summary = output_dir / f"{judge_name}-benchmark-results.json"
+    for m, model in enumerate(table.models):
+        with open(folder / f"{table.judge}-benchmark-{model}-result.json", "w") as f:
+            first = True
+            for p in np.flatnonzero(table.covered[m]):
+                row = table.rewards[m, p]
+                item = {
+                    "id": table.prompts[p].id,
+                    "prompt": table.prompts[p].prompt,
+                    "mean_score": float(table.means[m, p]),
+                    "rewards": row[~np.isnan(row)].tolist(),
+                }
+                text = json.dumps(item, indent=4, ensure_ascii=False).replace("\n", "\n    ")
+                f.write(("[\n    " if first else ",\n    ") + text)
+                first = False
+            f.write("[]" if first else "\n]")
+    summary = output_dir / f"{table.judge}-benchmark-results.json"
     with open(summary, "w") as f:
-        json.dump({r.model: r.score for r in results}, f, indent=4, ensure_ascii=False)
+        json.dump(table.scores(), f, indent=4, ensure_ascii=False)
     return summary
 
 
-def markdown_table(judge_name: str, results: Sequence[ModelScores], digits: int = 4) -> str:
+def markdown_table(table: JudgeTable, digits: int = 4) -> str:
     """The original's printed table (`| Model | Score |`), one row per model."""
-    width = max(len(r.model) for r in results)
-    lines = [f"{judge_name} Benchmark Results:", f"|{'Model':^{width + 2}s}|{'Score':^{digits + 5}}|"]
+    width = max(len(m) for m in table.models)
+    lines = [f"{table.judge} Benchmark Results:", f"|{'Model':^{width + 2}s}|{'Score':^{digits + 5}}|"]
     lines.append(f"|{'-' * (width + 1)}:|:{'-' * (digits + 3)}:|")
-    lines += [f"| {r.model:>{width}s} | {r.score:^{digits + 3}.{digits}f} |" for r in results]
+    lines += [f"| {m:>{width}s} | {s:^{digits + 3}.{digits}f} |" for m, s in table.scores().items()]
     return "\n".join(lines)

@@ -5,7 +5,8 @@ For one judge and a pair of models A and B, on the prompts both figures cover:
   or a loss);
 - the win rate over generations: over every pair (a generation of A, a generation of B) of the same prompt;
 - 95% intervals by bootstrap over prompts (seeded: the same seed gives the same intervals): prompts are drawn
-  with replacement, each keeping all its generations, and the score and the win rate recomputed.
+  with replacement, each keeping all its generations, and the score and the win rate recomputed; the
+  2.5th and 97.5th percentiles of the draws.
 Across judges: each judge's ranking of the models, the pairs of models two judges order differently, and
 Spearman's correlation of each judge's ranking with a human ranking when one is given (as the paper's Table 1
 compares).
@@ -19,7 +20,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .scores import ModelScores
+from .table import JudgeTable
 
 
 @dataclass(frozen=True)
@@ -46,57 +47,60 @@ class WinRate:
         return self.generation_wins / decided if decided else None
 
 
-def _prompt_means(result: ModelScores) -> dict[str, float]:
-    return {item["id"]: float(item["mean_score"]) for item in result.items}
+# Elements of one bootstrap draw held at once (the draws of a large benchmark are made in chunks).
+DRAW_CHUNK = 1 << 22
 
 
-def _rate(a: np.ndarray, b: np.ndarray) -> float:
-    wins, losses = int(np.sum(a > b)), int(np.sum(a < b))
-    return wins / (wins + losses) if wins + losses else float("nan")
+def win_rate(table: JudgeTable, a: str, b: str, samples: int = 1000, seed: int = 0) -> WinRate:
+    """A against B for one judge (see the module doc), on the prompts both cover.
 
-
-def win_rate(a: ModelScores, b: ModelScores, samples: int = 1000, seed: int = 0) -> WinRate:
-    """A against B for one judge (see the module doc), on the prompts both cover."""
-    means_a, means_b = _prompt_means(a), _prompt_means(b)
-    shared = [p for p in means_a if p in means_b]
-    xa = np.array([means_a[p] for p in shared])
-    xb = np.array([means_b[p] for p in shared])
+    The bootstrap draws the shared prompts with replacement; a draw's win rate depends only on how many of
+    its prompts are wins, losses and ties, so each draw is the multinomial count of n prompts over the
+    shares of wins, losses and ties (the same distribution, at any number of prompts)."""
+    ia, ib = table.index(a), table.index(b)
+    shared = table.covered[ia] & table.covered[ib]
+    xa, xb = table.means[ia, shared], table.means[ib, shared]
+    n = int(shared.sum())
     wins, losses = int(np.sum(xa > xb)), int(np.sum(xa < xb))
-    rewards_a, rewards_b = a.rewards, b.rewards
+    ties = n - wins - losses
     g_wins = g_losses = g_ties = 0
-    for p in shared:
-        ra = np.array(rewards_a[p])[:, None]
-        rb = np.array(rewards_b[p])[None, :]
-        g_wins += int(np.sum(ra > rb))
-        g_losses += int(np.sum(ra < rb))
-        g_ties += int(np.sum(ra == rb))
+    ra, rb = table.rewards[ia, shared], table.rewards[ib, shared]  # (n, K); NaN compares as neither
+    step = max(1, DRAW_CHUNK // max(1, ra.shape[1] * rb.shape[1]))
+    for s in range(0, n, step):
+        left, right = ra[s : s + step, :, None], rb[s : s + step, None, :]
+        g_wins += int(np.sum(left > right))
+        g_losses += int(np.sum(left < right))
+        g_ties += int(np.sum(left == right))
     interval = (float("nan"), float("nan"))
-    if shared and samples > 0:
-        rng = np.random.default_rng(seed)
-        draws = rng.integers(0, len(shared), size=(samples, len(shared)))
-        rates = np.array([_rate(xa[d], xb[d]) for d in draws])
-        rates = rates[~np.isnan(rates)]
+    if n and samples > 0:
+        counts = np.random.default_rng(seed).multinomial(n, [wins / n, losses / n, ties / n], size=samples)
+        decided = counts[:, 0] + counts[:, 1]
+        rates = counts[decided > 0, 0] / decided[decided > 0]
         if rates.size:
             interval = (float(np.percentile(rates, 2.5)), float(np.percentile(rates, 97.5)))
-    return WinRate(
-        a.judge, a.model, b.model, wins, losses, len(shared) - wins - losses, g_wins, g_losses, g_ties, interval
-    )
+    return WinRate(table.judge, a, b, wins, losses, ties, g_wins, g_losses, g_ties, interval)
 
 
-def score_interval(result: ModelScores, samples: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """The 95% interval of a model's score by bootstrap over its covered prompts (seeded)."""
-    means = np.array(list(_prompt_means(result).values()))
+def score_interval(table: JudgeTable, model: str, samples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """The 95% interval of a model's score by bootstrap over its covered prompts (seeded): each draw is the
+    mean of n prompt means drawn with replacement."""
+    m = table.index(model)
+    means = table.means[m][table.covered[m]]
     if not means.size or samples <= 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    draws = rng.integers(0, means.size, size=(samples, means.size))
-    boot = means[draws].mean(axis=1)
+    boot = np.empty(samples)
+    step = max(1, DRAW_CHUNK // means.size)
+    for s in range(0, samples, step):
+        draws = rng.integers(0, means.size, size=(min(step, samples - s), means.size))
+        boot[s : s + len(draws)] = means[draws].mean(axis=1)
     return float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
 
 
-def ranking(results: Sequence[ModelScores]) -> list[str]:
-    """The models best first by score (ties in the given order)."""
-    return [r.model for r in sorted(results, key=lambda r: -r.score)]
+def ranking(table: JudgeTable) -> list[str]:
+    """The models best first by score (ties in the given order; a model with no prompt covered last)."""
+    scores = table.scores()
+    return sorted(table.models, key=lambda m: (np.isnan(scores[m]), -np.nan_to_num(scores[m])))
 
 
 def disagreements(rankings: Mapping[str, Sequence[str]]) -> list[tuple[str, str, str, str]]:
