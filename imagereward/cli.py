@@ -611,8 +611,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_benchmark(args: argparse.Namespace) -> int:
     """`imagereward benchmark` (see its --help): the original's figures and files, the summary and the report."""
     from .benchmark import load_prompts, models_in, original_dtype, run_benchmark, summarize, write_summary
+    from .benchmark.original_files import markdown_table
     from .benchmark.report import write_report
-    from .benchmark.scores import markdown_table
 
     if args.images_dir is None and not args.from_scores:
         raise InputError("give --images-dir (the generations) or --from-scores (bulk's output)")

@@ -14,7 +14,8 @@ from typing import Any, Callable, Sequence
 
 from .human_wins import HumanVerdicts
 from .layout import Generations, Prompt, find_generations, load_prompts, models_in
-from .scores import ModelScores, markdown_table, score_model, write_original_results
+from .original_files import markdown_table, write_original_results
+from .scores import ModelScores, score_model
 from .stats import WinRate, disagreements, ranking, score_interval, spearman, win_rate
 from .table import JudgeTable, from_model_scores
 
@@ -35,23 +36,15 @@ __all__ = [
 ]
 
 
-# The precision the original's `test-benchmark.py` runs each judge in, on every device: ImageReward and BLIP
-# in float32 (`RM.load` and `load_score` keep the weights' float32), CLIP and Aesthetic's CLIP tower in float16
-# (`clip.load` keeps OpenAI's float16 weights on a GPU, and on the CPU too: the script passes
-# `torch.device("cpu")`, which the baselines' `device == "cpu"` does not match).
-ORIGINAL_DTYPES = {"BLIP": "fp32", "CLIP": "fp16", "Aesthetic": "fp16"}
-
-
 def original_dtype(judge: str) -> str | None:
-    """The precision the original's benchmark runs `judge` in (ImageReward: float32), or None for the judges
-    it does not run (their default then)."""
+    """The precision the original's benchmark runs `judge` in (its record's `benchmark_dtype`), or None for an
+    unknown name or a judge the original does not benchmark (its default then)."""
     from ..judges import spec
 
     try:
-        found = spec(judge)
+        return spec(judge).benchmark_dtype
     except ValueError:
         return None
-    return "fp32" if found.primary else ORIGINAL_DTYPES.get(found.name)
 
 
 @dataclass

@@ -107,5 +107,7 @@ SPEC = JudgeSpec(
     ),
     prompt_tokens=0,
     paper_accuracy=57.35,
+    # The original's benchmark: CLIP's float16 tower, as for CLIP (the MLP stays float32).
+    benchmark_dtype="fp16",
 )
 AestheticScore.spec = SPEC

@@ -67,6 +67,8 @@ class JudgeSpec:
             softmax).
         primary: the package's own judge (`imagereward.load`), which ranks on the page; the others are
             `load_score`'s.
+        benchmark_dtype: the precision the original's `test-benchmark.py` runs it in on every device ("fp32",
+            "fp16"), where the original benchmarks it; `imagereward benchmark` runs it so by default.
     """
 
     name: str
@@ -80,6 +82,7 @@ class JudgeSpec:
     paper_accuracy: float | None = None
     choice: Callable[[Sequence[float]], list[float]] | None = None
     primary: bool = False
+    benchmark_dtype: str | None = None
 
     @property
     def files(self) -> tuple[str, ...]:
