@@ -13,7 +13,7 @@ unreadable file does; a prompt with fewer rows than its model's generations per 
 of its prompts have: the original counts the folder's files // the prompts) is named as missing. A row whose image does not end so is counted
 and its first names reported.
 
-Read in batches with pyarrow's compute (the path parsed by a regular expression, ids dictionary-encoded), the
+Read a batch at a time with pyarrow's compute (the path parsed by a regular expression, ids dictionary-encoded), the
 scores go straight into the tables' arrays: memory is the scores themselves (8 bytes each, per judge) and one
 batch, never the rows' strings.
 """
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -33,21 +33,27 @@ from .table import JudgeTable
 
 # `<model>/<id>_<k>.<ext>` at the end of a path, either separator.
 GENERATION_PATTERN = r"(?:^|[/\\])(?P<model>[^/\\]+)[/\\](?P<id>[^/\\]+)_(?P<k>[0-9]+)\.[A-Za-z0-9]+$"
-BATCH_ROWS = 1 << 18
+BATCH_ROWS = 1 << 16
 
 
 @dataclass
 class _Growing:
-    """A (M, P, K) float64 array that grows as new models, prompts and generations appear."""
+    """A (M, P, K) array that grows as new models, prompts and generations appear (prompts by doubling),
+    filled with `empty` where nothing was put."""
 
-    data: np.ndarray = field(default_factory=lambda: np.full((1, 1024, 1), np.nan))
+    empty: float = np.nan
+    dtype: type = np.float64
+    data: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.data = np.full((1, 1024, 1), self.empty, dtype=self.dtype)
 
     def fit(self, m: int, p: int, k: int) -> None:
         shape = self.data.shape
         if m < shape[0] and p < shape[1] and k < shape[2]:
             return
         grown = (max(shape[0], m + 1), max(shape[1], 2 * (p + 1)) if p >= shape[1] else shape[1], max(shape[2], k + 1))
-        data = np.full(grown, np.nan)
+        data = np.full(grown, self.empty, dtype=self.dtype)
         data[: shape[0], : shape[1], : shape[2]] = self.data
         self.data = data
 
@@ -78,6 +84,23 @@ def _files(paths: Sequence[str | Path]) -> list[str]:
     return files
 
 
+def _batches(files: Sequence[str], columns: list[str]) -> Iterator:
+    """The files' rows, BATCH_ROWS at a time, one file after another (the reader keeps one batch in memory;
+    pyarrow's dataset scanner reads ahead several and holds hundreds of MB at 10 million rows).
+
+    Raises:
+        InputError: a file that is not bulk's (a column missing: the message names it and the file).
+    """
+    import pyarrow.parquet as pq
+
+    for file in files:
+        parquet = pq.ParquetFile(file, pre_buffer=False)
+        missing = [c for c in columns if c not in parquet.schema_arrow.names]
+        if missing:
+            raise InputError(f"{file} is not bulk's output like the others: it has no {', '.join(missing)}")
+        yield from parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns, use_threads=False)
+
+
 def _judge_columns(names: Sequence[str], model: str | None) -> dict[str, str]:
     """Column -> judge name: `score` is the judge the `model` column names (a judge's name, or ImageReward's
     weights: ImageReward, named as the benchmark names it), `score_<label>` each other judge's."""
@@ -106,24 +129,28 @@ def read_bulk_scores(paths: Sequence[str | Path], prompts: Sequence[Prompt] | No
         InputError: no Parquet file, or not bulk's schema (the message names the columns it needs).
     """
     import pyarrow.compute as pc
-    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
 
-    dataset = ds.dataset(_files(paths), format="parquet")
-    names = dataset.schema.names
+    files = _files(paths)
+    names = pq.read_schema(files[0]).names
     if not {"image", "score", "prompt"} <= set(names):
-        raise InputError(f"not bulk's output: it needs the columns image, prompt and score; these have {names}")
-    first = dataset.head(1024, columns=["model"]).column("model").drop_null() if "model" in names else None
+        raise InputError(f"not bulk's output: it needs the columns image, prompt and score; {files[0]} has {names}")
+    first = (
+        pq.ParquetFile(files[0]).read_row_group(0, columns=["model"]).column("model").drop_null()
+        if "model" in names
+        else None
+    )
     judges = _judge_columns(names, first[0].as_py() if first is not None and len(first) else None)
     models: dict[str, int] = {}
     ids: dict[str, int] = {p.id: k for k, p in enumerate(prompts)} if prompts is not None else {}
     texts: list[str] = [p.prompt for p in prompts] if prompts is not None else []
     arrays = {column: _Growing() for column in judges}
     errors: dict[tuple[int, int], list[str]] = {}
-    seen = _Growing()
+    seen = _Growing(0, np.uint8)  # rows found per (model, prompt, generation)
     rows = unplaced = duplicates = other_prompts = 0
     examples: list[str] = []
     columns = ["image", "prompt", *judges, *(["error"] if "error" in names else [])]
-    for batch in dataset.to_batches(columns=columns, batch_size=BATCH_ROWS):
+    for batch in _batches(files, columns):
         rows += batch.num_rows
         parts = pc.extract_regex(batch.column("image"), GENERATION_PATTERN)
         placed = np.asarray(parts.is_valid())
@@ -146,8 +173,8 @@ def read_bulk_scores(paths: Sequence[str | Path], prompts: Sequence[Prompt] | No
             continue
         shape = (int(m.max()), int(p.max()), int(k.max()))
         seen.fit(*shape)
-        duplicates += int(np.sum(~np.isnan(seen.data[m, p, k])))
-        seen.data[m, p, k] = 1.0
+        duplicates += int(np.sum(seen.data[m, p, k] > 0))
+        seen.data[m, p, k] = 1
         for column, grown in arrays.items():
             grown.fit(*shape)
             grown.data[m, p, k] = np.asarray(batch.column(column).take(keep).to_numpy(zero_copy_only=False))[inside]
@@ -159,7 +186,7 @@ def read_bulk_scores(paths: Sequence[str | Path], prompts: Sequence[Prompt] | No
                 errors.setdefault((int(mm), int(pp)), []).append(f"{Path(str(image)).name}: {reason}")
     model_list = list(models)
     prompt_list = list(prompts) if prompts is not None else [Prompt(i, t) for i, t in zip(ids, texts)]
-    found = seen.data[: len(model_list), : len(prompt_list)]
+    found = seen.data[: len(model_list), : len(prompt_list)] > 0
     tables = {
         judge: _table(judge, model_list, prompt_list, arrays[column].data, found, errors)
         for column, judge in judges.items()
@@ -196,20 +223,18 @@ def _table(
 ) -> JudgeTable:
     """One judge's table from the rows placed: each model's generations per prompt are the first n (the number
     of rows most of its prompts have), a prompt covered when all n are scored and none failed."""
-    depth = max(1, found.shape[2])
-    rewards = np.full((len(models), len(prompts), depth), np.nan)
-    rewards[:, :, : data.shape[2]] = data[: len(models), : len(prompts)]
+    rewards = data[: len(models), : len(prompts)]  # a view: the grown array is not copied
     means = np.full((len(models), len(prompts)), np.nan)
     covered = np.zeros((len(models), len(prompts)), dtype=bool)
     missing: list[dict[str, list[str]]] = []
     unreadable: list[dict[str, list[str]]] = []
     for m in range(len(models)):
-        per_prompt = np.sum(~np.isnan(found[m]), axis=1)
+        per_prompt = found[m].sum(axis=1)
         tally = np.bincount(per_prompt) if per_prompt.size else np.zeros(1, dtype=int)
         tally[0] = 0
         n = int(len(tally) - 1 - np.argmax(tally[::-1])) if tally.any() else 0  # the most common, larger on a tie
         rewards[m, :, n:] = np.nan  # as the original, generations k >= n are not read
-        present = ~np.isnan(found[m, :, :n])
+        present = found[m, :, :n]
         failed = {p: why for (mm, p), why in errors.items() if mm == m}
         absent = np.flatnonzero(~present.all(axis=1)) if n else np.arange(len(prompts))
         missing.append(
