@@ -21,6 +21,7 @@ from imagereward.app import serving, view
 from imagereward.app.agents import wire_endpoints
 from imagereward.app.files import Ledger, kept_files
 from imagereward.app.host import Visitors
+from imagereward.app.models_panel import models_panel
 from imagereward.app.page import PRIMARY, Page
 from imagereward.app.settings import Settings
 from imagereward.app.verdict_panel import verdict_panel, wire_verdict_api
@@ -147,6 +148,7 @@ with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
                 elem_id="examples",
                 api_visibility="private",
             )
+    models = models_panel(PAGE)  # "Compare models": a zip of generations, the benchmark's report
     gr.Markdown(PAGE.about(), elem_id="about")
 
     compare_outputs = [pick_a, pick_b, image_a, image_b, compare_text, why_toggle, why_box]
@@ -181,7 +183,7 @@ with gr.Blocks(title="ImageReward: rank images by human preference") as demo:
     explain_file = gr.File(label="image", visible=False, type="filepath", file_types=["image"])
     explain_trigger.click(PAGE.explain_endpoint, [prompt, explain_file], gr.JSON(visible=False), api_name="explain")
     # The agents' and pipelines' endpoints: hidden inputs taking text (URLs, base64) and lists, JSON text out.
-    endpoints, verdicts = wire_endpoints(PAGE), wire_verdict_api(PAGE)
+    endpoints, verdicts, comparing = wire_endpoints(PAGE), wire_verdict_api(PAGE), models.wire(PAGE)
 
 serving.guard(
     demo,
@@ -189,10 +191,10 @@ serving.guard(
     VISITORS,
     LEDGER,
     endpoints,
-    heavy=[PAGE.score_example, PAGE.score, PAGE.score_api, verdicts.function],
+    heavy=[PAGE.score_example, PAGE.score, PAGE.score_api, verdicts.function, comparing],
     explaining=[PAGE.why, PAGE.why_after_pick, PAGE.explain_endpoint],
-    choice_inputs=[judges_box, order_by, *verdicts.choice_inputs],
-    image_inputs=[images, explain_file, *verdicts.image_inputs],
+    choice_inputs=[judges_box, order_by, *verdicts.choice_inputs, *models.choice_inputs],
+    image_inputs=[images, explain_file, *verdicts.image_inputs, *models.image_inputs],
 )
 
 if __name__ == "__main__":

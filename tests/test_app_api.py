@@ -115,6 +115,7 @@ def test_only_the_documented_endpoints_are_public(client: Client) -> None:
         "/explain_image",
         "/score_pairs",
         "/verdict",
+        "/compare_models",
     ]
 
 

@@ -837,3 +837,54 @@ def test_a_person_s_verdicts_move_on_count_agreement_survive_a_reload_and_come_a
         names = set(archive.namelist())
     assert "pairs.jsonl" in names and {f"images/{p['a_sha256']}" for p in lines} <= {n.rsplit(".", 1)[0] for n in names}
     page.context.close()
+
+
+# ------------------------------------------------------------------------------------ comparing models
+BENCH = Path(__file__).parent / "fixtures" / "benchmark-three"
+
+
+def _images_drawn(page) -> list[int]:
+    """Each picture's decoded width (0: not drawn)."""
+    return page.evaluate("Array.from(document.querySelectorAll('.ir-report img')).map(i => i.naturalWidth)")
+
+
+def _overflows(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth > document.documentElement.clientWidth + 1")
+
+
+def test_the_benchmark_report_opens_in_chromium_and_shows_its_plots(browser, tmp_path: Path, judges_root) -> None:
+    """`imagereward benchmark`'s report.html, opened from disk with nothing else reachable: every plot and
+    thumbnail drawn, each judge's section there, and nothing sideways on a phone."""
+    from imagereward import cli
+
+    out = tmp_path / "out"
+    args = ["benchmark", "--images-dir", str(BENCH / "generations"), "--prompts", str(BENCH / "prompts.json")]
+    args += ["--output-dir", str(out), "--model", str(PARITY), "--device", "cpu", "--download-root", str(judges_root)]
+    assert cli.main([*args, "--judge", "BLIP", "-q"]) == 0
+    for width in (1280, 390):
+        context = browser.new_context(viewport={"width": width, "height": 900}, offline=True)
+        page = context.new_page()
+        page.goto((out / "report.html").as_uri())
+        widths = _images_drawn(page)
+        assert len(widths) == 6 + 3 * 4 * 2 * 2 and all(w > 0 for w in widths)  # 3 plots a judge; thumbnails
+        assert page.locator("h2").all_inner_texts()[:3] == ["Rankings", "ImageReward-v1.0", "BLIP"]
+        assert not _overflows(page), f"the report scrolls sideways at {width} px"
+        context.close()
+
+
+def test_compare_models_on_the_page_shows_the_report_and_its_files(page, tmp_path: Path) -> None:
+    import zipfile
+
+    path = tmp_path / "gens.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for file in sorted((BENCH / "generations").rglob("*.png")):
+            z.write(file, f"{file.parent.name}/{file.name}")
+        z.write(BENCH / "prompts.json", "prompts.json")
+    page.locator("#compare-models button").first.click()
+    page.locator("#models-zip input[type=file]").set_input_files(str(path))
+    sync_api.expect(page.locator("#models-zip")).to_contain_text("gens.zip")
+    page.locator("#models-btn").click()
+    sync_api.expect(page.locator("#models-status")).to_contain_text("3 models, 4 prompts, 24 generations")
+    sync_api.expect(page.locator("#models-report h2").first).to_have_text("Rankings")
+    assert all(w > 0 for w in _images_drawn(page))
+    sync_api.expect(page.locator("#models-files")).to_contain_text(re.compile(r"report\s*\.html"))

@@ -41,8 +41,9 @@ from .explanations import (
 )
 from .files import Downloads
 from .host import Visitors
-from .intake import Roots, gallery_paths
+from .intake import NOT_UPLOADED, Roots, gallery_paths
 from .judge_pool import JudgePool
+from .model_compare import finish_comparison, prepare_comparison
 from .pairs import PairCall, PairScores, pair_answer, pairs_duration, prepare_pairs, refused_call, score_pair_calls
 from .remote import Receiver
 from .scoring import (
@@ -496,6 +497,41 @@ class Page:
         return {"pair": verdict.as_dict(), "agreement": [r.as_dict() for r in rows], "stored": stored, "note": note}
 
     # ================================================================================== the APIs
+    def compare_models(self, zip_file: Any, judges: Any = None) -> tuple[str, str, list[str] | None]:
+        """ "Compare models": a zip of generations laid out as the original benchmark lays them out, scored by
+        ImageReward and `judges` (`model_compare`); a problem is one sentence in the status.
+
+        Returns:
+            (the status, the report as HTML, its files: report.html, summary.json, summary.md, the original's
+            result files as a zip).
+        """
+        try:
+            if self.loaded.model is None:
+                raise InputError(UNAVAILABLE)
+            extra = chosen_judges(judges, self.settings.judges)
+            if zip_file is None:
+                raise InputError("Drop a zip of generations first: one folder per model, <id>_<k>.png inside.")
+            try:
+                path = self.roots.allowed(zip_file, "the zip", NOT_UPLOADED)
+            except ImageLoadError as e:
+                raise InputError(f"The zip could not be taken: {e.reason}") from None
+            comparison = prepare_comparison(
+                path,
+                self.downloads.new_folder(),
+                self.loaded.model,
+                extra,
+                self.settings,
+                self.receiver,
+                self.judges,
+                self.decoder,
+            )
+            live = [c.problem is None and any(s is not None for s in c.slots) for c in comparison.calls]
+            scored = iter(self.pairs_on_device([c for c, on in zip(comparison.calls, live) if on]) if any(live) else [])
+            done = finish_comparison(comparison, [next(scored) if on else PairScores() for on in live])
+        except InputError as e:
+            return f"⚠️ {e}", "", None
+        return done.status, done.html, done.files
+
     def score_api(self, prompt: str, images: Any, judges: Any = None) -> dict[str, Any]:
         """Scores images for a prompt. Returns {"ranked": [rows] best first (rank, image, name, score, precision,
         model; with other judges score_<judge>, rank_<judge>, choice_PickScore, and "scores", "ranks", "choices" by

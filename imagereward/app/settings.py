@@ -108,7 +108,8 @@ class Settings:
     all visitors together; 0, the default: as many as the memory left after loading holds, see
     `admission.heavy_calls`). Verdicts: `IMAGEREWARD_VERDICTS_DB` (a SQLite file that keeps every verdict and the
     images it names; unset, the default: nothing is kept on the server), `IMAGEREWARD_VERDICTS_PER_HOUR` (one
-    visitor's verdicts kept per hour) and `IMAGEREWARD_VERDICTS_MAX_MB` (the store's largest size)."""
+    visitor's verdicts kept per hour) and `IMAGEREWARD_VERDICTS_MAX_MB` (the store's largest size). Comparing
+    models: `IMAGEREWARD_COMPARE_IMAGES` (the most generations one zip may hold)."""
 
     model: str = ""  # default: the primary judge's published weights
     device: str | None = None
@@ -133,6 +134,7 @@ class Settings:
     verdicts_db: str | None = None  # None: verdicts live in the visitor's browser only
     verdicts_per_hour: int = 600
     verdicts_max_bytes: int = 1024 * 2**20
+    compare_images: int = 240  # generations in one "Compare models" zip (e.g. 4 models x 12 prompts x 5)
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -173,6 +175,7 @@ class Settings:
             pairs_batch=_whole_number(env, "IMAGEREWARD_PAIRS_BATCH", cls.pairs_batch),
             max_body=_whole_number(env, "IMAGEREWARD_MAX_BODY_MB", DEFAULT_MAX_BODY_MB) * 2**20,
             heavy_calls=_whole_number(env, "IMAGEREWARD_HEAVY_CALLS", 0, minimum=0),
+            compare_images=_whole_number(env, "IMAGEREWARD_COMPARE_IMAGES", cls.compare_images),
             verdicts_db=env.get("IMAGEREWARD_VERDICTS_DB") or None,
             verdicts_per_hour=_whole_number(env, "IMAGEREWARD_VERDICTS_PER_HOUR", cls.verdicts_per_hour),
             verdicts_max_bytes=_whole_number(env, "IMAGEREWARD_VERDICTS_MAX_MB", cls.verdicts_max_bytes // 2**20)

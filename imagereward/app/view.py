@@ -525,3 +525,15 @@ def collection_note(store: str | None) -> str:
         "Your call (keys A or ←, B or →, T, X): your verdicts stay in your browser and your download; nothing of "
         "them is kept on this server."
     )
+
+
+def compare_models_help(most: int) -> str:
+    """What "Compare models" takes and gives."""
+    return (
+        "Rank generative models by their generations, as ImageReward's benchmark does: a zip with one folder per "
+        "model, each holding `<id>_<k>.png` (the prompt's id, the generation's number: `005695-0057_0.png`), and "
+        'optionally `prompts.json` (`[{"id": ..., "prompt": ...}]`; without it, the original benchmark\'s 100 '
+        f"prompts). At most {most} generations and 20 MB. Each model's score is the mean over prompts of the mean "
+        "over its generations, with a 95% interval; win rates count the prompts where one model beats the other. "
+        "For a whole benchmark, run `imagereward benchmark` on your machine."
+    )

@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import InputError
 from ..images.formats import IMAGE_EXTENSIONS
 from .layout import Prompt, find_generations
-from .table import JudgeTable
+from .table import JudgeTable, from_arrays
 
 # `<model>/<id>_<k>.<ext>` at the end of a path, either separator.
 GENERATION_PATTERN = r"(?:^|[/\\])(?P<model>[^/\\]+)[/\\](?P<id>[^/\\]+)_(?P<k>[0-9]+)\.[A-Za-z0-9]+$"
@@ -188,7 +188,7 @@ def read_bulk_scores(paths: Sequence[str | Path], prompts: Sequence[Prompt] | No
     prompt_list = list(prompts) if prompts is not None else [Prompt(i, t) for i, t in zip(ids, texts)]
     found = seen.data[: len(model_list), : len(prompt_list)] > 0
     tables = {
-        judge: _table(judge, model_list, prompt_list, arrays[column].data, found, errors)
+        judge: from_arrays(judge, model_list, prompt_list, arrays[column].data, found, errors)
         for column, judge in judges.items()
     }
     return BulkScores(tables, rows, unplaced, examples, duplicates, other_prompts)
@@ -211,45 +211,6 @@ def _codes(values, codes: dict[str, int], texts: list[str] | None, prompts=None,
                 texts.append(str(prompts[int(first_rows[n])].as_py()))
         mapping[n] = codes.get(value, -1)
     return mapping[indices]
-
-
-def _table(
-    judge: str,
-    models: list[str],
-    prompts: list[Prompt],
-    data: np.ndarray,
-    found: np.ndarray,
-    errors: dict[tuple[int, int], list[str]],
-) -> JudgeTable:
-    """One judge's table from the rows placed: each model's generations per prompt are the first n (the number
-    of rows most of its prompts have), a prompt covered when all n are scored and none failed."""
-    rewards = data[: len(models), : len(prompts)]  # a view: the grown array is not copied
-    means = np.full((len(models), len(prompts)), np.nan)
-    covered = np.zeros((len(models), len(prompts)), dtype=bool)
-    missing: list[dict[str, list[str]]] = []
-    unreadable: list[dict[str, list[str]]] = []
-    for m in range(len(models)):
-        per_prompt = found[m].sum(axis=1)
-        tally = np.bincount(per_prompt) if per_prompt.size else np.zeros(1, dtype=int)
-        tally[0] = 0
-        n = int(len(tally) - 1 - np.argmax(tally[::-1])) if tally.any() else 0  # the most common, larger on a tie
-        rewards[m, :, n:] = np.nan  # as the original, generations k >= n are not read
-        present = found[m, :, :n]
-        failed = {p: why for (mm, p), why in errors.items() if mm == m}
-        absent = np.flatnonzero(~present.all(axis=1)) if n else np.arange(len(prompts))
-        missing.append(
-            {
-                prompts[p].id: [f"{prompts[p].id}_{k}.png" for k in range(max(n, 1)) if k >= n or not present[p, k]]
-                for p in absent
-                if p not in failed
-            }
-        )
-        unreadable.append({prompts[p].id: why for p, why in sorted(failed.items())})
-        ok = present.all(axis=1) & ~np.isnan(rewards[m, :, :n]).any(axis=1) if n else np.zeros(len(prompts), bool)
-        ok[list(failed)] = False
-        covered[m] = ok
-        means[m, ok] = rewards[m, ok, :n].mean(axis=1)
-    return JudgeTable(judge, models, prompts, rewards, means, covered, missing, unreadable)
 
 
 def write_manifest(images_dir: str | Path, prompts: Sequence[Prompt], models: Sequence[str], path: str | Path) -> int:

@@ -22,13 +22,16 @@ if TYPE_CHECKING:
 THUMBNAIL = 160  # px, the longer side
 EXTREMES = 3  # best and worst prompts shown per model
 SHOWN_GENERATIONS = 4  # thumbnails per prompt
+# Scoped to the report's element, so that the page can show the same report inside itself.
 STYLE = """
-body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1100px;padding:16px;color:#1b1b1b;background:#fff}
-h1{font-size:1.5em}h2{margin-top:2em;border-bottom:1px solid #ccc}h3{margin-top:1.4em}
-table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-th:first-child,td:first-child{text-align:left}.plot{max-width:100%;height:auto}
-.thumbs img{width:96px;height:auto;margin:2px;border:1px solid #999}.note{color:#444}
-.prompt{margin:.4em 0 .8em}.scroll{overflow-x:auto}
+.ir-report{font:15px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1100px;padding:16px;color:#1b1b1b;
+background:#fff;box-sizing:border-box;overflow-wrap:anywhere}
+.ir-report h1{font-size:1.5em}.ir-report h2{margin-top:2em;border-bottom:1px solid #ccc}
+.ir-report h3{margin-top:1.4em}.ir-report table{border-collapse:collapse;margin:.6em 0}
+.ir-report td,.ir-report th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+.ir-report th:first-child,.ir-report td:first-child{text-align:left}.ir-report .plot{max-width:100%;height:auto}
+.ir-report .thumbs img{width:96px;height:auto;margin:2px;border:1px solid #999}.ir-report .note{color:#444}
+.ir-report .prompt{margin:.4em 0 .8em}.ir-report .scroll{overflow-x:auto}
 """
 
 
@@ -180,13 +183,21 @@ def extremes_html(table: JudgeTable, images_dir: Path | None) -> str:
 
 def render(bench: Benchmark, summary: dict[str, Any], images_dir: str | Path | None = None) -> str:
     """The report (see the module doc) as one HTML document."""
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        f"<title>Benchmark of {len(bench.models)} models</title></head><body style='margin:0'>"
+        f"{render_fragment(bench, summary, images_dir)}</body></html>"
+    )
+
+
+def render_fragment(bench: Benchmark, summary: dict[str, Any], images_dir: str | Path | None = None) -> str:
+    """The report's content with its scoped style, for a page to show inside itself."""
     folder = Path(images_dir) if images_dir is not None else None
     judges = summary["judges"]
     b = summary["bootstrap"]
     out = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        "<meta name='viewport' content='width=device-width,initial-scale=1'>",
-        f"<title>Benchmark of {len(bench.models)} models</title><style>{STYLE}</style></head><body>",
+        f"<style>{STYLE}</style><div class='ir-report'>",
         f"<h1>Benchmark: {len(bench.models)} models, {summary['prompts']} prompts, {len(judges)} judges</h1>",
         f"<p class='note'>A model's score is the mean over prompts of the mean over its generations (the original "
         f"<code>test-benchmark.py</code>'s figure). Intervals are 95%, by bootstrap over prompts ({b['samples']} "
@@ -216,7 +227,7 @@ def render(bench: Benchmark, summary: dict[str, Any], images_dir: str | Path | N
         out.append(_human_html(summary, judges))
     for k, (name, table) in enumerate(bench.tables.items()):
         out.append(_judge_html(name, table, judges[name], folder, first=k == 0))
-    out.append("</body></html>")
+    out.append("</div>")
     return "\n".join(out)
 
 
@@ -229,7 +240,7 @@ def _judge_html(name: str, table: JudgeTable, row: dict[str, Any], folder: Path 
         f'95% interval, best on top (the table below gives the numbers)">'
     )
     parts.append(
-        "<table><tr><th>model</th><th>score</th><th>95% interval</th><th>prompts covered</th><th>left out</th></tr>"
+        "<div class='scroll'><table><tr><th>model</th><th>score</th><th>95% interval</th><th>prompts covered</th><th>left out</th></tr>"
     )
     for model in order:
         r = models[model]
@@ -240,7 +251,7 @@ def _judge_html(name: str, table: JudgeTable, row: dict[str, Any], folder: Path 
             f"<tr><td>{_e(model)}</td><td>{_number(r['score'])}</td><td>{_number(low)} – {_number(high)}</td>"
             f"<td>{r['prompts_covered']}</td><td>{left}</td></tr>"
         )
-    parts.append("</table>")
+    parts.append("</table></div>")
     matrix = win_matrix(table, row["win_rates"])
     parts.append(
         f'<img class="plot" src="{heat_map(name, table.models, matrix)}" alt="{_e(name)}: the win-rate matrix, '

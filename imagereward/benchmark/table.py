@@ -96,3 +96,46 @@ def from_model_scores(judge: str, prompts: list[Prompt], results: list[ModelScor
         [dict(r.missing) for r in results],
         [dict(r.unreadable) for r in results],
     )
+
+
+def from_arrays(
+    judge: str,
+    models: list[str],
+    prompts: list[Prompt],
+    data: np.ndarray,
+    found: np.ndarray,
+    errors: dict[tuple[int, int], list[str]],
+) -> JudgeTable:
+    """One judge's table from generations placed by (model, prompt, k): `data` their scores (NaN: none),
+    `found` where a generation was there (scored or not), `errors` (model, prompt) -> "file: why" of those
+    that failed. Each model's generations per prompt are the first n (the number most of its prompts have;
+    the original counts its folder's files // the prompts), a prompt covered when all n are scored and none
+    failed; a prompt with fewer is named as missing. `data` may be larger than the models and prompts (a
+    grown array): the table holds a view of it."""
+    rewards = data[: len(models), : len(prompts)]  # a view: the grown array is not copied
+    means = np.full((len(models), len(prompts)), np.nan)
+    covered = np.zeros((len(models), len(prompts)), dtype=bool)
+    missing: list[dict[str, list[str]]] = []
+    unreadable: list[dict[str, list[str]]] = []
+    for m in range(len(models)):
+        per_prompt = found[m].sum(axis=1)
+        tally = np.bincount(per_prompt) if per_prompt.size else np.zeros(1, dtype=int)
+        tally[0] = 0
+        n = int(len(tally) - 1 - np.argmax(tally[::-1])) if tally.any() else 0  # the most common, larger on a tie
+        rewards[m, :, n:] = np.nan  # as the original, generations k >= n are not read
+        present = found[m, :, :n]
+        failed = {p: why for (mm, p), why in errors.items() if mm == m}
+        absent = np.flatnonzero(~present.all(axis=1)) if n else np.arange(len(prompts))
+        missing.append(
+            {
+                prompts[p].id: [f"{prompts[p].id}_{k}.png" for k in range(max(n, 1)) if k >= n or not present[p, k]]
+                for p in absent
+                if p not in failed
+            }
+        )
+        unreadable.append({prompts[p].id: why for p, why in sorted(failed.items())})
+        ok = present.all(axis=1) & ~np.isnan(rewards[m, :, :n]).any(axis=1) if n else np.zeros(len(prompts), bool)
+        ok[list(failed)] = False
+        covered[m] = ok
+        means[m, ok] = rewards[m, ok, :n].mean(axis=1)
+    return JudgeTable(judge, models, prompts, rewards, means, covered, missing, unreadable)
