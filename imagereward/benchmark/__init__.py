@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 from .human_wins import HumanVerdicts
 from .layout import Generations, Prompt, find_generations, load_prompts, models_in
 from .original_files import markdown_table, write_original_results
-from .scores import ModelScores, score_model
+from .scores import ModelScores, score_models
 from .stats import WinRate, disagreements, ranking, score_interval, spearman, win_rate
 from .table import JudgeTable, from_model_scores
 
@@ -68,8 +68,7 @@ def run_benchmark(
     models = list(models) if models else models_in(images_dir)
     generations = [find_generations(images_dir, m, prompts) for m in models]
     bench = Benchmark(list(prompts), models)
-    for name, judge in judges:
-        results = [score_model(judge, name, prompts, g, progress) for g in generations]
+    for name, results in score_models(judges, prompts, generations, progress).items():
         bench.tables[name] = from_model_scores(name, list(prompts), results)
     return bench
 
