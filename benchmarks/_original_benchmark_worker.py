@@ -36,8 +36,11 @@ def main():
 
     def timed_load(name, device, download_root=None):
         t = time.perf_counter()
-        model = load(os.path.join(args.checkpoint, "ImageReward.pt"), device=device,
-                     med_config=os.path.join(args.checkpoint, "med_config.json"))
+        model = load(
+            os.path.join(args.checkpoint, "ImageReward.pt"),
+            device=device,
+            med_config=os.path.join(args.checkpoint, "med_config.json"),
+        )
         loading.append(time.perf_counter() - t)
         return model
 
@@ -55,18 +58,31 @@ def main():
     module.rm_path = args.root
     out = tempfile.mkdtemp()
     t = time.perf_counter()
-    module.test_benchmark(argparse.Namespace(
-        prompts_path=args.prompts, result_dir=out, img_dir=args.images, model=args.models,
-        benchmark=args.judge, rm_path=args.root, gpu_id=None,
-    ))
+    module.test_benchmark(
+        argparse.Namespace(
+            prompts_path=args.prompts,
+            result_dir=out,
+            img_dir=args.images,
+            model=args.models,
+            benchmark=args.judge,
+            rm_path=args.root,
+            gpu_id=None,
+        )
+    )
     total = time.perf_counter() - t
     scores = json.load(open(os.path.join(out, f"{args.judge}-benchmark-results.json")))
     import torch
 
-    print(json.dumps({
-        "scoring_seconds": total - sum(loading), "loading_seconds": sum(loading), "scores": scores,
-        "torch": torch.__version__,
-    }))
+    print(
+        json.dumps(
+            {
+                "scoring_seconds": total - sum(loading),
+                "loading_seconds": sum(loading),
+                "scores": scores,
+                "torch": torch.__version__,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -67,7 +67,9 @@ def make_baselines(folder: Path) -> Path:
             dtype = getattr(torch, e["dtype"])
             if dtype.is_floating_point:
                 value = torch.randn(e["shape"], generator=generator) * 0.02
-                if e["key"].endswith(("ln_1.weight", "ln_2.weight", "LayerNorm.weight", "norm.weight", "norm1.weight", "norm2.weight")):
+                if e["key"].endswith(
+                    ("ln_1.weight", "ln_2.weight", "LayerNorm.weight", "norm.weight", "norm1.weight", "norm2.weight")
+                ):
                     value = torch.ones(e["shape"])
                 state[e["key"]] = value.to(dtype)
             else:
@@ -103,7 +105,9 @@ def make_generations(folder: Path, models: int, prompts: list[dict], per_prompt:
     return names
 
 
-def ours(judge: str, images: Path, prompts_path: Path, models: list[str], checkpoint: Path, root: Path) -> dict:
+def ours(
+    judge: str, images: Path, prompts_path: Path, models: list[str], checkpoint: Path, root: Path, device: str = "cpu"
+) -> dict:
     import torch
 
     from imagereward.benchmark import load_prompts, original_dtype, run_benchmark
@@ -111,7 +115,7 @@ def ours(judge: str, images: Path, prompts_path: Path, models: list[str], checkp
 
     torch.set_num_threads(os.cpu_count() or 1)
     prompts = load_prompts(prompts_path)
-    options = {"device": "cpu", "dtype": original_dtype(judge), "download_root": str(root)}
+    options = {"device": device, "dtype": original_dtype(judge), "download_root": str(root)}
     if spec(judge).primary:
         options = {**options, "weights": str(checkpoint), "download_root": None}
     loaded = load_judge(judge, **options)
@@ -136,9 +140,15 @@ def original(judge: str, images: Path, prompts_path: Path, models: list[str], ch
         links.mkdir(parents=True)
         site = Path(torch_site())
         for entry in site.iterdir():
-            if entry.name in ("torch", "torchgen", "functorch", "torchvision", "torchvision.libs", "nvidia", "triton") or (
-                entry.name.startswith(("torch-", "torchvision-")) and entry.name.endswith(".dist-info")
-            ):
+            if entry.name in (
+                "torch",
+                "torchgen",
+                "functorch",
+                "torchvision",
+                "torchvision.libs",
+                "nvidia",
+                "triton",
+            ) or (entry.name.startswith(("torch-", "torchvision-")) and entry.name.endswith(".dist-info")):
                 (links / entry.name).symlink_to(entry)
     env = {**os.environ, "PYTHONPATH": str(links)}
     done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
@@ -160,6 +170,7 @@ def main() -> None:
     parser.add_argument("--per-prompt", type=int, default=5)
     parser.add_argument("--judges", nargs="+", default=["ImageReward-v1.0", "CLIP", "BLIP"])
     parser.add_argument("--no-original", action="store_true")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (the original is timed on the CPU only)")
     args = parser.parse_args()
     from bench import make_checkpoint
 
@@ -175,14 +186,14 @@ def main() -> None:
     machine = describe(peaks=True)
     runs = []
     for judge in args.judges:
-        mine = ours(judge, images, prompts_path, models, checkpoint, root)
+        mine = ours(judge, images, prompts_path, models, checkpoint, root, args.device)
         row = {"judge": judge, "ours_s": mine["seconds"], "images": mine["images"]}
         row["ours_images_per_s"] = mine["images"] / mine["seconds"]
         flops = encoder_flops(*ENCODERS[judge])
         row["encoder_gflop_per_image"] = flops / 1e9
         # against the fp32 GEMM peak (CLIP computes in fp16, whose peak is not measured: the same reference)
         row["fraction_of_fp32_peak"] = row["ours_images_per_s"] * flops / (machine["gemm_peak_gflops"]["fp32"] * 1e9)
-        if not args.no_original:
+        if not args.no_original and args.device == "cpu":
             theirs = original(judge, images, prompts_path, models, checkpoint, root)
             row["original_s"] = theirs["scoring_seconds"]
             row["original_torch"] = theirs["torch"]

@@ -277,6 +277,7 @@ def test_people_s_verdicts_become_win_rates_between_models(tmp_path: Path, ran: 
         assert summary["judges"][judge]["spearman_with_human"] == spearman(ranking, ["beta", "alpha", "gamma"])
     report = (out / "report.html").read_text()
     assert "People's verdicts" in report and "75.0%" in report
+    assert "| alpha over beta | 75.0% |" in (out / "summary.md").read_text()
 
 
 def test_the_report_holds_every_figure_and_the_numbers_beside_its_plots(ran: Path) -> None:
@@ -297,3 +298,12 @@ def test_the_report_holds_every_figure_and_the_numbers_beside_its_plots(ran: Pat
     assert plots == 3 * len(summary["judges"])  # scores, win-rate heat map, spread per judge
     # each model's 3 best and (of 4 prompts) 1 other worst prompt, with both generations, per judge
     assert thumbnails == len(summary["judges"]) * len(MODELS) * 4 * 2
+
+
+def test_the_help_explains_the_layout_and_the_ways_in(capsys) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["benchmark", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for needed in ("IMAGES_DIR/<model>/<id>_<k>.png", "original's 100 prompts", "--from-scores", "--write-manifest"):
+        assert needed in text, needed
+    assert "report.html" in text and "--verdicts" in text

@@ -162,4 +162,18 @@ def summary_markdown(bench: Benchmark, summary: dict[str, Any]) -> str:
             row = models[model]
             lines.append(f"| {model} | {row['score']:.4f} | {low:.4f} – {high:.4f} | {row['prompts_covered']} |")
         lines.append("")
+    if "human_verdicts" in summary:
+        lines += [
+            "People's verdicts:",
+            "",
+            "| pair | people prefer the first | 95% interval | decided |",
+            "|---|---:|---|---:|",
+        ]
+        for pair in summary["human_verdicts"]["pairs"]:
+            rate, (low, high) = pair["win_rate"], pair["interval"]
+            shown = f"{100 * rate:.1f}%" if rate is not None else "–"
+            lines.append(
+                f"| {pair['a']} over {pair['b']} | {shown} | {100 * low:.1f}% – {100 * high:.1f}% | {pair['decided']} |"
+            )
+        lines.append("")
     return "\n".join(lines)
