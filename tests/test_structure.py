@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "imagereward"
 LIBRARY = ("imagereward.judges", "imagereward.images", "imagereward.model")
-FRONT_ENDS = ("imagereward.app", "imagereward.bulk", "imagereward.cli")
+FRONT_ENDS = ("imagereward.app", "imagereward.bulk", "imagereward.cli", "imagereward.refl")
 
 
 def module_name(path: Path) -> str:
@@ -60,6 +60,13 @@ def test_only_the_page_imports_gradio() -> None:
 
 def test_only_bulk_scoring_imports_ray() -> None:
     assert importers_of("ray") and all(within(m, "imagereward.bulk") for m in importers_of("ray"))
+
+
+@pytest.mark.parametrize("package", ["diffusers", "accelerate", "peft"])
+def test_only_training_imports_the_training_libraries(package: str) -> None:
+    """diffusers, accelerate and peft are the `train` extra's: the app, bulk and the library never need them."""
+    found = importers_of(package)
+    assert all(within(m, "imagereward.refl") for m in found), found
 
 
 def test_nothing_outside_the_page_imports_it() -> None:

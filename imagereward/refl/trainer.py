@@ -1,0 +1,252 @@
+"""ReFL (Reward Feedback Learning, the paper's fine-tuning of Stable Diffusion so that ImageReward prefers its
+images), step for step the original trainer's (`ImageReward/ReFL.py`), on today's diffusers and accelerate.
+
+One optimizer step (`ReFLTrainer.step`), as the original's loop body:
+1. the prompts' CLIP states (`text_encoder(ids)[0]`, the text encoder frozen) and the reward model's tokens;
+2. initial latents `randn(B, 4, 64, 64)`; DDPM's 40 timesteps; the trained step's index drawn from [30, 39];
+3. the steps before it sampled without gradients (ancestral DDPM, no guidance: one conditional UNet call each);
+4. the trained step's UNet call with gradients, its `pred_original_sample` x 1/scaling_factor decoded by the
+   frozen VAE, `(x / 2 + 0.5).clamp(0, 1)`, ReFL's tensor preprocessing (antialiased bicubic resize to 224,
+   centre crop, CLIP's normalisation) and the reward model's `score_gard`;
+5. loss `relu(2 - reward).mean() * grad_scale`, backward through accelerate (divided by the accumulation
+   steps), gradients clipped to `max_grad_norm`, AdamW, the learning-rate schedule.
+Every random draw comes, in the original's order (the initial latents, then each DDPM step's noise, the trained
+step's included though unused), from the `torch.Generator` given, else from torch's global generator as the
+original's do; the trained step's index from the trainer's own `random.Random(seed)`, unless given. So a step
+can be replayed: `out.replay()` gives the arguments that make it again.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError
+from .config import ReFLConfig
+from .tokens import ClipTokens, reward_tokens
+
+WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class StepOutput:
+    """What one step computed: the loss (as backpropagated, before accelerate's division), each prompt's
+    reward, the trained step's index, the gradients' total norm before clipping (None on a micro-step that
+    does not step the optimizer), and what replays the step; with `record`, its intermediates."""
+
+    loss: torch.Tensor
+    rewards: torch.Tensor
+    mid_timestep: int
+    grad_norm: float | None
+    prompts: list[str]
+    rng_state: torch.Tensor | None  # the generator's state before the step's first draw
+    record: dict[str, Any] = field(default_factory=dict)
+
+    def replay(self) -> dict[str, Any]:
+        """`trainer.step(**out.replay())` computes this step again (from the same weights and optimizer)."""
+        generator = torch.Generator().set_state(self.rng_state) if self.rng_state is not None else None
+        return {"prompts": list(self.prompts), "mid_timestep": self.mid_timestep, "generator": generator}
+
+
+def pipeline_folder(pipeline: str | Path) -> Path:
+    """A diffusers pipeline's folder: a local folder, or a hub id downloaded into the Hugging Face cache.
+
+    Raises:
+        InputError: not a diffusers pipeline (the message says what is missing).
+    """
+    path = Path(pipeline)
+    if not path.exists() and "/" in str(pipeline) and not str(pipeline).startswith((".", "/")):
+        from huggingface_hub import snapshot_download
+
+        path = Path(snapshot_download(str(pipeline), allow_patterns=["*.json", "*.txt", "*.safetensors"]))
+    missing = [
+        p
+        for p in ("model_index.json", "unet", "vae", "text_encoder", "tokenizer", "scheduler")
+        if not (path / p).exists()
+    ]
+    if missing:
+        raise InputError(
+            f"{pipeline} is not a diffusers Stable Diffusion pipeline: it has no {', '.join(missing)}. Give the "
+            "folder `save_pretrained` wrote, or a hub id such as CompVis/stable-diffusion-v1-4."
+        )
+    return path
+
+
+class ReFLTrainer:
+    """The original's ReFL trainer (see the module doc) on `pipeline` (a diffusers folder or hub id) with
+    `reward` (an ImageReward model, or a name or folder `imagereward.load` takes; default the published one).
+
+    Attributes:
+        unet: the model being trained. vae, text_encoder, reward: frozen. optimizer, lr_scheduler,
+        accelerator: as the original prepares them.
+    """
+
+    def __init__(
+        self,
+        pipeline: str | Path,
+        reward: Any = None,
+        config: ReFLConfig | None = None,
+        device: str | torch.device | None = None,
+    ) -> None:
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+        from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+        from diffusers.optimization import get_scheduler
+        from transformers import CLIPTextModel
+
+        self.config = config = config or ReFLConfig.original()
+        folder = pipeline_folder(pipeline)
+        self.folder = folder
+        if config.seed is not None:
+            set_seed(config.seed)  # as the original, before any model is built
+        self.random = random.Random(config.seed)
+        self.accelerator = Accelerator(
+            gradient_accumulation_steps=config.gradient_accumulation_steps,
+            mixed_precision=config.mixed_precision,
+            cpu=device is not None and str(device) == "cpu",
+        )
+        self.tokenizer = ClipTokens(folder / "tokenizer")
+        self.scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler")
+        self.text_encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder")
+        self.vae = AutoencoderKL.from_pretrained(folder, subfolder="vae")
+        unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet")
+        self.reward = _reward_model(reward)
+        for frozen in (self.vae, self.text_encoder, self.reward):
+            frozen.requires_grad_(False)
+        self.reward.eval()
+        unet.train()
+        optimizer = torch.optim.AdamW(
+            unet.parameters(),
+            lr=config.learning_rate,
+            betas=(config.adam_beta1, config.adam_beta2),
+            weight_decay=config.adam_weight_decay,
+            eps=config.adam_epsilon,
+        )
+        lr_scheduler = get_scheduler(
+            config.lr_scheduler,
+            optimizer=optimizer,
+            num_warmup_steps=config.lr_warmup_steps * config.gradient_accumulation_steps,
+            num_training_steps=config.max_train_steps * config.gradient_accumulation_steps,
+        )
+        self.unet, self.optimizer, self.lr_scheduler = self.accelerator.prepare(unet, optimizer, lr_scheduler)
+        self.weight_dtype = WEIGHT_DTYPES[config.mixed_precision]
+        target = self.accelerator.device
+        self.text_encoder.to(target, dtype=self.weight_dtype)
+        self.vae.to(target, dtype=self.weight_dtype)
+        self.reward.to(target, dtype=self.weight_dtype)
+
+    # ----------------------------------------------------------------------------------------------- a step
+    def step(
+        self,
+        prompts: Sequence[str],
+        mid_timestep: int | None = None,
+        generator: torch.Generator | None = None,
+        record: bool = False,
+    ) -> StepOutput:
+        """One micro-step on `prompts` (an optimizer step every `gradient_accumulation_steps` of them): see
+        the module doc. `mid_timestep`: the trained step's index (default drawn from the config's range);
+        `generator`: where every random tensor comes from (default torch's global generator); `record`: keep
+        the intermediates in `out.record` (the initial latents, the CLIP states, x_t and the UNet's output at
+        the trained step, `pred_original_sample`, the reward's pixels, the gradients before clipping).
+
+        Raises:
+            InputError: no prompts, a prompt that is not text, or a trained step outside the rollout.
+        """
+        prompts = _prompts(prompts)
+        config = self.config
+        if mid_timestep is None:
+            mid_timestep = self.random.randint(*config.mid_timestep_range)
+        if not 0 <= mid_timestep < config.num_inference_steps:
+            raise InputError(f"mid_timestep {mid_timestep}: an index into the {config.num_inference_steps} steps")
+        device = self.accelerator.device
+        kept: dict[str, Any] = {}
+        with self.accelerator.accumulate(self.unet):
+            hidden = self.text_encoder(self.tokenizer(prompts).to(device))[0]
+            rng_state = (generator.get_state() if generator is not None else torch.get_rng_state()).clone()
+            size = config.latent_size
+            latents = torch.randn((len(prompts), 4, size, size), generator=generator, device=device)
+            self.scheduler.set_timesteps(config.num_inference_steps, device=device)
+            timesteps = self.scheduler.timesteps
+            if record:
+                kept |= {"initial_latents": latents.clone(), "encoder_hidden_states": hidden.detach().clone()}
+            for t in timesteps[:mid_timestep]:
+                with torch.no_grad():
+                    model_input = self.scheduler.scale_model_input(latents, t)
+                    noise_pred = self.unet(model_input, t, encoder_hidden_states=hidden).sample
+                    latents = self.scheduler.step(noise_pred, t, latents, generator=generator).prev_sample
+            t = timesteps[mid_timestep]
+            model_input = self.scheduler.scale_model_input(latents, t)
+            noise_pred = self.unet(model_input, t, encoder_hidden_states=hidden).sample
+            stepped = self.scheduler.step(noise_pred, t, latents, generator=generator)
+            pred_original = stepped.pred_original_sample.to(self.weight_dtype)
+            image = self.vae.decode((1 / self.vae.config.scaling_factor * pred_original).to(self.weight_dtype)).sample
+            image = (image / 2 + 0.5).clamp(0, 1)
+            pixels = self._reward_pixels(image)
+            ids, mask = reward_tokens(prompts)
+            rewards = self.reward.score_gard(ids.to(device), mask.to(device), pixels)
+            loss = F.relu(-rewards + 2).mean() * config.grad_scale
+            if record:
+                kept |= {
+                    "latents_mid": latents.detach().clone(),
+                    "noise_pred_mid": noise_pred.detach().clone(),
+                    "pred_original_sample": stepped.pred_original_sample.detach().clone(),
+                    "reward_pixels": pixels.detach().clone(),
+                }
+            self.accelerator.backward(loss)
+            grad_norm = None
+            if self.accelerator.sync_gradients:
+                if record:
+                    kept["grad"] = {
+                        n: p.grad.detach().clone() for n, p in self._named_parameters() if p.grad is not None
+                    }
+                grad_norm = float(self.accelerator.clip_grad_norm_(self.unet.parameters(), config.max_grad_norm))
+            self.optimizer.step()
+            self.lr_scheduler.step()
+            self.optimizer.zero_grad()
+        return StepOutput(loss.detach(), rewards.detach()[:, 0], mid_timestep, grad_norm, prompts, rng_state, kept)
+
+    def _reward_pixels(self, image: torch.Tensor) -> torch.Tensor:
+        """ReFL's `Compose([Resize(224, BICUBIC), CenterCrop(224), Normalize(CLIP's mean, std)])` on the tensor."""
+        from ..images.transforms import generator_pixels
+
+        return generator_pixels(image, self.reward.config.vision.image_size)
+
+    def _named_parameters(self):  # noqa: ANN202 - (name, parameter) of the UNet being trained
+        return self.accelerator.unwrap_model(self.unet).named_parameters()
+
+    # ----------------------------------------------------------------------------------------------- saving
+    def save(self, output_dir: str | Path) -> Path:
+        """The tuned pipeline as the original saves it at the end: `StableDiffusionPipeline` with the trained
+        UNet, `save_pretrained` into `output_dir` (a diffusers folder any pipeline loads)."""
+        from diffusers import StableDiffusionPipeline
+
+        unet = self.accelerator.unwrap_model(self.unet)
+        pipeline = StableDiffusionPipeline.from_pretrained(
+            self.folder, unet=unet, text_encoder=self.text_encoder, vae=self.vae, safety_checker=None
+        )
+        pipeline.save_pretrained(output_dir)
+        return Path(output_dir)
+
+
+def _prompts(prompts: Sequence[str]) -> list[str]:
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    prompts = list(prompts)
+    if not prompts or not all(isinstance(p, str) for p in prompts):
+        raise InputError("Give the step a list of prompts (text), one per image to generate.")
+    return prompts
+
+
+def _reward_model(reward: Any) -> Any:
+    """The reward model: an ImageReward model as given, or loaded by name or folder (default the published
+    weights) on the CPU (moved with the trainer's device after)."""
+    if isinstance(reward, torch.nn.Module):
+        return reward
+    from ..judges.imagereward import load
+
+    return load(device="cpu") if reward is None else load(reward, device="cpu")
