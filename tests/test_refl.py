@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -196,7 +198,7 @@ def test_a_step_replays_and_bad_input_is_one_sentence(trainer: ReFLTrainer, tmp_
     out = trainer.step(PROMPTS[:2], generator=torch.Generator().manual_seed(5))
     assert 30 <= out.mid_timestep <= 39
     again = ReFLTrainer(REFL / "pipeline", PARITY, config(), device="cpu")
-    assert again.random.randint(30, 39) == out.mid_timestep  # the seed's draw
+    assert random.randint(30, 39) == out.mid_timestep  # the seed's first draw, as the original's `set_seed` gives
     assert all(torch.equal(p, start[n]) for n, p in again.accelerator.unwrap_model(again.unet).named_parameters())
     replayed = again.step(**out.replay())
     assert torch.equal(replayed.rewards, out.rewards) and torch.equal(replayed.loss, out.loss)
@@ -223,3 +225,153 @@ def test_the_shipped_prompts_are_the_original_s_and_bad_files_are_named(tmp_path
     (tmp_path / "bad.json").write_text('{"text": "not a list"}')
     with pytest.raises(InputError, match="not a prompt list"):
         load_prompts(tmp_path / "bad.json")
+
+
+# ------------------------------------------------------------------------------------------ the command line
+def refl_args(out, *more: str) -> list[str]:
+    args = ["refl", str(REFL / "pipeline"), "--prompts", str(REFL / "prompts.json"), "--output-dir", str(out)]
+    args += ["--reward", str(PARITY), "--train-batch-size", "2", "--gradient-accumulation-steps", "1", "--seed", "7"]
+    return args + ["--learning-rate", "0.001", "--grad-scale", "1000", "--device", "cpu", "-q", *more]
+
+
+def test_bad_input_is_one_sentence_before_any_model_loads(tmp_path, capsys, monkeypatch) -> None:
+    from imagereward import cli
+    from imagereward.refl import trainer
+
+    monkeypatch.setattr(trainer.ReFLTrainer, "__init__", lambda *a, **k: pytest.fail("a model loaded"))
+    (tmp_path / "not-a-pipeline").mkdir()
+    bad_prompts = tmp_path / "prompts.json"
+    bad_prompts.write_text('{"prompts": ["a"]}')
+    taken = tmp_path / "taken"
+    (taken / "something").mkdir(parents=True)
+    cases = [
+        (["refl", str(tmp_path / "not-a-pipeline"), "--output-dir", str(tmp_path / "o1")], "not a diffusers Stable"),
+        (
+            refl_args(tmp_path / "o2")[:2] + ["--prompts", str(bad_prompts), "--output-dir", str(tmp_path / "o2")],
+            "not a prompt list",
+        ),
+        (refl_args(taken), "exists and is not empty: pass --resume"),
+        (refl_args(tmp_path / "o3", "--resume"), "holds no checkpoint"),
+    ]
+    for args, sentence in cases:
+        assert cli.main(args) == 2
+        assert sentence in capsys.readouterr().err
+
+
+def test_a_run_resumed_from_its_checkpoint_ends_where_an_unbroken_run_ends(tmp_path) -> None:
+    """Three optimizer steps straight, against two then a resume for the third: the same weights, bit for bit
+    (accelerate's state: the UNet, AdamW's moments, the schedule and every RNG; the batches' order by epoch)."""
+    from diffusers import UNet2DConditionModel
+
+    from imagereward import cli
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert cli.main(refl_args(tmp_path / "straight", "--max-steps", "3", "--checkpointing-steps", "2")) == 0
+        assert cli.main(refl_args(tmp_path / "broken", "--max-steps", "2", "--checkpointing-steps", "2")) == 0
+        assert (
+            cli.main(refl_args(tmp_path / "broken", "--max-steps", "3", "--checkpointing-steps", "2", "--resume")) == 0
+        )
+    finally:
+        torch.set_num_threads(threads)
+    straight = UNet2DConditionModel.from_pretrained(tmp_path / "straight", subfolder="unet")
+    resumed = UNet2DConditionModel.from_pretrained(tmp_path / "broken", subfolder="unet")
+    start = UNet2DConditionModel.from_pretrained(REFL / "pipeline", subfolder="unet")
+    assert all(torch.equal(a, b) for a, b in zip(straight.parameters(), resumed.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(straight.parameters(), start.parameters()))
+    logged = [json.loads(line) for line in (tmp_path / "broken" / "log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in logged] == [1, 2, 3]
+    straight_log = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
+    assert [row["loss"] for row in logged] == [row["loss"] for row in straight_log]
+    assert sorted(p.name for p in (tmp_path / "broken").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-3"]
+
+
+# ----------------------------------------------------------------------------------- the switches the original lacks
+def unet_of(trainer: ReFLTrainer):
+    return trainer.accelerator.unwrap_model(trainer.unet)
+
+
+def one_step(trainer: ReFLTrainer, seed: int = 0, record: bool = False):
+    return trainer.step(PROMPTS[:2], mid_timestep=35, generator=torch.Generator().manual_seed(seed), record=record)
+
+
+def test_lora_trains_only_the_adapter_and_saves_what_load_lora_weights_reads(tmp_path) -> None:
+    import re
+
+    from diffusers import StableDiffusionPipeline
+
+    trainer = ReFLTrainer(REFL / "pipeline", PARITY, replace(config(), lora_rank=4), device="cpu")
+    unet = unet_of(trainer)
+    before = {n: p.detach().clone() for n, p in unet.named_parameters()}
+    one_step(trainer)
+    changed = [n for n, p in unet.named_parameters() if not torch.equal(p, before[n])]
+    assert changed and all(".lora_" in n for n in changed)
+    assert all(torch.equal(p, before[n]) for n, p in unet.named_parameters() if ".lora_" not in n)
+    saved = trainer.save(tmp_path / "lora")
+    assert [p.name for p in saved.iterdir()] == ["pytorch_lora_weights.safetensors"]
+    pipe = StableDiffusionPipeline.from_pretrained(REFL / "pipeline", safety_checker=None)
+    pipe.load_lora_weights(saved)
+
+    def adapters(model) -> dict:
+        return {re.sub(r"\.default(_\d+)?\.", ".", n): p for n, p in model.named_parameters() if ".lora_" in n}
+
+    trained, loaded = adapters(unet), adapters(pipe.unet)
+    assert trained.keys() == loaded.keys() and all(torch.equal(trained[k], loaded[k]) for k in trained)
+
+
+def test_gradient_checkpointing_gives_the_same_step() -> None:
+    plain = one_step(ReFLTrainer(REFL / "pipeline", PARITY, config(), device="cpu"), record=True)
+    checkpointed = ReFLTrainer(REFL / "pipeline", PARITY, replace(config(), gradient_checkpointing=True), device="cpu")
+    again = one_step(checkpointed, record=True)
+    assert torch.allclose(again.loss, plain.loss, rtol=1e-6)
+    assert all(
+        torch.allclose(again.record["grad"][n], g, rtol=1e-5, atol=1e-8) for n, g in plain.record["grad"].items()
+    )
+
+
+def test_ema_saves_the_moving_average_of_the_weights(tmp_path) -> None:
+    """diffusers' EMAModel as the original's --use_ema: after two steps the average is 2/11 of the first step's
+    weights and 9/11 of the second's (its decay min(0.9999, (1 + n) / (10 + n)) at its second update)."""
+    from diffusers import UNet2DConditionModel
+
+    trainer = ReFLTrainer(REFL / "pipeline", PARITY, replace(config(), use_ema=True), device="cpu")
+    unet = unet_of(trainer)
+    one_step(trainer, 0)
+    first = [p.detach().clone() for p in unet.parameters()]
+    one_step(trainer, 1)
+    second = [p.detach().clone() for p in unet.parameters()]
+    saved = UNet2DConditionModel.from_pretrained(trainer.save(tmp_path / "ema"), subfolder="unet")
+    for w1, w2, got in zip(first, second, saved.parameters()):
+        assert torch.allclose(got, 2 / 11 * w1 + 9 / 11 * w2, atol=1e-6)
+    assert any(not torch.equal(got, w2) for w2, got in zip(second, saved.parameters()))
+
+
+BF16_STEP = """
+import sys, torch
+from dataclasses import replace
+sys.path.insert(0, "tests")
+from test_refl import PROMPTS, REFL, PARITY, config
+from imagereward.refl import ReFLTrainer
+trainer = ReFLTrainer(REFL / "pipeline", PARITY, replace(config(), mixed_precision="bf16"), device="cpu")
+out = trainer.step(PROMPTS[:2], mid_timestep=35, generator=torch.Generator().manual_seed(0))
+assert trainer.vae.dtype == torch.bfloat16 and next(trainer.reward.parameters()).dtype == torch.bfloat16
+assert torch.isfinite(out.loss) and out.grad_norm is not None and out.grad_norm > 0, out
+print("bf16 step", out.loss.item(), out.rewards.tolist())
+"""
+
+
+def test_a_bf16_step_runs_with_the_frozen_parts_in_bf16() -> None:
+    """In a process of its own: accelerate keeps one precision per process (a second trainer with another is
+    refused with a sentence, below)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", BF16_STEP], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "bf16 step" in done.stdout, done.stderr[-3000:]
+
+
+def test_another_precision_in_the_same_process_is_one_sentence() -> None:
+    ReFLTrainer(REFL / "pipeline", PARITY, config(), device="cpu")
+    with pytest.raises(InputError, match="start a new Python process"):
+        ReFLTrainer(REFL / "pipeline", PARITY, replace(config(), mixed_precision="bf16"), device="cpu")

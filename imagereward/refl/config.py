@@ -35,6 +35,14 @@ class ReFLConfig:
             30 to 39).
         latent_size: the latents' side (the original: 64, 512 px, whatever `--resolution` says).
         checkpointing_steps: optimizer steps between saved states.
+        gradient_checkpointing: recompute the UNet's activations in the backward pass (less memory, the same
+            gradients).
+        use_ema: keep an exponential moving average of the UNet's weights (diffusers' `EMAModel`, `ema_decay`),
+            saved in place of the trained weights, as the original's `--use_ema`.
+        lora_rank: train LoRA adapters of this rank on the UNet's attention (peft) instead of the whole UNet, and
+            save only the adapter (`load_lora_weights` reads it); None (the original's ReFL.py): the whole UNet.
+        lora_alpha: the adapters' alpha (default the rank, as the original's SDXL-LoRA script sets it).
+        lora_target_modules: the modules adapted (the original SDXL-LoRA script's: the attention projections).
     """
 
     learning_rate: float = 1e-5
@@ -55,6 +63,12 @@ class ReFLConfig:
     mid_timestep_range: tuple[int, int] = (30, 39)
     latent_size: int = 64
     checkpointing_steps: int = 100
+    gradient_checkpointing: bool = False
+    use_ema: bool = False
+    ema_decay: float = 0.9999
+    lora_rank: int | None = None
+    lora_alpha: float | None = None
+    lora_target_modules: tuple[str, ...] = ("to_k", "to_q", "to_v", "to_out.0")
 
     def __post_init__(self) -> None:
         if self.mixed_precision not in MIXED_PRECISION:
@@ -67,6 +81,8 @@ class ReFLConfig:
                 f"mid_timestep_range {self.mid_timestep_range}: two indices into the {self.num_inference_steps} "
                 "inference steps, the first not above the second"
             )
+        if self.lora_rank is not None and self.lora_rank < 1:
+            raise ValueError(f"lora_rank must be at least 1 (or None: the whole UNet trains), got {self.lora_rank}")
         for name in ("train_batch_size", "gradient_accumulation_steps", "max_train_steps", "num_inference_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

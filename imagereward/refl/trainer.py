@@ -12,8 +12,9 @@ One optimizer step (`ReFLTrainer.step`), as the original's loop body:
    steps), gradients clipped to `max_grad_norm`, AdamW, the learning-rate schedule.
 Every random draw comes, in the original's order (the initial latents, then each DDPM step's noise, the trained
 step's included though unused), from the `torch.Generator` given, else from torch's global generator as the
-original's do; the trained step's index from the trainer's own `random.Random(seed)`, unless given. So a step
-can be replayed: `out.replay()` gives the arguments that make it again.
+original's do; the trained step's index from Python's `random` (seeded with the config's seed, as the original's
+`set_seed` seeds it; accelerate's saved state keeps it), unless given. So a step can be replayed: `out.replay()`
+gives the arguments that make it again.
 """
 
 from __future__ import annotations
@@ -104,24 +105,50 @@ class ReFLTrainer:
         self.folder = folder
         if config.seed is not None:
             set_seed(config.seed)  # as the original, before any model is built
-        self.random = random.Random(config.seed)
-        self.accelerator = Accelerator(
-            gradient_accumulation_steps=config.gradient_accumulation_steps,
-            mixed_precision=config.mixed_precision,
-            cpu=device is not None and str(device) == "cpu",
-        )
+        try:
+            self.accelerator = Accelerator(
+                gradient_accumulation_steps=config.gradient_accumulation_steps,
+                mixed_precision=config.mixed_precision,
+                cpu=device is not None and str(device) == "cpu",
+            )
+        except ValueError as e:  # accelerate fixes the precision and device once per process
+            raise InputError(
+                f"This process has already trained with other accelerate settings ({e}); accelerate keeps the "
+                "first for the whole process: start a new Python process for this trainer."
+            ) from None
         self.tokenizer = ClipTokens(folder / "tokenizer")
         self.scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler")
         self.text_encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder")
         self.vae = AutoencoderKL.from_pretrained(folder, subfolder="vae")
         unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet")
+        if config.lora_rank is not None:  # the original SDXL-LoRA script's adapters, on this UNet
+            from peft import LoraConfig
+
+            unet.requires_grad_(False)
+            unet.add_adapter(
+                LoraConfig(
+                    r=config.lora_rank,
+                    lora_alpha=config.lora_alpha or config.lora_rank,
+                    init_lora_weights="gaussian",
+                    target_modules=list(config.lora_target_modules),
+                )
+            )
+        if config.gradient_checkpointing:
+            unet.enable_gradient_checkpointing()
+        self.ema = None
+        if config.use_ema:
+            from diffusers.training_utils import EMAModel
+
+            self.ema = EMAModel(
+                unet.parameters(), decay=config.ema_decay, model_cls=UNet2DConditionModel, model_config=unet.config
+            )
         self.reward = _reward_model(reward)
         for frozen in (self.vae, self.text_encoder, self.reward):
             frozen.requires_grad_(False)
         self.reward.eval()
         unet.train()
         optimizer = torch.optim.AdamW(
-            unet.parameters(),
+            [p for p in unet.parameters() if p.requires_grad],
             lr=config.learning_rate,
             betas=(config.adam_beta1, config.adam_beta2),
             weight_decay=config.adam_weight_decay,
@@ -160,7 +187,7 @@ class ReFLTrainer:
         prompts = _prompts(prompts)
         config = self.config
         if mid_timestep is None:
-            mid_timestep = self.random.randint(*config.mid_timestep_range)
+            mid_timestep = random.randint(*config.mid_timestep_range)  # Python's own, as the original's
         if not 0 <= mid_timestep < config.num_inference_steps:
             raise InputError(f"mid_timestep {mid_timestep}: an index into the {config.num_inference_steps} steps")
         device = self.accelerator.device
@@ -208,6 +235,8 @@ class ReFLTrainer:
             self.optimizer.step()
             self.lr_scheduler.step()
             self.optimizer.zero_grad()
+        if self.ema is not None and self.accelerator.sync_gradients:
+            self.ema.step(self.accelerator.unwrap_model(self.unet).parameters())
         return StepOutput(loss.detach(), rewards.detach()[:, 0], mid_timestep, grad_norm, prompts, rng_state, kept)
 
     def _reward_pixels(self, image: torch.Tensor) -> torch.Tensor:
@@ -222,10 +251,21 @@ class ReFLTrainer:
     # ----------------------------------------------------------------------------------------------- saving
     def save(self, output_dir: str | Path) -> Path:
         """The tuned pipeline as the original saves it at the end: `StableDiffusionPipeline` with the trained
-        UNet, `save_pretrained` into `output_dir` (a diffusers folder any pipeline loads)."""
+        UNet (its moving average with `use_ema`), `save_pretrained` into `output_dir` (a diffusers folder any
+        pipeline loads); with LoRA, only the adapter (`pytorch_lora_weights.safetensors`, which
+        `load_lora_weights` reads), as the original's SDXL-LoRA script saves it."""
         from diffusers import StableDiffusionPipeline
 
         unet = self.accelerator.unwrap_model(self.unet)
+        if self.config.lora_rank is not None:
+            from diffusers.utils import convert_state_dict_to_diffusers
+            from peft.utils import get_peft_model_state_dict
+
+            layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+            StableDiffusionPipeline.save_lora_weights(output_dir, unet_lora_layers=layers)
+            return Path(output_dir)
+        if self.ema is not None:
+            self.ema.copy_to(unet.parameters())
         pipeline = StableDiffusionPipeline.from_pretrained(
             self.folder, unet=unet, text_encoder=self.text_encoder, vae=self.vae, safety_checker=None
         )

@@ -1,0 +1,105 @@
+"""A ReFL run: the original's loop around its step (`ReFLTrainer.step`): shuffled batches of prompts, an optimizer
+step every `gradient_accumulation_steps` of them, accelerate's state saved every `checkpointing_steps`
+(`checkpoint-<step>`, as the original names it: the UNet, AdamW, the schedule and every RNG), resumed from the
+latest one, and the tuned pipeline saved at the end, as the original saves it.
+
+Batches are drawn as the original's `DataLoader(shuffle=True)`, but with a generator of their own seeded per epoch
+(`seed + epoch`), so a resumed run meets the same prompts in the same order; a last partial batch is dropped
+(the original draws `train_batch_size` latents whatever the batch, and would fail on it). Each optimizer step's
+loss, rewards and gradient norm go to `log.jsonl` in the output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from ..errors import InputError
+from .trainer import ReFLTrainer
+
+CHECKPOINT = re.compile(r"checkpoint-(\d+)")
+
+
+def latest_checkpoint(output_dir: str | Path) -> tuple[Path, int] | None:
+    """The latest `checkpoint-<step>` folder in `output_dir` and its step, or None."""
+    found = [
+        (int(m.group(1)), p)
+        for p in Path(output_dir).glob("checkpoint-*")
+        if p.is_dir() and (m := CHECKPOINT.fullmatch(p.name))
+    ]
+    return (max(found)[1], max(found)[0]) if found else None
+
+
+def check_output(output_dir: str | Path, resume: bool) -> None:
+    """Refuses, before any model loads, an output folder a new run would overwrite, or a resume with nothing to
+    resume.
+
+    Raises:
+        InputError: the sentence saying what to do.
+    """
+    path = Path(output_dir)
+    if resume:
+        if latest_checkpoint(path) is None:
+            raise InputError(f"--resume: {path} holds no checkpoint-<step> folder to resume from")
+    elif path.exists() and any(path.iterdir()):
+        raise InputError(f"{path} exists and is not empty: pass --resume to continue its run, or give a new folder")
+
+
+def train(
+    trainer: ReFLTrainer,
+    prompts: Sequence[str],
+    output_dir: str | Path,
+    resume: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Runs `trainer.config.max_train_steps` optimizer steps over `prompts` (see the module doc); returns the
+    tuned pipeline's folder (`output_dir`).
+
+    Raises:
+        InputError: fewer prompts than a batch, or nothing to resume.
+    """
+    config = trainer.config
+    output_dir = Path(output_dir)
+    if len(prompts) < config.train_batch_size:
+        raise InputError(f"{len(prompts)} prompts, fewer than a batch of {config.train_batch_size}: give more")
+    step = 0
+    if resume:
+        found = latest_checkpoint(output_dir)
+        if found is None:
+            raise InputError(f"{output_dir} holds no checkpoint-<step> folder to resume from")
+        trainer.accelerator.load_state(str(found[0]))
+        step = found[1]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    batches_per_epoch = len(prompts) // config.train_batch_size
+    micro = step * config.gradient_accumulation_steps
+    epoch, skip = divmod(micro, batches_per_epoch)
+    seed = config.seed if config.seed is not None else 0
+    with open(output_dir / "log.jsonl", "a", encoding="utf-8") as log:
+        while step < config.max_train_steps:
+            order = torch.randperm(len(prompts), generator=torch.Generator().manual_seed(seed + epoch)).tolist()
+            for b in range(skip, batches_per_epoch):
+                batch = [prompts[i] for i in order[b * config.train_batch_size : (b + 1) * config.train_batch_size]]
+                out = trainer.step(batch)
+                if out.grad_norm is None:
+                    continue
+                step += 1
+                line = {
+                    "step": step,
+                    "loss": out.loss.item(),
+                    "rewards": out.rewards.tolist(),
+                    "grad_norm": out.grad_norm,
+                }
+                log.write(json.dumps(line) + "\n")
+                log.flush()
+                if progress is not None:
+                    progress(1)
+                if step % config.checkpointing_steps == 0 or step == config.max_train_steps:
+                    trainer.accelerator.save_state(str(output_dir / f"checkpoint-{step}"))
+                if step >= config.max_train_steps:
+                    break
+            epoch, skip = epoch + 1, 0
+    return trainer.save(output_dir)
