@@ -633,6 +633,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     refl.add_argument("--gradient-checkpointing", action="store_true", help="less memory, the same gradients")
     refl.add_argument("--use-ema", action="store_true", help="save the moving average of the weights")
+    refl.add_argument(
+        "--pretrain-data",
+        help='images with captions ({"text", "image"} rows, JSON or JSONL): alternate each update with the '
+        "paper's pretraining (denoising) loss on them",
+    )
+    refl.add_argument("--pretrain-weight", type=float, default=1.0, help="the pretraining loss's weight (default 1)")
     refl.add_argument("--device", default=None, help="cpu, or the accelerator's (default: CUDA if available)")
     refl.add_argument(
         "--resume", action="store_true", help="continue the run in --output-dir from its latest checkpoint"
@@ -803,6 +809,13 @@ def cmd_refl(args: argparse.Namespace) -> int:
     except ImportError as e:
         raise InputError(f"ReFL needs the training extra ({e.name} is missing): pip install -e .[train]") from None
     prompts = load_prompts(args.prompts)
+    pretrain: list = []
+    if args.pretrain_data:
+        from .refl.pretrain_data import load_pretrain_data
+
+        pretrain, skipped = load_pretrain_data(args.pretrain_data)
+        for sentence in skipped:
+            print(f"imagereward refl: left out: {sentence}", file=sys.stderr)
     check_output(args.output_dir, args.resume)
     folder = pipeline_folder(args.pipeline)
     config = ReFLConfig.original(
@@ -818,11 +831,13 @@ def cmd_refl(args: argparse.Namespace) -> int:
         lora_rank=args.lora_rank,
         gradient_checkpointing=args.gradient_checkpointing,
         use_ema=args.use_ema,
+        pretrain_loss=bool(args.pretrain_data),
+        pretrain_loss_weight=args.pretrain_weight,
     )
     trainer = ReFLTrainer(folder, args.reward, config, device=args.device)
     with tqdm_bar(args.quiet) as bar:
         bar.unit, bar.total = "step", config.max_train_steps
-        out = train(trainer, prompts, args.output_dir, args.resume, progress=bar.update)
+        out = train(trainer, prompts, args.output_dir, args.resume, progress=bar.update, pretrain=pretrain)
     print(f"the tuned pipeline, its checkpoints and log.jsonl in {out}", file=sys.stderr)
     return 0
 

@@ -375,3 +375,57 @@ def test_another_precision_in_the_same_process_is_one_sentence() -> None:
     ReFLTrainer(REFL / "pipeline", PARITY, config(), device="cpu")
     with pytest.raises(InputError, match="start a new Python process"):
         ReFLTrainer(REFL / "pipeline", PARITY, replace(config(), mixed_precision="bf16"), device="cpu")
+
+
+def test_the_pretraining_loss_is_its_formula_and_its_weight_scales_it(tmp_path) -> None:
+    """The paper's pretraining loss, computed here from diffusers' own parts: the VAE's latent sample x its
+    scaling factor, then noise and timesteps drawn from the same generator in that order, `add_noise`, the UNet
+    on the CLIP states, the MSE to the noise; its gradient, and the weight multiplying both."""
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    images = torch.rand(2, 3, 512, 512, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    texts = PROMPTS[:2]
+    pipe = REFL / "pipeline"
+    vae = AutoencoderKL.from_pretrained(pipe, subfolder="vae")
+    scheduler = DDPMScheduler.from_pretrained(pipe, subfolder="scheduler")
+    text_encoder = CLIPTextModel.from_pretrained(pipe, subfolder="text_encoder")
+    unet = UNet2DConditionModel.from_pretrained(pipe, subfolder="unet").train()
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        latents = vae.encode(images).latent_dist.sample(g) * vae.config.scaling_factor
+        hidden = text_encoder(ClipTokens(pipe / "tokenizer")(texts))[0]
+    noise = torch.randn(latents.shape, generator=g)
+    t = torch.randint(0, 1000, (2,), generator=g)
+    loss = torch.nn.functional.mse_loss(
+        unet(scheduler.add_noise(latents, noise, t), t, encoder_hidden_states=hidden).sample, noise
+    )
+    loss.backward()
+    expected = {n: p.grad for n, p in unet.named_parameters()}
+    for weight in (1.0, 2.5):
+        trainer = ReFLTrainer(
+            pipe, PARITY, replace(config(), pretrain_loss=True, pretrain_loss_weight=weight), device="cpu"
+        )
+        out = trainer.pretrain_step(texts, images, torch.Generator().manual_seed(3), record=True)
+        assert torch.equal(out.record["timesteps"], t) and torch.equal(out.record["noise"], noise)
+        assert out.loss.item() == pytest.approx(weight * loss.item(), rel=1e-6)
+        for name, grad in out.record["grad"].items():
+            assert torch.allclose(grad, weight * expected[name], rtol=1e-4, atol=1e-7), name
+
+
+def test_pretraining_data_names_each_row_it_leaves_out(tmp_path) -> None:
+    from PIL import Image
+
+    from imagereward.refl.pretrain_data import load_pretrain_data, pretrain_images
+
+    Image.new("RGB", (600, 400), (200, 30, 30)).save(tmp_path / "a.png")
+    rows = [{"text": "a red square", "image": "a.png"}, {"text": "gone", "image": "missing.png"}, {"caption": "x"}]
+    (tmp_path / "data.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    pairs, skipped = load_pretrain_data(tmp_path / "data.jsonl")
+    assert pairs == [("a red square", tmp_path / "a.png")]
+    assert "row 2: no image missing.png" in skipped[0] and "row 3: not" in skipped[1]
+    pixels = pretrain_images([tmp_path / "a.png"], 64)
+    assert pixels.shape == (1, 3, 64, 64) and pixels.min() >= -1 and pixels.max() <= 1
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(InputError, match="list of"):
+        load_pretrain_data(tmp_path / "bad.json")

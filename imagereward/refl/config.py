@@ -43,6 +43,9 @@ class ReFLConfig:
             save only the adapter (`load_lora_weights` reads it); None (the original's ReFL.py): the whole UNet.
         lora_alpha: the adapters' alpha (default the rank, as the original's SDXL-LoRA script sets it).
         lora_target_modules: the modules adapted (the original SDXL-LoRA script's: the attention projections).
+        pretrain_loss: alternate each ReFL update with an update on the denoising loss over a dataset's images
+            (the paper's algorithm; the original's SDXL script's `--apply_pre_loss`, which cannot run as written):
+            `pretrain_loss_weight * mse(unet(x_t, t, text), target)`, t drawn from the training timesteps.
     """
 
     learning_rate: float = 1e-5
@@ -69,6 +72,8 @@ class ReFLConfig:
     lora_rank: int | None = None
     lora_alpha: float | None = None
     lora_target_modules: tuple[str, ...] = ("to_k", "to_q", "to_v", "to_out.0")
+    pretrain_loss: bool = False
+    pretrain_loss_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.mixed_precision not in MIXED_PRECISION:

@@ -55,14 +55,21 @@ def train(
     output_dir: str | Path,
     resume: bool = False,
     progress: Callable[[int], None] | None = None,
+    pretrain: Sequence[tuple[str, Path]] = (),
 ) -> Path:
-    """Runs `trainer.config.max_train_steps` optimizer steps over `prompts` (see the module doc); returns the
-    tuned pipeline's folder (`output_dir`).
+    """Runs `trainer.config.max_train_steps` optimizer steps over `prompts` (see the module doc); with the
+    config's `pretrain_loss`, each ReFL update follows an update on the pretraining loss over the next batch of
+    `pretrain` ((caption, image) pairs, in an order seeded per epoch, as the prompts'); returns the tuned
+    pipeline's folder (`output_dir`).
 
     Raises:
-        InputError: fewer prompts than a batch, or nothing to resume.
+        InputError: fewer prompts (or pretraining pairs) than a batch, or nothing to resume.
     """
     config = trainer.config
+    if config.pretrain_loss and len(pretrain) < config.train_batch_size:
+        raise InputError(
+            f"the pretraining loss needs at least a batch of {config.train_batch_size} images with captions"
+        )
     output_dir = Path(output_dir)
     if len(prompts) < config.train_batch_size:
         raise InputError(f"{len(prompts)} prompts, fewer than a batch of {config.train_batch_size}: give more")
@@ -83,6 +90,11 @@ def train(
             order = torch.randperm(len(prompts), generator=torch.Generator().manual_seed(seed + epoch)).tolist()
             for b in range(skip, batches_per_epoch):
                 batch = [prompts[i] for i in order[b * config.train_batch_size : (b + 1) * config.train_batch_size]]
+                if config.pretrain_loss:
+                    texts, images = _pretrain_batch(
+                        pretrain, step * config.gradient_accumulation_steps + b, config, seed
+                    )
+                    trainer.pretrain_step(texts, images)
                 out = trainer.step(batch)
                 if out.grad_norm is None:
                     continue
@@ -103,3 +115,14 @@ def train(
                     break
             epoch, skip = epoch + 1, 0
     return trainer.save(output_dir)
+
+
+def _pretrain_batch(pairs, index: int, config, seed: int):  # noqa: ANN001, ANN202 - pairs, ReFLConfig; (texts, images)
+    """The `index`-th batch of (caption, image) pairs, in an order seeded per pass over them."""
+    from .pretrain_data import pretrain_images
+
+    per_pass = len(pairs) // config.train_batch_size
+    epoch, b = divmod(index, per_pass)
+    order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed + 7919 * (epoch + 1))).tolist()
+    chosen = [pairs[i] for i in order[b * config.train_batch_size : (b + 1) * config.train_batch_size]]
+    return [text for text, _ in chosen], pretrain_images([image for _, image in chosen], config.latent_size * 8)

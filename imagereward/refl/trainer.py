@@ -239,6 +239,67 @@ class ReFLTrainer:
             self.ema.step(self.accelerator.unwrap_model(self.unet).parameters())
         return StepOutput(loss.detach(), rewards.detach()[:, 0], mid_timestep, grad_norm, prompts, rng_state, kept)
 
+    def pretrain_step(
+        self,
+        texts: Sequence[str],
+        images: torch.Tensor,
+        generator: torch.Generator | None = None,
+        record: bool = False,
+    ) -> StepOutput:
+        """One update on the paper's pretraining loss (its own optimizer step, as the original SDXL script's
+        `_pretrain_loss`): `images` (B, 3, H, W) in [-1, 1] encoded by the frozen VAE (a sample of its latent
+        distribution x scaling_factor), noise and timesteps drawn (in that order, from `generator`), x_t by the
+        scheduler's `add_noise`, loss `pretrain_loss_weight * mse(unet(x_t, t, CLIP(texts)), target)` with the
+        target the scheduler's prediction type asks for (the noise, the velocity or the sample).
+
+        Raises:
+            InputError: not one text per image, or images that are not (B, 3, H, W) floats.
+        """
+        texts = _prompts(texts)
+        if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[0] != len(texts):
+            raise InputError(
+                "Give the pretraining step one text per image, the images as a (B, 3, H, W) tensor in [-1, 1]."
+            )
+        config = self.config
+        device = self.accelerator.device
+        kept: dict[str, Any] = {}
+        with self.accelerator.accumulate(self.unet):
+            rng_state = (generator.get_state() if generator is not None else torch.get_rng_state()).clone()
+            with torch.no_grad():
+                encoded = self.vae.encode(images.to(device, self.weight_dtype)).latent_dist
+                latents = encoded.sample(generator) * self.vae.config.scaling_factor
+            noise = torch.randn(latents.shape, generator=generator, device=device, dtype=latents.dtype)
+            steps = self.scheduler.config.num_train_timesteps
+            t = torch.randint(0, steps, (latents.shape[0],), generator=generator, device=device)
+            noisy = self.scheduler.add_noise(latents, noise, t)
+            hidden = self.text_encoder(self.tokenizer(texts).to(device))[0]
+            pred = self.unet(noisy, t, encoder_hidden_states=hidden).sample
+            kind = self.scheduler.config.prediction_type
+            if kind == "epsilon":
+                target = noise
+            elif kind == "v_prediction":
+                target = self.scheduler.get_velocity(latents, noise, t)
+            elif kind == "sample":
+                target, pred = latents, pred - noise
+            else:
+                raise InputError(f"the scheduler's prediction_type {kind!r} is not epsilon, v_prediction or sample")
+            loss = F.mse_loss(pred.float(), target.float(), reduction="mean") * config.pretrain_loss_weight
+            if record:
+                kept |= {"latents": latents.clone(), "noise": noise.clone(), "timesteps": t.clone()}
+            self.accelerator.backward(loss)
+            grad_norm = None
+            if self.accelerator.sync_gradients:
+                if record:
+                    kept["grad"] = {
+                        n: p.grad.detach().clone() for n, p in self._named_parameters() if p.grad is not None
+                    }
+                grad_norm = float(self.accelerator.clip_grad_norm_(self.unet.parameters(), config.max_grad_norm))
+            self.optimizer.step()
+            self.lr_scheduler.step()
+            self.optimizer.zero_grad()
+        empty = torch.empty(0)
+        return StepOutput(loss.detach(), empty, -1, grad_norm, texts, rng_state, kept)
+
     def _reward_pixels(self, image: torch.Tensor) -> torch.Tensor:
         """ReFL's `Compose([Resize(224, BICUBIC), CenterCrop(224), Normalize(CLIP's mean, std)])` on the tensor."""
         from ..images.transforms import generator_pixels
