@@ -639,6 +639,24 @@ def build_parser() -> argparse.ArgumentParser:
         "paper's pretraining (denoising) loss on them",
     )
     refl.add_argument("--pretrain-weight", type=float, default=1.0, help="the pretraining loss's weight (default 1)")
+    refl.add_argument(
+        "--validate-every",
+        type=positive_int,
+        default=None,
+        help="generate the validation prompts every N steps (and before the first and after the last), score them "
+        "with every --validation-judge, save a grid and log it; warns when the trained reward rises while another "
+        "judge falls",
+    )
+    refl.add_argument(
+        "--validation-judge",
+        action="append",
+        metavar="NAME",
+        help="a judge besides the trained reward for validation (repeatable); one of {judges}",
+    )
+    refl.add_argument(
+        "--validation-prompts", help="the validation prompts, as --prompts (default the original benchmark's first 4)"
+    )
+    refl.add_argument("--download-root", help="where the validation judges' weights are (as the other commands)")
     refl.add_argument("--device", default=None, help="cpu, or the accelerator's (default: CUDA if available)")
     refl.add_argument(
         "--resume", action="store_true", help="continue the run in --output-dir from its latest checkpoint"
@@ -816,6 +834,21 @@ def cmd_refl(args: argparse.Namespace) -> int:
         pretrain, skipped = load_pretrain_data(args.pretrain_data)
         for sentence in skipped:
             print(f"imagereward refl: left out: {sentence}", file=sys.stderr)
+    validation_prompts = None
+    if args.validate_every:
+        from .benchmark import load_prompts as benchmark_prompts
+        from .judges import spec
+
+        for name in args.validation_judge or []:
+            try:
+                spec(name)
+            except ValueError as e:
+                raise InputError(str(e)) from None
+        validation_prompts = (
+            load_prompts(args.validation_prompts)
+            if args.validation_prompts
+            else [p.prompt for p in benchmark_prompts()[:4]]
+        )
     check_output(args.output_dir, args.resume)
     folder = pipeline_folder(args.pipeline)
     config = ReFLConfig.original(
@@ -835,9 +868,23 @@ def cmd_refl(args: argparse.Namespace) -> int:
         pretrain_loss_weight=args.pretrain_weight,
     )
     trainer = ReFLTrainer(folder, args.reward, config, device=args.device)
+    plan = None
+    if validation_prompts is not None:
+        from .judges import load_judge, spec
+        from .refl.run import ValidationPlan
+
+        judges = {_primary_name(): trainer.reward}
+        for name in dict.fromkeys(args.validation_judge or []):
+            if not spec(name).primary:  # the trained reward validates itself
+                judges[name] = load_judge(name, device=args.device, download_root=args.download_root)
+        plan = ValidationPlan(validation_prompts, judges, _primary_name(), args.validate_every, args.seed or 0)
+
+    def warn(sentence: str) -> None:
+        print(f"imagereward refl: {sentence}", file=sys.stderr)
+
     with tqdm_bar(args.quiet) as bar:
         bar.unit, bar.total = "step", config.max_train_steps
-        out = train(trainer, prompts, args.output_dir, args.resume, progress=bar.update, pretrain=pretrain)
+        out = train(trainer, prompts, args.output_dir, args.resume, bar.update, pretrain, plan, warn)
     print(f"the tuned pipeline, its checkpoints and log.jsonl in {out}", file=sys.stderr)
     return 0
 

@@ -429,3 +429,46 @@ def test_pretraining_data_names_each_row_it_leaves_out(tmp_path) -> None:
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(InputError, match="list of"):
         load_pretrain_data(tmp_path / "bad.json")
+
+
+# ------------------------------------------------------------------------------------ watching for reward hacking
+def test_a_rising_reward_with_a_falling_judge_is_named() -> None:
+    from imagereward.refl.validation import Validation, hacking
+
+    first = Validation(0, {"ImageReward": 0.1, "CLIP": 0.30, "BLIP": 0.2}, {})
+    now = Validation(50, {"ImageReward": 0.6, "CLIP": 0.25, "BLIP": 0.3}, {})
+    (sentence,) = hacking(first, now, "ImageReward")
+    assert "ImageReward rose by +0.5000 since step 0 while CLIP fell by -0.0500" in sentence
+    assert hacking(first, Validation(50, {"ImageReward": 0.0, "CLIP": 0.1, "BLIP": 0.1}, {}), "ImageReward") == []
+
+
+def test_validation_scores_the_same_prompts_with_every_judge_and_saves_grids(tmp_path, judges_root) -> None:
+    from PIL import Image
+
+    from imagereward import cli
+
+    prompts = tmp_path / "validation.txt"
+    prompts.write_text("a red apple\na city at night\n")
+    args = refl_args(tmp_path / "out", "--max-steps", "1", "--validate-every", "1", "--validation-judge", "CLIP")
+    args += [
+        "--validation-judge",
+        "Aesthetic",
+        "--validation-prompts",
+        str(prompts),
+        "--download-root",
+        str(judges_root),
+    ]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert cli.main(args) == 0
+    finally:
+        torch.set_num_threads(threads)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "validation.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1]
+    for row in rows:
+        assert list(row["means"]) == ["ImageReward-v1.0", "CLIP", "Aesthetic"]
+        assert all(len(v) == 2 for v in row["scores"].values()) and isinstance(row["warnings"], list)
+    grid = Image.open(tmp_path / "out" / "validation" / "step-1.png")
+    assert grid.size[0] == 2 * 192
+    assert rows[0]["scores"]["ImageReward-v1.0"] != rows[1]["scores"]["ImageReward-v1.0"]  # the model moved

@@ -13,15 +13,48 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
 from ..errors import InputError
 from .trainer import ReFLTrainer
+from .validation import Validation, hacking, log_validation, save_grid, validate
 
 CHECKPOINT = re.compile(r"checkpoint-(\d+)")
+
+
+@dataclass
+class ValidationPlan:
+    """What to validate with: the prompts, the judges (name -> loaded judge; the trained reward's name among
+    them), the seed, and every how many steps."""
+
+    prompts: list[str]
+    judges: dict[str, Any]
+    trained: str
+    every: int = 100
+    seed: int = 0
+
+
+class _Watch:
+    """Validates, logs, saves the grid, and compares with the first validation of the run."""
+
+    def __init__(self, trainer: ReFLTrainer, plan: ValidationPlan, output_dir: Path, warn) -> None:  # noqa: ANN001
+        self.trainer, self.plan, self.output_dir, self.warn = trainer, plan, output_dir, warn
+        self.first: Validation | None = None
+
+    def __call__(self, step: int) -> None:
+        plan = self.plan
+        result = validate(self.trainer, plan.prompts, plan.judges, plan.seed, step)
+        self.first = self.first or result
+        warnings = hacking(self.first, result, plan.trained)
+        save_grid(result, plan.prompts, self.output_dir / "validation")
+        log_validation(result, self.output_dir, warnings)
+        for sentence in warnings:
+            if self.warn is not None:
+                self.warn(sentence)
 
 
 def latest_checkpoint(output_dir: str | Path) -> tuple[Path, int] | None:
@@ -56,11 +89,14 @@ def train(
     resume: bool = False,
     progress: Callable[[int], None] | None = None,
     pretrain: Sequence[tuple[str, Path]] = (),
+    validation: ValidationPlan | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> Path:
     """Runs `trainer.config.max_train_steps` optimizer steps over `prompts` (see the module doc); with the
     config's `pretrain_loss`, each ReFL update follows an update on the pretraining loss over the next batch of
     `pretrain` ((caption, image) pairs, in an order seeded per epoch, as the prompts'); returns the tuned
-    pipeline's folder (`output_dir`).
+    pipeline's folder (`output_dir`). With `validation`, the model is validated before the first step, every
+    `validation.every` steps and at the end (`validation.py`); `warn` gets each reward-hacking sentence.
 
     Raises:
         InputError: fewer prompts (or pretraining pairs) than a batch, or nothing to resume.
@@ -85,6 +121,9 @@ def train(
     micro = step * config.gradient_accumulation_steps
     epoch, skip = divmod(micro, batches_per_epoch)
     seed = config.seed if config.seed is not None else 0
+    watch = _Watch(trainer, validation, output_dir, warn) if validation is not None else None
+    if watch is not None:
+        watch(step)
     with open(output_dir / "log.jsonl", "a", encoding="utf-8") as log:
         while step < config.max_train_steps:
             order = torch.randperm(len(prompts), generator=torch.Generator().manual_seed(seed + epoch)).tolist()
@@ -111,6 +150,8 @@ def train(
                     progress(1)
                 if step % config.checkpointing_steps == 0 or step == config.max_train_steps:
                     trainer.accelerator.save_state(str(output_dir / f"checkpoint-{step}"))
+                if watch is not None and (step % validation.every == 0 or step == config.max_train_steps):
+                    watch(step)
                 if step >= config.max_train_steps:
                     break
             epoch, skip = epoch + 1, 0
