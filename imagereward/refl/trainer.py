@@ -135,6 +135,9 @@ class ReFLTrainer:
             )
         if config.gradient_checkpointing:
             unet.enable_gradient_checkpointing()
+            # The frozen VAE's decoder still carries the gradient from the reward to the latents: at 512 px its
+            # activations are most of the step's memory, so it recomputes them too (the same values).
+            self.vae.enable_gradient_checkpointing()
         self.ema = None
         if config.use_ema:
             from diffusers.training_utils import EMAModel
