@@ -657,6 +657,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--validation-prompts", help="the validation prompts, as --prompts (default the original benchmark's first 4)"
     )
     refl.add_argument("--download-root", help="where the validation judges' weights are (as the other commands)")
+    refl.add_argument(
+        "--guidance-scale",
+        type=float,
+        default=1.0,
+        help="classifier-free guidance in the rollout (1: none, the original)",
+    )
+    refl.add_argument(
+        "--draft-k",
+        type=positive_int,
+        default=None,
+        help="DRaFT-K: gradients through the rollout's last K steps, the final image rewarded (default: ReFL's one late step)",
+    )
     refl.add_argument("--device", default=None, help="cpu, or the accelerator's (default: CUDA if available)")
     refl.add_argument(
         "--resume", action="store_true", help="continue the run in --output-dir from its latest checkpoint"
@@ -864,6 +876,8 @@ def cmd_refl(args: argparse.Namespace) -> int:
         lora_rank=args.lora_rank,
         gradient_checkpointing=args.gradient_checkpointing,
         use_ema=args.use_ema,
+        guidance_scale=args.guidance_scale,
+        draft_k=args.draft_k,
         pretrain_loss=bool(args.pretrain_data),
         pretrain_loss_weight=args.pretrain_weight,
     )

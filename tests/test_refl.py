@@ -472,3 +472,40 @@ def test_validation_scores_the_same_prompts_with_every_judge_and_saves_grids(tmp
     grid = Image.open(tmp_path / "out" / "validation" / "step-1.png")
     assert grid.size[0] == 2 * 192
     assert rows[0]["scores"]["ImageReward-v1.0"] != rows[1]["scores"]["ImageReward-v1.0"]  # the model moved
+
+
+def count_unet_calls(trainer: ReFLTrainer) -> list[int]:
+    calls: list[int] = []
+    unet_of(trainer).register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
+    return calls
+
+
+def test_classifier_free_guidance_in_the_rollout_is_its_formula() -> None:
+    """guidance_scale 1 (the original) makes one conditional call a step; another scale one call on the
+    unconditional and conditional states together, combined as uncond + scale * (cond - uncond)."""
+    trainer = ReFLTrainer(REFL / "pipeline", PARITY, replace(config(), guidance_scale=3.0), device="cpu")
+    calls = count_unet_calls(trainer)
+    out = one_step(trainer)
+    assert calls == [4] * 36 and torch.isfinite(out.loss)  # 35 steps without gradients and the trained one
+    latents = torch.randn(2, 4, 64, 64, generator=torch.Generator().manual_seed(0))
+    t = trainer.scheduler.timesteps[10]
+    hidden = trainer.text_encoder(trainer.tokenizer(PROMPTS[:2]))[0]
+    uncond = trainer.text_encoder(trainer.tokenizer(["", ""]))[0]
+    with torch.no_grad():
+        guided = trainer._noise(latents, t, hidden, uncond)
+        free = unet_of(trainer)(latents, t, encoder_hidden_states=uncond).sample
+        conditional = unet_of(trainer)(latents, t, encoder_hidden_states=hidden).sample
+    assert torch.allclose(guided, free + 3.0 * (conditional - free), atol=1e-5)
+
+
+def test_draft_k_runs_the_rollout_to_its_end_with_gradients_through_its_last_k_steps() -> None:
+    trainer = ReFLTrainer(REFL / "pipeline", PARITY, replace(config(), draft_k=2), device="cpu")
+    calls = count_unet_calls(trainer)
+    grads_seen: list[bool] = []
+    unet_of(trainer).register_forward_hook(lambda m, a, o: grads_seen.append(o.sample.requires_grad))
+    out = trainer.step(PROMPTS[:2], generator=torch.Generator().manual_seed(0), record=True)
+    assert len(calls) == 40 and grads_seen == [False] * 38 + [True] * 2
+    assert out.mid_timestep == 38 and out.grad_norm > 0 and torch.isfinite(out.loss)
+    assert any(g.abs().sum() > 0 for g in out.record["grad"].values())
+    with pytest.raises(ValueError, match="draft_k 41"):
+        replace(config(), draft_k=41)

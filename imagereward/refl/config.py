@@ -43,6 +43,11 @@ class ReFLConfig:
             save only the adapter (`load_lora_weights` reads it); None (the original's ReFL.py): the whole UNet.
         lora_alpha: the adapters' alpha (default the rank, as the original's SDXL-LoRA script sets it).
         lora_target_modules: the modules adapted (the original SDXL-LoRA script's: the attention projections).
+        guidance_scale: classifier-free guidance in the rollout (an unconditional call on the empty prompt beside
+            each conditional one, `uncond + scale * (cond - uncond)`); 1 (the original): no guidance, one call.
+        draft_k: the gradient window: None (the original, ReFL): one late step, its `pred_original_sample`
+            decoded; K: DRaFT-K, the rollout to its end with gradients through its last K steps, the final
+            latents decoded.
         pretrain_loss: alternate each ReFL update with an update on the denoising loss over a dataset's images
             (the paper's algorithm; the original's SDXL script's `--apply_pre_loss`, which cannot run as written):
             `pretrain_loss_weight * mse(unet(x_t, t, text), target)`, t drawn from the training timesteps.
@@ -72,6 +77,8 @@ class ReFLConfig:
     lora_rank: int | None = None
     lora_alpha: float | None = None
     lora_target_modules: tuple[str, ...] = ("to_k", "to_q", "to_v", "to_out.0")
+    guidance_scale: float = 1.0
+    draft_k: int | None = None
     pretrain_loss: bool = False
     pretrain_loss_weight: float = 1.0
 
@@ -85,6 +92,10 @@ class ReFLConfig:
             raise ValueError(
                 f"mid_timestep_range {self.mid_timestep_range}: two indices into the {self.num_inference_steps} "
                 "inference steps, the first not above the second"
+            )
+        if self.draft_k is not None and not 1 <= self.draft_k <= self.num_inference_steps:
+            raise ValueError(
+                f"draft_k {self.draft_k}: between 1 and the {self.num_inference_steps} steps (or None: ReFL)"
             )
         if self.lora_rank is not None and self.lora_rank < 1:
             raise ValueError(f"lora_rank must be at least 1 (or None: the whole UNet trains), got {self.lora_rank}")

@@ -179,7 +179,8 @@ class ReFLTrainer:
         record: bool = False,
     ) -> StepOutput:
         """One micro-step on `prompts` (an optimizer step every `gradient_accumulation_steps` of them): see
-        the module doc. `mid_timestep`: the trained step's index (default drawn from the config's range);
+        the module doc (with the config's `guidance_scale`, the rollout is guided; with `draft_k`, it runs to its
+        end with gradients through its last K steps). `mid_timestep`: the trained step's index (default drawn from the config's range);
         `generator`: where every random tensor comes from (default torch's global generator); `record`: keep
         the intermediates in `out.record` (the initial latents, the CLIP states, x_t and the UNet's output at
         the trained step, `pred_original_sample`, the reward's pixels, the gradients before clipping).
@@ -197,6 +198,9 @@ class ReFLTrainer:
         kept: dict[str, Any] = {}
         with self.accelerator.accumulate(self.unet):
             hidden = self.text_encoder(self.tokenizer(prompts).to(device))[0]
+            uncond = None
+            if config.guidance_scale != 1.0:
+                uncond = self.text_encoder(self.tokenizer([""] * len(prompts)).to(device))[0]
             rng_state = (generator.get_state() if generator is not None else torch.get_rng_state()).clone()
             size = config.latent_size
             latents = torch.randn((len(prompts), 4, size, size), generator=generator, device=device)
@@ -204,16 +208,23 @@ class ReFLTrainer:
             timesteps = self.scheduler.timesteps
             if record:
                 kept |= {"initial_latents": latents.clone(), "encoder_hidden_states": hidden.detach().clone()}
-            for t in timesteps[:mid_timestep]:
+            first_trained = len(timesteps) - config.draft_k if config.draft_k else mid_timestep
+            for t in timesteps[:first_trained]:
                 with torch.no_grad():
-                    model_input = self.scheduler.scale_model_input(latents, t)
-                    noise_pred = self.unet(model_input, t, encoder_hidden_states=hidden).sample
+                    noise_pred = self._noise(latents, t, hidden, uncond)
                     latents = self.scheduler.step(noise_pred, t, latents, generator=generator).prev_sample
-            t = timesteps[mid_timestep]
-            model_input = self.scheduler.scale_model_input(latents, t)
-            noise_pred = self.unet(model_input, t, encoder_hidden_states=hidden).sample
-            stepped = self.scheduler.step(noise_pred, t, latents, generator=generator)
-            pred_original = stepped.pred_original_sample.to(self.weight_dtype)
+            if config.draft_k:  # DRaFT-K: the last K steps with gradients, the final latents decoded
+                mid_timestep = first_trained
+                for t in timesteps[first_trained:]:
+                    noise_pred = self._noise(latents, t, hidden, uncond)
+                    latents = self.scheduler.step(noise_pred, t, latents, generator=generator).prev_sample
+                pred_original = latents.to(self.weight_dtype)
+                stepped = None
+            else:  # ReFL: one step with gradients, its estimate of the clean latents decoded
+                t = timesteps[mid_timestep]
+                noise_pred = self._noise(latents, t, hidden, uncond)
+                stepped = self.scheduler.step(noise_pred, t, latents, generator=generator)
+                pred_original = stepped.pred_original_sample.to(self.weight_dtype)
             image = self.vae.decode((1 / self.vae.config.scaling_factor * pred_original).to(self.weight_dtype)).sample
             image = (image / 2 + 0.5).clamp(0, 1)
             pixels = self._reward_pixels(image)
@@ -224,7 +235,9 @@ class ReFLTrainer:
                 kept |= {
                     "latents_mid": latents.detach().clone(),
                     "noise_pred_mid": noise_pred.detach().clone(),
-                    "pred_original_sample": stepped.pred_original_sample.detach().clone(),
+                    "pred_original_sample": (stepped.pred_original_sample if stepped is not None else latents)
+                    .detach()
+                    .clone(),
                     "reward_pixels": pixels.detach().clone(),
                 }
             self.accelerator.backward(loss)
@@ -302,6 +315,18 @@ class ReFLTrainer:
             self.optimizer.zero_grad()
         empty = torch.empty(0)
         return StepOutput(loss.detach(), empty, -1, grad_norm, texts, rng_state, kept)
+
+    def _noise(
+        self, latents: torch.Tensor, t: torch.Tensor, hidden: torch.Tensor, uncond: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The UNet's noise prediction: one conditional call (the original), or with classifier-free guidance
+        the unconditional and conditional calls in one batch, `uncond + scale * (cond - uncond)`."""
+        model_input = self.scheduler.scale_model_input(latents, t)
+        if uncond is None:
+            return self.unet(model_input, t, encoder_hidden_states=hidden).sample
+        both = self.unet(torch.cat([model_input, model_input]), t, encoder_hidden_states=torch.cat([uncond, hidden]))
+        free, conditional = both.sample.chunk(2)
+        return free + self.config.guidance_scale * (conditional - free)
 
     def _reward_pixels(self, image: torch.Tensor) -> torch.Tensor:
         """ReFL's `Compose([Resize(224, BICUBIC), CenterCrop(224), Normalize(CLIP's mean, std)])` on the tensor."""
