@@ -509,3 +509,18 @@ def test_draft_k_runs_the_rollout_to_its_end_with_gradients_through_its_last_k_s
     assert any(g.abs().sum() > 0 for g in out.record["grad"].values())
     with pytest.raises(ValueError, match="draft_k 41"):
         replace(config(), draft_k=41)
+
+
+def test_several_rewards_add_their_weighted_hinges_and_a_judge_without_a_differentiable_path_is_refused() -> None:
+    """A second ImageReward (here the same tiny one) with weight 0.5: the loss and every gradient 1.5 times the
+    single reward's; PickScore, which has no exact differentiable path here, refused with the reason."""
+    plain = one_step(ReFLTrainer(REFL / "pipeline", PARITY, config(), device="cpu"), record=True)
+    both = ReFLTrainer(REFL / "pipeline", PARITY, config(), device="cpu", extra_rewards={str(PARITY): 0.5})
+    twice = one_step(both, record=True)
+    assert twice.loss.item() == pytest.approx(1.5 * plain.loss.item(), rel=1e-6)
+    worst = max(rel_to_max(twice.record["grad"][n], 1.5 * g) for n, g in plain.record["grad"].items())
+    assert worst <= 1e-4, (
+        worst
+    )  # float32 round-off of two passes (the fixture: 1e-3 for gradients); a wrong weight is 33% off
+    with pytest.raises(InputError, match="PickScore cannot be a training reward here: it has no exact differentiable"):
+        ReFLTrainer(REFL / "pipeline", PARITY, config(), device="cpu", extra_rewards={"PickScore": 1.0})

@@ -93,6 +93,7 @@ class ReFLTrainer:
         reward: Any = None,
         config: ReFLConfig | None = None,
         device: str | torch.device | None = None,
+        extra_rewards: dict[Any, float] | None = None,
     ) -> None:
         from accelerate import Accelerator
         from accelerate.utils import set_seed
@@ -146,7 +147,8 @@ class ReFLTrainer:
                 unet.parameters(), decay=config.ema_decay, model_cls=UNet2DConditionModel, model_config=unet.config
             )
         self.reward = _reward_model(reward)
-        for frozen in (self.vae, self.text_encoder, self.reward):
+        self.extra_rewards = [(_differentiable(r), float(w)) for r, w in (extra_rewards or {}).items()]
+        for frozen in (self.vae, self.text_encoder, self.reward, *(r for r, _ in self.extra_rewards)):
             frozen.requires_grad_(False)
         self.reward.eval()
         unet.train()
@@ -169,6 +171,8 @@ class ReFLTrainer:
         self.text_encoder.to(target, dtype=self.weight_dtype)
         self.vae.to(target, dtype=self.weight_dtype)
         self.reward.to(target, dtype=self.weight_dtype)
+        for extra, _ in self.extra_rewards:
+            extra.eval().to(target, dtype=self.weight_dtype)
 
     # ----------------------------------------------------------------------------------------------- a step
     def step(
@@ -231,6 +235,9 @@ class ReFLTrainer:
             ids, mask = reward_tokens(prompts)
             rewards = self.reward.score_gard(ids.to(device), mask.to(device), pixels)
             loss = F.relu(-rewards + 2).mean() * config.grad_scale
+            for extra, weight in self.extra_rewards:  # each its own hinge, weighted
+                others = extra.score_gard(ids.to(device), mask.to(device), self._reward_pixels(image, extra))
+                loss = loss + weight * F.relu(-others + 2).mean() * config.grad_scale
             if record:
                 kept |= {
                     "latents_mid": latents.detach().clone(),
@@ -328,11 +335,11 @@ class ReFLTrainer:
         free, conditional = both.sample.chunk(2)
         return free + self.config.guidance_scale * (conditional - free)
 
-    def _reward_pixels(self, image: torch.Tensor) -> torch.Tensor:
+    def _reward_pixels(self, image: torch.Tensor, reward: Any = None) -> torch.Tensor:
         """ReFL's `Compose([Resize(224, BICUBIC), CenterCrop(224), Normalize(CLIP's mean, std)])` on the tensor."""
         from ..images.transforms import generator_pixels
 
-        return generator_pixels(image, self.reward.config.vision.image_size)
+        return generator_pixels(image, (reward or self.reward).config.vision.image_size)
 
     def _named_parameters(self):  # noqa: ANN202 - (name, parameter) of the UNet being trained
         return self.accelerator.unwrap_model(self.unet).named_parameters()
@@ -369,6 +376,32 @@ def _prompts(prompts: Sequence[str]) -> list[str]:
     if not prompts or not all(isinstance(p, str) for p in prompts):
         raise InputError("Give the step a list of prompts (text), one per image to generate.")
     return prompts
+
+
+def _differentiable(reward: Any) -> Any:
+    """Another reward for the loss: an ImageReward model (or a name or folder `imagereward.load` takes; a
+    fine-tuned ImageReward, say), whose `score_gard` is exact to the original's.
+
+    Raises:
+        InputError: a judge with no exact differentiable path here (the message says which and why).
+    """
+    if isinstance(reward, str):
+        from ..judges import spec
+
+        try:
+            found = spec(reward)
+        except ValueError:
+            found = None
+        if found is not None and not found.primary:
+            raise InputError(
+                f"{found.name} cannot be a training reward here: it has no exact differentiable path in this "
+                "package (its preprocessing runs on decoded images, not on a tensor with gradients). Rewards for "
+                "ReFL are ImageReward models: the published one, or a fine-tuned checkpoint."
+            )
+    model = _reward_model(reward)
+    if not hasattr(model, "score_gard"):
+        raise InputError(f"{type(model).__name__} has no score_gard: rewards for ReFL are ImageReward models")
+    return model
 
 
 def _reward_model(reward: Any) -> Any:
