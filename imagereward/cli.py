@@ -658,6 +658,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     refl.add_argument("--download-root", help="where the validation judges' weights are (as the other commands)")
     refl.add_argument(
+        "--report-to",
+        help="accelerate's trackers for the loss, reward, gradient norm and validations: tensorboard, wandb, all "
+        "(installed separately); written under OUTPUT_DIR/logs",
+    )
+    refl.add_argument(
         "--guidance-scale",
         type=float,
         default=1.0,
@@ -881,7 +886,8 @@ def cmd_refl(args: argparse.Namespace) -> int:
         pretrain_loss=bool(args.pretrain_data),
         pretrain_loss_weight=args.pretrain_weight,
     )
-    trainer = ReFLTrainer(folder, args.reward, config, device=args.device)
+    logs = Path(args.output_dir) / "logs"
+    trainer = ReFLTrainer(folder, args.reward, config, device=args.device, log_with=args.report_to, logging_dir=logs)
     plan = None
     if validation_prompts is not None:
         from .judges import load_judge, spec

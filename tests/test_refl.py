@@ -524,3 +524,43 @@ def test_several_rewards_add_their_weighted_hinges_and_a_judge_without_a_differe
     )  # float32 round-off of two passes (the fixture: 1e-3 for gradients); a wrong weight is 33% off
     with pytest.raises(InputError, match="PickScore cannot be a training reward here: it has no exact differentiable"):
         ReFLTrainer(REFL / "pipeline", PARITY, config(), device="cpu", extra_rewards={"PickScore": 1.0})
+
+
+def test_each_step_and_validation_goes_to_the_trackers(tmp_path, judges_root) -> None:
+    """accelerate's trackers (here one of its GeneralTracker, recording) get the config, each optimizer step's
+    loss, reward and gradient norm, and each validation's means."""
+    from accelerate.tracking import GeneralTracker
+
+    from imagereward.refl.run import ValidationPlan, train
+
+    class Recorder(GeneralTracker):
+        name, requires_logging_directory = "recorder", False
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.config, self.logged = None, []
+
+        @property
+        def tracker(self):  # noqa: ANN201
+            return self
+
+        def store_init_configuration(self, values) -> None:  # noqa: ANN001
+            self.config = values
+
+        def log(self, values, step=None, **kwargs) -> None:  # noqa: ANN001
+            self.logged.append((step, dict(values)))
+
+    recorder = Recorder()
+    trainer = ReFLTrainer(
+        REFL / "pipeline", PARITY, replace(config(), max_train_steps=2), device="cpu", log_with=[recorder]
+    )
+    plan = ValidationPlan(["a red apple"], {"ImageReward-v1.0": trainer.reward}, "ImageReward-v1.0", every=2)
+    train(trainer, PROMPTS, tmp_path / "out", validation=plan)
+    assert recorder.config["learning_rate"] == config().learning_rate and recorder.config["draft_k"] == "None"
+    steps = [(s, sorted(v)) for s, v in recorder.logged]
+    assert steps == [
+        (0, ["validation/ImageReward-v1.0"]),
+        (1, ["grad_norm", "loss", "reward"]),
+        (2, ["grad_norm", "loss", "reward"]),
+        (2, ["validation/ImageReward-v1.0"]),
+    ]

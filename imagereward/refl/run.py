@@ -52,6 +52,8 @@ class _Watch:
         warnings = hacking(self.first, result, plan.trained)
         save_grid(result, plan.prompts, self.output_dir / "validation")
         log_validation(result, self.output_dir, warnings)
+        if self.trainer.accelerator.log_with:
+            self.trainer.accelerator.log({f"validation/{name}": mean for name, mean in result.means.items()}, step=step)
         for sentence in warnings:
             if self.warn is not None:
                 self.warn(sentence)
@@ -121,6 +123,9 @@ def train(
     micro = step * config.gradient_accumulation_steps
     epoch, skip = divmod(micro, batches_per_epoch)
     seed = config.seed if config.seed is not None else 0
+    tracking = bool(trainer.accelerator.log_with)
+    if tracking:
+        trainer.accelerator.init_trackers("imagereward-refl", config=_flat(config.as_dict()))
     watch = _Watch(trainer, validation, output_dir, warn) if validation is not None else None
     if watch is not None:
         watch(step)
@@ -146,6 +151,11 @@ def train(
                 }
                 log.write(json.dumps(line) + "\n")
                 log.flush()
+                if tracking:
+                    mean_reward = sum(line["rewards"]) / len(line["rewards"])
+                    trainer.accelerator.log(
+                        {"loss": line["loss"], "reward": mean_reward, "grad_norm": out.grad_norm}, step=step
+                    )
                 if progress is not None:
                     progress(1)
                 if step % config.checkpointing_steps == 0 or step == config.max_train_steps:
@@ -155,6 +165,8 @@ def train(
                 if step >= config.max_train_steps:
                     break
             epoch, skip = epoch + 1, 0
+    if tracking:
+        trainer.accelerator.end_training()
     return trainer.save(output_dir)
 
 
@@ -167,3 +179,8 @@ def _pretrain_batch(pairs, index: int, config, seed: int):  # noqa: ANN001, ANN2
     order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed + 7919 * (epoch + 1))).tolist()
     chosen = [pairs[i] for i in order[b * config.train_batch_size : (b + 1) * config.train_batch_size]]
     return [text for text, _ in chosen], pretrain_images([image for _, image in chosen], config.latent_size * 8)
+
+
+def _flat(values: dict[str, Any]) -> dict[str, Any]:
+    """The config as trackers take it: numbers, text and booleans (tuples and None as text)."""
+    return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in values.items()}

@@ -82,6 +82,10 @@ class ReFLTrainer:
     """The original's ReFL trainer (see the module doc) on `pipeline` (a diffusers folder or hub id) with
     `reward` (an ImageReward model, or a name or folder `imagereward.load` takes; default the published one).
 
+    `log_with`: accelerate's trackers ("tensorboard", "wandb", "all", or tracker objects), writing under
+    `logging_dir`; each optimizer step's loss, mean reward and gradient norm, and each validation, go to them
+    (`run.train`).
+
     Attributes:
         unet: the model being trained. vae, text_encoder, reward: frozen. optimizer, lr_scheduler,
         accelerator: as the original prepares them.
@@ -94,6 +98,8 @@ class ReFLTrainer:
         config: ReFLConfig | None = None,
         device: str | torch.device | None = None,
         extra_rewards: dict[Any, float] | None = None,
+        log_with: Any = None,
+        logging_dir: str | Path | None = None,
     ) -> None:
         from accelerate import Accelerator
         from accelerate.utils import set_seed
@@ -111,6 +117,8 @@ class ReFLTrainer:
                 gradient_accumulation_steps=config.gradient_accumulation_steps,
                 mixed_precision=config.mixed_precision,
                 cpu=device is not None and str(device) == "cpu",
+                log_with=log_with,
+                project_dir=str(logging_dir) if logging_dir is not None else None,
             )
         except ValueError as e:  # accelerate fixes the precision and device once per process
             raise InputError(
