@@ -91,7 +91,9 @@ def child(folder: str, reward: str, checkpointing: bool, threads: int) -> dict:
     end = time.perf_counter()
     rollout = calls[MID] - start  # up to the trained step's UNet call
     peak = next(
-        int(l.split()[1]) / 1024 for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmHWM")
+        int(line.split()[1]) / 1024
+        for line in Path("/proc/self/status").read_text().splitlines()
+        if line.startswith("VmHWM")
     )
     return {
         "rollout_s": rollout,
