@@ -93,9 +93,10 @@ def finish_comparison(comparison: Comparison, scores: Sequence[PairScores]) -> C
     prompts = [found.prompts[order[i]] for i in ids]
     depth = max(g.k for g in found.generations) + 1
     place = {(g.model, g.prompt_id, g.k): n for n, g in enumerate(found.generations)}
+    model_row, prompt_row = {m: k for k, m in enumerate(models)}, {i: k for k, i in enumerate(ids)}
     found_at = np.zeros((len(models), len(prompts), depth), dtype=bool)
     for g in found.generations:
-        found_at[models.index(g.model), ids.index(g.prompt_id), g.k] = True
+        found_at[model_row[g.model], prompt_row[g.prompt_id], g.k] = True
     labels = list(dict.fromkeys(label for scored in scores for label in scored.results))
     results: dict[str, list] = {label: [None] * len(found.generations) for label in labels}
     for c, (call, scored) in enumerate(zip(comparison.calls, scores)):
@@ -120,7 +121,7 @@ def finish_comparison(comparison: Comparison, scores: Sequence[PairScores]) -> C
         data = np.full(found_at.shape, np.nan)
         errors: dict[tuple[int, int], list[str]] = {}
         for (model, prompt_id, k), n in place.items():
-            m, p = models.index(model), ids.index(prompt_id)
+            m, p = model_row[model], prompt_row[prompt_id]
             result = per_generation[n]
             if isinstance(result, Scored):
                 data[m, p, k] = result.score

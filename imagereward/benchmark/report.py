@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -110,7 +111,17 @@ def spread_plot(table: JudgeTable, order: Sequence[str]) -> str:
 
 
 def thumbnail(path: Path) -> str | None:
-    """A small JPEG of a generation as a data URI (None if it cannot be read)."""
+    """A small JPEG of a generation as a data URI (None if it cannot be read); each file encoded once, whichever
+    judges show it (the cache knows a file by its path, size and modification time)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _thumbnail(path, stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=1024)
+def _thumbnail(path: Path, size: int, mtime_ns: int) -> str | None:
     from ..images.reading import open_image
 
     try:

@@ -255,17 +255,7 @@ class ReFLTrainer:
                     .clone(),
                     "reward_pixels": pixels.detach().clone(),
                 }
-            self.accelerator.backward(loss)
-            grad_norm = None
-            if self.accelerator.sync_gradients:
-                if record:
-                    kept["grad"] = {
-                        n: p.grad.detach().clone() for n, p in self._named_parameters() if p.grad is not None
-                    }
-                grad_norm = float(self.accelerator.clip_grad_norm_(self.unet.parameters(), config.max_grad_norm))
-            self.optimizer.step()
-            self.lr_scheduler.step()
-            self.optimizer.zero_grad()
+            grad_norm = self._update(loss, kept if record else None)
         if self.ema is not None and self.accelerator.sync_gradients:
             self.ema.step(self.accelerator.unwrap_model(self.unet).parameters())
         return StepOutput(loss.detach(), rewards.detach()[:, 0], mid_timestep, grad_norm, prompts, rng_state, kept)
@@ -317,19 +307,23 @@ class ReFLTrainer:
             loss = F.mse_loss(pred.float(), target.float(), reduction="mean") * config.pretrain_loss_weight
             if record:
                 kept |= {"latents": latents.clone(), "noise": noise.clone(), "timesteps": t.clone()}
-            self.accelerator.backward(loss)
-            grad_norm = None
-            if self.accelerator.sync_gradients:
-                if record:
-                    kept["grad"] = {
-                        n: p.grad.detach().clone() for n, p in self._named_parameters() if p.grad is not None
-                    }
-                grad_norm = float(self.accelerator.clip_grad_norm_(self.unet.parameters(), config.max_grad_norm))
-            self.optimizer.step()
-            self.lr_scheduler.step()
-            self.optimizer.zero_grad()
+            grad_norm = self._update(loss, kept if record else None)
         empty = torch.empty(0)
         return StepOutput(loss.detach(), empty, -1, grad_norm, texts, rng_state, kept)
+
+    def _update(self, loss: torch.Tensor, kept: dict[str, Any] | None) -> float | None:
+        """Backward through accelerate, and on a step that syncs: the gradients kept (into `kept`, before
+        clipping), clipped to `max_grad_norm` (their total norm returned); then AdamW, the schedule, zero_grad."""
+        self.accelerator.backward(loss)
+        grad_norm = None
+        if self.accelerator.sync_gradients:
+            if kept is not None:
+                kept["grad"] = {n: p.grad.detach().clone() for n, p in self._named_parameters() if p.grad is not None}
+            grad_norm = float(self.accelerator.clip_grad_norm_(self.unet.parameters(), self.config.max_grad_norm))
+        self.optimizer.step()
+        self.lr_scheduler.step()
+        self.optimizer.zero_grad()
+        return grad_norm
 
     def _noise(
         self, latents: torch.Tensor, t: torch.Tensor, hidden: torch.Tensor, uncond: torch.Tensor | None
