@@ -204,7 +204,7 @@ def test_a_step_replays_and_bad_input_is_one_sentence(trainer: ReFLTrainer, tmp_
     assert torch.equal(replayed.rewards, out.rewards) and torch.equal(replayed.loss, out.loss)
     with pytest.raises(InputError, match="list of prompts"):
         trainer.step([])
-    with pytest.raises(InputError, match="not a diffusers Stable Diffusion pipeline"):
+    with pytest.raises(InputError, match="is not a diffusers pipeline: it has no model_index.json"):
         ReFLTrainer(tmp_path, PARITY, config())
     with pytest.raises(TypeError, match="unknown ReFL settings"):
         ReFLConfig.original(learning_rat=1e-4)
@@ -240,12 +240,19 @@ def test_bad_input_is_one_sentence_before_any_model_loads(tmp_path, capsys, monk
 
     monkeypatch.setattr(trainer.ReFLTrainer, "__init__", lambda *a, **k: pytest.fail("a model loaded"))
     (tmp_path / "not-a-pipeline").mkdir()
+    (tmp_path / "kandinsky").mkdir()
+    (tmp_path / "kandinsky" / "model_index.json").write_text('{"_class_name": "KandinskyPipeline"}')
     bad_prompts = tmp_path / "prompts.json"
     bad_prompts.write_text('{"prompts": ["a"]}')
     taken = tmp_path / "taken"
     (taken / "something").mkdir(parents=True)
     cases = [
-        (["refl", str(tmp_path / "not-a-pipeline"), "--output-dir", str(tmp_path / "o1")], "not a diffusers Stable"),
+        (["refl", str(tmp_path / "not-a-pipeline"), "--output-dir", str(tmp_path / "o1")], "not a diffusers pipeline"),
+        (
+            ["refl", str(tmp_path / "kandinsky"), "--output-dir", str(tmp_path / "o4")],
+            "holds a KandinskyPipeline pipeline; ReFL trains StableDiffusionPipeline, StableDiffusionXLPipeline, "
+            "StableDiffusion3Pipeline pipelines",
+        ),
         (
             refl_args(tmp_path / "o2")[:2] + ["--prompts", str(bad_prompts), "--output-dir", str(tmp_path / "o2")],
             "not a prompt list",
@@ -492,7 +499,7 @@ def test_classifier_free_guidance_in_the_rollout_is_its_formula() -> None:
     hidden = trainer.text_encoder(trainer.tokenizer(PROMPTS[:2]))[0]
     uncond = trainer.text_encoder(trainer.tokenizer(["", ""]))[0]
     with torch.no_grad():
-        guided = trainer._noise(latents, t, hidden, uncond)
+        guided = trainer._noise(latents, t, {"encoder_hidden_states": hidden}, {"encoder_hidden_states": uncond})
         free = unet_of(trainer)(latents, t, encoder_hidden_states=uncond).sample
         conditional = unet_of(trainer)(latents, t, encoder_hidden_states=hidden).sample
     assert torch.allclose(guided, free + 3.0 * (conditional - free), atol=1e-5)

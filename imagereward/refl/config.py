@@ -30,10 +30,11 @@ class ReFLConfig:
         lr_scheduler, lr_warmup_steps: diffusers' `get_scheduler` (the original's `constant`, no warm-up).
         max_train_steps: optimizer steps of a run.
         seed: seeds Python's `random` (the trained step's draw) and torch's generator.
-        num_inference_steps: the DDPM rollout's steps (the original: 40).
+        num_inference_steps: the rollout's steps (the original: 40; DDPM, or flow matching's Euler steps).
         mid_timestep_range: the trained step's index, drawn from this range, both ends included (the original:
             30 to 39).
-        latent_size: the latents' side (the original: 64, 512 px, whatever `--resolution` says).
+        latent_size: the latents' side; None: the original's 64 (512 px, whatever `--resolution` says) for
+            Stable Diffusion 1.x/2.x, the model's own size for SDXL and SD3 (1024 px).
         checkpointing_steps: optimizer steps between saved states.
         gradient_checkpointing: recompute the UNet's activations in the backward pass (less memory, the same
             gradients).
@@ -69,7 +70,7 @@ class ReFLConfig:
     seed: int | None = None
     num_inference_steps: int = 40
     mid_timestep_range: tuple[int, int] = (30, 39)
-    latent_size: int = 64
+    latent_size: int | None = None
     checkpointing_steps: int = 100
     gradient_checkpointing: bool = False
     use_ema: bool = False

@@ -135,8 +135,9 @@ def train(
             for b in range(skip, batches_per_epoch):
                 batch = [prompts[i] for i in order[b * config.train_batch_size : (b + 1) * config.train_batch_size]]
                 if config.pretrain_loss:
+                    side = trainer.latent_size * trainer.family.vae_scale_factor
                     texts, images = _pretrain_batch(
-                        pretrain, step * config.gradient_accumulation_steps + b, config, seed
+                        pretrain, step * config.gradient_accumulation_steps + b, config, seed, side
                     )
                     trainer.pretrain_step(texts, images)
                 out = trainer.step(batch)
@@ -170,7 +171,7 @@ def train(
     return trainer.save(output_dir)
 
 
-def _pretrain_batch(pairs, index: int, config, seed: int):  # noqa: ANN001, ANN202 - pairs, ReFLConfig; (texts, images)
+def _pretrain_batch(pairs, index: int, config, seed: int, side: int):  # noqa: ANN001, ANN202 - pairs, ReFLConfig; (texts, images)
     """The `index`-th batch of (caption, image) pairs, in an order seeded per pass over them."""
     from .pretrain_data import pretrain_images
 
@@ -178,7 +179,7 @@ def _pretrain_batch(pairs, index: int, config, seed: int):  # noqa: ANN001, ANN2
     epoch, b = divmod(index, per_pass)
     order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed + 7919 * (epoch + 1))).tolist()
     chosen = [pairs[i] for i in order[b * config.train_batch_size : (b + 1) * config.train_batch_size]]
-    return [text for text, _ in chosen], pretrain_images([image for _, image in chosen], config.latent_size * 8)
+    return [text for text, _ in chosen], pretrain_images([image for _, image in chosen], side)
 
 
 def _flat(values: dict[str, Any]) -> dict[str, Any]:

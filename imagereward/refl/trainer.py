@@ -29,7 +29,8 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from .config import ReFLConfig
-from .tokens import ClipTokens, reward_tokens
+from .families import family_of
+from .tokens import reward_tokens
 
 WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -55,26 +56,20 @@ class StepOutput:
 
 
 def pipeline_folder(pipeline: str | Path) -> Path:
-    """A diffusers pipeline's folder: a local folder, or a hub id downloaded into the Hugging Face cache.
+    """A diffusers pipeline's folder: a local folder, or a hub id downloaded into the Hugging Face cache; one of
+    the kinds ReFL trains (`families.py`), with its parts.
 
     Raises:
-        InputError: not a diffusers pipeline (the message says what is missing).
+        InputError: not such a pipeline (the message says what is missing, or which kinds are trained).
     """
     path = Path(pipeline)
     if not path.exists() and "/" in str(pipeline) and not str(pipeline).startswith((".", "/")):
         from huggingface_hub import snapshot_download
 
-        path = Path(snapshot_download(str(pipeline), allow_patterns=["*.json", "*.txt", "*.safetensors"]))
-    missing = [
-        p
-        for p in ("model_index.json", "unet", "vae", "text_encoder", "tokenizer", "scheduler")
-        if not (path / p).exists()
-    ]
-    if missing:
-        raise InputError(
-            f"{pipeline} is not a diffusers Stable Diffusion pipeline: it has no {', '.join(missing)}. Give the "
-            "folder `save_pretrained` wrote, or a hub id such as CompVis/stable-diffusion-v1-4."
+        path = Path(
+            snapshot_download(str(pipeline), allow_patterns=["*.json", "*.txt", "*.model", "*.safetensors"])
         )
+    family_of(path, str(pipeline))
     return path
 
 
@@ -103,12 +98,11 @@ class ReFLTrainer:
     ) -> None:
         from accelerate import Accelerator
         from accelerate.utils import set_seed
-        from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
         from diffusers.optimization import get_scheduler
-        from transformers import CLIPTextModel
 
         self.config = config = config or ReFLConfig.original()
         folder = pipeline_folder(pipeline)
+        kind = family_of(folder, str(pipeline))
         self.folder = folder
         if config.seed is not None:
             set_seed(config.seed)  # as the original, before any model is built
@@ -125,11 +119,11 @@ class ReFLTrainer:
                 f"This process has already trained with other accelerate settings ({e}); accelerate keeps the "
                 "first for the whole process: start a new Python process for this trainer."
             ) from None
-        self.tokenizer = ClipTokens(folder / "tokenizer")
-        self.scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler")
-        self.text_encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder")
-        self.vae = AutoencoderKL.from_pretrained(folder, subfolder="vae")
-        unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet")
+        self.family = family = kind(folder)
+        self.tokenizer, self.text_encoder = family.tokenizer, family.text_encoder
+        self.vae, self.scheduler = family.vae, family.scheduler
+        unet = family.load_model()
+        self.latent_size = family.latent_size(unet, config.latent_size)
         if config.lora_rank is not None:  # the original SDXL-LoRA script's adapters, on this UNet
             from peft import LoraConfig
 
@@ -152,11 +146,11 @@ class ReFLTrainer:
             from diffusers.training_utils import EMAModel
 
             self.ema = EMAModel(
-                unet.parameters(), decay=config.ema_decay, model_cls=UNet2DConditionModel, model_config=unet.config
+                unet.parameters(), decay=config.ema_decay, model_cls=family.model_class(), model_config=unet.config
             )
         self.reward = _reward_model(reward)
         self.extra_rewards = [(_differentiable(r), float(w)) for r, w in (extra_rewards or {}).items()]
-        for frozen in (self.vae, self.text_encoder, self.reward, *(r for r, _ in self.extra_rewards)):
+        for frozen in (*family.frozen(), self.reward, *(r for r, _ in self.extra_rewards)):
             frozen.requires_grad_(False)
         self.reward.eval()
         unet.train()
@@ -176,8 +170,8 @@ class ReFLTrainer:
         self.unet, self.optimizer, self.lr_scheduler = self.accelerator.prepare(unet, optimizer, lr_scheduler)
         self.weight_dtype = WEIGHT_DTYPES[config.mixed_precision]
         target = self.accelerator.device
-        self.text_encoder.to(target, dtype=self.weight_dtype)
-        self.vae.to(target, dtype=self.weight_dtype)
+        for frozen in family.frozen():
+            frozen.to(target, dtype=self.weight_dtype)
         self.reward.to(target, dtype=self.weight_dtype)
         for extra, _ in self.extra_rewards:
             extra.eval().to(target, dtype=self.weight_dtype)
@@ -208,36 +202,35 @@ class ReFLTrainer:
             raise InputError(f"mid_timestep {mid_timestep}: an index into the {config.num_inference_steps} steps")
         device = self.accelerator.device
         kept: dict[str, Any] = {}
+        family = self.family
         with self.accelerator.accumulate(self.unet):
-            hidden = self.text_encoder(self.tokenizer(prompts).to(device))[0]
-            uncond = None
-            if config.guidance_scale != 1.0:
-                uncond = self.text_encoder(self.tokenizer([""] * len(prompts)).to(device))[0]
+            cond = family.conditioning(prompts, device)
+            uncond = family.unconditional(len(prompts), device) if config.guidance_scale != 1.0 else None
             rng_state = (generator.get_state() if generator is not None else torch.get_rng_state()).clone()
-            size = config.latent_size
-            latents = torch.randn((len(prompts), 4, size, size), generator=generator, device=device)
-            self.scheduler.set_timesteps(config.num_inference_steps, device=device)
-            timesteps = self.scheduler.timesteps
+            model = self.accelerator.unwrap_model(self.unet)
+            latents = family.initial_latents(model, len(prompts), self.latent_size, generator, device)
+            timesteps = family.set_timesteps(config.num_inference_steps, self.latent_size, device)
             if record:
-                kept |= {"initial_latents": latents.clone(), "encoder_hidden_states": hidden.detach().clone()}
+                kept |= {
+                    "initial_latents": latents.clone(),
+                    "encoder_hidden_states": cond["encoder_hidden_states"].detach().clone(),
+                }
             first_trained = len(timesteps) - config.draft_k if config.draft_k else mid_timestep
-            for t in timesteps[:first_trained]:
+            for i, t in enumerate(timesteps[:first_trained]):
                 with torch.no_grad():
-                    noise_pred = self._noise(latents, t, hidden, uncond)
-                    latents = self.scheduler.step(noise_pred, t, latents, generator=generator).prev_sample
+                    noise_pred = self._noise(latents, t, cond, uncond)
+                    latents = family.advance(noise_pred, i, t, latents, generator).prev
             if config.draft_k:  # DRaFT-K: the last K steps with gradients, the final latents decoded
                 mid_timestep = first_trained
-                for t in timesteps[first_trained:]:
-                    noise_pred = self._noise(latents, t, hidden, uncond)
-                    latents = self.scheduler.step(noise_pred, t, latents, generator=generator).prev_sample
-                pred_original = latents.to(self.weight_dtype)
-                stepped = None
+                for i in range(first_trained, len(timesteps)):
+                    noise_pred = self._noise(latents, timesteps[i], cond, uncond)
+                    latents = family.advance(noise_pred, i, timesteps[i], latents, generator).prev
+                clean = latents
             else:  # ReFL: one step with gradients, its estimate of the clean latents decoded
                 t = timesteps[mid_timestep]
-                noise_pred = self._noise(latents, t, hidden, uncond)
-                stepped = self.scheduler.step(noise_pred, t, latents, generator=generator)
-                pred_original = stepped.pred_original_sample.to(self.weight_dtype)
-            image = self.vae.decode((1 / self.vae.config.scaling_factor * pred_original).to(self.weight_dtype)).sample
+                noise_pred = self._noise(latents, t, cond, uncond)
+                clean = family.advance(noise_pred, mid_timestep, t, latents, generator).clean
+            image = family.decode(clean.to(self.weight_dtype))
             image = (image / 2 + 0.5).clamp(0, 1)
             pixels = self._reward_pixels(image)
             ids, mask = reward_tokens(prompts)
@@ -250,15 +243,40 @@ class ReFLTrainer:
                 kept |= {
                     "latents_mid": latents.detach().clone(),
                     "noise_pred_mid": noise_pred.detach().clone(),
-                    "pred_original_sample": (stepped.pred_original_sample if stepped is not None else latents)
-                    .detach()
-                    .clone(),
+                    "pred_original_sample": clean.detach().clone(),
                     "reward_pixels": pixels.detach().clone(),
                 }
             grad_norm = self._update(loss, kept if record else None)
         if self.ema is not None and self.accelerator.sync_gradients:
             self.ema.step(self.accelerator.unwrap_model(self.unet).parameters())
         return StepOutput(loss.detach(), rewards.detach()[:, 0], mid_timestep, grad_norm, prompts, rng_state, kept)
+
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[str], generator: torch.Generator | None = None) -> torch.Tensor:
+        """The prompts' clean latents by the model as it stands: the trainer's rollout (the config's steps and
+        guidance) to its end, without gradients, in eval mode; every draw from `generator`, as diffusers' own
+        pipeline draws them (the initial latents, then each step's noise). `decode` makes them images."""
+        prompts = _prompts(prompts)
+        family, device = self.family, self.accelerator.device
+        model = self.accelerator.unwrap_model(self.unet)
+        cond = family.conditioning(prompts, device)
+        uncond = family.unconditional(len(prompts), device) if self.config.guidance_scale != 1.0 else None
+        latents = family.initial_latents(model, len(prompts), self.latent_size, generator, device)
+        timesteps = family.set_timesteps(self.config.num_inference_steps, self.latent_size, device)
+        was_training = model.training
+        model.eval()
+        try:
+            for i, t in enumerate(timesteps):
+                latents = family.advance(self._noise(latents, t, cond, uncond), i, t, latents, generator).prev
+        finally:
+            model.train(was_training)
+        return latents
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Clean latents to images in [0, 1] by the frozen VAE (as the step decodes them)."""
+        image = self.family.decode(latents.to(self.weight_dtype))
+        return (image.float() / 2 + 0.5).clamp(0, 1)
 
     def pretrain_step(
         self,
@@ -284,26 +302,17 @@ class ReFLTrainer:
         config = self.config
         device = self.accelerator.device
         kept: dict[str, Any] = {}
+        family = self.family
         with self.accelerator.accumulate(self.unet):
             rng_state = (generator.get_state() if generator is not None else torch.get_rng_state()).clone()
             with torch.no_grad():
-                encoded = self.vae.encode(images.to(device, self.weight_dtype)).latent_dist
-                latents = encoded.sample(generator) * self.vae.config.scaling_factor
-            noise = torch.randn(latents.shape, generator=generator, device=device, dtype=latents.dtype)
-            steps = self.scheduler.config.num_train_timesteps
-            t = torch.randint(0, steps, (latents.shape[0],), generator=generator, device=device)
-            noisy = self.scheduler.add_noise(latents, noise, t)
-            hidden = self.text_encoder(self.tokenizer(texts).to(device))[0]
-            pred = self.unet(noisy, t, encoder_hidden_states=hidden).sample
-            kind = self.scheduler.config.prediction_type
-            if kind == "epsilon":
-                target = noise
-            elif kind == "v_prediction":
-                target = self.scheduler.get_velocity(latents, noise, t)
-            elif kind == "sample":
-                target, pred = latents, pred - noise
-            else:
-                raise InputError(f"the scheduler's prediction_type {kind!r} is not epsilon, v_prediction or sample")
+                latents = family.encode_images(images.to(device, self.weight_dtype), generator)
+            noised = family.noised(latents, generator)
+            cond = family.conditioning(texts, device)
+            pred = family.pretrain_predict(self.unet, noised.noisy, noised.t, cond)
+            if noised.subtract is not None:  # diffusers' scripts' "sample" prediction: the noise taken off
+                pred = pred - noised.subtract
+            target, noise, t = noised.target, noised.noise, noised.t
             loss = F.mse_loss(pred.float(), target.float(), reduction="mean") * config.pretrain_loss_weight
             if record:
                 kept |= {"latents": latents.clone(), "noise": noise.clone(), "timesteps": t.clone()}
@@ -326,15 +335,15 @@ class ReFLTrainer:
         return grad_norm
 
     def _noise(
-        self, latents: torch.Tensor, t: torch.Tensor, hidden: torch.Tensor, uncond: torch.Tensor | None
+        self, latents: torch.Tensor, t: torch.Tensor, cond: dict[str, Any], uncond: dict[str, Any] | None
     ) -> torch.Tensor:
-        """The UNet's noise prediction: one conditional call (the original), or with classifier-free guidance
-        the unconditional and conditional calls in one batch, `uncond + scale * (cond - uncond)`."""
-        model_input = self.scheduler.scale_model_input(latents, t)
+        """The model's prediction: one conditional call (the original), or with classifier-free guidance the
+        unconditional and conditional calls in one batch, `uncond + scale * (cond - uncond)`."""
+        family = self.family
         if uncond is None:
-            return self.unet(model_input, t, encoder_hidden_states=hidden).sample
-        both = self.unet(torch.cat([model_input, model_input]), t, encoder_hidden_states=torch.cat([uncond, hidden]))
-        free, conditional = both.sample.chunk(2)
+            return family.predict(self.unet, latents, t, cond)
+        both = family.predict(self.unet, torch.cat([latents, latents]), t, family.join(uncond, cond))
+        free, conditional = both.chunk(2)
         return free + self.config.guidance_scale * (conditional - free)
 
     def _reward_pixels(self, image: torch.Tensor, reward: Any = None) -> torch.Tensor:
@@ -348,25 +357,23 @@ class ReFLTrainer:
 
     # ----------------------------------------------------------------------------------------------- saving
     def save(self, output_dir: str | Path) -> Path:
-        """The tuned pipeline as the original saves it at the end: `StableDiffusionPipeline` with the trained
-        UNet (its moving average with `use_ema`), `save_pretrained` into `output_dir` (a diffusers folder any
+        """The tuned pipeline as the original saves it at the end: the pipeline's class with the trained model
+        (its moving average with `use_ema`), `save_pretrained` into `output_dir` (a diffusers folder any
         pipeline loads); with LoRA, only the adapter (`pytorch_lora_weights.safetensors`, which
         `load_lora_weights` reads), as the original's SDXL-LoRA script saves it."""
-        from diffusers import StableDiffusionPipeline
-
-        unet = self.accelerator.unwrap_model(self.unet)
+        family = self.family
+        model = self.accelerator.unwrap_model(self.unet)
         if self.config.lora_rank is not None:
             from diffusers.utils import convert_state_dict_to_diffusers
             from peft.utils import get_peft_model_state_dict
 
-            layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
-            StableDiffusionPipeline.save_lora_weights(output_dir, unet_lora_layers=layers)
+            layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(model))
+            family.pipeline().save_lora_weights(output_dir, **{family.lora_argument(): layers})
             return Path(output_dir)
         if self.ema is not None:
-            self.ema.copy_to(unet.parameters())
-        pipeline = StableDiffusionPipeline.from_pretrained(
-            self.folder, unet=unet, text_encoder=self.text_encoder, vae=self.vae, safety_checker=None
-        )
+            self.ema.copy_to(model.parameters())
+        parts = {family.model_folder: model, **family.text_parts}
+        pipeline = family.pipeline().from_pretrained(self.folder, vae=family.vae, **parts, **family.save_extra())
         pipeline.save_pretrained(output_dir)
         return Path(output_dir)
 
