@@ -410,17 +410,22 @@ def positive_int(text: str) -> int:
 
 
 class JudgesHelp(argparse.HelpFormatter):
-    """Help whose `{judges}`, `{primary}` and `{label}` are filled in from the judges' registry only when that
+    """Help whose `{judges}`, `{primary}`, `{label}` and `{differentiable}` are filled in from the judges' registry only when that
     help is shown: reading the registry imports the judges (torch, timm, transformers), which `imagereward
     --help` does not need."""
 
     def _expand_help(self, action: argparse.Action) -> str:
         text = super()._expand_help(action)
-        if not any(key in text for key in ("{judges}", "{primary}", "{label}")):
+        if not any(key in text for key in ("{judges}", "{primary}", "{label}", "{differentiable}")):
             return text
-        from .judges import available_judges, primary
+        from .judges import available_judges, primary, specs
 
-        names = {"{judges}": ", ".join(available_judges()), "{primary}": primary().name, "{label}": primary().label}
+        names = {
+            "{judges}": ", ".join(available_judges()),
+            "{primary}": primary().name,
+            "{label}": primary().label,
+            "{differentiable}": ", ".join(s.name for s in specs() if s.differentiable and not s.primary),
+        }
         for key, value in names.items():
             text = text.replace(key, value)
         return text
@@ -595,15 +600,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     refl = sub.add_parser(
         "refl",
-        help="fine-tune a Stable Diffusion pipeline so that ImageReward prefers its images (ReFL, the original's trainer)",
+        help="fine-tune a Stable Diffusion (1.x, 2.x, XL or 3) pipeline so that ImageReward prefers its images (ReFL)",
         description="The original ReFL trainer (ImageReward/ReFL.py), step for step, on today's diffusers: DDPM over "
         "40 steps without guidance, one late step trained through the VAE and ImageReward's differentiable reward, "
-        "loss relu(2 - reward) * grad-scale, AdamW, clipping. Writes a diffusers folder (and checkpoint-<step> "
-        "folders, log.jsonl) into --output-dir. Needs the training extra: pip install -e .[train]. Every check "
-        "(the pipeline folder, the prompts, the output folder) runs before any model loads.",
+        "loss relu(2 - reward) * grad-scale, AdamW, clipping. SDXL as the original's ReFL_SDXL.py conditions it; "
+        "Stable Diffusion 3 by flow matching (the clean estimate x_t - sigma * v). Writes a diffusers folder (or a "
+        "LoRA adapter; and checkpoint-<step> folders, log.jsonl) into --output-dir. Needs the training extra: pip "
+        "install -e .[train]. Every check (the pipeline folder, the prompts, the output folder, the judges) runs "
+        "before any model loads.",
     )
     refl.add_argument(
-        "pipeline", help="a diffusers Stable Diffusion folder or hub id (e.g. CompVis/stable-diffusion-v1-4)"
+        "pipeline",
+        help="a diffusers folder or hub id: Stable Diffusion (e.g. CompVis/stable-diffusion-v1-4), SDXL or SD3",
     )
     refl.add_argument(
         "--prompts",
@@ -673,6 +681,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         default=None,
         help="DRaFT-K: gradients through the rollout's last K steps, the final image rewarded (default: ReFL's one late step)",
+    )
+    refl.add_argument(
+        "--resolution",
+        type=positive_int,
+        default=None,
+        help="the generated images' side in pixels (default: 512 for Stable Diffusion 1.x/2.x, as the original; "
+        "the model's own for SDXL and SD3)",
+    )
+    refl.add_argument(
+        "--extra-reward",
+        action="append",
+        metavar="NAME=WEIGHT",
+        help="another reward in the loss, weighted (repeatable): ImageReward weights (a hinge, as the trained "
+        "reward's) or a judge with a gradient path (its score): {differentiable}",
     )
     refl.add_argument("--device", default=None, help="cpu, or the accelerator's (default: CUDA if available)")
     refl.add_argument(
@@ -866,8 +888,17 @@ def cmd_refl(args: argparse.Namespace) -> int:
             if args.validation_prompts
             else [p.prompt for p in benchmark_prompts()[:4]]
         )
+    extra = _extra_rewards(args.extra_reward or [])
     check_output(args.output_dir, args.resume)
     folder = pipeline_folder(args.pipeline)
+    latent_size = None
+    if args.resolution is not None:
+        from .refl.families import vae_scale
+
+        scale = vae_scale(folder)
+        if args.resolution % scale:
+            raise InputError(f"--resolution {args.resolution}: give a multiple of {scale}, the VAE's scale factor")
+        latent_size = args.resolution // scale
     config = ReFLConfig.original(
         learning_rate=args.learning_rate,
         grad_scale=args.grad_scale,
@@ -885,9 +916,21 @@ def cmd_refl(args: argparse.Namespace) -> int:
         draft_k=args.draft_k,
         pretrain_loss=bool(args.pretrain_data),
         pretrain_loss_weight=args.pretrain_weight,
+        latent_size=latent_size,
     )
     logs = Path(args.output_dir) / "logs"
-    trainer = ReFLTrainer(folder, args.reward, config, device=args.device, log_with=args.report_to, logging_dir=logs)
+    rewards = {}
+    for name, weight in extra:
+        rewards[_extra_reward(name, args)] = weight
+    trainer = ReFLTrainer(
+        folder,
+        args.reward,
+        config,
+        device=args.device,
+        extra_rewards=rewards,
+        log_with=args.report_to,
+        logging_dir=logs,
+    )
     plan = None
     if validation_prompts is not None:
         from .judges import load_judge, spec
@@ -907,6 +950,46 @@ def cmd_refl(args: argparse.Namespace) -> int:
         out = train(trainer, prompts, args.output_dir, args.resume, bar.update, pretrain, plan, warn)
     print(f"the tuned pipeline, its checkpoints and log.jsonl in {out}", file=sys.stderr)
     return 0
+
+
+def _extra_rewards(values: Sequence[str]) -> list[tuple[str, float]]:
+    """`--extra-reward NAME=WEIGHT` values, checked before any model loads.
+
+    Raises:
+        InputError: not NAME=WEIGHT, or a judge with no gradient path (the sentence names those that have one).
+    """
+    from .judges import no_gradient_path, spec
+
+    out = []
+    for value in values:
+        name, _, weight = value.rpartition("=")
+        try:
+            number = float(weight)
+        except ValueError:
+            number = None
+        if not name or number is None:
+            raise InputError(f"--extra-reward {value!r}: write NAME=WEIGHT, e.g. PickScore=0.5")
+        try:
+            found = spec(name)
+        except ValueError:
+            found = None  # ImageReward weights: a registry name or a path, as --reward
+        if found is not None and not found.differentiable:
+            raise InputError(f"--extra-reward {found.name}: {no_gradient_path(found.name)}")
+        out.append((name, number))
+    return out
+
+
+def _extra_reward(name: str, args: argparse.Namespace) -> object:
+    """A judge by name, loaded from --download-root; ImageReward weights as given (the trainer loads them)."""
+    from .judges import load_judge, spec
+
+    try:
+        found = spec(name)
+    except ValueError:
+        return name
+    if found.primary:
+        return name
+    return load_judge(found.name, device="cpu", download_root=args.download_root)
 
 
 def _judges_parser(**kwargs: object) -> argparse.ArgumentParser:

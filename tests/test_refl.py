@@ -258,6 +258,12 @@ def test_bad_input_is_one_sentence_before_any_model_loads(tmp_path, capsys, monk
             "not a prompt list",
         ),
         (refl_args(taken), "exists and is not empty: pass --resume"),
+        (
+            refl_args(tmp_path / "o5", "--extra-reward", "BLIP=1"),
+            "--extra-reward BLIP: BLIP has no differentiable path",
+        ),
+        (refl_args(tmp_path / "o6", "--extra-reward", "PickScore"), "write NAME=WEIGHT, e.g. PickScore=0.5"),
+        (refl_args(tmp_path / "o7", "--resolution", "100"), "--resolution 100: give a multiple of 8"),
         (refl_args(tmp_path / "o3", "--resume"), "holds no checkpoint"),
     ]
     for args, sentence in cases:
@@ -529,8 +535,30 @@ def test_several_rewards_add_their_weighted_hinges_and_a_judge_without_a_differe
     assert worst <= 1e-4, (
         worst
     )  # float32 round-off of two passes (the fixture: 1e-3 for gradients); a wrong weight is 33% off
-    with pytest.raises(InputError, match="PickScore cannot be a training reward here: it has no exact differentiable"):
-        ReFLTrainer(REFL / "pipeline", PARITY, config(), device="cpu", extra_rewards={"PickScore": 1.0})
+    with pytest.raises(
+        InputError,
+        match="BLIP cannot be a training reward: BLIP has no differentiable path.*"
+        "the judges that have one: ImageReward-v1.0, CLIP, PickScore, HPSv2.1",
+    ):
+        ReFLTrainer(REFL / "pipeline", PARITY, config(), device="cpu", extra_rewards={"BLIP": 1.0})
+
+
+def test_another_judge_adds_its_weighted_score_through_its_differentiable_path(judges_root) -> None:
+    """ImageReward plus PickScore at weight 0.5: the loss is ImageReward's hinge minus 0.5 x grad_scale x the
+    mean PickScore of the step's decoded images (through PickScore's own gradient path), and the gradients
+    change; the same judge as a loaded object or by name."""
+    from imagereward.judges import load_judge
+
+    judge = load_judge("PickScore", download_root=judges_root, device="cpu")
+    plain = one_step(ReFLTrainer(REFL / "pipeline", PARITY, config(), device="cpu"), record=True)
+    both = ReFLTrainer(REFL / "pipeline", PARITY, config(), device="cpu", extra_rewards={judge: 0.5})
+    out = one_step(both, record=True)
+    image = both.decode(out.record["pred_original_sample"])
+    with torch.no_grad():
+        picked = judge.differentiable_rewards(PROMPTS[:2], image)
+    expected = plain.loss.item() - 0.5 * config().grad_scale * picked.mean().item()
+    assert out.loss.item() == pytest.approx(expected, rel=1e-6)
+    assert max(rel_to_max(out.record["grad"][n], g) for n, g in plain.record["grad"].items()) > 1e-3
 
 
 def test_each_step_and_validation_goes_to_the_trackers(tmp_path, judges_root) -> None:

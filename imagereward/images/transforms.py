@@ -54,16 +54,55 @@ def _rgb_resize_crop(image: Image.Image, size: int) -> torch.Tensor:
 def _letterbox(image: Image.Image, size: int) -> torch.Tensor:
     rgb = np.array(image.convert("RGB"), dtype=np.uint8)
     x = torch.from_numpy(rgb).permute(2, 0, 1).to(torch.float32).div_(255)  # ToTensor (in place: one float copy)
+    return letterbox(x[None], size)[0].contiguous()
+
+
+def letterbox(x: torch.Tensor, size: int) -> torch.Tensor:
+    """open_clip's letterbox on float (B, 3, H, W) in [0, 1]: the long side resized to `size` (`round()` of the
+    other, antialiased bicubic, no clamp), then zero padding to a square; differentiable."""
     height, width = x.shape[-2:]
     scale = size / float(max(height, width))
     if scale != 1.0:
         new = (round(height * scale), round(width * scale))  # Python's round: halves to even, as the original
-        x = F.interpolate(x[None], size=new, mode="bicubic", align_corners=False, antialias=True)[0]
+        x = F.interpolate(x, size=new, mode="bicubic", align_corners=False, antialias=True)
         height, width = new
     pad_h, pad_w = size - height, size - width
     if pad_h or pad_w:
         x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2), value=0.0)
-    return x.contiguous()
+    return x
+
+
+def tensor_pixels(images: torch.Tensor, preprocessing: Preprocessing) -> torch.Tensor:
+    """A judge's preprocessing on float images (B, 3, H, W) in [0, 1] (a VAE's output), differentiably, for
+    reward-feedback training: float (B, 3, size, size) in about [0, 1], which the judge normalises.
+
+    `LETTERBOX` is its original's own arithmetic (open_clip resizes the float tensor), so the pixels equal what
+    the judge makes of an image file holding the same values. The resize-and-crop kinds resize with Pillow's
+    bicubic on 8-bit pixels in their originals; here torch's antialiased bicubic (the same kernel) resizes the
+    float tensor, then the crop takes the original's offsets: equal when no resize is needed (an image of the
+    judge's size), within Pillow's rounding otherwise.
+
+    Raises:
+        ValueError: not a float (B, 3, H, W) tensor.
+    """
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a float tensor (B, 3, H, W) in [0, 1], got {shape}")
+    if not images.is_floating_point():
+        raise ValueError(f"images must be floats in [0, 1] (as a VAE decodes them), got {images.dtype}")
+    size = preprocessing.size
+    if preprocessing.kind == LETTERBOX:
+        return letterbox(images, size)
+    height, width = images.shape[-2:]
+    new_width, new_height = preprocessing.resized(width, height)
+    x = images
+    if (new_height, new_width) != (height, width):
+        x = F.interpolate(x, size=(new_height, new_width), mode="bicubic", align_corners=False, antialias=True)
+    if preprocessing.kind == RESIZE_CROP:
+        top, left = int(round((new_height - size) / 2.0)), int(round((new_width - size) / 2.0))
+    else:
+        top, left = (new_height - size) // 2, (new_width - size) // 2
+    return x[..., top : top + size, left : left + size]
 
 
 _TRANSFORMS: dict[str, Callable[[Image.Image, int], torch.Tensor]] = {

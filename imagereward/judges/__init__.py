@@ -152,6 +152,15 @@ def load_score(
     return spec(name).load(device=device, dtype=dtype, download_root=download_root)
 
 
+def no_gradient_path(name: str) -> str:
+    """The sentence refusing a judge with no gradient path as a training reward, naming those that have one."""
+    able = ", ".join(s.name for s in specs() if s.differentiable)
+    return (
+        f"{name} has no differentiable path: its score is not computed from the image's pixels with gradients "
+        f"here; the judges that have one: {able}"
+    )
+
+
 __all__ = [
     "Judge",
     "JudgeSpec",
@@ -159,6 +168,7 @@ __all__ = [
     "available_scores",
     "load_judge",
     "load_score",
+    "no_gradient_path",
     "primary",
     "spec",
     "specs",

@@ -69,6 +69,8 @@ class JudgeSpec:
             `load_score`'s.
         benchmark_dtype: the precision the original's `test-benchmark.py` runs it in on every device ("fp32",
             "fp16"), where the original benchmarks it; `imagereward benchmark` runs it so by default.
+        differentiable: it has a gradient path from a generator's pixels to its score (`score_gard`,
+            `differentiable_rewards`), so reward-feedback training can use it.
     """
 
     name: str
@@ -83,6 +85,7 @@ class JudgeSpec:
     choice: Callable[[Sequence[float]], list[float]] | None = None
     primary: bool = False
     benchmark_dtype: str | None = None
+    differentiable: bool = False
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -436,6 +439,38 @@ class Baseline(Judge, nn.Module):
         if len(rewards) == 1:
             return 1, rewards[0]
         return ranks_from_rewards(rewards), rewards
+
+    def differentiable_rewards(self, prompts: str | Sequence[str], images: torch.Tensor) -> torch.Tensor:
+        """Scores with gradients to `images`, for reward-feedback training of a generator: the judge's own
+        preprocessing on the tensor (`images.transforms.tensor_pixels`: the letterbox exactly; a resize-and-crop
+        exactly when the images are the judge's size, else within Pillow's rounding), its network, its score.
+        Works with the weights frozen.
+
+        Args:
+            prompts: one prompt for every image, or one per image.
+            images: float (B, 3, H, W) in [0, 1], e.g. a VAE's output.
+
+        Returns:
+            (B,) float32 scores.
+
+        Raises:
+            ValueError: a judge with no gradient path (the reason given), images that are not a float
+                (B, 3, H, W) tensor, or not one prompt per image.
+        """
+        from ..images.transforms import tensor_pixels
+
+        spec = getattr(type(self), "spec", None)
+        if spec is None or not spec.differentiable:
+            raise ValueError(
+                f"{self.name} has no differentiable path: its score is not computed from the image's pixels with "
+                "gradients here (`judges.specs()` says which judges have one)"
+            )
+        batch = images.shape[0] if isinstance(images, torch.Tensor) and images.ndim == 4 else None
+        prompts = [prompts] * (batch or 1) if isinstance(prompts, str) else list(prompts)
+        if batch is not None and len(prompts) != batch:
+            raise ValueError(f"{len(prompts)} prompts for {batch} images; give one prompt, or one per image")
+        features = self.features_with_grad(tensor_pixels(images, self.preprocessing))
+        return torch.cat([self.scores_with_grad(self.tokenize(p), features[k : k + 1]) for k, p in enumerate(prompts)])
 
 
 def check_batch_size(size: int) -> int:

@@ -72,6 +72,10 @@ class ClipTower(nn.Module):
     def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         """Decoded pixels (N, 3, S, S): uint8 (resize-crop), or float32 in [0, 1] (HPSv2.1's letterbox) ->
         normalised image features (N, embed) float32."""
+        return self.encode(pixels)
+
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        """`image_features` with gradients to float `pixels` (the differentiable rewards' path)."""
         x = imgs.normalize(pixels).to(self.model.visual.conv1.weight.dtype)
         return F.normalize(self.model.encode_image(x)).float()
 
@@ -230,6 +234,9 @@ class TowerJudge(Baseline):
     def features_from_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.tower.image_features(pixels)
 
+    def features_with_grad(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.tower.encode(pixels.to(self.device))
+
 
 class ClipScore(TowerJudge):
     """CLIP score: cosine of CLIP ViT-L/14's normalised text and image features (about -1 to 1)."""
@@ -250,6 +257,9 @@ class ClipScore(TowerJudge):
     def scores_from_features(self, tokens: BpeTokens, features: torch.Tensor) -> torch.Tensor:
         text = self.tower.text_features(tokens)  # (1, embed)
         return (features.float() * text).sum(dim=1).cpu()
+
+    def scores_with_grad(self, tokens: BpeTokens, features: torch.Tensor) -> torch.Tensor:
+        return (features * self.tower.text_features(tokens).clone()).sum(dim=1)
 
 
 def load_tower(
@@ -299,5 +309,6 @@ SPEC = JudgeSpec(
     # The original's benchmark: `clip.load` keeps OpenAI's float16 on a GPU, and on the CPU too: the script passes
     # `torch.device("cpu")`, which the baseline's `device == "cpu"` does not match.
     benchmark_dtype="fp16",
+    differentiable=True,
 )
 ClipScore.spec = SPEC

@@ -125,5 +125,6 @@ SPEC = JudgeSpec(
     # The checkpoint `hpsv2.score` fetches, kept as it is in a download root (not in a subfolder).
     weights=(sources.HubFile(sources.HubRepo("xswu/HPSv2"), ("HPS_v2.1_compressed.pt",), in_root=True),),
     prompt_tokens=CONTEXT_LENGTH,
+    differentiable=True,
 )
 HpsScore.spec = SPEC

@@ -326,6 +326,7 @@ SPEC = JudgeSpec(
     primary=True,
     # The original's benchmark: `RM.load` keeps the weights' float32 on every device.
     benchmark_dtype="fp32",
+    differentiable=True,
 )
 ImageReward.spec = SPEC
 

@@ -197,7 +197,11 @@ class PickScore(Baseline):
     @torch.inference_mode()
     def features_from_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 3, S, S) -> normalised image features (N, embed) float32."""
-        x = pixels.to(torch.float32).div(255)
+        return self.features_with_grad(pixels.to(torch.float32).div(255))
+
+    def features_with_grad(self, pixels: torch.Tensor) -> torch.Tensor:
+        """float (N, 3, S, S) in [0, 1] -> normalised image features (N, embed) float32, with gradients."""
+        x = pixels.to(self.device, torch.float32)
         x = x.sub(self._mean.to(x.device)).div(self._std.to(x.device)).to(self.dtype)
         pooled = self.model.vision_model(pixel_values=x).pooler_output
         return F.normalize(self.model.visual_projection(pooled).float(), dim=-1)
@@ -212,6 +216,10 @@ class PickScore(Baseline):
     @torch.inference_mode()
     def scores_from_features(self, tokens: PickTokens, features: torch.Tensor) -> torch.Tensor:
         return self._scale * (features.float() @ self.text_features(tokens)[0]).cpu()
+
+    def scores_with_grad(self, tokens: PickTokens, features: torch.Tensor) -> torch.Tensor:
+        text = self.text_features(tokens)[0].clone()
+        return self._scale.to(features.device) * (features @ text)
 
     def probabilities(self, prompt: str, images: Sequence[ImageInput]) -> list[float]:
         """The README's `calc_probs(prompt, images)`: softmax of the scores over `images` (they sum to 1)."""
@@ -292,5 +300,6 @@ SPEC = JudgeSpec(
     ),
     prompt_tokens=MAX_TOKENS,
     choice=softmax,
+    differentiable=True,
 )
 PickScore.spec = SPEC

@@ -68,6 +68,7 @@ class StableDiffusion:
         self.vae = AutoencoderKL.from_pretrained(folder, subfolder="vae")
         self.scheduler = self._scheduler()
         self.train_scheduler = self._scheduler()  # the pretraining loss's, never given inference steps
+        self.size = 0  # the images' side, once the latents' is known (`latent_size`)
         self._load_text()
 
     # ---- loading
@@ -107,10 +108,11 @@ class StableDiffusion:
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     def latent_size(self, model: torch.nn.Module, asked: int | None) -> int:
-        """The latents' side: as asked, else the original's 64 (Stable Diffusion) or the model's own size."""
-        if asked is not None:
-            return asked
-        return self.original_latent_size or int(model.config.sample_size)
+        """The latents' side: as asked, else the original's 64 (Stable Diffusion) or the model's own size; the
+        images' side (`size`) follows."""
+        side = asked if asked is not None else self.original_latent_size or int(model.config.sample_size)
+        self.size = side * self.vae_scale_factor
+        return side
 
     # ---- conditioning
     def conditioning(self, prompts: Sequence[str], device: torch.device) -> dict[str, Any]:
@@ -210,13 +212,8 @@ class StableDiffusionXL(StableDiffusion):
         self.text_encoder = CLIPTextModel.from_pretrained(self.folder, subfolder="text_encoder")
         self.text_encoder_2 = CLIPTextModelWithProjection.from_pretrained(self.folder, subfolder="text_encoder_2")
         self.zeros_for_empty = bool(self.index.get("force_zeros_for_empty_prompt", True))
-        self.size = 0  # the pixels' side, set with the timesteps
 
     text_names = ("text_encoder", "text_encoder_2")
-
-    def set_timesteps(self, steps: int, size: int, device: torch.device) -> torch.Tensor:
-        self.size = size * self.vae_scale_factor
-        return super().set_timesteps(steps, size, device)
 
     def conditioning(self, prompts: Sequence[str], device: torch.device) -> dict[str, Any]:
         states = []
@@ -364,7 +361,13 @@ class StableDiffusion3(StableDiffusion):
         return "transformer_lora_layers"
 
     def save_extra(self) -> dict[str, Any]:
-        return {}
+        return {} if self.text_encoder_3 is not None else {"text_encoder_3": None, "tokenizer_3": None}
+
+
+def vae_scale(folder: Path) -> int:
+    """The pipeline's VAE scale factor (pixels per latent), from its config, before any model loads."""
+    config = json.loads((folder / "vae" / "config.json").read_text(encoding="utf-8"))
+    return 2 ** (len(config.get("block_out_channels", [0])) - 1)
 
 
 FAMILIES: dict[str, type[StableDiffusion]] = {

@@ -66,9 +66,7 @@ def pipeline_folder(pipeline: str | Path) -> Path:
     if not path.exists() and "/" in str(pipeline) and not str(pipeline).startswith((".", "/")):
         from huggingface_hub import snapshot_download
 
-        path = Path(
-            snapshot_download(str(pipeline), allow_patterns=["*.json", "*.txt", "*.model", "*.safetensors"])
-        )
+        path = Path(snapshot_download(str(pipeline), allow_patterns=["*.json", "*.txt", "*.model", "*.safetensors"]))
     family_of(path, str(pipeline))
     return path
 
@@ -173,8 +171,10 @@ class ReFLTrainer:
         for frozen in family.frozen():
             frozen.to(target, dtype=self.weight_dtype)
         self.reward.to(target, dtype=self.weight_dtype)
-        for extra, _ in self.extra_rewards:
-            extra.eval().to(target, dtype=self.weight_dtype)
+        for extra, _ in self.extra_rewards:  # ImageReward models in the trainer's precision, judges in their own
+            extra.eval().to(target)
+            if hasattr(extra, "score_gard"):
+                extra.to(dtype=self.weight_dtype)
 
     # ----------------------------------------------------------------------------------------------- a step
     def step(
@@ -236,9 +236,14 @@ class ReFLTrainer:
             ids, mask = reward_tokens(prompts)
             rewards = self.reward.score_gard(ids.to(device), mask.to(device), pixels)
             loss = F.relu(-rewards + 2).mean() * config.grad_scale
-            for extra, weight in self.extra_rewards:  # each its own hinge, weighted
-                others = extra.score_gard(ids.to(device), mask.to(device), self._reward_pixels(image, extra))
-                loss = loss + weight * F.relu(-others + 2).mean() * config.grad_scale
+            for extra, weight in self.extra_rewards:  # each weighted: ImageReward's hinge, another judge's score
+                if hasattr(extra, "score_gard"):
+                    others = extra.score_gard(ids.to(device), mask.to(device), self._reward_pixels(image, extra))
+                    loss = loss + weight * F.relu(-others + 2).mean() * config.grad_scale
+                else:
+                    loss = (
+                        loss - weight * extra.differentiable_rewards(prompts, image.float()).mean() * config.grad_scale
+                    )
             if record:
                 kept |= {
                     "latents_mid": latents.detach().clone(),
@@ -389,28 +394,30 @@ def _prompts(prompts: Sequence[str]) -> list[str]:
 
 def _differentiable(reward: Any) -> Any:
     """Another reward for the loss: an ImageReward model (or a name or folder `imagereward.load` takes; a
-    fine-tuned ImageReward, say), whose `score_gard` is exact to the original's.
+    fine-tuned ImageReward, say), through its `score_gard`, exact to the original's; or another judge with a
+    gradient path (loaded, or by name), through its `differentiable_rewards`.
 
     Raises:
-        InputError: a judge with no exact differentiable path here (the message says which and why).
+        InputError: a judge with no differentiable path (the message says which, why, and which have one).
     """
-    if isinstance(reward, str):
-        from ..judges import spec
+    from ..judges import load_judge, no_gradient_path, spec
 
+    if isinstance(reward, str):
         try:
             found = spec(reward)
         except ValueError:
             found = None
         if found is not None and not found.primary:
-            raise InputError(
-                f"{found.name} cannot be a training reward here: it has no exact differentiable path in this "
-                "package (its preprocessing runs on decoded images, not on a tensor with gradients). Rewards for "
-                "ReFL are ImageReward models: the published one, or a fine-tuned checkpoint."
-            )
-    model = _reward_model(reward)
-    if not hasattr(model, "score_gard"):
-        raise InputError(f"{type(model).__name__} has no score_gard: rewards for ReFL are ImageReward models")
-    return model
+            if not found.differentiable:
+                raise InputError(f"{found.name} cannot be a training reward: {no_gradient_path(found.name)}")
+            reward = load_judge(found.name, device="cpu")
+    if not isinstance(reward, torch.nn.Module) or hasattr(reward, "score_gard"):
+        return _reward_model(reward)
+    judge_spec = getattr(type(reward), "spec", None)
+    if judge_spec is None or not judge_spec.differentiable:
+        name = getattr(reward, "name", type(reward).__name__)
+        raise InputError(f"{name} cannot be a training reward: {no_gradient_path(name)}")
+    return reward
 
 
 def _reward_model(reward: Any) -> Any:
