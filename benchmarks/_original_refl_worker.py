@@ -2,7 +2,7 @@
 env's Python (torch linked first on PYTHONPATH by the caller, so that both sides run the same torch).
 
     $REFENV/bin/python benchmarks/_original_refl_worker.py --pipeline DIR --prompts prompts.json --steps 3 \
-        [--gradient-checkpointing]
+        [--gradient-checkpointing] [--batch 2]
 
 The trainer's own file runs unmodified: `ReFL.parse_args()`, `ReFL.Trainer(pipeline, prompts, args)`,
 `trainer.train(args)`. Its names are replaced from outside, as the parity fixture's harness did: `RM.load` returns
@@ -19,7 +19,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "reference"))
+# the reference harness (_refcommon.py): ../shared/reference here, the GPU kit's copy on a lent machine
+sys.path.insert(0, os.environ.get("IMAGEREWARD_REFERENCE") or os.path.join(HERE, "..", "..", "shared", "reference"))
 sys.path.insert(0, os.path.join(HERE, "..", "tools"))
 
 
@@ -37,6 +38,7 @@ def main():
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--gradient-checkpointing", action="store_true")
+    ap.add_argument("--batch", type=int, default=2)
     args = ap.parse_args()
     import _refcommon as C
     from original_eval import patch_tiny_imagereward
@@ -66,7 +68,7 @@ def main():
         "--seed",
         "1234",
         "--train_batch_size",
-        "2",
+        str(args.batch),
         "--gradient_accumulation_steps",
         "1",
         "--max_train_steps",
@@ -102,7 +104,8 @@ def main():
     start = time.perf_counter()
     trainer.train(parsed)
     times = [b - a for a, b in zip([start, *marks[:-1]], marks)]
-    print(json.dumps({"step_seconds": times, "peak_rss_mb": peak_mb(), "torch": torch.__version__}))
+    gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+    print(json.dumps({"step_seconds": times, "peak_rss_mb": peak_mb(), "peak_gpu_mb": gpu, "torch": torch.__version__}))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ BINARY=(
 # timm of requirements.txt (the image encoder is most of the work).
 "$PYTHON" -m pip download -q --no-deps --only-binary=:all: -d "$KIT/ours" \
   "$(grep -E '^timm==' "$ROOT/requirements.txt")"
+# The training extra (diffusers, accelerate, peft: pure Python) for the ReFL benchmarks (refl_gpu_run.sh).
+"$PYTHON" -m pip download -q --no-deps --only-binary=:all: -d "$KIT/ours" -r "$ROOT/requirements-train.txt"
 
 cp "$REFERENCE/_refcommon.py" "$KIT/reference/"
 cp "$ROOT/imagereward/vocab/bert-base-uncased-vocab.txt" "$KIT/parity/"

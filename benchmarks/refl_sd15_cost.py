@@ -1,7 +1,9 @@
 """What a ReFL step costs at Stable Diffusion 1.5's real size on this CPU (512 px, batch 1), the rollout without
 gradients and the trained step apart, with and without gradient checkpointing.
 
-    python benchmarks/refl_sd15_cost.py [--threads 2]
+    python benchmarks/refl_sd15_cost.py [--threads 2] [--device cpu|cuda] [--batch 1]
+
+On a GPU (`--device cuda --batch 8`) it also records the GPU's peak memory and the steps per second.
 
 SD 1.5's architecture with seeded random weights, built in memory (no download): the UNet (320-640-1280-1280,
 cross-attention 768, 860 M parameters), the VAE (128-256-512-512), CLIP ViT-L/14's text encoder, and ImageReward
@@ -71,23 +73,30 @@ def build_pipeline(folder: Path) -> None:
     CLIPTextModel(config).save_pretrained(folder / "text_encoder")
 
 
-def child(folder: str, reward: str, checkpointing: bool, threads: int) -> dict:
+def child(folder: str, reward: str, checkpointing: bool, threads: int, device: str, batch: int) -> dict:
     import torch
 
     from imagereward.refl import ReFLConfig, ReFLTrainer
 
     torch.set_num_threads(threads)
     config = ReFLConfig.original(
-        gradient_accumulation_steps=1, train_batch_size=1, seed=0, gradient_checkpointing=checkpointing
+        gradient_accumulation_steps=1, train_batch_size=batch, seed=0, gradient_checkpointing=checkpointing
     )
-    trainer = ReFLTrainer(folder, reward, config, device="cpu")
+    trainer = ReFLTrainer(folder, reward, config, device=device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     calls: list[float] = []
     unet = trainer.accelerator.unwrap_model(trainer.unet)
-    unet.register_forward_pre_hook(lambda m, a: calls.append(time.perf_counter()))
+
+    def mark(module: torch.nn.Module, args: tuple) -> None:  # returns None: the call's arguments unchanged
+        sync()
+        calls.append(time.perf_counter())
+
+    unet.register_forward_pre_hook(mark)
+    prompts = ["a photograph of an astronaut riding a horse"] * batch
+    generator = torch.Generator(device=device).manual_seed(0)
     start = time.perf_counter()
-    trainer.step(
-        ["a photograph of an astronaut riding a horse"], mid_timestep=MID, generator=torch.Generator().manual_seed(0)
-    )
+    trainer.step(prompts, mid_timestep=MID, generator=generator)
+    sync()
     end = time.perf_counter()
     rollout = calls[MID] - start  # up to the trained step's UNet call
     peak = next(
@@ -102,16 +111,21 @@ def child(folder: str, reward: str, checkpointing: bool, threads: int) -> dict:
         "total_s": end - start,
         "peak_rss_mb": peak,
         "unet_parameters": sum(p.numel() for p in unet.parameters()),
+        "steps_per_second": 1 / (end - start),
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child[0], args.child[1], args.child[2] == "1", args.threads)))
+        found = child(args.child[0], args.child[1], args.child[2] == "1", args.threads, args.device, args.batch)
+        print(json.dumps(found))
         return
     from bench import make_checkpoint
 
@@ -127,6 +141,10 @@ def main() -> None:
                     __file__,
                     "--threads",
                     str(args.threads),
+                    "--device",
+                    args.device,
+                    "--batch",
+                    str(args.batch),
                     "--child",
                     str(folder),
                     str(reward),
@@ -140,8 +158,9 @@ def main() -> None:
             row = {"gradient_checkpointing": checkpointing == "1", **json.loads(done.stdout.strip().splitlines()[-1])}
             print(json.dumps(row), flush=True)
             runs.append(row)
-    out = ROOT / "benchmarks" / "runs" / "refl_sd15_cost.json"
-    out.write_text(json.dumps({"machine": describe(peaks=False), "mid_timestep": MID, "runs": runs}, indent=1) + "\n")
+    out = ROOT / "benchmarks" / "runs" / ("refl_sd15_cost.json" if args.device == "cpu" else "refl_sd15_cost_cuda.json")
+    setup = {"mid_timestep": MID, "device": args.device, "batch": args.batch}
+    out.write_text(json.dumps({"machine": describe(peaks=False), **setup, "runs": runs}, indent=1) + "\n")
     print(f"wrote {out}")
 
 

@@ -703,6 +703,60 @@ def build_parser() -> argparse.ArgumentParser:
     refl.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     refl.set_defaults(func=cmd_refl)
 
+    fit = sub.add_parser(
+        "train",
+        help="fine-tune ImageReward on preference pairs (the original's recipe), with a held-out agreement check",
+        description="Fine-tunes an ImageReward checkpoint on preference pairs by the original training code's recipe "
+        "(train/ of THUDM/ImageReward: pairs from rankings, the pairwise loss, the lower 70% of both encoders "
+        "frozen, Adam, cosine decay), holding out a share of the prompts to measure agreement before, during "
+        "and after, beside the untuned model and other judges. Writes ImageReward.pt and med_config.json (the "
+        "best held-out loss) into --output-dir, which imagereward.load, the page (IMAGEREWARD_MODEL) and every "
+        "command read, with log.jsonl, report.json and state.pt (resume). Every input is checked before the "
+        "model loads.",
+    )
+    fit.add_argument(
+        "data",
+        nargs="+",
+        help="preference pairs: the original's ranking file (.json), the page's verdicts (pairs.jsonl), or a "
+        "Parquet table (a file, a folder, or hf://owner/dataset: prompt/chosen/rejected, Pick-a-Pic, HPDv2)",
+    )
+    fit.add_argument("--output-dir", required=True, help="where the trained model, its log and report go")
+    fit.add_argument("--image-base", help="the folder a ranking file's image names are relative to (default: its own)")
+    fit.add_argument("--model", default=None, help="the checkpoint to start from: a registry name or a folder")
+    fit.add_argument(
+        "--lr", type=float, default=1e-5, help="Adam's learning rate (default %(default)s, the original's)"
+    )
+    fit.add_argument("--warmup", type=float, default=0.0, help="warm-up share of the steps (default 0)")
+    fit.add_argument("--schedule", choices=["cosine", "linear", "constant"], default="cosine")
+    fit.add_argument("--epochs", type=positive_int, default=10, help="(default %(default)s)")
+    fit.add_argument("--batch-size", type=positive_int, default=16, help="pairs a micro-batch (default 16)")
+    fit.add_argument("--accumulation-steps", type=positive_int, default=4, help="micro-batches a step (default 4)")
+    fit.add_argument("--fix-rate", type=float, default=0.7, help="the share of both encoders frozen (default 0.7)")
+    fit.add_argument("--no-dropout", action="store_true", help="train without the original's dropout")
+    fit.add_argument("--lora-rank", type=positive_int, default=None, help="LoRA adapters on both encoders instead")
+    fit.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default="no")
+    fit.add_argument("--cache-features", action="store_true", help="cache the frozen ViT blocks' output per image")
+    fit.add_argument("--heldout", type=float, default=0.1, help="the share of prompts held out (default 0.1)")
+    fit.add_argument(
+        "--patience", type=positive_int, default=None, help="stop after N evaluations without a better held-out loss"
+    )
+    fit.add_argument(
+        "--eval-every", type=positive_int, default=None, help="evaluate every N steps too (default: each epoch)"
+    )
+    fit.add_argument("--seed", type=int, default=1234, help="the split, the order and dropout (default %(default)s)")
+    fit.add_argument(
+        "--judge",
+        action="append",
+        metavar="NAME",
+        help="another judge scored on the held-out pairs beside the model (repeatable); one of {judges}",
+    )
+    fit.add_argument("--download-root", help="where the judges' weights are (as the other commands)")
+    fit.add_argument("--report-to", help="accelerate's trackers: tensorboard, wandb, ... (under OUTPUT_DIR/logs)")
+    fit.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA if available)")
+    fit.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
+    fit.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    fit.set_defaults(func=cmd_train)
+
     verdicts = sub.add_parser(
         "verdicts", help="people's verdicts on pairs: how often each judge agrees; export a store"
     )
@@ -855,6 +909,74 @@ def cmd_verdicts_export(args: argparse.Namespace) -> int:
     count, images = export(args.store, args.out)
     print(f"{count} verdicts and {images} images written to {args.out}", file=sys.stderr)
     return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """`imagereward train` (see its --help): every input read and checked, then the run, then its report."""
+    from .training import RewardTrainer, TrainConfig
+    from .training.pairs import merge, read_any
+    from .training.run import check_output, trackers_for, train
+
+    found = merge(read_any(path, args.image_base) for path in args.data)
+    for sentence in found.skipped:
+        print(f"imagereward train: left out: {sentence}", file=sys.stderr)
+    if not found.pairs:
+        raise InputError("no preference pair to train on in " + ", ".join(args.data))
+    judges = list(dict.fromkeys(args.judge or []))
+    if judges:
+        from .judges import spec
+
+        for name in judges:
+            try:
+                spec(name)
+            except ValueError as e:
+                raise InputError(str(e)) from None
+    check_output(args.output_dir, args.resume)
+    try:
+        config = TrainConfig.original(
+            lr=args.lr,
+            warmup=args.warmup,
+            schedule=args.schedule,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            accumulation_steps=args.accumulation_steps,
+            fix_rate=args.fix_rate,
+            dropout=not args.no_dropout,
+            lora_rank=args.lora_rank,
+            mixed_precision=args.mixed_precision,
+            cache_features=args.cache_features,
+            heldout=args.heldout,
+            patience=args.patience,
+            eval_every=args.eval_every,
+            seed=args.seed,
+        )
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    trackers = trackers_for(args.report_to, Path(args.output_dir) / "logs")
+
+    def say(sentence: str) -> None:
+        print(f"imagereward train: {sentence}", file=sys.stderr)
+
+    from .judges import load_judge
+    from .judges.imagereward import WEIGHTS, load
+
+    torch_seed(args.seed)
+    model = load(args.model or WEIGHTS, device=args.device, dtype="float32")
+    others = {name: load_judge(name, device=args.device, download_root=args.download_root) for name in judges}
+    trainer = RewardTrainer(model, config, total_steps=1, warn=say)
+    with tqdm_bar(args.quiet) as bar:
+        bar.unit = "step"
+        result = train(trainer, found.pairs, args.output_dir, others, args.resume, bar.update, trackers, say)
+    print(result.table())
+    print(f"the trained model (best held-out loss), log.jsonl and report.json in {result.output_dir}", file=sys.stderr)
+    return 0
+
+
+def torch_seed(seed: int) -> None:
+    """Seeds torch (dropout) as the original's `init_seeds`."""
+    import torch
+
+    torch.manual_seed(seed)
 
 
 def cmd_refl(args: argparse.Namespace) -> int:

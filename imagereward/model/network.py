@@ -65,7 +65,8 @@ class SdpaTextSelfAttention(BlipTextSelfAttention):
         q, k, v = split(self.query(hidden_states)), split(self.key(source)), split(self.value(source))
         if mask is not None and mask.dtype != torch.bool:
             mask = mask.to(q.dtype)
-        context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        dropout = self.dropout.p if self.training else 0.0  # BERT's attention dropout, in training only
+        context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         return context.transpose(1, 2).reshape(batch, length, self.all_head_size), None
 
 

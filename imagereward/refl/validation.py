@@ -37,7 +37,8 @@ class Validation:
 def generate(trainer: Any, prompts: Sequence[str], seed: int) -> list[Image.Image]:
     """The prompts' images by the trainer's current model: its rollout to the end (`ReFLTrainer.generate`, from
     a generator seeded with `seed`), decoded, as PIL images."""
-    latents = trainer.generate(list(prompts), torch.Generator().manual_seed(seed))
+    generator = torch.Generator(device=trainer.accelerator.device).manual_seed(seed)  # where the latents are drawn
+    latents = trainer.generate(list(prompts), generator)
     pixels = trainer.decode(latents).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     return [Image.fromarray(p) for p in pixels]
 
