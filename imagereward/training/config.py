@@ -45,6 +45,8 @@ class TrainConfig:
             its code parses but never reads): the next epochs skip it. The frozen blocks then run without
             DropPath (as at inference); exact with `dropout=False`.
         cache_gb: the cache's budget in memory; images beyond it are encoded again.
+        pixel_cache_gb: the preprocessed pixels of each image read are kept in memory (uint8, 150 KB an image at
+            224 px), as the original's pair store keeps them, within this budget; beyond it they are read again.
         heldout: the share of prompts held out (never trained on) for the agreement check; 0: none.
         patience: stop after this many evaluations without a better held-out loss; None: never.
         eval_every: also evaluate every N optimizer steps (the original: `--valid_per_epoch`); None: each epoch.
@@ -71,6 +73,7 @@ class TrainConfig:
     mixed_precision: str = "no"
     cache_features: bool = False
     cache_gb: float = 8.0
+    pixel_cache_gb: float = 4.0
     heldout: float = 0.1
     patience: int | None = None
     eval_every: int | None = None

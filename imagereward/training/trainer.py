@@ -126,6 +126,8 @@ class RewardTrainer:
         self.micro = 0
         self.warn = warn
         self.first_trained_block = first_trained_block(model)
+        # the preprocessed pixels of each image read, as the original's pair store keeps them (uint8 here)
+        self.pixels = FeatureCache(config.pixel_cache_gb * 2**30)
         self.cache = FeatureCache(config.cache_gb * 2**30) if config.cache_features else None
         if self.cache is not None and self.first_trained_block == 0:
             self.cache = None  # nothing below the trained part to keep
@@ -243,14 +245,14 @@ class RewardTrainer:
         for number, pair in enumerate(pairs):
             prompt, good, bad, source = _unpack(pair, number)
             try:
-                pixels = [imgs.load_pixels(image, _name(image), size) for image in (good, bad)]
+                pixels = [self._pixels(image, size) for image in (good, bad)]
             except ImageError as e:
                 skipped.append(f"{source}: {e} (the pair left out)")
                 continue
             prompts.append(prompt)
-            better.append(pixels[0])
-            worse.append(pixels[1])
-            keys += [_key(good), _key(bad)]
+            better.append(pixels[0][0])
+            worse.append(pixels[1][0])
+            keys += [pixels[0][1], pixels[1][1]]
         if not prompts:
             return None, skipped
         tokens = [encode_prompt(p) for p in prompts]
@@ -260,6 +262,20 @@ class RewardTrainer:
         to = lambda rows: imgs.normalize(torch.stack(rows).to(device))  # noqa: E731
         order = keys[0::2] + keys[1::2]  # better images first, as the pixels are stacked
         return (ids, mask, to(better), to(worse), order), skipped
+
+    def _pixels(self, image: Any, size: int) -> tuple[torch.Tensor, str]:
+        """An image's preprocessed uint8 pixels (read once, then from memory) and its key.
+
+        Raises:
+            ImageError: the image cannot be read (named).
+        """
+        key = _key(image)
+        found = self.pixels.get(key) if key else None
+        if found is None:
+            found = imgs.load_pixels(image, _name(image), size)
+            if key:
+                self.pixels.put(key, found)
+        return found, key
 
     # ----------------------------------------------------------------------------------------------- saving
     def save(self, folder: str | Path) -> Path:
