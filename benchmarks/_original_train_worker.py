@@ -36,6 +36,7 @@ def main():
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     import torch
     import transformers
@@ -70,7 +71,7 @@ def main():
     from train import init_seeds, loss_func
 
     init_seeds(1234)
-    device = torch.device("cpu")
+    device = torch.device(args.device)  # train.py: CUDA when there is one
     model = ImageReward(device).to(device)
     model = preload_model(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-5, betas=(0.9, 0.999), eps=1e-8)
@@ -93,13 +94,16 @@ def main():
     for step in range(args.steps):
         start = time.perf_counter()
         model.train()
-        reward = model(batches[step % len(batches)])
+        reward = model({k: v.to(device) for k, v in batches[step % len(batches)].items()})
         loss, loss_list, acc = loss_func(reward)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    print(json.dumps({"step_seconds": times, "peak_rss_mb": peak_mb(), "torch": torch.__version__}))
+    gpu = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
+    print(json.dumps({"step_seconds": times, "peak_rss_mb": peak_mb(), "peak_gpu_mb": gpu, "torch": torch.__version__}))
 
 
 if __name__ == "__main__":

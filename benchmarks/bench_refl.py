@@ -140,7 +140,7 @@ def original(
     pipeline: str, steps: int, threads: int, checkpointing: bool, batch: int, python: str, path: str | None
 ) -> dict:
     """The original trainer's run: the reference env's Python with this torch linked first (here), or on a lent
-    GPU machine the machine's Python with the kit's wheels first (`refl_gpu_run.sh`)."""
+    GPU machine the machine's Python with the kit's wheels first (`training_gpu_run.sh`)."""
     worker = Path(__file__).parent / "_original_refl_worker.py"
     command = [
         python,

@@ -39,10 +39,12 @@ BINARY=(
 # timm of requirements.txt (the image encoder is most of the work).
 "$PYTHON" -m pip download -q --no-deps --only-binary=:all: -d "$KIT/ours" \
   "$(grep -E '^timm==' "$ROOT/requirements.txt")"
-# The training extra (diffusers, accelerate, peft: pure Python) for the ReFL benchmarks (refl_gpu_run.sh).
+# The training extra (diffusers, accelerate, peft: pure Python) for the ReFL benchmarks (training_gpu_run.sh).
 "$PYTHON" -m pip download -q --no-deps --only-binary=:all: -d "$KIT/ours" -r "$ROOT/requirements-train.txt"
 
 cp "$REFERENCE/_refcommon.py" "$KIT/reference/"
+# The original training code (train/src), as a bare git directory bench_train.py archives from.
+git clone -q --bare "${ORIGINAL_REPO:-/work/.mirror/THUDM+ImageReward/repo}" "$KIT/ImageReward.git" 2>/dev/null || true
 cp "$ROOT/imagereward/vocab/bert-base-uncased-vocab.txt" "$KIT/parity/"
 ls "$KIT/wheels" "$KIT/ours"
 du -sh "$KIT"

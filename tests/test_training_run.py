@@ -105,6 +105,26 @@ def test_each_input_names_its_bad_rows_and_keeps_the_good_ones(tmp_path) -> None
     found = read_table(tmp_path / "pick.parquet")
     assert [p.prompt for p in found.pairs] == ["c1", "c2"] and found.skipped == []
     assert found.pairs[0].better == png.getvalue() and found.pairs[1].worse == png.getvalue()
+    # HPDv2's layouts: two images with the preferred marked 1; a test row's ranking (lower better); a bad row
+    hpd = pa.table(
+        {
+            "prompt": ["h1", "h2"],
+            "image": [[str(IMAGES / NAMES[0]), str(IMAGES / NAMES[1])], [str(IMAGES / NAMES[2])]],
+            "human_preference": [[0, 1], [1, 0]],
+        }
+    )
+    pq.write_table(hpd, tmp_path / "hpd.parquet")
+    found = read_table(tmp_path / "hpd.parquet")
+    assert [(p.prompt, Path(p.better).name, Path(p.worse).name) for p in found.pairs] == [("h1", NAMES[1], NAMES[0])]
+    assert len(found.skipped) == 1 and "row 1: `image` and its marks" in found.skipped[0]
+    ranked = pa.table({"prompt": ["r"], "image": [[str(IMAGES / n) for n in NAMES[:3]]], "rank": [[2, 1, 3]]})
+    pq.write_table(ranked, tmp_path / "hpd-test.parquet")
+    found = read_table(tmp_path / "hpd-test.parquet")
+    assert [(Path(p.better).name, Path(p.worse).name) for p in found.pairs] == [
+        (NAMES[1], NAMES[0]),
+        (NAMES[0], NAMES[2]),
+        (NAMES[1], NAMES[2]),
+    ]
     pq.write_table(pa.table({"text": ["x"], "image": [b""]}), tmp_path / "odd.parquet")
     with pytest.raises(InputError, match="of no known layout; the layouts: prompt/chosen/rejected"):
         read_table(tmp_path / "odd.parquet")
@@ -275,3 +295,31 @@ def test_the_command_line_trains_and_the_page_serves_the_result(tmp_path, capsys
         assert answer["rows"][0]["score"] == pytest.approx(trained, abs=1e-6) and abs(trained - untuned) > 1e-4
     finally:
         page.close()
+
+
+def test_a_run_without_progress_stops_after_patience_and_its_trackers_hear_everything(tmp_path) -> None:
+    """lr 0: no evaluation beats the first trained one, so with patience 1 the run stops after the second epoch;
+    a tracker (accelerate's interface) gets the config, every step and every evaluation, and is finished."""
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.config, self.logs, self.finished = None, [], False
+
+        def store_init_configuration(self, values: dict) -> None:
+            self.config = values
+
+        def log(self, values: dict, step: int) -> None:
+            self.logs.append((step, values))
+
+        def finish(self) -> None:
+            self.finished = True
+
+    pairs = read_rankings(ranking_file(tmp_path), IMAGES).pairs
+    trainer, config = tiny(lr=0.0, epochs=6, patience=1)
+    recorder = Recorder()
+    result = train(trainer, pairs, tmp_path / "out", trackers=[recorder])
+    assert len(result.evaluations) == 3 and result.stopped == "no better held-out loss in 1 evaluations"
+    steps_per_epoch = trainer.steps // 2
+    assert recorder.config["patience"] == 1 and recorder.finished
+    assert [s for s, v in recorder.logs if "train/loss" in v] == list(range(1, 2 * steps_per_epoch + 1))
+    assert [s for s, v in recorder.logs if "heldout/loss" in v] == [0, steps_per_epoch, 2 * steps_per_epoch]

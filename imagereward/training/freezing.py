@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..errors import InputError
 from .config import TrainConfig
 
 LORA_TEXT = ("query", "key", "value", "dense")
@@ -45,7 +46,10 @@ def _freeze_until(encoder: nn.Module, boundary: str) -> None:
 def add_lora(model: nn.Module, config: TrainConfig) -> None:
     """LoRA adapters (peft; rank and alpha from the config) on both encoders' attention and MLP projections;
     the encoders' own weights frozen, the head trained whole."""
-    from peft import LoraConfig, inject_adapter_in_model
+    try:
+        from peft import LoraConfig, inject_adapter_in_model
+    except ImportError:
+        raise InputError("LoRA needs peft, in the training extra: pip install -e .[train]") from None
 
     model.requires_grad_(False)
     alpha = config.lora_alpha or config.lora_rank
