@@ -55,14 +55,16 @@ class HubCache:
     def __init__(self, home: Path) -> None:
         self.home = home
 
-    def add(self, repo_id: str, files: dict[str, Path]) -> Path:
-        """Puts `files` (name in the repo -> file to copy) into a snapshot of `repo_id` that `main` points at."""
-        folder = self.home / "hub" / ("models--" + repo_id.replace("/", "--"))
+    def add(self, repo_id: str, files: dict[str, Path], repo_type: str = "model") -> Path:
+        """Puts `files` (name in the repo -> file to copy) into a snapshot of `repo_id` (a model or dataset repo)
+        that `main` points at."""
+        folder = self.home / "hub" / (f"{repo_type}s--" + repo_id.replace("/", "--"))
         snapshot = folder / "snapshots" / self.COMMIT
         snapshot.mkdir(parents=True, exist_ok=True)
         (folder / "refs").mkdir(exist_ok=True)
         (folder / "refs" / "main").write_text(self.COMMIT)
         for name, source in files.items():
+            (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(source, snapshot / name)
         return snapshot
 

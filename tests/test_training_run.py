@@ -323,3 +323,45 @@ def test_a_run_without_progress_stops_after_patience_and_its_trackers_hear_every
     assert recorder.config["patience"] == 1 and recorder.finished
     assert [s for s, v in recorder.logs if "train/loss" in v] == list(range(1, 2 * steps_per_epoch + 1))
     assert [s for s, v in recorder.logs if "heldout/loss" in v] == [0, steps_per_epoch, 2 * steps_per_epoch]
+
+
+def test_a_hub_dataset_is_read_from_the_hugging_face_cache(hub_cache, tmp_path) -> None:
+    """`hf://owner/dataset`: its Parquet files through huggingface_hub (offline here, from a cache laid out as the
+    hub lays it out), read as a local table."""
+    import os
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    png = io.BytesIO()
+    Image.open(IMAGES / NAMES[2]).convert("RGB").save(png, format="PNG")
+    table = pa.table({"prompt": ["q1", "q2"], "chosen": [png.getvalue()] * 2, "rejected": [png.getvalue(), None]})
+    pq.write_table(table, tmp_path / "part.parquet")
+    hub_cache.add("someone/prefs", {"data/train-00000-of-00001.parquet": tmp_path / "part.parquet"}, "dataset")
+    env = {**os.environ, "HF_HOME": str(hub_cache.home), "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    code = (
+        "import json; from imagereward.training.pairs import read_table; found = read_table('hf://someone/prefs');"
+        "print(json.dumps([[p.prompt for p in found.pairs], found.skipped]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    prompts, skipped = json.loads(done.stdout.strip().splitlines()[-1])
+    assert prompts == ["q1"] and len(skipped) == 1 and "row 1: an image is missing" in skipped[0]
+
+
+def test_accumulated_micro_batches_make_the_step_one_batch_makes() -> None:
+    """Two micro-batches of 2 pairs with accumulation_steps 2 step the optimizer once, as one batch of 4 does."""
+    pairs = [(PROMPTS[k % 2], str(IMAGES / NAMES[k]), str(IMAGES / NAMES[k + 1])) for k in range(4)]
+    whole, _ = tiny(accumulation_steps=1, total_steps=1)
+    parts, _ = tiny(accumulation_steps=2, total_steps=1)
+    one = whole.step(pairs, record=True)
+    assert not parts.step(pairs[:2]).stepped and parts.steps == 0
+    two = parts.step(pairs[2:], record=True)
+    assert two.stepped and parts.steps == 1
+    # the accumulated gradient is the whole batch's mean (each micro-batch's loss divided by 2); the
+    # zero-true-gradient elements (round-off) within 1e-5 of the largest, as the fixture's tolerance
+    largest = max(g.abs().max() for g in one.record["grad"].values())
+    for name, g in one.record["grad"].items():
+        assert torch.allclose(two.record["grad"][name], g, rtol=1e-4, atol=1e-5 * largest), name
