@@ -600,18 +600,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     refl = sub.add_parser(
         "refl",
-        help="fine-tune a Stable Diffusion (1.x, 2.x, XL or 3) pipeline so that ImageReward prefers its images (ReFL)",
+        help="fine-tune a Stable Diffusion (1.x, 2.x, XL, 3) or Flux pipeline so that ImageReward prefers its images (ReFL)",
         description="The original ReFL trainer (ImageReward/ReFL.py), step for step, on today's diffusers: DDPM over "
         "40 steps without guidance, one late step trained through the VAE and ImageReward's differentiable reward, "
         "loss relu(2 - reward) * grad-scale, AdamW, clipping. SDXL as the original's ReFL_SDXL.py conditions it; "
-        "Stable Diffusion 3 by flow matching (the clean estimate x_t - sigma * v). Writes a diffusers folder (or a "
+        "Stable Diffusion 3 and Flux by flow matching (the clean estimate x_t - sigma * v). Writes a diffusers folder (or a "
         "LoRA adapter; and checkpoint-<step> folders, log.jsonl) into --output-dir. Needs the training extra: pip "
         "install -e .[train]. Every check (the pipeline folder, the prompts, the output folder, the judges) runs "
         "before any model loads.",
     )
     refl.add_argument(
         "pipeline",
-        help="a diffusers folder or hub id: Stable Diffusion (e.g. CompVis/stable-diffusion-v1-4), SDXL or SD3",
+        help="a diffusers folder or hub id: Stable Diffusion (e.g. CompVis/stable-diffusion-v1-4), SDXL, SD3 or Flux",
     )
     refl.add_argument(
         "--prompts",
@@ -674,7 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--guidance-scale",
         type=float,
         default=1.0,
-        help="classifier-free guidance in the rollout (1: none, the original)",
+        help="classifier-free guidance in the rollout (1: none, the original); for Flux, its embedded guidance",
     )
     refl.add_argument(
         "--draft-k",

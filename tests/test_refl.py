@@ -251,7 +251,7 @@ def test_bad_input_is_one_sentence_before_any_model_loads(tmp_path, capsys, monk
         (
             ["refl", str(tmp_path / "kandinsky"), "--output-dir", str(tmp_path / "o4")],
             "holds a KandinskyPipeline pipeline; ReFL trains StableDiffusionPipeline, StableDiffusionXLPipeline, "
-            "StableDiffusion3Pipeline pipelines",
+            "StableDiffusion3Pipeline, FluxPipeline pipelines",
         ),
         (
             refl_args(tmp_path / "o2")[:2] + ["--prompts", str(bad_prompts), "--output-dir", str(tmp_path / "o2")],

@@ -1,4 +1,4 @@
-"""Tiny SDXL and Stable Diffusion 3 pipelines in diffusers' layout, built from seeded random weights (as diffusers'
+"""Tiny SDXL, Stable Diffusion 3 and Flux pipelines in diffusers' layout, built from seeded random weights (as diffusers'
 own tests build theirs) and saved with `save_pretrained`: the ReFL trainer's other pipeline kinds, tested as it
 trains the original's tiny Stable Diffusion (`tests/fixtures/refl/pipeline`, whose CLIP tokenizer they share).
 
@@ -129,4 +129,63 @@ def sd3(folder: Path) -> Path:
     )
     pipeline.save_pretrained(folder)
     _tokenizers(folder)
+    return folder
+
+
+def _t5(folder: Path):  # noqa: ANN202 - (T5EncoderModel, its tokenizer), the tokenizer saved into folder/tokenizer_2
+    """A tiny T5 encoder and a T5 tokenizer built offline (`tokenizers`' Unigram over a small word list, as a
+    sentencepiece tokenizer is: `▁` word starts, `</s>` appended, `<pad>` 0)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import T5Config, T5EncoderModel, T5TokenizerFast
+
+    words = "a an the red cube on table corgi in sunglasses lighthouse at dusk bowl of ramen astronaut horse oil"
+    pieces = ["<pad>", "</s>", "<unk>"] + [f"▁{w}" for w in words.split()] + list("abcdefghijklmnopqrstuvwxyz,.")
+    model = Tokenizer(models.Unigram([(w, -k / 10) for k, w in enumerate(pieces)], unk_id=2))
+    model.normalizer = normalizers.NFKC()
+    model.pre_tokenizer = pre_tokenizers.Metaspace()
+    model.decoder = decoders.Metaspace()
+    model.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    tokenizer = T5TokenizerFast(
+        tokenizer_object=model, eos_token="</s>", unk_token="<unk>", pad_token="<pad>", extra_ids=0
+    )
+    config = T5Config(vocab_size=len(pieces), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4)
+    return T5EncoderModel(config).eval(), tokenizer
+
+
+def flux(folder: Path) -> Path:
+    """A tiny `FluxPipeline` (guidance-distilled: `guidance_embeds`), saved in `folder`."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import CLIPTokenizer
+
+    torch.manual_seed(0)
+    transformer = FluxTransformer2DModel(
+        patch_size=1,
+        in_channels=16,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=32,
+        pooled_projection_dim=TEXT_CONFIG["hidden_size"],
+        guidance_embeds=True,
+        axes_dims_rope=(4, 4, 8),
+    )
+    text_encoder, _ = _text_encoders(projected_first=False)
+    t5, t5_tokenizer = _t5(folder)
+    shutil.copytree(TOKENIZER, folder / "tokenizer")  # CLIP's; the second tokenizer is T5's
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        shift=3.0, use_dynamic_shifting=True, base_image_seq_len=256, max_image_seq_len=4096, max_shift=1.15
+    )
+    pipeline = FluxPipeline(
+        scheduler=scheduler,
+        vae=_vae(shift_factor=0.1159, scaling_factor=0.3611, use_quant_conv=False, use_post_quant_conv=False),
+        text_encoder=text_encoder,
+        tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer"),
+        text_encoder_2=t5,
+        tokenizer_2=t5_tokenizer,
+        transformer=transformer,
+    )
+    pipeline.save_pretrained(folder)
+    shutil.rmtree(folder / "tokenizer", ignore_errors=True)
+    shutil.copytree(TOKENIZER, folder / "tokenizer")
     return folder

@@ -9,6 +9,8 @@ pretraining loss targets, and how the result is saved.
   by side, the second's projected pooled output and the added time ids (original size, crop corner, target size)
   as the UNet's added conditions; DDPM as above. The empty prompt under guidance is zeros when the pipeline says
   `force_zeros_for_empty_prompt` (its default), as diffusers' pipeline does.
+- `Flux` (flow matching on packed latents): CLIP's pooled output and T5's states, position ids, 2 x 2 packed
+  latents, the pipeline's shifted schedule, the embedded (distilled) guidance; the clean estimate x_t - sigma * v.
 - `StableDiffusion3` (flow matching, which the original lacks): an MMDiT transformer conditioned on the two CLIPs'
   penultimate states (padded to T5's width) followed by T5's states (zeros when the pipeline has no T5), and the
   pooled outputs side by side; `FlowMatchEulerDiscreteScheduler`'s Euler steps; the clean estimate is
@@ -59,6 +61,7 @@ class StableDiffusion:
     model_folder = "unet"
     parts: tuple[str, ...] = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
     original_latent_size: int | None = 64  # ReFL.py draws (B, 4, 64, 64) whatever the model
+    true_cfg = True  # guidance by an unconditional call beside each conditional one (Flux embeds it instead)
 
     def __init__(self, folder: Path) -> None:
         from diffusers import AutoencoderKL
@@ -351,7 +354,7 @@ class StableDiffusion3(StableDiffusion):
         count = len(table.timesteps)
         index = torch.randint(0, count, (latents.shape[0],), generator=generator)
         t = table.timesteps[index].to(latents.device)
-        sigma = table.sigmas[index].to(latents.device, latents.dtype).view(-1, 1, 1, 1)
+        sigma = table.sigmas[index].to(latents.device, latents.dtype).view(-1, *[1] * (latents.ndim - 1))
         return Noised((1 - sigma) * latents + sigma * noise, t, noise - latents, noise)
 
     def pretrain_predict(self, model: torch.nn.Module, noisy: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]):  # noqa: ANN201
@@ -370,8 +373,117 @@ def vae_scale(folder: Path) -> int:
     return 2 ** (len(config.get("block_out_channels", [0])) - 1)
 
 
+class Flux(StableDiffusion3):
+    """Flux (flow matching on packed latents): CLIP's pooled output and T5's states condition the transformer,
+    with text and image position ids; the latents are packed into 2 x 2 patches; the schedule is the pipeline's
+    (`sigmas` from 1 to 1/N, shifted by the image's token count); guidance-distilled models take the config's
+    `guidance_scale` as their embedded guidance, as `FluxPipeline`'s `guidance_scale` (no unconditional call)."""
+
+    pipeline_class = "FluxPipeline"
+    parts = ("transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler")
+    text_names = ("text_encoder", "text_encoder_2")
+    t5_length = 512  # the pipeline's max_sequence_length
+    true_cfg = False
+    original_latent_size = 128  # the pipeline's default_sample_size (its transformer's config has none)
+
+    def _load_text(self) -> None:
+        from transformers import AutoTokenizer, CLIPTextModel, T5EncoderModel
+
+        self.tokenizer = ClipTokens(self.folder / "tokenizer")
+        self.text_encoder = CLIPTextModel.from_pretrained(self.folder, subfolder="text_encoder")
+        self.tokenizer_2 = AutoTokenizer.from_pretrained(self.folder, subfolder="tokenizer_2")
+        self.text_encoder_2 = T5EncoderModel.from_pretrained(self.folder, subfolder="text_encoder_2")
+        self.guidance = 1.0
+        self.guidance_embeds = False
+        self.image_ids: torch.Tensor | None = None
+
+    def model_class(self) -> Any:
+        from diffusers import FluxTransformer2DModel
+
+        return FluxTransformer2DModel
+
+    def load_model(self) -> torch.nn.Module:
+        model = self.model_class().from_pretrained(self.folder, subfolder=self.model_folder)
+        self.guidance_embeds = bool(model.config.guidance_embeds)
+        return model
+
+    def conditioning(self, prompts: Sequence[str], device: torch.device) -> dict[str, Any]:
+        pooled = self.text_encoder(self.tokenizer(prompts).to(device), output_hidden_states=False).pooler_output
+        ids = self.tokenizer_2(
+            list(prompts), padding="max_length", max_length=self.t5_length, truncation=True, return_tensors="pt"
+        ).input_ids
+        states = self.text_encoder_2(ids.to(device), output_hidden_states=False)[0]
+        text_ids = torch.zeros(states.shape[1], 3, device=device, dtype=self.text_encoder.dtype)
+        return {"encoder_hidden_states": states, "pooled_projections": pooled, "txt_ids": text_ids}
+
+    def initial_latents(
+        self, model: torch.nn.Module, count: int, size: int, generator: torch.Generator | None, device: torch.device
+    ) -> torch.Tensor:
+        from diffusers import FluxPipeline
+
+        channels = int(model.config.in_channels) // 4
+        latents = torch.randn((count, channels, size, size), generator=generator, device=device)
+        self.image_ids = FluxPipeline._prepare_latent_image_ids(count, size // 2, size // 2, device, latents.dtype)
+        return FluxPipeline._pack_latents(latents, count, channels, size, size)
+
+    def set_timesteps(self, steps: int, size: int, device: torch.device) -> torch.Tensor:
+        import numpy as np
+        from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+
+        config = self.scheduler.config
+        sigmas = None if config.get("use_flow_sigmas") else np.linspace(1.0, 1 / steps, steps)
+        mu = calculate_shift(
+            (size // 2) ** 2,
+            config.get("base_image_seq_len", 256),
+            config.get("max_image_seq_len", 4096),
+            config.get("base_shift", 0.5),
+            config.get("max_shift", 1.15),
+        )
+        if sigmas is None:
+            self.scheduler.set_timesteps(steps, device=device, mu=mu)
+        else:
+            self.scheduler.set_timesteps(sigmas=sigmas, device=device, mu=mu)
+        self.scheduler.set_begin_index(0)
+        return self.scheduler.timesteps
+
+    def predict(self, model: torch.nn.Module, latents: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]):  # noqa: ANN201
+        count = latents.shape[0]
+        return self._call(model, latents, t.expand(count).to(latents.dtype) / 1000, cond)
+
+    def _call(self, model: torch.nn.Module, latents: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]):  # noqa: ANN202
+        guidance = None
+        if self.guidance_embeds:
+            guidance = torch.full([1], self.guidance, device=latents.device, dtype=torch.float32)
+            guidance = guidance.expand(latents.shape[0])
+        return model(hidden_states=latents, timestep=t, guidance=guidance, img_ids=self.image_ids, **cond).sample
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        from diffusers import FluxPipeline
+
+        side = self.size
+        unpacked = FluxPipeline._unpack_latents(latents, side, side, self.vae_scale_factor)
+        config = self.vae.config
+        return self.vae.decode(unpacked / config.scaling_factor + config.shift_factor).sample
+
+    def encode_images(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        from diffusers import FluxPipeline
+
+        latents = super().encode_images(images, generator)
+        count, channels, height, width = latents.shape
+        self.image_ids = FluxPipeline._prepare_latent_image_ids(
+            count, height // 2, width // 2, latents.device, latents.dtype
+        )
+        return FluxPipeline._pack_latents(latents, count, channels, height, width)
+
+    def pretrain_predict(self, model: torch.nn.Module, noisy: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]):  # noqa: ANN201
+        return self._call(model, noisy, t.to(noisy.dtype) / 1000, cond)
+
+    def save_extra(self) -> dict[str, Any]:
+        return {}
+
+
 FAMILIES: dict[str, type[StableDiffusion]] = {
-    family.pipeline_class: family for family in (StableDiffusion, StableDiffusionXL, StableDiffusion3)
+    family.pipeline_class: family for family in (StableDiffusion, StableDiffusionXL, StableDiffusion3, Flux)
 }
 
 

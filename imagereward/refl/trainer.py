@@ -122,6 +122,7 @@ class ReFLTrainer:
         self.vae, self.scheduler = family.vae, family.scheduler
         unet = family.load_model()
         self.latent_size = family.latent_size(unet, config.latent_size)
+        family.guidance = config.guidance_scale  # a guidance-distilled model's embedded guidance (Flux)
         if config.lora_rank is not None:  # the original SDXL-LoRA script's adapters, on this UNet
             from peft import LoraConfig
 
@@ -205,7 +206,7 @@ class ReFLTrainer:
         family = self.family
         with self.accelerator.accumulate(self.unet):
             cond = family.conditioning(prompts, device)
-            uncond = family.unconditional(len(prompts), device) if config.guidance_scale != 1.0 else None
+            uncond = self._unconditional(len(prompts))
             rng_state = (generator.get_state() if generator is not None else torch.get_rng_state()).clone()
             model = self.accelerator.unwrap_model(self.unet)
             latents = family.initial_latents(model, len(prompts), self.latent_size, generator, device)
@@ -265,7 +266,7 @@ class ReFLTrainer:
         family, device = self.family, self.accelerator.device
         model = self.accelerator.unwrap_model(self.unet)
         cond = family.conditioning(prompts, device)
-        uncond = family.unconditional(len(prompts), device) if self.config.guidance_scale != 1.0 else None
+        uncond = self._unconditional(len(prompts))
         latents = family.initial_latents(model, len(prompts), self.latent_size, generator, device)
         timesteps = family.set_timesteps(self.config.num_inference_steps, self.latent_size, device)
         was_training = model.training
@@ -338,6 +339,13 @@ class ReFLTrainer:
         self.lr_scheduler.step()
         self.optimizer.zero_grad()
         return grad_norm
+
+    def _unconditional(self, count: int) -> dict[str, Any] | None:
+        """The unconditional conditions classifier-free guidance needs (None: no guidance, or a model that embeds
+        its guidance instead)."""
+        if self.config.guidance_scale == 1.0 or not self.family.true_cfg:
+            return None
+        return self.family.unconditional(count, self.accelerator.device)
 
     def _noise(
         self, latents: torch.Tensor, t: torch.Tensor, cond: dict[str, Any], uncond: dict[str, Any] | None
