@@ -51,47 +51,13 @@ MID = Path.home() / ".cache" / "imagereward-bench" / "refl-mid"
 
 
 def build_mid(folder: Path) -> Path:
-    """The mid-size pipeline (see the module doc), saved once."""
-    import shutil
-
-    import torch
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+    """The mid-size pipeline (see the module doc), built once (`refl_sd15_cost.build_pipeline` at 0.6 of SD 1.5's
+    UNet widths, with a three-block VAE)."""
+    from refl_sd15_cost import build_pipeline
 
     if (folder / "model_index.json").is_file():
         return folder
-    torch.manual_seed(0)
-    tiny = ROOT / "tests" / "fixtures" / "refl" / "pipeline"
-    for part in ("tokenizer", "scheduler"):
-        shutil.copytree(tiny / part, folder / part)
-    UNet2DConditionModel(
-        sample_size=64,
-        cross_attention_dim=768,
-        attention_head_dim=8,
-        block_out_channels=(192, 384, 768, 768),
-        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-    ).save_pretrained(folder / "unet")
-    AutoencoderKL(
-        block_out_channels=(128, 256, 512),
-        down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3,
-        layers_per_block=2,
-        latent_channels=4,
-        sample_size=256,
-    ).save_pretrained(folder / "vae")
-    text = CLIPTextConfig(
-        vocab_size=770,
-        hidden_size=768,
-        intermediate_size=3072,
-        num_hidden_layers=12,
-        num_attention_heads=12,
-        max_position_embeddings=77,
-        hidden_act="quick_gelu",
-    )
-    CLIPTextModel(text).save_pretrained(folder / "text_encoder")
-    shutil.copy(tiny / "model_index.json", folder / "model_index.json")  # last: marks the folder whole
-    return folder
+    return build_pipeline(folder, unet_widths=(192, 384, 768, 768), vae_widths=(128, 256, 512))
 
 
 def ours(pipeline: str, steps: int, threads: int, checkpointing: bool, batch: int, device: str) -> dict:

@@ -31,9 +31,17 @@ from machine import describe  # noqa: E402
 MID = 35
 
 
-def build_pipeline(folder: Path) -> None:
-    """SD 1.5's parts with random weights, saved as a diffusers folder (the tiny pipeline's tokenizer and
-    scheduler: they do not change the cost)."""
+SD15_UNET = (320, 640, 1280, 1280)
+SD15_VAE = (128, 256, 512, 512)
+
+
+def build_pipeline(
+    folder: Path, unet_widths: tuple[int, ...] = SD15_UNET, vae_widths: tuple[int, ...] = SD15_VAE
+) -> Path:
+    """SD 1.5's parts with random weights (the UNet's and the VAE's widths as given: SD 1.5's by default), saved
+    as a diffusers folder with the tiny pipeline's tokenizer and scheduler (they do not change the cost); the
+    VAE makes 64 x 64 latents into `64 * 2 ** (len(vae_widths) - 1)` px. `model_index.json` is written last, so a
+    folder that has it is whole."""
     import shutil
 
     import torch
@@ -44,22 +52,21 @@ def build_pipeline(folder: Path) -> None:
     tiny = ROOT / "tests" / "fixtures" / "refl" / "pipeline"
     for part in ("tokenizer", "scheduler"):
         shutil.copytree(tiny / part, folder / part)
-    shutil.copy(tiny / "model_index.json", folder / "model_index.json")
     UNet2DConditionModel(
         sample_size=64,
         cross_attention_dim=768,
         attention_head_dim=8,
-        block_out_channels=(320, 640, 1280, 1280),
+        block_out_channels=unet_widths,
         down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
         up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
     ).save_pretrained(folder / "unet")
     AutoencoderKL(
-        block_out_channels=(128, 256, 512, 512),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=vae_widths,
+        down_block_types=("DownEncoderBlock2D",) * len(vae_widths),
+        up_block_types=("UpDecoderBlock2D",) * len(vae_widths),
         layers_per_block=2,
         latent_channels=4,
-        sample_size=512,
+        sample_size=64 * 2 ** (len(vae_widths) - 1),
     ).save_pretrained(folder / "vae")
     config = CLIPTextConfig(
         vocab_size=770,
@@ -71,6 +78,8 @@ def build_pipeline(folder: Path) -> None:
         hidden_act="quick_gelu",
     )
     CLIPTextModel(config).save_pretrained(folder / "text_encoder")
+    shutil.copy(tiny / "model_index.json", folder / "model_index.json")
+    return folder
 
 
 def child(folder: str, reward: str, checkpointing: bool, threads: int, device: str, batch: int) -> dict:

@@ -72,6 +72,15 @@ def letterbox(x: torch.Tensor, size: int) -> torch.Tensor:
     return x
 
 
+def _check_generator_images(images: torch.Tensor) -> None:
+    """Raises ValueError unless `images` is a float (B, 3, H, W) tensor (a generator's output in [0, 1])."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a float tensor (B, 3, H, W) in [0, 1], got {shape}")
+    if not images.is_floating_point():
+        raise ValueError(f"images must be floats in [0, 1] (as a VAE decodes them), got {images.dtype}")
+
+
 def tensor_pixels(images: torch.Tensor, preprocessing: Preprocessing) -> torch.Tensor:
     """A judge's preprocessing on float images (B, 3, H, W) in [0, 1] (a VAE's output), differentiably, for
     reward-feedback training: float (B, 3, size, size) in about [0, 1], which the judge normalises.
@@ -85,11 +94,7 @@ def tensor_pixels(images: torch.Tensor, preprocessing: Preprocessing) -> torch.T
     Raises:
         ValueError: not a float (B, 3, H, W) tensor.
     """
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
-        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"images must be a float tensor (B, 3, H, W) in [0, 1], got {shape}")
-    if not images.is_floating_point():
-        raise ValueError(f"images must be floats in [0, 1] (as a VAE decodes them), got {images.dtype}")
+    _check_generator_images(images)
     size = preprocessing.size
     if preprocessing.kind == LETTERBOX:
         return letterbox(images, size)
@@ -206,11 +211,7 @@ def generator_pixels(images: torch.Tensor, size: int = 224) -> torch.Tensor:
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as TF
 
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
-        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"images must be a float tensor (B, 3, H, W) in [0, 1], got {shape}")
-    if not images.is_floating_point():
-        raise ValueError(f"images must be floats in [0, 1] (as a VAE decodes them), got {images.dtype}")
+    _check_generator_images(images)
     x = TF.resize(images, [size], interpolation=InterpolationMode.BICUBIC, antialias=True)
     x = TF.center_crop(x, [size, size])
     return TF.normalize(x, list(imgs.IMAGE_MEAN), list(imgs.IMAGE_STD))

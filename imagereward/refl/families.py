@@ -242,9 +242,6 @@ class StableDiffusionXL(StableDiffusion):
         added = {"text_embeds": pooled, "time_ids": time_ids.repeat(states.shape[0], 1)}
         return {"encoder_hidden_states": states, "added_cond_kwargs": added}
 
-    def lora_argument(self) -> str:
-        return "unet_lora_layers"
-
     def save_extra(self) -> dict[str, Any]:
         return {}
 
